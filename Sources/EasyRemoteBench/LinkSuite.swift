@@ -1,0 +1,50 @@
+import Foundation
+import NodeComm
+import NodeCommGRPC
+
+/// `link`: two nodes over one gRPC link on loopback.
+enum LinkSuite {
+  static func run(_ settings: BenchSettings) async throws -> [BenchResult] {
+    let config = NodeConfig.defaults {
+      $0.transport = TransportConfig(mode: .grpc, host: "127.0.0.1", port: 0)
+      $0.shutdownGracePeriod = .milliseconds(100)
+    }
+    let server = Node(id: "bench-server", config: config)
+    server.register("echo") { payload, _ in payload }
+    try await server.start()
+    var clientConfig = config
+    clientConfig.transport.listen = false
+    let client = Node(id: "bench-client", config: clientConfig)
+    try await client.start()
+    try await client.connect(to: "bench-server", at: server.listeningAddress!)
+
+    var results: [BenchResult] = []
+    let small = Payload.raw(Data(repeating: 1, count: 16))
+    var latencies = Latencies(capacity: settings.iterations)
+    for round in 0..<(settings.iterations + 300) {
+      let start = ContinuousClock.now
+      _ = try await client.call("bench-server", "echo", payload: small)
+      if round >= 300 { latencies.append(ContinuousClock.now - start) }
+    }
+    results.append(latencies.result("link.call.sequential"))
+    for concurrency in [1, 16, 64] {
+      let rate = try await throughput(concurrency: concurrency, duration: settings.duration) {
+        _ = try await client.call("bench-server", "echo", payload: small)
+      }
+      results.append(BenchResult(name: "link.call.inflight_\(concurrency)", ops_per_s: rate))
+    }
+    let large = Payload.raw(Data(repeating: 3, count: 1 << 20))
+    let rate = try await throughput(concurrency: 1, duration: settings.duration) {
+      _ = try await client.call("bench-server", "echo", payload: large)
+    }
+    results.append(BenchResult(name: "link.echo_1MiB", ops_per_s: rate, mb_per_s: rate * 1.048576))
+    let rate4 = try await throughput(concurrency: 4, duration: settings.duration) {
+      _ = try await client.call("bench-server", "echo", payload: large)
+    }
+    results.append(BenchResult(name: "link.echo_1MiB.inflight_4", ops_per_s: rate4, mb_per_s: rate4 * 1.048576))
+    results.append(BenchResult(name: "link.process", rss_mb: residentMegabytes()))
+    await client.stop()
+    await server.stop()
+    return results
+  }
+}

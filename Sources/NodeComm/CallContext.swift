@@ -1,0 +1,30 @@
+/// What a handler knows about the call it serves.
+public struct CallContext: Sendable {
+  /// The id of the node that made the call.
+  public let callerID: String
+  /// The method being called.
+  public let method: String
+  /// Metadata sent with the call (interceptors add to it, for example a token).
+  public let metadata: [String: String]
+  /// When the caller gives up; nil when it set no timeout.
+  ///
+  /// When the deadline passes the caller sends a cancel and the handler's task is cancelled:
+  /// check `Task.isCancelled` or use cancellation-aware awaits.
+  public let deadline: ContinuousClock.Instant?
+  /// True for notifications: nobody waits for the result.
+  public let isNotification: Bool
+
+  public init(
+    callerID: String, method: String, metadata: [String: String] = [:],
+    deadline: ContinuousClock.Instant? = nil, isNotification: Bool = false
+  ) {
+    self.callerID = callerID
+    self.method = method
+    self.metadata = metadata
+    self.deadline = deadline
+    self.isNotification = isNotification
+  }
+
+  /// Time left before the deadline, nil when there is none.
+  public var remaining: Duration? { deadline.map { $0 - .now } }
+}

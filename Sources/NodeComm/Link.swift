@@ -1,0 +1,585 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// One link to a peer: calls in both directions multiplexed over one ``LinkChannel``.
+///
+/// State lives in one `Mutex<State>`; three loops run per link: the reader (the channel's
+/// `read`), the writer (drains the outbox into batches) and the heartbeat. The link never
+/// blocks a caller on I/O: `call` registers a continuation and queues frames, the writer sends
+/// whatever is ready as one batch.
+final class Link: Sendable {
+  enum Role { case dialer, listener }
+
+  let node: Node
+  let channel: any LinkChannel
+  let role: Role
+  private let state: Mutex<State>
+
+  init(node: Node, channel: any LinkChannel, role: Role) {
+    self.node = node
+    self.channel = channel
+    self.role = role
+    self.state = Mutex(State(lastReceived: .now))
+  }
+
+  /// The peer's node id, known once the handshake is done.
+  var peerID: String? { state.withLock { $0.peerID } }
+
+  var inFlightHandlers: Int { state.withLock { $0.handlers.count } }
+
+  // MARK: - Running
+
+  /// Runs the link until it ends, then tells the node.
+  func run() async {
+    let reason: String = await withTaskGroup(of: Void.self) { group in
+      group.addTask { await self.writerLoop() }
+      if node.config.heartbeat.enabled {
+        group.addTask { await self.heartbeatLoop() }
+      }
+      var reason = "closed by peer"
+      do {
+        try await channel.read { batch in self.receive(batch) }
+      } catch {
+        reason = "link failed: \(error)"
+      }
+      let final = self.terminate(reason: reason, error: nil)
+      group.cancelAll()
+      return final
+    }
+    await channel.close()
+    node.linkEnded(self, reason: reason)
+  }
+
+  /// Sends HELLO and waits for the peer's; returns the peer's node id.
+  func handshake(timeout: Duration) async throws -> String {
+    enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros()))
+    return try await withThrowingTaskGroup(of: String.self) { group in
+      group.addTask {
+        try await withCheckedThrowingContinuation { continuation in
+          let immediate: Result<String, NodeError>? = self.state.withLock { state in
+            if let peerID = state.peerID { return .success(peerID) }
+            if let reason = state.closedReason {
+              return .failure(NodeError(code: .connectFailed, message: "link closed during handshake: \(reason)"))
+            }
+            state.helloWaiter = continuation
+            return nil
+          }
+          if let immediate { continuation.resume(with: immediate) }
+        }
+      }
+      group.addTask {
+        try await Task.sleep(for: timeout)
+        throw NodeError(code: .connectFailed, message: "no handshake from \(self.channel.remoteDescription) within \(timeout)")
+      }
+      defer { group.cancelAll() }
+      do {
+        return try await group.next()!
+      } catch {
+        self.terminate(reason: "handshake failed", error: nil)
+        await self.channel.close()
+        throw error
+      }
+    }
+  }
+
+  // MARK: - Outbound calls
+
+  /// Sends a request and waits for its response.
+  func call(
+    method: String, payload: Payload, metadata: [String: String], timeout: Duration?, target: String
+  ) async throws -> Payload {
+    let limit = node.config.limits.maxPayloadSize
+    if payload.data.count > limit {
+      throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
+    }
+    let id = state.withLock { $0.allocateID() }
+    return try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Payload, any Error>) in
+        let request = Frame(
+          id: id, type: .request, method: method, source: node.id, target: target, payload: payload.data,
+          serializer: payload.serializer, timestampMicros: Frame.nowMicros(), metadata: metadata,
+          timeoutMicros: timeout.map { $0.microseconds } ?? 0)
+        let outcome: (NodeError?, Wakeup?) = state.withLock { state in
+          if let error = state.refusal(peer: target, method: method) { return (error, nil) }
+          if Task.isCancelled {
+            return (NodeError(code: .cancelled, message: "call to '\(method)' was cancelled", nodeID: target, method: method), nil)
+          }
+          var timer: Task<Void, Never>?
+          if let timeout {
+            timer = Task { [weak self] in
+              guard (try? await Task.sleep(for: timeout)) != nil else { return }
+              self?.abandon(id, error: .timedOut(target, method: method, after: timeout))
+            }
+          }
+          state.pending[id] = PendingCall(continuation: continuation, method: method, timer: timer)
+          return (nil, state.enqueue(request, chunkSize: node.config.limits.chunkSize))
+        }
+        if let error = outcome.0 { continuation.resume(throwing: error) }
+        outcome.1?.resume()
+      }
+    } onCancel: {
+      self.abandon(id, error: NodeError(code: .cancelled, message: "call to '\(method)' was cancelled", nodeID: target, method: method))
+    }
+  }
+
+  /// Sends a notification; returns once it is queued.
+  func notify(method: String, payload: Payload, metadata: [String: String], target: String) throws {
+    let limit = node.config.limits.maxPayloadSize
+    if payload.data.count > limit {
+      throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
+    }
+    let (error, wakeup): (NodeError?, Wakeup?) = state.withLock { state in
+      if let error = state.refusal(peer: target, method: method) { return (error, nil) }
+      let frame = Frame(
+        id: state.allocateID(), type: .notify, method: method, source: node.id, target: target,
+        payload: payload.data, serializer: payload.serializer, timestampMicros: Frame.nowMicros(), metadata: metadata)
+      return (nil, state.enqueue(frame, chunkSize: node.config.limits.chunkSize))
+    }
+    if let error { throw error }
+    wakeup?.resume()
+  }
+
+  /// Gives up on an outbound call: fails it and tells the peer to cancel the handler.
+  private func abandon(_ id: UInt64, error: NodeError) {
+    let (pending, wakeup) = state.withLock { state -> (PendingCall?, Wakeup?) in
+      guard let pending = state.pending.removeValue(forKey: id) else { return (nil, nil) }
+      guard state.closedReason == nil else { return (pending, nil) }
+      let cancel = Frame(id: state.allocateID(), type: .cancel, correlationID: id)
+      return (pending, state.enqueue(cancel, chunkSize: node.config.limits.chunkSize))
+    }
+    guard let pending else { return }
+    pending.timer?.cancel()
+    wakeup?.resume()
+    pending.continuation.resume(throwing: error)
+  }
+
+  // MARK: - Inbound
+
+  /// Handles one batch from the reader. Runs on the reader's task; never suspends.
+  private func receive(_ batch: [Frame]) {
+    let now = ContinuousClock.now
+    state.withLock { $0.lastReceived = now }
+    for frame in batch {
+      if frame.chunk != nil {
+        if let whole = reassemble(frame) { process(whole) }
+      } else {
+        process(frame)
+      }
+    }
+  }
+
+  /// Collects the pieces of a chunked payload; returns the whole frame after the last piece.
+  private func reassemble(_ piece: Frame) -> Frame? {
+    guard let chunk = piece.chunk else { return piece }
+    let limit = node.config.limits.maxPayloadSize
+    enum Step { case wait, whole(Frame), tooLarge(Frame) }
+    let step: Step = state.withLock { state in
+      if chunk.index == 0 {
+        if chunk.totalSize > UInt64(limit) {
+          state.discarding.insert(piece.id)
+          if chunk.last { state.discarding.remove(piece.id) }
+          return .tooLarge(piece)
+        }
+        var header = piece
+        header.chunk = nil
+        var data = Data()
+        data.reserveCapacity(Int(chunk.totalSize))
+        data.append(piece.payload)
+        header.payload = data
+        if chunk.last { return .whole(header) }
+        state.partial[piece.id] = header
+        return .wait
+      }
+      if state.discarding.contains(piece.id) {
+        if chunk.last { state.discarding.remove(piece.id) }
+        return .wait
+      }
+      guard var header = state.partial[piece.id] else { return .wait }
+      state.partial[piece.id] = nil  // avoid a copy while appending
+      header.payload.append(piece.payload)
+      if header.payload.count > limit {
+        if !chunk.last { state.discarding.insert(piece.id) }
+        return .tooLarge(header)
+      }
+      if chunk.last { return .whole(header) }
+      state.partial[piece.id] = header
+      return .wait
+    }
+    switch step {
+    case .wait: return nil
+    case .whole(let frame): return frame
+    case .tooLarge(let header):
+      rejectOversized(header, size: Int(chunk.totalSize), limit: limit)
+      return nil
+    }
+  }
+
+  private func rejectOversized(_ header: Frame, size: Int, limit: Int) {
+    let error = NodeError.payloadTooLarge(size: size, limit: limit, method: header.method)
+    node.logger.warning(
+      "dropped an oversized payload", metadata: ["peer": "\(peerID ?? "?")", "size": "\(size)", "limit": "\(limit)"])
+    switch header.type {
+    case .request:
+      var refused = error
+      refused.nodeID = node.id
+      send(Frame(type: .response, source: node.id, correlationID: header.id, error: refused.info))
+    case .response:
+      if let pending = state.withLock({ $0.pending.removeValue(forKey: header.correlationID) }) {
+        pending.timer?.cancel()
+        var received = error
+        received.nodeID = peerID
+        received.method = pending.method
+        received.message = "the response " + error.message
+        pending.continuation.resume(throwing: received)
+      }
+    default:
+      break
+    }
+  }
+
+  private func process(_ frame: Frame) {
+    switch frame.type {
+    case .hello:
+      acceptHello(frame)
+    case .request, .notify:
+      startHandler(for: frame)
+    case .response:
+      let pending = state.withLock { $0.pending.removeValue(forKey: frame.correlationID) }
+      guard let pending else { return }  // abandoned (timed out or cancelled) before the answer came
+      pending.timer?.cancel()
+      if let info = frame.error {
+        pending.continuation.resume(throwing: NodeError(remote: info, nodeID: frame.source.isEmpty ? (peerID ?? "") : frame.source, method: pending.method))
+      } else {
+        pending.continuation.resume(returning: Payload(data: frame.payload, serializer: frame.serializer))
+      }
+    case .cancel:
+      let task = state.withLock { $0.handlers.removeValue(forKey: frame.correlationID) }
+      task?.cancel()
+      if task != nil { signalDrainIfIdle() }
+    case .goodbye:
+      state.withLock { $0.peerStopping = true }
+    case .heartbeat:
+      break
+    case .streamItem, .streamEnd, .credit:
+      node.logger.debug("ignored a stream frame: streams are not served by this node", metadata: ["peer": "\(peerID ?? "?")"])
+    }
+  }
+
+  private func acceptHello(_ frame: Frame) {
+    let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<String, any Error>?) in
+      guard state.peerID == nil else { return (false, nil) }
+      state.peerID = frame.source
+      let waiter = state.helloWaiter
+      state.helloWaiter = nil
+      return (true, waiter)
+    }
+    guard first else { return }
+    if role == .listener {
+      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros()))
+      node.linkEstablished(self, peerID: frame.source)
+    }
+    waiter?.resume(returning: frame.source)
+  }
+
+  private func startHandler(for frame: Frame) {
+    state.withLock { state in
+      guard state.closedReason == nil else { return }
+      state.handlers[frame.id] = Task {
+        let result = await self.node.serve(frame, peerID: self.peerID ?? frame.source)
+        self.finishHandler(frame, result: result)
+      }
+    }
+  }
+
+  private func finishHandler(_ request: Frame, result: Result<Payload, NodeError>) {
+    let stillWanted = state.withLock { $0.handlers.removeValue(forKey: request.id) != nil }
+    defer { signalDrainIfIdle() }
+    guard stillWanted, request.type == .request else { return }
+    var response = Frame(type: .response, source: node.id, correlationID: request.id)
+    switch result {
+    case .success(let payload):
+      let limit = node.config.limits.maxPayloadSize
+      if payload.data.count > limit {
+        var error = NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: request.method)
+        error.message = "the result " + error.message
+        error.nodeID = node.id
+        response.error = error.info
+      } else {
+        response.payload = payload.data
+        response.serializer = payload.serializer
+      }
+    case .failure(let error):
+      response.error = error.info
+    }
+    send(response)
+  }
+
+  /// Answers every handler still running with `error` and cancels it (used by `Node.stop`).
+  func abortHandlers(with error: NodeError) {
+    let tasks = state.withLock { state -> [(UInt64, Task<Void, Never>)] in
+      let all = Array(state.handlers)
+      state.handlers.removeAll()
+      return all
+    }
+    for (id, task) in tasks {
+      task.cancel()
+      send(Frame(type: .response, source: node.id, correlationID: id, error: error.info))
+    }
+  }
+
+  /// Fails every outbound call still waiting on this link with `error` (used by `Node.stop`).
+  func terminatePendingCalls(with error: NodeError) {
+    let pending = state.withLock { state in
+      defer { state.pending.removeAll() }
+      return Array(state.pending.values)
+    }
+    for call in pending {
+      call.timer?.cancel()
+      var failure = error
+      failure.method = call.method
+      call.continuation.resume(throwing: failure)
+    }
+  }
+
+  /// Returns when no inbound handler is running.
+  func drained() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let idle = state.withLock { state -> Bool in
+        if state.handlers.isEmpty || state.closedReason != nil { return true }
+        state.drainWaiters.append(continuation)
+        return false
+      }
+      if idle { continuation.resume() }
+    }
+  }
+
+  private func signalDrainIfIdle() {
+    let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+      guard state.handlers.isEmpty else { return [] }
+      defer { state.drainWaiters.removeAll() }
+      return state.drainWaiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  // MARK: - Sending
+
+  /// Queues a frame (assigning its id) and wakes the writer.
+  func send(_ frame: Frame) { enqueue(frame) }
+
+  private func enqueue(_ frame: Frame) {
+    let wakeup = state.withLock { state -> Wakeup? in
+      guard state.closedReason == nil else { return nil }
+      var frame = frame
+      frame.id = state.allocateID()
+      return state.enqueue(frame, chunkSize: node.config.limits.chunkSize)
+    }
+    wakeup?.resume()
+  }
+
+  private func writerLoop() async {
+    let budget = max(node.config.limits.chunkSize * 4, 1 << 20)
+    while true {
+      let batch: [Frame]? = await withCheckedContinuation { continuation in
+        let ready = state.withLock { state -> [Frame]?? in
+          if let batch = state.takeBatch(budget: budget) { return .some(batch) }
+          if state.closing || state.closedReason != nil { return .some(nil) }
+          state.writer = WriterWaiter(continuation: continuation, budget: budget)
+          return nil
+        }
+        if let ready { continuation.resume(returning: ready) }
+      }
+      guard let batch else { break }
+      do {
+        try await channel.write(batch)
+      } catch {
+        terminate(reason: "write failed: \(error)", error: nil)
+        break
+      }
+    }
+    // Either drained for a graceful close or the link is gone: end the channel so the reader returns.
+    await channel.close()
+  }
+
+  private func heartbeatLoop() async {
+    let config = node.config.heartbeat
+    let tick = min(config.interval, config.timeout / 4)
+    var lastSent = ContinuousClock.now
+    while !Task.isCancelled {
+      guard (try? await Task.sleep(for: tick)) != nil else { return }
+      let now = ContinuousClock.now
+      if now - lastSent >= config.interval {
+        enqueue(Frame(type: .heartbeat, source: node.id, timestampMicros: Frame.nowMicros()))
+        lastSent = now
+      }
+      let silent = now - state.withLock { $0.lastReceived }
+      if silent > config.timeout {
+        terminate(reason: "heartbeat timeout (nothing received for \(silent))", error: nil)
+        await channel.close()
+        return
+      }
+    }
+  }
+
+  // MARK: - Closing
+
+  /// Tells the peer this node takes no new calls.
+  func sendGoodbye() {
+    enqueue(Frame(type: .goodbye, source: node.id, timestampMicros: Frame.nowMicros()))
+  }
+
+  /// Closes gracefully: queued frames are sent first, then the channel is closed.
+  func closeGracefully() {
+    let writer = state.withLock { state -> WriterWaiter? in
+      state.closing = true
+      defer { state.writer = nil }
+      return state.writer
+    }
+    writer?.continuation.resume(returning: nil)
+  }
+
+  /// Closes now: fails every pending call, cancels every handler. The first reason wins.
+  @discardableResult
+  func terminate(reason: String, error: NodeError?) -> String {
+    let (final, pending, handlers, writer, helloWaiter, drainWaiters) = state.withLock { state in
+      if let existing = state.closedReason {
+        return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>]())
+      }
+      state.closedReason = reason
+      defer {
+        state.pending.removeAll()
+        state.handlers.removeAll()
+        state.writer = nil
+        state.helloWaiter = nil
+        state.drainWaiters.removeAll()
+        state.partial.removeAll()
+        state.outbox.removeAll()
+        state.bulk.removeAll()
+      }
+      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, state.drainWaiters)
+    }
+    let peer = peerID ?? channel.remoteDescription
+    for call in pending {
+      call.timer?.cancel()
+      var failure = error ?? NodeError(code: .connectionLost, message: "link to node '\(peer)' lost: \(final)")
+      failure.nodeID = peer
+      failure.method = call.method
+      call.continuation.resume(throwing: failure)
+    }
+    for task in handlers { task.cancel() }
+    writer?.continuation.resume(returning: nil)
+    helloWaiter?.resume(throwing: NodeError(code: .connectFailed, message: "link closed during handshake: \(final)"))
+    for waiter in drainWaiters { waiter.resume() }
+    return final
+  }
+}
+
+// MARK: - State
+
+extension Link {
+  struct PendingCall {
+    let continuation: CheckedContinuation<Payload, any Error>
+    let method: String
+    let timer: Task<Void, Never>?
+  }
+
+  struct WriterWaiter {
+    let continuation: CheckedContinuation<[Frame]?, Never>
+    let budget: Int
+  }
+
+  /// A writer to wake with a batch, returned from inside the lock and resumed outside it.
+  struct Wakeup {
+    let writer: WriterWaiter
+    let batch: [Frame]
+    func resume() { writer.continuation.resume(returning: batch) }
+  }
+
+  struct State {
+    var peerID: String?
+    var nextID: UInt64 = 1
+    var pending: [UInt64: PendingCall] = [:]
+    var handlers: [UInt64: Task<Void, Never>] = [:]
+    var partial: [UInt64: Frame] = [:]
+    var discarding: Set<UInt64> = []
+    var outbox: [Frame] = []
+    var bulk: [Frame] = []
+    var bulkHead = 0
+    var writer: WriterWaiter?
+    var helloWaiter: CheckedContinuation<String, any Error>?
+    var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    var lastReceived: ContinuousClock.Instant
+    var peerStopping = false
+    var closing = false
+    var closedReason: String?
+
+    init(lastReceived: ContinuousClock.Instant) { self.lastReceived = lastReceived }
+
+    mutating func allocateID() -> UInt64 {
+      defer { nextID &+= 1 }
+      return nextID
+    }
+
+    /// Why a new call cannot go out on this link, if it cannot.
+    func refusal(peer: String, method: String) -> NodeError? {
+      if closedReason != nil || closing { return .notConnected(peer, method: method) }
+      if peerStopping { return .stopping(peer, method: method) }
+      return nil
+    }
+
+    /// Queues a frame, split into pieces when large; returns the writer to wake, if waiting.
+    mutating func enqueue(_ frame: Frame, chunkSize: Int) -> Wakeup? {
+      if frame.payload.count > chunkSize {
+        let total = frame.payload.count
+        var offset = frame.payload.startIndex
+        var index: UInt32 = 0
+        while offset < frame.payload.endIndex {
+          let end = min(offset + chunkSize, frame.payload.endIndex)
+          var piece: Frame
+          if index == 0 {
+            piece = frame
+            piece.payload = frame.payload[offset..<end]
+          } else {
+            piece = Frame(id: frame.id, type: frame.type, payload: frame.payload[offset..<end])
+          }
+          piece.chunk = Frame.Chunk(index: index, last: end == frame.payload.endIndex, totalSize: UInt64(total))
+          bulk.append(piece)
+          offset = end
+          index += 1
+        }
+      } else {
+        outbox.append(frame)
+      }
+      guard let writer else { return nil }
+      self.writer = nil
+      guard let batch = takeBatch(budget: writer.budget) else { return nil }
+      return Wakeup(writer: writer, batch: batch)
+    }
+
+    /// Everything small that is ready, plus large pieces up to `budget` bytes.
+    mutating func takeBatch(budget: Int) -> [Frame]? {
+      if outbox.isEmpty && bulkHead == bulk.count { return nil }
+      var batch = outbox
+      outbox = []
+      var bytes = 0
+      while bulkHead < bulk.count, bytes == 0 || bytes + bulk[bulkHead].payload.count <= budget {
+        bytes += bulk[bulkHead].payload.count
+        batch.append(bulk[bulkHead])
+        bulkHead += 1
+      }
+      if bulkHead == bulk.count {
+        bulk.removeAll(keepingCapacity: true)
+        bulkHead = 0
+      }
+      return batch
+    }
+  }
+}
+
+extension Duration {
+  var microseconds: Int64 {
+    let (seconds, attoseconds) = components
+    return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+  }
+}

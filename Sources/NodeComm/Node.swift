@@ -1,0 +1,452 @@
+import Foundation
+public import Logging
+import Synchronization
+
+/// A peer of the node layer: registers methods, links to other nodes, calls them.
+///
+/// Every link carries calls both ways: when this node dials another, the other can call this
+/// one back on the same link, so a node behind NAT that dialed out is fully callable.
+///
+/// ```swift
+/// let transport = MemoryTransport()
+/// try await withNode(id: "b", transport: transport) { b in
+///   b.register("add") { (numbers: [Int], _) in numbers.reduce(0, +) }
+///   try await withNode(id: "a", transport: transport) { a in
+///     try await a.connect(to: "b", at: b.listeningAddress!)
+///     let sum: Int = try await a.call("b", "add", [1, 2, 3])
+///   }
+/// }
+/// ```
+public final class Node: Sendable {
+  /// A method implementation: gets the request payload and the call's context.
+  public typealias Handler = @Sendable (Payload, CallContext) async throws -> Payload
+
+  public let id: String
+  public let config: NodeConfig
+  public let serializers: SerializerRegistry
+  public let logger: Logger
+  let transport: any Transport
+  private let state: Mutex<State>
+
+  private enum Phase { case created, running, stopping, stopped }
+
+  private struct State {
+    var phase: Phase = .created
+    var links: [String: Link] = [:]
+    var handlers: [String: Handler] = [:]
+    var inbound: [any CallInterceptor] = []
+    var outbound: [any CallInterceptor] = []
+    var subscribers: [UInt64: (NodeEvent.Kind, @Sendable (NodeEvent) -> Void)] = [:]
+    var nextToken: UInt64 = 1
+    var listener: (any TransportListener)?
+    var unnamedLinks: [ObjectIdentifier: Link] = [:]
+  }
+
+  /// Creates a node; it takes no calls until ``start()``.
+  ///
+  /// - Parameters:
+  ///   - id: the node id; `config.nodeID` or a random one when nil.
+  ///   - config: settings; see ``NodeConfig``.
+  ///   - transport: what carries the links (``MemoryTransport``, or the gRPC transport of
+  ///     `NodeCommGRPC`).
+  public init(id: String? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil) {
+    let id = id ?? config.nodeID ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
+    self.id = id
+    var config = config
+    config.nodeID = id
+    self.config = config
+    self.transport = transport
+    self.serializers = SerializerRegistry(defaultName: config.serialization.defaultSerializer)
+    var logger = logger ?? Logger(label: "easyremote.node")
+    logger[metadataKey: "node"] = "\(id)"
+    if config.debug { logger.logLevel = .debug }
+    self.logger = logger
+    self.state = Mutex(State())
+  }
+
+  // MARK: - Methods
+
+  /// Registers (or replaces) the handler of `method`.
+  public func register(_ method: String, handler: @escaping Handler) {
+    state.withLock { $0.handlers[method] = handler }
+  }
+
+  /// Registers a typed handler: the request is decoded as `Request`, the result encoded with
+  /// the serializer the request came in.
+  public func register<Request: Decodable & SendableMetatype, Response: Encodable & SendableMetatype>(
+    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
+  ) {
+    let serializers = self.serializers
+    register(method) { payload, context in
+      let request = try serializers.decode(Request.self, from: payload, method: method)
+      let response = try await handler(request, context)
+      let answerWith = payload.serializer == RawSerializer.name ? nil : payload.serializer
+      return try serializers.encode(response, method: method, explicit: answerWith)
+    }
+  }
+
+  /// Removes the handler of `method`; later calls fail with `methodNotFound`.
+  public func unregister(_ method: String) {
+    state.withLock { $0.handlers[method] = nil }
+  }
+
+  /// The names of the registered methods.
+  public var methods: [String] { state.withLock { $0.handlers.keys.sorted() } }
+
+  // MARK: - Interceptors and events
+
+  /// Adds an interceptor to the inbound path, the outbound path or both.
+  /// Interceptors run in the order they were added, the first outermost.
+  public func addInterceptor(_ interceptor: any CallInterceptor, paths: InterceptorPaths = .both) {
+    state.withLock { state in
+      if paths.contains(.inbound) { state.inbound.append(interceptor) }
+      if paths.contains(.outbound) { state.outbound.append(interceptor) }
+    }
+  }
+
+  /// Calls `handler` for each event of `kind`; returns a token for ``off(_:)``.
+  @discardableResult
+  public func on(_ kind: NodeEvent.Kind, _ handler: @escaping @Sendable (NodeEvent) -> Void) -> EventToken {
+    state.withLock { state in
+      let token = state.nextToken
+      state.nextToken += 1
+      state.subscribers[token] = (kind, handler)
+      return EventToken(value: token)
+    }
+  }
+
+  /// Removes a subscription made with ``on(_:_:)``.
+  public func off(_ token: EventToken) {
+    _ = state.withLock { $0.subscribers.removeValue(forKey: token.value) }
+  }
+
+  private func emit(_ event: NodeEvent) {
+    let handlers = state.withLock { state in
+      state.subscribers.sorted { $0.key < $1.key }.compactMap { $0.value.0 == event.kind ? $0.value.1 : nil }
+    }
+    for handler in handlers { handler(event) }
+  }
+
+  // MARK: - Lifecycle
+
+  /// Starts the node: it listens for links when `config.transport.listen` is true.
+  ///
+  /// - Throws: when the transport cannot listen (for example, the port is taken).
+  public func start() async throws {
+    let shouldListen = try state.withLock { state -> Bool in
+      guard state.phase == .created else {
+        throw NodeError(code: .invalidState, message: "node '\(id)' was already started")
+      }
+      state.phase = .running
+      return config.transport.listen
+    }
+    guard shouldListen else { return }
+    do {
+      let listener = try await transport.listen(
+        host: config.transport.host, port: config.transport.port, name: id
+      ) { [self] channel in
+        await self.accept(channel)
+      }
+      state.withLock { $0.listener = listener }
+      logger.info("node listening", metadata: ["address": "\(listener.address)"])
+    } catch {
+      state.withLock { $0.phase = .stopped }
+      throw NodeError(code: .connectFailed, message: "node '\(id)' cannot listen: \(error)")
+    }
+  }
+
+  /// The address peers dial to reach this node, once started with listening on.
+  public var listeningAddress: String? { state.withLock { $0.listener?.address } }
+
+  /// Whether the node is started and not stopping.
+  public var isRunning: Bool { state.withLock { $0.phase == .running } }
+
+  /// Stops the node.
+  ///
+  /// New inbound calls are refused with `nodeStopping` and peers are told so; calls in flight
+  /// get up to `gracePeriod` (default `config.shutdownGracePeriod`) to finish, then are
+  /// cancelled and answered with `nodeStopping`. Pending outbound calls fail with
+  /// `nodeStopping`. Then every link and the listener close.
+  public func stop(gracePeriod: Duration? = nil) async {
+    let links = state.withLock { state -> [Link]? in
+      guard state.phase == .running || state.phase == .created else { return nil }
+      state.phase = .stopping
+      return Array(state.links.values) + Array(state.unnamedLinks.values)
+    }
+    guard let links else { return }
+    for link in links { link.sendGoodbye() }
+    let grace = gracePeriod ?? config.shutdownGracePeriod
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        await withTaskGroup(of: Void.self) { drains in
+          for link in links { drains.addTask { await link.drained() } }
+        }
+      }
+      group.addTask { try? await Task.sleep(for: grace) }
+      await group.next()
+      group.cancelAll()
+    }
+    let stopping = NodeError.stopping(id)
+    for link in links {
+      link.abortHandlers(with: stopping)
+      link.terminatePendingCalls(with: stopping)
+      link.closeGracefully()
+    }
+    let listener = state.withLock { $0.listener }
+    await listener?.close()
+    state.withLock { $0.phase = .stopped }
+  }
+
+  // MARK: - Links
+
+  /// Opens a link to the node `nodeID` listening at `address`.
+  ///
+  /// - Throws: ``NodeError`` `connectFailed` if the peer cannot be reached or turns out to be
+  ///   another node.
+  public func connect(to nodeID: String?, at address: String, timeout: Duration = .seconds(10)) async throws {
+    guard isRunning else { throw NodeError(code: .invalidState, message: "node '\(id)' is not running") }
+    let channel: any LinkChannel
+    do {
+      channel = try await transport.dial(address)
+    } catch {
+      throw NodeError(code: .connectFailed, message: "cannot reach \(address): \(error)", nodeID: nodeID)
+    }
+    let link = Link(node: self, channel: channel, role: .dialer)
+    state.withLock { $0.unnamedLinks[ObjectIdentifier(link)] = link }
+    Task { await link.run() }
+    let peerID = try await link.handshake(timeout: timeout)
+    if let nodeID, nodeID != peerID {
+      link.terminate(reason: "expected node '\(nodeID)', found '\(peerID)'", error: nil)
+      throw NodeError(code: .connectFailed, message: "\(address) is node '\(peerID)', not '\(nodeID)'", nodeID: nodeID)
+    }
+    linkEstablished(link, peerID: peerID)
+  }
+
+  /// Closes the link to `nodeID`, if any.
+  public func disconnect(from nodeID: String) async {
+    let link = state.withLock { $0.links[nodeID] }
+    link?.closeGracefully()
+  }
+
+  /// The ids of the nodes this node has a link with.
+  public var peers: [String] { state.withLock { $0.links.keys.sorted() } }
+
+  /// Whether a link to `nodeID` is up.
+  public func isConnected(to nodeID: String) -> Bool { state.withLock { $0.links[nodeID] != nil } }
+
+  private func accept(_ channel: any LinkChannel) async {
+    let link = Link(node: self, channel: channel, role: .listener)
+    let accepted = state.withLock { state -> Bool in
+      guard state.phase == .running else { return false }
+      state.unnamedLinks[ObjectIdentifier(link)] = link
+      return true
+    }
+    guard accepted else {
+      await channel.close()
+      return
+    }
+    await link.run()
+  }
+
+  func linkEstablished(_ link: Link, peerID: String) {
+    let replaced = state.withLock { state -> Link? in
+      state.unnamedLinks[ObjectIdentifier(link)] = nil
+      let old = state.links[peerID]
+      state.links[peerID] = link
+      return old === link ? nil : old
+    }
+    if let replaced {
+      replaced.terminate(reason: "replaced by a new link", error: nil)
+      Task { await replaced.channel.close() }
+    }
+    logger.debug("link up", metadata: ["peer": "\(peerID)", "remote": "\(link.channel.remoteDescription)"])
+    emit(.connect(peerID: peerID))
+  }
+
+  func linkEnded(_ link: Link, reason: String) {
+    let peerID = link.peerID
+    let removed = state.withLock { state -> Bool in
+      state.unnamedLinks[ObjectIdentifier(link)] = nil
+      guard let peerID, state.links[peerID] === link else { return false }
+      state.links[peerID] = nil
+      return true
+    }
+    guard removed, let peerID else { return }
+    logger.debug("link down", metadata: ["peer": "\(peerID)", "reason": "\(reason)"])
+    emit(.disconnect(peerID: peerID, reason: reason))
+  }
+
+  private func link(to target: String, method: String) throws -> Link {
+    try state.withLock { state in
+      guard state.phase == .running else { throw NodeError.stopping(id, method: method) }
+      guard let link = state.links[target] else { throw NodeError.notConnected(target, method: method) }
+      return link
+    }
+  }
+
+  // MARK: - Calls
+
+  /// Calls `method` on node `target` with a payload as it is.
+  ///
+  /// - Parameters:
+  ///   - timeout: when the call gives up; `config.defaultTimeout` when nil. The remote handler
+  ///     is cancelled when it passes.
+  /// - Throws: ``NodeError``: `notConnected`, `timedOut`, `methodNotFound`,
+  ///   `serializationFailed`, `remoteExecutionFailed`, `nodeStopping`, `authFailed`,
+  ///   `payloadTooLarge`, `connectionLost`, `cancelled`.
+  public func call(
+    _ target: String, _ method: String, payload: Payload, timeout: Duration? = nil, metadata: [String: String] = [:]
+  ) async throws -> Payload {
+    let link = try link(to: target, method: method)
+    let timeout = timeout ?? config.defaultTimeout
+    let interceptors = state.withLock { $0.outbound }
+    let call = InterceptedCall(
+      direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: false)
+    return try await interceptors.run(call) { call in
+      try await link.call(method: call.method, payload: call.payload, metadata: call.metadata, timeout: timeout, target: target)
+    }
+  }
+
+  /// Calls `method` on node `target` with a typed argument and result.
+  ///
+  /// - Parameter serializer: the serializer's name (`json`, `binary`, or a registered one);
+  ///   the method's or the node's default when nil.
+  public func call<Response: Decodable>(
+    _ target: String, _ method: String, _ argument: some Encodable, as: Response.Type = Response.self,
+    serializer: String? = nil, timeout: Duration? = nil, metadata: [String: String] = [:]
+  ) async throws -> Response {
+    let payload = try serializers.encode(argument, method: method, explicit: serializer)
+    let result = try await call(target, method, payload: payload, timeout: timeout, metadata: metadata)
+    return try serializers.decode(Response.self, from: result, method: method)
+  }
+
+  /// Sends a one-way call: no result, no error from the handler comes back.
+  public func notify(_ target: String, _ method: String, payload: Payload, metadata: [String: String] = [:]) async throws {
+    let link = try link(to: target, method: method)
+    let interceptors = state.withLock { $0.outbound }
+    let call = InterceptedCall(
+      direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: true)
+    _ = try await interceptors.run(call) { call in
+      try link.notify(method: call.method, payload: call.payload, metadata: call.metadata, target: target)
+      return .empty
+    }
+  }
+
+  /// Sends a one-way call with a typed argument.
+  public func notify(
+    _ target: String, _ method: String, _ argument: some Encodable, serializer: String? = nil
+  ) async throws {
+    try await notify(target, method, payload: try serializers.encode(argument, method: method, explicit: serializer))
+  }
+
+  /// Calls `method` on every linked node except those in `exclude`, concurrently.
+  ///
+  /// - Returns: each peer's result or error, by node id.
+  public func broadcast(
+    _ method: String, payload: Payload, exclude: Set<String> = [], timeout: Duration? = nil
+  ) async -> [String: Result<Payload, NodeError>] {
+    let targets = state.withLock { $0.links.keys.filter { !exclude.contains($0) } }
+    return await withTaskGroup(of: (String, Result<Payload, NodeError>).self) { group in
+      for target in targets {
+        group.addTask {
+          do {
+            return (target, .success(try await self.call(target, method, payload: payload, timeout: timeout)))
+          } catch let error as NodeError {
+            return (target, .failure(error))
+          } catch {
+            return (target, .failure(NodeError(code: .remoteExecutionFailed, message: "\(error)", nodeID: target, method: method)))
+          }
+        }
+      }
+      var results: [String: Result<Payload, NodeError>] = [:]
+      for await (target, result) in group { results[target] = result }
+      return results
+    }
+  }
+
+  /// Broadcasts a typed argument; see ``broadcast(_:payload:exclude:timeout:)``.
+  public func broadcast<Response: Decodable>(
+    _ method: String, _ argument: some Encodable, as: Response.Type = Response.self, exclude: Set<String> = [],
+    serializer: String? = nil, timeout: Duration? = nil
+  ) async throws -> [String: Result<Response, NodeError>] {
+    let payload = try serializers.encode(argument, method: method, explicit: serializer)
+    let raw = await broadcast(method, payload: payload, exclude: exclude, timeout: timeout)
+    return raw.mapValues { result in
+      result.flatMap { payload in
+        Result { () throws(NodeError) in try serializers.decode(Response.self, from: payload, method: method) }
+      }
+    }
+  }
+
+  // MARK: - Serving
+
+  /// Runs one inbound request or notification through the interceptors and its handler.
+  func serve(_ frame: Frame, peerID: String) async -> Result<Payload, NodeError> {
+    let (handler, interceptors, running) = state.withLock { state in
+      (state.handlers[frame.method], state.inbound, state.phase == .running)
+    }
+    guard running else { return .failure(.stopping(id, method: frame.method)) }
+    let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
+    let call = InterceptedCall(
+      direction: .inbound, peerID: peerID, method: frame.method,
+      payload: Payload(data: frame.payload, serializer: frame.serializer), metadata: frame.metadata,
+      isNotification: frame.type == .notify)
+    do {
+      let result = try await interceptors.run(call) { [id] call in
+        guard let handler else { throw NodeError.methodNotFound(call.method, on: id) }
+        let context = CallContext(
+          callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline,
+          isNotification: call.isNotification)
+        return try await handler(call.payload, context)
+      }
+      return .success(result)
+    } catch {
+      return .failure(describe(error, method: frame.method))
+    }
+  }
+
+  /// The structured error a peer receives for a handler's error.
+  private func describe(_ error: any Error, method: String) -> NodeError {
+    if var error = error as? NodeError {
+      if error.nodeID == nil { error.nodeID = id }
+      if error.method == nil { error.method = method }
+      if config.debug, error.debugDetail == nil { error.debugDetail = String(reflecting: error) }
+      return error
+    }
+    if error is CancellationError {
+      return isRunning
+        ? NodeError(code: .cancelled, message: "'\(method)' was cancelled", nodeID: id, method: method)
+        : .stopping(id, method: method)
+    }
+    return NodeError(
+      code: .remoteExecutionFailed, message: "\(error)", nodeID: id, method: method,
+      details: ["type": String(reflecting: type(of: error))],
+      debugDetail: config.debug ? String(reflecting: error) : nil)
+  }
+}
+
+/// Which paths an interceptor is added to.
+public struct InterceptorPaths: OptionSet, Sendable {
+  public let rawValue: Int
+  public init(rawValue: Int) { self.rawValue = rawValue }
+  public static let inbound = InterceptorPaths(rawValue: 1)
+  public static let outbound = InterceptorPaths(rawValue: 2)
+  public static let both: InterceptorPaths = [.inbound, .outbound]
+}
+
+/// Runs `body` with a started node and stops the node afterwards, also when `body` throws.
+public func withNode<Result>(
+  id: String? = nil, config: NodeConfig = .defaults, transport: any Transport,
+  _ body: (Node) async throws -> Result
+) async throws -> Result {
+  let node = Node(id: id, config: config, transport: transport)
+  try await node.start()
+  do {
+    let result = try await body(node)
+    await node.stop()
+    return result
+  } catch {
+    await node.stop()
+    throw error
+  }
+}

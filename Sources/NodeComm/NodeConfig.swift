@@ -1,0 +1,160 @@
+import Foundation
+
+/// Everything a node needs to know, with defaults for each part.
+///
+/// The same structure loads from YAML with ``NodeConfig/load(yaml:)`` (keys in snake case):
+///
+/// ```yaml
+/// node_id: worker-1
+/// debug: false
+/// default_timeout: 30        # seconds
+/// transport:
+///   mode: grpc               # memory | grpc
+///   host: 127.0.0.1
+///   port: 7700
+///   tls: { cert: node.pem, key: node.key, ca: ca.pem, require_client_cert: false }
+/// heartbeat: { enabled: true, interval: 30, timeout: 90 }
+/// serialization: { default: json }
+/// limits: { max_payload_size: 67108864, chunk_size: 262144 }
+/// ```
+public struct NodeConfig: Sendable, Equatable {
+  /// The node's id; a random one is made when nil.
+  public var nodeID: String?
+  /// When true, errors sent to peers carry debug detail (error type and context).
+  public var debug: Bool
+  /// Timeout of a call that sets none itself.
+  public var defaultTimeout: Duration
+  /// How long `stop()` lets in-flight handlers finish before cancelling them.
+  public var shutdownGracePeriod: Duration
+  public var transport: TransportConfig
+  public var heartbeat: HeartbeatConfig
+  public var serialization: SerializationConfig
+  public var limits: LimitsConfig
+
+  public init(
+    nodeID: String? = nil,
+    debug: Bool = false,
+    defaultTimeout: Duration = .seconds(30),
+    shutdownGracePeriod: Duration = .seconds(5),
+    transport: TransportConfig = .defaults,
+    heartbeat: HeartbeatConfig = .defaults,
+    serialization: SerializationConfig = .defaults,
+    limits: LimitsConfig = .defaults
+  ) {
+    self.nodeID = nodeID
+    self.debug = debug
+    self.defaultTimeout = defaultTimeout
+    self.shutdownGracePeriod = shutdownGracePeriod
+    self.transport = transport
+    self.heartbeat = heartbeat
+    self.serialization = serialization
+    self.limits = limits
+  }
+
+  public static var defaults: NodeConfig { NodeConfig() }
+
+  /// The defaults, changed by `configure`.
+  public static func defaults(configure: (inout NodeConfig) -> Void) -> NodeConfig {
+    var config = NodeConfig()
+    configure(&config)
+    return config
+  }
+}
+
+/// Which transport carries the node's links and where it listens.
+public struct TransportConfig: Sendable, Equatable {
+  public enum Mode: String, Sendable, Codable {
+    /// In-process links, for tests and embedding.
+    case memory
+    /// gRPC over HTTP/2: one bidirectional stream per link.
+    case grpc
+  }
+
+  public var mode: Mode
+  /// Whether the node accepts links. A node behind NAT need not: it dials out and is called
+  /// back over the links it opened.
+  public var listen: Bool
+  public var host: String
+  /// 0 picks a free port; read the bound one from `Node.listeningAddress`.
+  public var port: Int
+  public var tls: TLSConfig?
+
+  public init(mode: Mode = .memory, listen: Bool = true, host: String = "127.0.0.1", port: Int = 0, tls: TLSConfig? = nil) {
+    self.mode = mode
+    self.listen = listen
+    self.host = host
+    self.port = port
+    self.tls = tls
+  }
+
+  public static var defaults: TransportConfig { TransportConfig() }
+}
+
+/// TLS settings of the gRPC transport, as PEM files or PEM text.
+public struct TLSConfig: Sendable, Equatable {
+  /// The node's certificate chain (PEM).
+  public var certificatePEM: String?
+  /// The node's private key (PEM).
+  public var privateKeyPEM: String?
+  /// Certificates this node trusts for its peers (PEM); the system's roots when nil.
+  public var trustedCAPEM: String?
+  /// As a listener: require and verify a client certificate (mutual TLS).
+  public var requireClientCertificate: Bool
+  /// As a dialer: check the listener's host name against its certificate.
+  public var verifyHostname: Bool
+
+  public init(
+    certificatePEM: String? = nil, privateKeyPEM: String? = nil, trustedCAPEM: String? = nil,
+    requireClientCertificate: Bool = false, verifyHostname: Bool = false
+  ) {
+    self.certificatePEM = certificatePEM
+    self.privateKeyPEM = privateKeyPEM
+    self.trustedCAPEM = trustedCAPEM
+    self.requireClientCertificate = requireClientCertificate
+    self.verifyHostname = verifyHostname
+  }
+}
+
+/// Liveness checking of links.
+public struct HeartbeatConfig: Sendable, Equatable {
+  public var enabled: Bool
+  /// How often a heartbeat frame is sent on each link.
+  public var interval: Duration
+  /// A link that received nothing for this long is closed and `disconnect` fires.
+  public var timeout: Duration
+
+  public init(enabled: Bool = true, interval: Duration = .seconds(30), timeout: Duration = .seconds(90)) {
+    self.enabled = enabled
+    self.interval = interval
+    self.timeout = timeout
+  }
+
+  public static var defaults: HeartbeatConfig { HeartbeatConfig() }
+}
+
+/// Which serializer calls use when they name none.
+public struct SerializationConfig: Sendable, Equatable {
+  public var defaultSerializer: String
+
+  public init(defaultSerializer: String = JSONSerializer.name) {
+    self.defaultSerializer = defaultSerializer
+  }
+
+  public static var defaults: SerializationConfig { SerializationConfig() }
+}
+
+/// Size limits of payloads and frames.
+public struct LimitsConfig: Sendable, Equatable {
+  /// The largest payload a node sends or accepts; larger ones fail with `payloadTooLarge`
+  /// and the link keeps working.
+  public var maxPayloadSize: Int
+  /// Payloads above this size travel in pieces of this size, interleaved with other frames.
+  public var chunkSize: Int
+
+  public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 256 << 10) {
+    self.maxPayloadSize = maxPayloadSize
+    self.chunkSize = chunkSize
+  }
+
+  public static var defaults: LimitsConfig { LimitsConfig() }
+}

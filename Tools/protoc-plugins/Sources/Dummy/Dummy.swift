@@ -1,0 +1,1 @@
+print("protoc plugins are built as products; run Scripts/generate-protos.sh")
