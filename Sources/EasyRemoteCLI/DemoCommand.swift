@@ -47,7 +47,8 @@ struct DemoCommand: AsyncParsableCommand {
     let rounds = 1000
     for i in 0..<rounds { _ = try await hub.call("worker", "echo", payload: .raw(Data("ping \(i)".utf8))) }
     let each = (ContinuousClock.now - start) / rounds
-    print("hub → worker  \(rounds) sequential echo calls, \(each) each")
+    let micros = Double(each.components.attoseconds) / 1e12 + Double(each.components.seconds) * 1e6
+    print("hub → worker  \(rounds) sequential echo calls, \(Int(micros)) µs each")
     do {
       _ = try await hub.call("worker", "nope", payload: .empty)
     } catch let error as NodeError {

@@ -342,15 +342,20 @@ final class Link: Sendable {
     }
   }
 
-  /// Returns when no inbound handler is running.
+  /// Returns when no inbound handler is running, or when the waiting task is cancelled.
   func drained() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      let idle = state.withLock { state -> Bool in
-        if state.handlers.isEmpty || state.closedReason != nil { return true }
-        state.drainWaiters.append(continuation)
-        return false
+    let waiterID = state.withLock { $0.allocateID() }
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let idle = state.withLock { state -> Bool in
+          if state.handlers.isEmpty || state.closedReason != nil || Task.isCancelled { return true }
+          state.drainWaiters[waiterID] = continuation
+          return false
+        }
+        if idle { continuation.resume() }
       }
-      if idle { continuation.resume() }
+    } onCancel: {
+      state.withLock { $0.drainWaiters.removeValue(forKey: waiterID) }?.resume()
     }
   }
 
@@ -358,7 +363,7 @@ final class Link: Sendable {
     let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
       guard state.handlers.isEmpty else { return [] }
       defer { state.drainWaiters.removeAll() }
-      return state.drainWaiters
+      return Array(state.drainWaiters.values)
     }
     for waiter in waiters { waiter.resume() }
   }
@@ -457,7 +462,7 @@ final class Link: Sendable {
         state.outbox.removeAll()
         state.bulk.removeAll()
       }
-      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, state.drainWaiters)
+      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, Array(state.drainWaiters.values))
     }
     let peer = peerID ?? channel.remoteDescription
     for call in pending {
@@ -508,7 +513,7 @@ extension Link {
     var bulkHead = 0
     var writer: WriterWaiter?
     var helloWaiter: CheckedContinuation<String, any Error>?
-    var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    var drainWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     var lastReceived: ContinuousClock.Instant
     var peerStopping = false
     var closing = false

@@ -148,7 +148,7 @@ public final class Node: Sendable {
         await self.accept(channel)
       }
       state.withLock { $0.listener = listener }
-      logger.info("node listening", metadata: ["address": "\(listener.address)"])
+      logger.debug("node listening", metadata: ["address": "\(listener.address)"])
     } catch {
       state.withLock { $0.phase = .stopped }
       throw NodeError(code: .connectFailed, message: "node '\(id)' cannot listen: \(error)")

@@ -15,7 +15,7 @@ struct GRPCTransportTests {
 
   @Test("a peer process killed with SIGKILL mid-call fails the call fast with connection_lost")
   func killedPeerProcess() async throws {
-    let peer = try PeerProcess.start(id: "victim")
+    let peer = try await PeerProcess.start(id: "victim")
     defer { peer.kill() }
     try await withNode(id: "caller", config: grpcConfig(listen: false)) { caller in
       let lost = Signal()

@@ -363,7 +363,7 @@ struct NodeBehaviourTests {
   func heartbeatExpiry(kind: TransportKind) async throws {
     let disconnected = Signal()
     try await TestCluster(kind).withPair(
-      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(50), timeout: .milliseconds(400)) },
+      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .milliseconds(1000)) },
       // b never sends heartbeats: to a it is silent.
       configureB: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .seconds(3600), timeout: .seconds(7200)) },
       setUp: { a, _ in
@@ -380,9 +380,18 @@ struct NodeBehaviourTests {
 
   @Test("heartbeats keep a quiet but live link up", arguments: TransportKind.allCases)
   func heartbeatKeepsLinkUp(kind: TransportKind) async throws {
-    let fast = HeartbeatConfig(enabled: true, interval: .milliseconds(50), timeout: .milliseconds(400))
-    try await TestCluster(kind).withPair(configureA: { $0.heartbeat = fast }, configureB: { $0.heartbeat = fast }) { a, b in
-      try await Task.sleep(for: .milliseconds(1200))
+    // Generous numbers: the whole suite runs in parallel on two cores in a debug build.
+    let fast = HeartbeatConfig(enabled: true, interval: .milliseconds(200), timeout: .seconds(3))
+    let drops = Recorder<NodeEvent>()
+    try await TestCluster(kind).withPair(
+      configureA: { $0.heartbeat = fast }, configureB: { $0.heartbeat = fast },
+      setUp: { a, b in
+        a.on(.disconnect) { drops.append($0) }
+        b.on(.disconnect) { drops.append($0) }
+      }
+    ) { a, b in
+      try await Task.sleep(for: .seconds(7))
+      #expect(drops.all.isEmpty)
       #expect(a.isConnected(to: "b"))
       #expect(b.isConnected(to: "a"))
     }
@@ -410,7 +419,7 @@ struct NodeBehaviourTests {
       let result = try await expectNodeError { let _: Data = try await a.call("b", "big", 2 << 20) }
       #expect(result.code == .payloadTooLarge)
       // The link still works, also for payloads that need several pieces.
-      let payload = Data((0..<(900 << 10)).map { UInt8(truncatingIfNeeded: $0 * 7) })
+      let payload = patterned(count: 900 << 10)
       let echoed = try await a.call("b", "echo", payload: .raw(payload))
       #expect(echoed.data == payload)
       #expect(a.isConnected(to: "b"))
@@ -423,7 +432,7 @@ struct NodeBehaviourTests {
       b.register("echo") { payload, _ in payload }
       b.register("add") { (numbers: [Int], _) in numbers.reduce(0, +) }
     }) { a, _ in
-      let big = Data((0..<(24 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+      let big = patterned(count: 24 << 20)
       async let echoed = a.call("b", "echo", payload: .raw(big), timeout: .seconds(60))
       for i in 0..<20 {
         let sum: Int = try await a.call("b", "add", [i, i])
@@ -505,4 +514,17 @@ struct NodeBehaviourTests {
 
 extension Payload {
   fileprivate func withName(_ name: String) -> Payload { Payload(data: data, serializer: name) }
+}
+
+/// Bytes that differ from piece to piece (so a misordered or lost piece shows), made cheaply.
+func patterned(count: Int) -> Data {
+  var bytes = [UInt8](repeating: 0, count: count)
+  bytes.withUnsafeMutableBufferPointer { buffer in
+    var index = 0
+    while index < count {
+      buffer[index] = UInt8(truncatingIfNeeded: index >> 10)
+      index += 1021
+    }
+  }
+  return Data(bytes)
 }

@@ -22,7 +22,16 @@ final class PeerProcess: Sendable {
     return directory
   }
 
-  static func start(id: String) throws -> PeerProcess {
+  /// Starts the peer and waits (off the cooperative thread pool) for its address.
+  static func start(id: String) async throws -> PeerProcess {
+    try await withCheckedThrowingContinuation { continuation in
+      Thread.detachNewThread {
+        continuation.resume(with: Result { try startBlocking(id: id) })
+      }
+    }
+  }
+
+  private static func startBlocking(id: String) throws -> PeerProcess {
     let process = Process()
     process.executableURL = productsDirectory.appendingPathComponent("easyremote")
     process.arguments = ["peer", "--id", id, "--port", "0"]
