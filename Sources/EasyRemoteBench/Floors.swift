@@ -12,39 +12,32 @@ enum Floors {
     return results
   }
 
-  /// An 8-byte ping-pong over one NIO TCP connection.
+  /// An 8-byte ping-pong over one NIO TCP connection, driven by channel handlers on the
+  /// event loop: the cost of the socket round trip alone.
   static func tcpPingPong(_ settings: BenchSettings) async throws -> BenchResult {
-    let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+    let group = MultiThreadedEventLoopGroup.singleton
+    let server = try await ServerBootstrap(group: group)
       .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-      .bind(host: "127.0.0.1", port: 0) { channel in
-        channel.eventLoop.makeCompletedFuture {
-          try channel.pipeline.syncOperations.addHandler(EchoHandler())
-        }
+      .childChannelInitializer { channel in
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
       }
-    let port = server.channel.localAddress!.port!
-    let client = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+      .bind(host: "127.0.0.1", port: 0).get()
+    let port = server.localAddress!.port!
+    let rounds = settings.iterations + 500
+    let done = group.next().makePromise(of: [Duration].self)
+    let client = try await ClientBootstrap(group: group)
       .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-      .connect(host: "127.0.0.1", port: port) { channel in
+      .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
-          try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+          try channel.pipeline.syncOperations.addHandler(PingHandler(rounds: rounds, done: done))
         }
       }
+      .connect(host: "127.0.0.1", port: port).get()
+    let samples = try await done.futureResult.get()
+    try await client.close()
+    try await server.close()
     var latencies = Latencies(capacity: settings.iterations)
-    try await client.executeThenClose { inbound, outbound in
-      var iterator = inbound.makeAsyncIterator()
-      let ping = ByteBuffer(bytes: [UInt8](repeating: 7, count: 8))
-      for round in 0..<(settings.iterations + 500) {
-        let start = ContinuousClock.now
-        try await outbound.write(ping)
-        var received = 0
-        while received < 8 {
-          guard let chunk = try await iterator.next() else { return }
-          received += chunk.readableBytes
-        }
-        if round >= 500 { latencies.append(ContinuousClock.now - start) }
-      }
-    }
-    try await server.channel.close()
+    for sample in samples.dropFirst(500) { latencies.append(sample) }
     return latencies.result("floor.tcp_pingpong.sequential")
   }
 
@@ -53,6 +46,38 @@ enum Floors {
     typealias OutboundOut = ByteBuffer
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
       context.writeAndFlush(data, promise: nil)
+    }
+  }
+
+  /// Sends 8 bytes, waits for 8 back, repeats; times each round trip.
+  private final class PingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let rounds: Int
+    private let done: EventLoopPromise<[Duration]>
+    private var samples: [Duration] = []
+    private var started = ContinuousClock.now
+    private var received = 0
+
+    init(rounds: Int, done: EventLoopPromise<[Duration]>) {
+      self.rounds = rounds
+      self.done = done
+      samples.reserveCapacity(rounds)
+    }
+
+    func channelActive(context: ChannelHandlerContext) { ping(context) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+      received += unwrapInboundIn(data).readableBytes
+      guard received >= 8 else { return }
+      received -= 8
+      samples.append(ContinuousClock.now - started)
+      if samples.count == rounds { done.succeed(samples) } else { ping(context) }
+    }
+
+    private func ping(_ context: ChannelHandlerContext) {
+      started = .now
+      context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [UInt8](repeating: 7, count: 8))), promise: nil)
     }
   }
 

@@ -42,9 +42,32 @@ enum LinkSuite {
       _ = try await client.call("bench-server", "echo", payload: large)
     }
     results.append(BenchResult(name: "link.echo_1MiB.inflight_4", ops_per_s: rate4, mb_per_s: rate4 * 1.048576))
+    results.append(try await smallCallsDuringBulk(client, settings))
     results.append(BenchResult(name: "link.process", rss_mb: residentMegabytes()))
     await client.stop()
     await server.stop()
     return results
+  }
+
+  /// Small calls on a link that is busy moving 100 MiB payloads: chunking keeps them moving.
+  static func smallCallsDuringBulk(_ client: Node, _ settings: BenchSettings) async throws -> BenchResult {
+    let bulk = Payload.raw(Data(repeating: 9, count: 100 << 20))
+    let small = Payload.raw(Data(repeating: 1, count: 16))
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+      group.addTask {
+        while !Task.isCancelled {
+          _ = try? await client.call("bench-server", "echo", payload: bulk, timeout: .seconds(60))
+        }
+      }
+      try await Task.sleep(for: .milliseconds(200))
+      var latencies = Latencies(capacity: 500)
+      for _ in 0..<500 {
+        let start = ContinuousClock.now
+        _ = try await client.call("bench-server", "echo", payload: small)
+        latencies.append(ContinuousClock.now - start)
+      }
+      group.cancelAll()
+      return latencies.result("link.call.sequential_during_100MiB_echo")
+    }
   }
 }

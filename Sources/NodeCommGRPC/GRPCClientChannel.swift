@@ -43,6 +43,8 @@ final class GRPCClientChannel: LinkChannel {
       transportSecurity: try tls.map { try clientSecurity($0, host: host) } ?? .plaintext,
       config: .defaults { config in
         config.connection.flushCoalescing = nil
+        config.http2.targetWindowSize = 16 << 20
+        config.http2.maxFrameSize = 1 << 20
         config.backoff.initial = .milliseconds(100)
         config.backoff.max = .seconds(1)
       })

@@ -25,6 +25,9 @@ final class GRPCListener: TransportListener {
       config: .defaults { config in
         config.rpc.maxRequestPayloadSize = maxMessageSize
         config.connection.flushCoalescing = nil
+        // Large windows and frames: a link is one long-lived stream carrying bulk data.
+        config.http2.targetWindowSize = 16 << 20
+        config.http2.maxFrameSize = 1 << 20
       })
     let server = GRPCServer(transport: transport, services: [LinkService(accept: accept)])
     let serveTask = Task { try await server.serve() }
