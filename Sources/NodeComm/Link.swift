@@ -14,7 +14,7 @@ final class Link: Sendable {
   let node: Node
   let channel: any LinkChannel
   let role: Role
-  private let state: Mutex<State>
+  let state: Mutex<State>
 
   init(node: Node, channel: any LinkChannel, role: Role) {
     self.node = node
@@ -242,8 +242,13 @@ final class Link: Sendable {
     switch frame.type {
     case .hello:
       acceptHello(frame)
+    case .request where frame.streaming:
+      startStreamHandler(for: frame)
     case .request, .notify:
       startHandler(for: frame)
+    case .response where state.withLock({ $0.inStreams[frame.correlationID] != nil }):
+      // A streaming request refused before its stream began (unknown method, auth...).
+      finishInboundStream(frame.correlationID, error: frame.error)
     case .response:
       let pending = state.withLock { $0.pending.removeValue(forKey: frame.correlationID) }
       guard let pending else { return }  // abandoned (timed out or cancelled) before the answer came
@@ -254,15 +259,23 @@ final class Link: Sendable {
         pending.continuation.resume(returning: Payload(data: frame.payload, serializer: frame.serializer))
       }
     case .cancel:
-      let task = state.withLock { $0.handlers.removeValue(forKey: frame.correlationID) }
+      let (task, creditWaiter) = state.withLock { state in
+        (state.handlers.removeValue(forKey: frame.correlationID),
+         state.outStreams.removeValue(forKey: frame.correlationID)?.waiter)
+      }
       task?.cancel()
+      creditWaiter?.resume()
       if task != nil { signalDrainIfIdle() }
     case .goodbye:
       state.withLock { $0.peerStopping = true }
     case .heartbeat:
       break
-    case .streamItem, .streamEnd, .credit:
-      node.logger.debug("ignored a stream frame: streams are not served by this node", metadata: ["peer": "\(peerID ?? "?")"])
+    case .streamItem:
+      deliverStreamItem(frame)
+    case .streamEnd:
+      finishInboundStream(frame.correlationID, error: frame.error)
+    case .credit:
+      grantCredit(frame.correlationID, amount: Int(frame.credit))
     }
   }
 
@@ -359,7 +372,7 @@ final class Link: Sendable {
     }
   }
 
-  private func signalDrainIfIdle() {
+  func signalDrainIfIdle() {
     let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
       guard state.handlers.isEmpty else { return [] }
       defer { state.drainWaiters.removeAll() }
@@ -373,7 +386,7 @@ final class Link: Sendable {
   /// Queues a frame (assigning its id) and wakes the writer.
   func send(_ frame: Frame) { enqueue(frame) }
 
-  private func enqueue(_ frame: Frame) {
+  func enqueue(_ frame: Frame) {
     let wakeup = state.withLock { state -> Wakeup? in
       guard state.closedReason == nil else { return nil }
       var frame = frame
@@ -447,10 +460,13 @@ final class Link: Sendable {
   /// Closes now: fails every pending call, cancels every handler. The first reason wins.
   @discardableResult
   func terminate(reason: String, error: NodeError?) -> String {
-    let (final, pending, handlers, writer, helloWaiter, drainWaiters) = state.withLock { state in
+    let (final, pending, handlers, writer, helloWaiter, drainWaiters, streams) = state.withLock { state in
       if let existing = state.closedReason {
-        return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>]())
+        return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>](), StreamsToEnd())
       }
+      let peer = state.peerID ?? channel.remoteDescription
+      let streams = state.takeStreams(
+        error: error ?? NodeError(code: .connectionLost, message: "link to node '\(peer)' lost: \(reason)", nodeID: peer))
       state.closedReason = reason
       defer {
         state.pending.removeAll()
@@ -462,7 +478,7 @@ final class Link: Sendable {
         state.outbox.removeAll()
         state.bulk.removeAll()
       }
-      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, Array(state.drainWaiters.values))
+      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, Array(state.drainWaiters.values), streams)
     }
     let peer = peerID ?? channel.remoteDescription
     for call in pending {
@@ -476,6 +492,7 @@ final class Link: Sendable {
     writer?.continuation.resume(returning: nil)
     helloWaiter?.resume(throwing: NodeError(code: .connectFailed, message: "link closed during handshake: \(final)"))
     for waiter in drainWaiters { waiter.resume() }
+    streams.end(error: error ?? NodeError(code: .connectionLost, message: "link to node '\(peer)' lost: \(final)", nodeID: peer))
     return final
   }
 }
@@ -514,6 +531,13 @@ extension Link {
     var writer: WriterWaiter?
     var helloWaiter: CheckedContinuation<String, any Error>?
     var drainWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    /// Streams this node consumes, by request id.
+    var inStreams: [UInt64: InboundStream] = [:]
+    /// Streams this node produces, by request id: the credit left.
+    var outStreams: [UInt64: OutboundStream] = [:]
+    /// Stream ids with pieces of an item still in the bulk queue: their next frames queue
+    /// behind them so that items and the end stay in order.
+    var bulkPending: [UInt64: Int] = [:]
     var lastReceived: ContinuousClock.Instant
     var peerStopping = false
     var closing = false
@@ -535,7 +559,11 @@ extension Link {
 
     /// Queues a frame, split into pieces when large; returns the writer to wake, if waiting.
     mutating func enqueue(_ frame: Frame, chunkSize: Int) -> Wakeup? {
-      if frame.payload.count > chunkSize {
+      let isStreamFrame = frame.type == .streamItem || frame.type == .streamEnd
+      if isStreamFrame, frame.payload.count <= chunkSize, bulkPending[frame.correlationID, default: 0] > 0 {
+        bulk.append(frame)
+        bulkPending[frame.correlationID, default: 0] += 1
+      } else if frame.payload.count > chunkSize {
         let total = frame.payload.count
         var offset = frame.payload.startIndex
         var index: UInt32 = 0
@@ -546,10 +574,12 @@ extension Link {
             piece = frame
             piece.payload = frame.payload[offset..<end]
           } else {
-            piece = Frame(id: frame.id, type: frame.type, payload: frame.payload[offset..<end])
+            piece = Frame(
+              id: frame.id, type: frame.type, payload: frame.payload[offset..<end], correlationID: frame.correlationID)
           }
           piece.chunk = Frame.Chunk(index: index, last: end == frame.payload.endIndex, totalSize: UInt64(total))
           bulk.append(piece)
+          if isStreamFrame { bulkPending[frame.correlationID, default: 0] += 1 }
           offset = end
           index += 1
         }
@@ -569,9 +599,14 @@ extension Link {
       outbox = []
       var bytes = 0
       while bulkHead < bulk.count, bytes == 0 || bytes + bulk[bulkHead].payload.count <= budget {
-        bytes += bulk[bulkHead].payload.count
-        batch.append(bulk[bulkHead])
+        let frame = bulk[bulkHead]
+        bytes += frame.payload.count
+        batch.append(frame)
         bulkHead += 1
+        if frame.type == .streamItem || frame.type == .streamEnd {
+          let left = bulkPending[frame.correlationID, default: 1] - 1
+          bulkPending[frame.correlationID] = left > 0 ? left : nil
+        }
       }
       if bulkHead == bulk.count {
         bulk.removeAll(keepingCapacity: true)

@@ -34,6 +34,7 @@ public final class Node: Sendable {
     var phase: Phase = .created
     var links: [String: Link] = [:]
     var handlers: [String: Handler] = [:]
+    var streamHandlers: [String: StreamHandler] = [:]
     var inbound: [any CallInterceptor] = []
     var outbound: [any CallInterceptor] = []
     var subscribers: [UInt64: (NodeEvent.Kind, @Sendable (NodeEvent) -> Void)] = [:]
@@ -85,13 +86,23 @@ public final class Node: Sendable {
     }
   }
 
-  /// Removes the handler of `method`; later calls fail with `methodNotFound`.
-  public func unregister(_ method: String) {
-    state.withLock { $0.handlers[method] = nil }
+  /// Registers (or replaces) the streaming handler of `method`.
+  public func registerStream(_ method: String, handler: @escaping StreamHandler) {
+    state.withLock { $0.streamHandlers[method] = handler }
   }
 
-  /// The names of the registered methods.
-  public var methods: [String] { state.withLock { $0.handlers.keys.sorted() } }
+  /// Removes the handlers of `method`; later calls fail with `methodNotFound`.
+  public func unregister(_ method: String) {
+    state.withLock { state in
+      state.handlers[method] = nil
+      state.streamHandlers[method] = nil
+    }
+  }
+
+  /// The names of the registered methods, plain and streaming.
+  public var methods: [String] {
+    state.withLock { Set($0.handlers.keys).union($0.streamHandlers.keys).sorted() }
+  }
 
   // MARK: - Interceptors and events
 
@@ -102,6 +113,13 @@ public final class Node: Sendable {
       if paths.contains(.inbound) { state.inbound.append(interceptor) }
       if paths.contains(.outbound) { state.outbound.append(interceptor) }
     }
+  }
+
+  var outboundInterceptors: [any CallInterceptor] { state.withLock { $0.outbound } }
+
+  /// The inbound interceptors, the handler of `method` (plain, streaming) and whether the node runs.
+  func inboundRoute(_ method: String) -> (Handler?, StreamHandler?, [any CallInterceptor], Bool) {
+    state.withLock { ($0.handlers[method], $0.streamHandlers[method], $0.inbound, $0.phase == .running) }
   }
 
   /// Calls `handler` for each event of `kind`; returns a token for ``off(_:)``.
@@ -276,7 +294,7 @@ public final class Node: Sendable {
     emit(.disconnect(peerID: peerID, reason: reason))
   }
 
-  private func link(to target: String, method: String) throws -> Link {
+  func link(to target: String, method: String) throws -> Link {
     try state.withLock { state in
       guard state.phase == .running else { throw NodeError.stopping(id, method: method) }
       guard let link = state.links[target] else { throw NodeError.notConnected(target, method: method) }
@@ -299,7 +317,7 @@ public final class Node: Sendable {
   ) async throws -> Payload {
     let link = try link(to: target, method: method)
     let timeout = timeout ?? config.defaultTimeout
-    let interceptors = state.withLock { $0.outbound }
+    let interceptors = outboundInterceptors
     let call = InterceptedCall(
       direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: false)
     return try await interceptors.run(call) { call in
@@ -382,8 +400,8 @@ public final class Node: Sendable {
 
   /// Runs one inbound request or notification through the interceptors and its handler.
   func serve(_ frame: Frame, peerID: String) async -> Result<Payload, NodeError> {
-    let (handler, interceptors, running) = state.withLock { state in
-      (state.handlers[frame.method], state.inbound, state.phase == .running)
+    let (handler, isStream, interceptors, running) = state.withLock { state in
+      (state.handlers[frame.method], state.streamHandlers[frame.method] != nil, state.inbound, state.phase == .running)
     }
     guard running else { return .failure(.stopping(id, method: frame.method)) }
     let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
@@ -393,7 +411,14 @@ public final class Node: Sendable {
       isNotification: frame.type == .notify)
     do {
       let result = try await interceptors.run(call) { [id] call in
-        guard let handler else { throw NodeError.methodNotFound(call.method, on: id) }
+        guard let handler else {
+          if isStream {
+            throw NodeError(
+              code: .rejected, message: "'\(call.method)' on node '\(id)' is a streaming method: open it with stream()",
+              nodeID: id, method: call.method)
+          }
+          throw NodeError.methodNotFound(call.method, on: id)
+        }
         let context = CallContext(
           callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline,
           isNotification: call.isNotification)
@@ -406,7 +431,7 @@ public final class Node: Sendable {
   }
 
   /// The structured error a peer receives for a handler's error.
-  private func describe(_ error: any Error, method: String) -> NodeError {
+  func describe(_ error: any Error, method: String) -> NodeError {
     if var error = error as? NodeError {
       if error.nodeID == nil { error.nodeID = id }
       if error.method == nil { error.method = method }

@@ -1,0 +1,162 @@
+import Foundation
+import Synchronization
+
+/// A streaming method implementation: gets the request and sends items through the sink.
+/// Returning ends the stream; throwing ends it with the error.
+public typealias StreamHandler = @Sendable (Payload, CallContext, StreamSink) async throws -> Void
+
+/// Where a streaming handler sends its items.
+///
+/// `send` waits while the consumer has no credit left, so a slow reader slows the producer
+/// instead of filling memory; it throws `cancelled` once the consumer has gone away.
+public struct StreamSink: Sendable {
+  let link: Link
+  let id: UInt64
+  let method: String
+
+  /// Sends one item, waiting for the consumer's credit.
+  public func send(_ item: Payload) async throws {
+    try await link.sendStreamItem(id, method: method, payload: item)
+  }
+}
+
+/// The items of a stream opened with ``Node/stream(_:_:payload:timeout:window:metadata:)``.
+///
+/// Items arrive as the producer yields them. Reading grants the producer more credit;
+/// breaking out of the loop, cancelling the reading task or dropping the sequence cancels the
+/// producing task on the remote node.
+public struct NodeStream: AsyncSequence, Sendable {
+  public typealias Element = Payload
+  public typealias Failure = any Error
+
+  let receiver: StreamReceiver
+
+  public struct AsyncIterator: AsyncIteratorProtocol {
+    let receiver: StreamReceiver
+    public mutating func next() async throws -> Payload? {
+      try await receiver.link.nextStreamItem(receiver.id)
+    }
+  }
+
+  public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(receiver: receiver) }
+
+  /// Stops reading; the producer's task is cancelled.
+  public func cancel() {
+    receiver.link.cancelInboundStream(receiver.id, error: NodeError(code: .cancelled, message: "stream cancelled"))
+  }
+}
+
+/// Owns one inbound stream; when the last reference goes, an unfinished stream is cancelled.
+final class StreamReceiver: Sendable {
+  let link: Link
+  let id: UInt64
+
+  init(link: Link, id: UInt64) {
+    self.link = link
+    self.id = id
+  }
+
+  deinit {
+    link.cancelInboundStream(id, error: NodeError(code: .cancelled, message: "stream dropped by its reader"))
+  }
+}
+
+extension Node {
+  /// Registers a typed streaming handler: each element of the returned sequence reaches the
+  /// caller as soon as it is produced.
+  ///
+  /// ```swift
+  /// node.registerStream("count") { (limit: Int, _) in
+  ///   AsyncStream { continuation in
+  ///     for i in 0..<limit { continuation.yield(i) }
+  ///     continuation.finish()
+  ///   }
+  /// }
+  /// ```
+  public func registerStream<Request: Decodable & SendableMetatype, Items: AsyncSequence & SendableMetatype>(
+    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Items
+  ) where Items.Element: Encodable & SendableMetatype {
+    let serializers = self.serializers
+    registerStream(method) { payload, context, sink in
+      let request = try serializers.decode(Request.self, from: payload, method: method)
+      let answerWith = payload.serializer == RawSerializer.name ? nil : payload.serializer
+      for try await item in try await handler(request, context) {
+        try await sink.send(serializers.encode(item, method: method, explicit: answerWith))
+      }
+    }
+  }
+
+  /// Opens a stream from `method` on node `target`.
+  ///
+  /// - Parameters:
+  ///   - timeout: a limit for the whole stream; none when nil (streams may be infinite).
+  ///   - window: how many items may be in flight unread; the producer waits beyond it.
+  /// - Throws: ``NodeError`` as for ``call(_:_:payload:timeout:metadata:)``; errors of the
+  ///   producer arrive when iterating.
+  public func stream(
+    _ target: String, _ method: String, payload: Payload, timeout: Duration? = nil, window: Int = 64,
+    metadata: [String: String] = [:]
+  ) async throws -> NodeStream {
+    let link = try link(to: target, method: method)
+    let call = InterceptedCall(
+      direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: false)
+    let opened = OpenedStream()
+    _ = try await outboundInterceptors.run(call) { call in
+      let id = try link.openStream(
+        method: call.method, payload: call.payload, metadata: call.metadata, timeout: timeout, target: target,
+        window: max(1, window))
+      opened.set(id)
+      return .empty
+    }
+    guard let id = opened.id else {
+      throw NodeError(code: .rejected, message: "an interceptor did not open the stream", nodeID: target, method: method)
+    }
+    return NodeStream(receiver: StreamReceiver(link: link, id: id))
+  }
+
+  /// Opens a typed stream: the argument is encoded, each item decoded as `Item`.
+  public func stream<Item: Decodable & Sendable>(
+    _ target: String, _ method: String, _ argument: some Encodable, as: Item.Type = Item.self,
+    serializer: String? = nil, timeout: Duration? = nil, window: Int = 64
+  ) async throws -> some AsyncSequence<Item, any Error> & Sendable {
+    let payload = try serializers.encode(argument, method: method, explicit: serializer)
+    let items = try await stream(target, method, payload: payload, timeout: timeout, window: window)
+    let serializers = self.serializers
+    return items.map { payload throws -> Item in try serializers.decode(Item.self, from: payload, method: method) }
+  }
+
+  /// Runs one inbound streaming request through the interceptors and its handler. A plain
+  /// handler serves a stream of one item.
+  func serveStream(_ frame: Frame, peerID: String, sink: StreamSink) async -> Result<Void, NodeError> {
+    let (handler, streamHandler, interceptors, running) = inboundRoute(frame.method)
+    guard running else { return .failure(.stopping(id, method: frame.method)) }
+    let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
+    let call = InterceptedCall(
+      direction: .inbound, peerID: peerID, method: frame.method,
+      payload: Payload(data: frame.payload, serializer: frame.serializer), metadata: frame.metadata,
+      isNotification: false)
+    do {
+      _ = try await interceptors.run(call) { [id] call in
+        let context = CallContext(callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline)
+        if let streamHandler {
+          try await streamHandler(call.payload, context, sink)
+        } else if let handler {
+          try await sink.send(try await handler(call.payload, context))
+        } else {
+          throw NodeError.methodNotFound(call.method, on: id)
+        }
+        return .empty
+      }
+      return .success(())
+    } catch {
+      return .failure(describe(error, method: frame.method))
+    }
+  }
+}
+
+/// The id of a stream opened inside the interceptor chain.
+private final class OpenedStream: Sendable {
+  private let value = Mutex<UInt64?>(nil)
+  var id: UInt64? { value.withLock { $0 } }
+  func set(_ id: UInt64) { value.withLock { $0 = id } }
+}
