@@ -11,6 +11,11 @@ enum LinkSuite {
     }
     let server = Node(id: "bench-server", config: config)
     server.register("echo") { payload, _ in payload }
+    server.registerStream("numbers") { payload, _, sink in
+      let count = Int(payload.text) ?? 0
+      let item = Payload.raw(Data(repeating: 5, count: 16))
+      for _ in 0..<count { try await sink.send(item) }
+    }
     try await server.start()
     var clientConfig = config
     clientConfig.transport.listen = false
@@ -42,11 +47,34 @@ enum LinkSuite {
       _ = try await client.call("bench-server", "echo", payload: large)
     }
     results.append(BenchResult(name: "link.echo_1MiB.inflight_4", ops_per_s: rate4, mb_per_s: rate4 * 1.048576))
+    results += try await streamRate(client, settings)
     results.append(try await smallCallsDuringBulk(client, settings))
     results.append(BenchResult(name: "link.process", rss_mb: residentMegabytes()))
     await client.stop()
     await server.stop()
     return results
+  }
+
+  /// Items per second of one stream of small items, and the time to its first item.
+  static func streamRate(_ client: Node, _ settings: BenchSettings) async throws -> [BenchResult] {
+    var firstItem = Latencies(capacity: 200)
+    for _ in 0..<200 {
+      let start = ContinuousClock.now
+      for try await _ in try await client.stream("bench-server", "numbers", payload: .raw(Data("1".utf8))) {
+        firstItem.append(ContinuousClock.now - start)
+      }
+    }
+    let count = 200_000
+    let start = ContinuousClock.now
+    var received = 0
+    for try await _ in try await client.stream("bench-server", "numbers", payload: .raw(Data("\(count)".utf8)), window: 256) {
+      received += 1
+    }
+    let rate = Double(received) / (ContinuousClock.now - start).secondsDouble
+    return [
+      firstItem.result("link.stream.time_to_first_item"),
+      BenchResult(name: "link.stream.items_16B", ops_per_s: rate),
+    ]
   }
 
   /// Small calls on a link that is busy moving 100 MiB payloads: chunking keeps them moving.
