@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
+import NIOCore
 import NodeComm
 import Synchronization
 
@@ -45,6 +46,9 @@ final class GRPCClientChannel: LinkChannel {
         config.connection.flushCoalescing = nil
         config.http2.targetWindowSize = 16 << 20
         config.http2.maxFrameSize = 1 << 20
+        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+          channel.setOption(.recvAllocator, value: linkReceiveAllocator)
+        }
         config.backoff.initial = .milliseconds(100)
         config.backoff.max = .seconds(1)
       })

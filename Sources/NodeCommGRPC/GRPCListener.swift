@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCore
 import NodeComm
 import Synchronization
 
@@ -28,6 +29,9 @@ final class GRPCListener: TransportListener {
         // Large windows and frames: a link is one long-lived stream carrying bulk data.
         config.http2.targetWindowSize = 16 << 20
         config.http2.maxFrameSize = 1 << 20
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+          channel.setOption(.recvAllocator, value: linkReceiveAllocator)
+        }
       })
     let server = GRPCServer(transport: transport, services: [LinkService(accept: accept)])
     let serveTask = Task { try await server.serve() }

@@ -2,6 +2,7 @@ public import NodeComm
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import GRPCProtobuf
+import NIOCore
 import Synchronization
 
 /// The production transport: each link is one long-lived bidirectional gRPC stream over
@@ -44,3 +45,6 @@ package func parseAddress(_ address: String) throws -> (host: String, port: Int)
   if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
   return (host.isEmpty ? "127.0.0.1" : String(host), port)
 }
+
+/// Socket reads grow up to 1 MiB so that bulk data takes few reads (NIO's default stops at 64 KiB).
+let linkReceiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 << 10, maximum: 1 << 20)
