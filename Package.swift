@@ -13,6 +13,7 @@ let package = Package(
   products: [
     .library(name: "NodeComm", targets: ["NodeComm"]),
     .library(name: "NodeCommGRPC", targets: ["NodeCommGRPC"]),
+    .library(name: "EasyRemote", targets: ["EasyRemote"]),
     .executable(name: "easyremote", targets: ["EasyRemoteCLI"]),
     .executable(name: "easyremote-bench", targets: ["EasyRemoteBench"]),
   ],
@@ -55,6 +56,17 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Layer 2: the gateway, compute nodes and clients, all nodes of layer 1.
+    .target(
+      name: "EasyRemote",
+      dependencies: [
+        "NodeComm",
+        "NodeCommGRPC",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: strict
+    ),
     .executableTarget(
       name: "EasyRemoteCLI",
       dependencies: [
@@ -90,6 +102,14 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "EasyRemoteTests",
+      dependencies: [
+        "EasyRemote",
+        "NodeComm",
       ],
       swiftSettings: strict
     ),

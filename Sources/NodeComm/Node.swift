@@ -41,6 +41,7 @@ public final class Node: Sendable {
     var nextToken: UInt64 = 1
     var listener: (any TransportListener)?
     var unnamedLinks: [ObjectIdentifier: Link] = [:]
+    var stopWaiters: [CheckedContinuation<Void, Never>] = []
   }
 
   /// Creates a node; it takes no calls until ``start()``.
@@ -212,7 +213,24 @@ public final class Node: Sendable {
     }
     let listener = state.withLock { $0.listener }
     await listener?.close()
-    state.withLock { $0.phase = .stopped }
+    let waiters = state.withLock { state in
+      state.phase = .stopped
+      defer { state.stopWaiters.removeAll() }
+      return state.stopWaiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  /// Returns once ``stop(gracePeriod:)`` has finished.
+  public func waitUntilStopped() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      let stopped = state.withLock { state -> Bool in
+        if state.phase == .stopped { return true }
+        state.stopWaiters.append(continuation)
+        return false
+      }
+      if stopped { continuation.resume() }
+    }
   }
 
   // MARK: - Links

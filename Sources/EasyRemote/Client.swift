@@ -1,0 +1,208 @@
+import Foundation
+public import NodeComm
+import NodeCommGRPC
+import Synchronization
+
+/// Calls functions of the pool through the gateway, as if they were local.
+///
+/// ```swift
+/// let client = Client(serverAddress: "127.0.0.1:8080")
+/// let sum: Int = try await client.execute("add", 2, 3)
+/// for try await n in try await client.stream("count", 5, as: Int.self) { print(n) }
+/// ```
+public final class Client: Sendable {
+  public let serverAddress: String
+  public let timeout: Duration
+  let node: Node
+  private let connection = Mutex<Task<Void, any Error>?>(nil)
+
+  /// - Parameters:
+  ///   - serverAddress: the gateway's `host:port`.
+  ///   - timeout: the default limit of a call.
+  public init(serverAddress: String, timeout: Duration = .seconds(30), config: NodeConfig = .defaults) {
+    self.serverAddress = serverAddress
+    self.timeout = timeout
+    var config = config
+    config.transport.mode = .grpc
+    config.transport.listen = false
+    config.defaultTimeout = timeout
+    self.node = Node(id: "client-\(UUID().uuidString.prefix(8).lowercased())", config: config)
+  }
+
+  /// Connects to the gateway (done on the first call otherwise).
+  ///
+  /// - Throws: ``EasyRemoteError`` `connectionFailed`.
+  public func connect() async throws {
+    let task = connection.withLock { current -> Task<Void, any Error> in
+      if let current { return current }
+      let task = Task { [node, serverAddress] in
+        if !node.isRunning { try await node.start() }
+        try await node.connect(to: Server.nodeID, at: serverAddress)
+      }
+      current = task
+      return task
+    }
+    do {
+      try await task.value
+    } catch {
+      connection.withLock { $0 = nil }
+      throw EasyRemoteError(code: .connectionFailed, message: "cannot reach the gateway at \(serverAddress): \(error)")
+    }
+    if !node.isConnected(to: Server.nodeID) {
+      // The link dropped since: dial again.
+      connection.withLock { $0 = nil }
+      try await connect()
+    }
+  }
+
+  /// Whether the link to the gateway is up.
+  public var isConnected: Bool { node.isConnected(to: Server.nodeID) }
+
+  /// Closes the link to the gateway.
+  public func close() async { await node.stop(gracePeriod: .zero) }
+
+  /// Runs `name` with positional arguments (and keyword arguments) and decodes its result.
+  ///
+  /// - Parameters:
+  ///   - node: run on this node only.
+  /// - Throws: ``EasyRemoteError``: `connectionFailed`, `timedOut`, `functionNotFound`,
+  ///   `invalidArguments`, `remoteExecutionFailed`, `nodeLost`, `busy`, `invalidResult`.
+  public func execute<R: Decodable & Sendable, each A: Encodable>(
+    _ name: String, _ arguments: repeat each A, kwargs: [String: JSONValue] = [:], node target: String? = nil,
+    timeout: Duration? = nil, as: R.Type = R.self
+  ) async throws -> R {
+    var positional: [JSONValue] = []
+    for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
+    let payload = try await executeRaw(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
+    do {
+      return try JSONSerializer().decode(R.self, from: payload.data)
+    } catch {
+      throw EasyRemoteError(
+        code: .invalidResult, message: "the result of '\(name)' is not \(R.self): \(payload.text.prefix(200))",
+        function: name)
+    }
+  }
+
+  /// Runs `name` with JSON arguments; returns the result as JSON (the command line's form).
+  public func executeJSON(
+    _ name: String, args: [JSONValue], kwargs: [String: JSONValue] = [:], node target: String? = nil,
+    timeout: Duration? = nil
+  ) async throws -> JSONValue {
+    let payload = try await executeRaw(name, args: args, kwargs: kwargs, node: target, timeout: timeout)
+    return try JSONDecoder().decode(JSONValue.self, from: payload.data)
+  }
+
+  private func executeRaw(
+    _ name: String, args: [JSONValue], kwargs: [String: JSONValue], node target: String?, timeout: Duration?
+  ) async throws -> Payload {
+    try await connect()
+    let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.execute)
+      return try await node.call(Server.nodeID, Methods.execute, payload: payload, timeout: timeout ?? self.timeout)
+    } catch {
+      throw EasyRemoteError(error, function: name)
+    }
+  }
+
+  /// Opens a stream of `name`'s items; each arrives as soon as the node produces it.
+  ///
+  /// Breaking out of the loop, cancelling the task, dropping the sequence or the timeout
+  /// cancels the producing task on the node.
+  public func stream<Item: Decodable & Sendable, each A: Encodable>(
+    _ name: String, _ arguments: repeat each A, kwargs: [String: JSONValue] = [:], node target: String? = nil,
+    timeout: Duration? = nil, as: Item.Type = Item.self
+  ) async throws -> some AsyncSequence<Item, any Error> & Sendable {
+    var positional: [JSONValue] = []
+    for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
+    try await connect()
+    let invocation = Invocation(function: name, args: positional, kwargs: kwargs, node: target)
+    let items: NodeStream
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.stream)
+      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout)
+    } catch {
+      throw EasyRemoteError(error, function: name)
+    }
+    return items.mapErrors(function: name).map { payload throws -> Item in
+      do {
+        return try JSONSerializer().decode(Item.self, from: payload.data)
+      } catch {
+        throw EasyRemoteError(
+          code: .invalidResult, message: "an item of '\(name)' is not \(Item.self): \(payload.text.prefix(200))",
+          function: name)
+      }
+    }
+  }
+
+  /// The functions of the pool.
+  public func listFunctions() async throws -> [FunctionInfo] {
+    try await connect()
+    do {
+      return try await node.call(Server.nodeID, Methods.functions, Empty())
+    } catch {
+      throw EasyRemoteError(error, function: nil)
+    }
+  }
+
+  /// One function: parameters, nodes, description, availability.
+  ///
+  /// - Throws: ``EasyRemoteError`` `functionNotFound`.
+  public func functionInfo(_ name: String) async throws -> FunctionInfo {
+    guard let info = try await listFunctions().first(where: { $0.name == name }) else {
+      throw EasyRemoteError(code: .functionNotFound, message: "no node serves '\(name)'", function: name)
+    }
+    return info
+  }
+
+  /// The gateway's counters.
+  public func gatewayStats() async throws -> GatewayStats {
+    try await connect()
+    do {
+      return try await node.call(Server.nodeID, Methods.stats, Empty())
+    } catch {
+      throw EasyRemoteError(error, function: nil)
+    }
+  }
+}
+
+/// Asks the gateway at `address` how it is.
+///
+/// - Throws: ``EasyRemoteError`` `connectionFailed` when it cannot be reached.
+public func healthCheck(_ address: String, timeout: Duration = .seconds(5)) async throws -> HealthReport {
+  let client = Client(serverAddress: address, timeout: timeout)
+  defer { Task { await client.close() } }
+  try await client.connect()
+  do {
+    return try await client.node.call(Server.nodeID, Methods.health, Empty())
+  } catch {
+    throw EasyRemoteError(error, function: nil)
+  }
+}
+
+extension NodeStream {
+  /// The same items, with node-layer errors turned into ``EasyRemoteError``s.
+  func mapErrors(function: String) -> AsyncThrowingMapSequence<ErrorMapping, Payload> {
+    ErrorMapping(base: self, function: function).map { $0 }
+  }
+
+  struct ErrorMapping: AsyncSequence, Sendable {
+    typealias Element = Payload
+    let base: NodeStream
+    let function: String
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+      var base: NodeStream.AsyncIterator
+      let function: String
+      mutating func next() async throws -> Payload? {
+        do {
+          return try await base.next()
+        } catch {
+          throw EasyRemoteError(error, function: function)
+        }
+      }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), function: function) }
+  }
+}

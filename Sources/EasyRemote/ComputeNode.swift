@@ -1,0 +1,329 @@
+import Foundation
+public import Logging
+public import NodeComm
+import NodeCommGRPC
+import Synchronization
+
+/// A machine's contribution to the pool: it dials the gateway (so it works behind NAT),
+/// registers functions and runs the calls routed to it, at most `maxWorkers` at once.
+///
+/// ```swift
+/// let node = ComputeNode(serverAddress: "127.0.0.1:8080", nodeID: "gpu-box", maxWorkers: 4)
+/// node.register("add", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
+/// node.registerStream("count", parameters: ["to"]) { (to: Int) in
+///   AsyncStream { c in for i in 0..<to { c.yield(i) }; c.finish() }
+/// }
+/// try await node.serve()
+/// ```
+public final class ComputeNode: Sendable {
+  public let serverAddress: String
+  public let maxWorkers: Int
+  /// Calls beyond `maxWorkers` wait in a queue of this size; beyond it they are refused (`busy`).
+  public let queueLimit: Int
+  let node: Node
+  private let state: Mutex<State>
+
+  private struct State {
+    var functions: [String: FunctionDescriptor] = [:]
+    var running = 0
+    var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    var order: [UInt64] = []
+    var nextTicket: UInt64 = 0
+    var executions = 0
+    var failures = 0
+    var totalSeconds = 0.0
+    var stopped = false
+    var connected = false
+    var reconnect: Task<Void, Never>?
+  }
+
+  /// - Parameters:
+  ///   - serverAddress: the gateway's `host:port`.
+  ///   - nodeID: this node's id; a random one when nil.
+  ///   - maxWorkers: calls run at once; the rest wait (up to `queueLimit`) or are refused.
+  public init(
+    serverAddress: String, nodeID: String? = nil, maxWorkers: Int = 5, queueLimit: Int? = nil,
+    config: NodeConfig = .defaults, logger: Logger? = nil
+  ) {
+    self.serverAddress = serverAddress
+    self.maxWorkers = max(1, maxWorkers)
+    self.queueLimit = queueLimit ?? max(1, maxWorkers) * 16
+    var config = config
+    config.transport.mode = .grpc
+    config.transport.listen = false
+    self.node = Node(id: nodeID ?? config.nodeID, config: config, logger: logger)
+    self.state = Mutex(State())
+    registerMethods()
+  }
+
+  public var nodeID: String { node.id }
+  public var isConnected: Bool { state.withLock { $0.connected } }
+  public var functionCount: Int { state.withLock { $0.functions.count } }
+
+  /// Executions, failures and average duration of the calls this node ran.
+  public func stats() -> NodeStats {
+    state.withLock { state in
+      NodeStats(
+        executions: state.executions, failures: state.failures, running: state.running, queued: state.waiting.count,
+        averageSeconds: state.executions == 0 ? 0 : state.totalSeconds / Double(state.executions))
+    }
+  }
+
+  // MARK: - Lifecycle
+
+  /// Connects to the gateway and registers the functions; afterwards the node reconnects by
+  /// itself (with backoff) whenever the link drops, until ``stop()``.
+  ///
+  /// - Throws: ``EasyRemoteError`` `connectionFailed` when the first connection fails.
+  public func start() async throws {
+    node.on(.disconnect) { [weak self] event in
+      guard let self, event.peerID == Server.nodeID else { return }
+      self.linkLost()
+    }
+    try await node.start()
+    try await connectAndAnnounce()
+  }
+
+  /// Starts and serves until the task is cancelled or ``stop()`` is called.
+  public func serve() async throws {
+    try await start()
+    await withTaskCancellationHandler {
+      await node.waitUntilStopped()
+    } onCancel: {
+      Task { await self.stop() }
+    }
+  }
+
+  /// Stops: running calls get the grace period; the node does not reconnect.
+  public func stop() async {
+    let reconnect = state.withLock { state in
+      state.stopped = true
+      defer { state.reconnect = nil }
+      return state.reconnect
+    }
+    reconnect?.cancel()
+    await node.stop()
+  }
+
+  private func connectAndAnnounce() async throws {
+    do {
+      try await node.connect(to: Server.nodeID, at: serverAddress)
+      let announcement = state.withLock { state in
+        NodeAnnouncement(nodeID: node.id, maxWorkers: maxWorkers, functions: Array(state.functions.values))
+      }
+      let _: Empty = try await node.call(Server.nodeID, Methods.announce, announcement, timeout: .seconds(10))
+      state.withLock { $0.connected = true }
+      node.logger.info("registered with the gateway", metadata: ["gateway": "\(serverAddress)"])
+    } catch {
+      throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress): \(error)")
+    }
+  }
+
+  private func linkLost() {
+    let start = state.withLock { state -> Bool in
+      state.connected = false
+      guard !state.stopped, state.reconnect == nil else { return false }
+      return true
+    }
+    guard start else { return }
+    let task = Task { [weak self] in
+      var delay = Duration.milliseconds(100)
+      while let self, !Task.isCancelled, !self.state.withLock({ $0.stopped }) {
+        do {
+          try await self.connectAndAnnounce()
+          break
+        } catch {
+          self.node.logger.debug("reconnect failed", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+          try? await Task.sleep(for: delay)
+          delay = min(delay * 2, .seconds(5))
+        }
+      }
+      self?.state.withLock { $0.reconnect = nil }
+    }
+    state.withLock { $0.reconnect = task }
+  }
+
+  // MARK: - Registration
+
+  /// Registers a function taking any number of `Decodable` parameters.
+  ///
+  /// - Parameters:
+  ///   - parameters: the parameter names, for keyword arguments and error messages.
+  ///   - idempotent: the gateway may run it again on another node if this one is lost mid-call.
+  public func register<each A: Decodable & Sendable, R: Encodable & Sendable>(
+    _ name: String, description: String = "", parameters: [String] = [], idempotent: Bool = false,
+    _ function: @escaping @Sendable (repeat each A) async throws -> R
+  ) {
+    let count = Self.arity((repeat (each A).self))
+    let names = Self.names(parameters, count: count)
+    add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: false, idempotent: idempotent)) {
+      invocation, sink in
+      var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
+      let arguments = (repeat try decoder.next((each A).self))
+      try decoder.finish(count: count)
+      let result = try await function(repeat each arguments)
+      try await sink(try JSONSerializer().encode(result))
+    }
+  }
+
+  /// Registers a streaming function: each element of the returned sequence reaches the caller
+  /// as soon as it is produced.
+  public func registerStream<each A: Decodable & Sendable, Items: AsyncSequence & SendableMetatype>(
+    _ name: String, description: String = "", parameters: [String] = [],
+    _ function: @escaping @Sendable (repeat each A) async throws -> Items
+  ) where Items.Element: Encodable & SendableMetatype {
+    let count = Self.arity((repeat (each A).self))
+    let names = Self.names(parameters, count: count)
+    add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: true, idempotent: false)) {
+      invocation, sink in
+      var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
+      let arguments = (repeat try decoder.next((each A).self))
+      try decoder.finish(count: count)
+      for try await item in try await function(repeat each arguments) {
+        try await sink(try JSONSerializer().encode(item))
+      }
+    }
+  }
+
+  private static func arity<each T>(_ types: (repeat (each T).Type)) -> Int {
+    var count = 0
+    for _ in repeat each types { count += 1 }
+    return count
+  }
+
+  private static func names(_ given: [String], count: Int) -> [String] {
+    (0..<count).map { $0 < given.count ? given[$0] : "arg\($0 + 1)" }
+  }
+
+  private typealias Body = @Sendable (Invocation, _ send: @Sendable (Data) async throws -> Void) async throws -> Void
+
+  private let bodies = Mutex<[String: Body]>([:])
+
+  private func add(_ descriptor: FunctionDescriptor, body: @escaping Body) {
+    bodies.withLock { $0[descriptor.name] = body }
+    let announce = state.withLock { state in
+      state.functions[descriptor.name] = descriptor
+      return state.connected
+    }
+    // Registering after the node joined: tell the gateway again.
+    if announce {
+      Task { [weak self] in
+        guard let self else { return }
+        let announcement = self.state.withLock { state in
+          NodeAnnouncement(nodeID: self.node.id, maxWorkers: self.maxWorkers, functions: Array(state.functions.values))
+        }
+        _ = try? await self.node.call(Server.nodeID, Methods.announce, announcement, as: Empty.self, timeout: .seconds(10))
+      }
+    }
+  }
+
+  // MARK: - Running calls
+
+  private func registerMethods() {
+    node.register(Methods.run) { [weak self] payload, _ in
+      guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
+      let result = Mutex(Data())
+      try await self.run(payload, streaming: false) { data in result.withLock { $0 = data } }
+      return Payload(data: result.withLock { $0 }, serializer: JSONSerializer.name)
+    }
+    node.registerStream(Methods.runStream) { [weak self] payload, _, sink in
+      guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
+      try await self.run(payload, streaming: true) { data in
+        try await sink.send(Payload(data: data, serializer: JSONSerializer.name))
+      }
+    }
+  }
+
+  private func run(_ payload: Payload, streaming: Bool, send: @Sendable (Data) async throws -> Void) async throws {
+    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)
+    guard let body = bodies.withLock({ $0[invocation.function] }) else {
+      throw EasyRemoteError(
+        code: .functionNotFound, message: "node '\(node.id)' has no function '\(invocation.function)'",
+        function: invocation.function
+      ).nodeError
+    }
+    try await acquireWorker(invocation.function)
+    let start = ContinuousClock.now
+    var failed = false
+    defer { releaseWorker(start: start, failed: failed) }
+    do {
+      try await body(invocation, send)
+    } catch let error as EasyRemoteError {
+      failed = true
+      throw error.nodeError
+    } catch let error as NodeError {
+      failed = true
+      throw error
+    } catch is CancellationError {
+      failed = true
+      throw CancellationError()
+    } catch {
+      failed = true
+      throw EasyRemoteError(
+        code: .remoteExecutionFailed, message: "\(error)", function: invocation.function,
+        remoteType: String(reflecting: type(of: error))
+      ).nodeError
+    }
+  }
+
+  /// Waits for a free worker (first come, first served), or refuses when the queue is full.
+  private func acquireWorker(_ function: String) async throws {
+    let ticket: UInt64? = try state.withLock { state in
+      if state.running < maxWorkers && state.waiting.isEmpty {
+        state.running += 1
+        return nil
+      }
+      guard state.waiting.count < queueLimit else {
+        throw EasyRemoteError(
+          code: .busy, message: "node '\(node.id)' is running \(maxWorkers) calls and has \(queueLimit) waiting",
+          function: function
+        ).nodeError
+      }
+      state.nextTicket += 1
+      return state.nextTicket
+    }
+    guard let ticket else { return }
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        let cancelled = state.withLock { state -> Bool in
+          if Task.isCancelled { return true }
+          state.waiting[ticket] = continuation
+          state.order.append(ticket)
+          return false
+        }
+        if cancelled { continuation.resume(throwing: CancellationError()) }
+      }
+    } onCancel: {
+      let waiter = state.withLock { state in
+        state.order.removeAll { $0 == ticket }
+        return state.waiting.removeValue(forKey: ticket)
+      }
+      waiter?.resume(throwing: CancellationError())
+    }
+  }
+
+  private func releaseWorker(start: ContinuousClock.Instant, failed: Bool) {
+    let elapsed = ContinuousClock.now - start
+    let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+      state.executions += 1
+      if failed { state.failures += 1 }
+      state.totalSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+      while !state.order.isEmpty {
+        let ticket = state.order.removeFirst()
+        if let waiter = state.waiting.removeValue(forKey: ticket) { return waiter }  // the worker passes on
+      }
+      state.running -= 1
+      return nil
+    }
+    next?.resume()
+  }
+}
+
+/// Counters of one compute node.
+public struct NodeStats: Codable, Sendable, Equatable {
+  public var executions: Int
+  public var failures: Int
+  public var running: Int
+  public var queued: Int
+  public var averageSeconds: Double
+}

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Any JSON value: how arguments travel from clients (Swift, the command line, HTTP) to the
+/// node that decodes them into the function's parameter types.
+public enum JSONValue: Sendable, Equatable, Codable {
+  case null
+  case bool(Bool)
+  case int(Int64)
+  case double(Double)
+  case string(String)
+  case array([JSONValue])
+  case object([String: JSONValue])
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.singleValueContainer()
+    if container.decodeNil() {
+      self = .null
+    } else if let value = try? container.decode(Bool.self) {
+      self = .bool(value)
+    } else if let value = try? container.decode(Int64.self) {
+      self = .int(value)
+    } else if let value = try? container.decode(Double.self) {
+      self = .double(value)
+    } else if let value = try? container.decode(String.self) {
+      self = .string(value)
+    } else if let value = try? container.decode([JSONValue].self) {
+      self = .array(value)
+    } else {
+      self = .object(try container.decode([String: JSONValue].self))
+    }
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.singleValueContainer()
+    switch self {
+    case .null: try container.encodeNil()
+    case .bool(let value): try container.encode(value)
+    case .int(let value): try container.encode(value)
+    case .double(let value): try container.encode(value)
+    case .string(let value): try container.encode(value)
+    case .array(let value): try container.encode(value)
+    case .object(let value): try container.encode(value)
+    }
+  }
+
+  /// The JSON form of any `Encodable` value.
+  public init(encoding value: some Encodable) throws {
+    if let value = value as? JSONValue {
+      self = value
+      return
+    }
+    let data = try JSONEncoder().encode(value)
+    self = try JSONDecoder().decode(JSONValue.self, from: data)
+  }
+
+  /// Parses JSON text (a literal such as `3`, `"text"`, `[1,2]`, `{"a":1}`).
+  public init(parsing text: String) throws {
+    self = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+  }
+
+  /// This value decoded as `T`.
+  public func decode<T: Decodable>(as type: T.Type) throws -> T {
+    if let value = self as? T { return value }
+    return try JSONDecoder().decode(T.self, from: try JSONEncoder().encode(self))
+  }
+
+  /// Compact JSON text.
+  public var jsonText: String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "null"
+  }
+}

@@ -1,0 +1,81 @@
+// What clients, the gateway and compute nodes say to each other, as node-layer methods.
+
+/// Methods of the gateway and of compute nodes.
+enum Methods {
+  static let announce = "er.gateway.announce"
+  static let execute = "er.gateway.execute"
+  static let stream = "er.gateway.stream"
+  static let functions = "er.gateway.functions"
+  static let stats = "er.gateway.stats"
+  static let health = "er.gateway.health"
+  static let run = "er.node.run"
+  static let runStream = "er.node.stream"
+}
+
+/// One call of a function: positional and keyword arguments as JSON values.
+struct Invocation: Codable, Sendable {
+  var function: String
+  var args: [JSONValue]
+  var kwargs: [String: JSONValue]
+  /// Run on this node only.
+  var node: String?
+}
+
+/// A function as a node registers it.
+public struct FunctionDescriptor: Codable, Sendable, Equatable {
+  public var name: String
+  public var description: String
+  public var parameters: [String]
+  public var streaming: Bool
+  /// Safe to run again on another node when the first one is lost mid-call.
+  public var idempotent: Bool
+}
+
+/// What a compute node tells the gateway when it (re)connects.
+struct NodeAnnouncement: Codable, Sendable {
+  var nodeID: String
+  var maxWorkers: Int
+  var functions: [FunctionDescriptor]
+}
+
+/// A function as the gateway knows it: which nodes serve it and whether one can take a call.
+public struct FunctionInfo: Codable, Sendable, Equatable {
+  public var name: String
+  public var description: String
+  public var parameters: [String]
+  public var streaming: Bool
+  public var idempotent: Bool
+  /// The nodes serving it, sorted.
+  public var nodes: [String]
+  /// True when at least one of those nodes has a free worker.
+  public var available: Bool
+}
+
+/// The gateway's counters.
+public struct GatewayStats: Codable, Sendable {
+  public struct FunctionStats: Codable, Sendable, Equatable {
+    public var calls: Int
+    public var failures: Int
+    public var averageMilliseconds: Double
+  }
+
+  public var nodes: Int
+  public var functions: Int
+  public var totalRequests: Int
+  public var failedRequests: Int
+  public var inFlight: Int
+  public var perFunction: [String: FunctionStats]
+}
+
+/// The answer of ``healthCheck(_:timeout:)``.
+public struct HealthReport: Codable, Sendable, Equatable {
+  public var status: String
+  public var nodes: Int
+  public var functions: Int
+
+  public init(status: String, nodes: Int, functions: Int) {
+    self.status = status
+    self.nodes = nodes
+    self.functions = functions
+  }
+}

@@ -1,0 +1,101 @@
+import EasyRemote
+import Foundation
+import NodeComm
+import Synchronization
+import Testing
+
+/// A gateway on a free loopback port with compute nodes and a client, stopped afterwards.
+struct Fabric {
+  let server: Server
+  let address: String
+  var nodes: [ComputeNode] = []
+
+  static func start(balancing: Server.Balancing = .leastInFlight, port: Int = 0) async throws -> Fabric {
+    let server = Server(port: port, balancing: balancing, config: .defaults { $0.shutdownGracePeriod = .milliseconds(200) })
+    try await server.start()
+    return Fabric(server: server, address: try #require(server.address))
+  }
+
+  /// A compute node with the test functions, joined to the gateway.
+  mutating func addNode(
+    _ id: String, maxWorkers: Int = 4, queueLimit: Int? = nil, extra: (ComputeNode) -> Void = { _ in }
+  ) async throws -> ComputeNode {
+    let node = ComputeNode(
+      serverAddress: address, nodeID: id, maxWorkers: maxWorkers, queueLimit: queueLimit,
+      config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) })
+    TestFunctions.register(on: node)
+    extra(node)
+    try await node.start()
+    nodes.append(node)
+    return node
+  }
+
+  func client(timeout: Duration = .seconds(20)) -> Client { Client(serverAddress: address, timeout: timeout) }
+
+  func stop() async {
+    for node in nodes { await node.stop() }
+    await server.stop()
+  }
+}
+
+struct Point: Codable, Sendable, Equatable {
+  var x: Double
+  var y: Double
+}
+
+struct Overheated: Error, CustomStringConvertible {
+  var description: String { "the GPU is too hot" }
+}
+
+enum TestFunctions {
+  static func register(on node: ComputeNode) {
+    node.register("add", description: "Adds two integers", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
+    node.register("scale", parameters: ["point", "factor"]) { (point: Point, factor: Double) in
+      Point(x: point.x * factor, y: point.y * factor)
+    }
+    node.register("greet", parameters: ["name", "punctuation"]) { (name: String, punctuation: String?) in
+      "hello, \(name)\(punctuation ?? "!")"
+    }
+    node.register("whoami") { () in node.nodeID }
+    node.register("fail", parameters: ["reason"]) { (reason: String) throws -> Int in
+      if reason == "hot" { throw Overheated() }
+      return 0
+    }
+    node.register("sleep", parameters: ["ms"], idempotent: false) { (ms: Int) async throws -> String in
+      try await Task.sleep(for: .milliseconds(ms))
+      return node.nodeID
+    }
+    node.register("sleepIdempotent", parameters: ["ms"], idempotent: true) { (ms: Int) async throws -> String in
+      try await Task.sleep(for: .milliseconds(ms))
+      return node.nodeID
+    }
+    node.registerStream("count", parameters: ["to", "intervalMs"]) { (to: Int, intervalMs: Int) in
+      AsyncThrowingStream<Int, any Error> { continuation in
+        let task = Task {
+          for i in 0..<to {
+            if intervalMs > 0 { try await Task.sleep(for: .milliseconds(intervalMs)) }
+            continuation.yield(i)
+          }
+          continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+      }
+    }
+  }
+}
+
+/// Expects `body` to throw an ``EasyRemoteError``; returns it.
+func expectRemoteError(
+  _ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> EasyRemoteError {
+  do {
+    try await body()
+  } catch let error as EasyRemoteError {
+    return error
+  } catch {
+    Issue.record("expected an EasyRemoteError, got \(error)", sourceLocation: sourceLocation)
+    throw error
+  }
+  Issue.record("expected an EasyRemoteError, but the call succeeded", sourceLocation: sourceLocation)
+  throw EasyRemoteError(code: .internalError, message: "no error")
+}

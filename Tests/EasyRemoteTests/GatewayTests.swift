@@ -1,0 +1,308 @@
+import EasyRemote
+import Foundation
+import NodeComm
+import Synchronization
+import Testing
+
+/// The gateway, compute nodes and clients over real gRPC on loopback.
+@Suite("Gateway, nodes and clients", .timeLimit(.minutes(2)))
+struct GatewayTests {
+  @Test("typed calls with positional and keyword arguments; results decode")
+  func execute() async throws {
+    var fabric = try await Fabric.start()
+    _ = try await fabric.addNode("n1")
+    let client = fabric.client()
+    let sum: Int = try await client.execute("add", 2, 3)
+    #expect(sum == 5)
+    let scaled: Point = try await client.execute("scale", Point(x: 1, y: -2), 2.5)
+    #expect(scaled == Point(x: 2.5, y: -5))
+    let byName: Int = try await client.execute("add", kwargs: ["a": .int(40), "b": .int(2)])
+    #expect(byName == 42)
+    let mixed: Int = try await client.execute("add", 1, kwargs: ["b": .int(9)])
+    #expect(mixed == 10)
+    let optionalOmitted: String = try await client.execute("greet", "ada")
+    #expect(optionalOmitted == "hello, ada!")
+    let optionalGiven: String = try await client.execute("greet", "ada", "?")
+    #expect(optionalGiven == "hello, ada?")
+    let who: String = try await client.execute("whoami")
+    #expect(who == "n1")
+    let json = try await client.executeJSON("add", args: [.int(1), .int(1)])
+    #expect(json == .int(2))
+    #expect(fabric.server.nodeCount == 1)
+    #expect(fabric.server.stats().totalRequests >= 8)
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("wrong arguments name the parameter; unknown functions and remote errors are typed")
+  func typedErrors() async throws {
+    var fabric = try await Fabric.start()
+    _ = try await fabric.addNode("n1")
+    let client = fabric.client()
+    let wrongType = try await expectRemoteError { let _: Int = try await client.execute("add", 1, "two") }
+    #expect(wrongType.code == .invalidArguments)
+    #expect(wrongType.message.contains("'b'"))
+    #expect(wrongType.message.contains("Int"))
+    let tooMany = try await expectRemoteError { let _: Int = try await client.execute("add", 1, 2, 3) }
+    #expect(tooMany.code == .invalidArguments)
+    #expect(tooMany.message.contains("takes 2 arguments, got 3"))
+    let missing = try await expectRemoteError { let _: Int = try await client.execute("add", 1) }
+    #expect(missing.message.contains("missing its argument 'b'"))
+    let unknownKeyword = try await expectRemoteError {
+      let _: Int = try await client.execute("add", 1, 2, kwargs: ["c": .int(3)])
+    }
+    #expect(unknownKeyword.message.contains("no parameter named 'c'"))
+    let unknown = try await expectRemoteError { let _: Int = try await client.execute("nope") }
+    #expect(unknown.code == .functionNotFound)
+    #expect(unknown.function == "nope")
+    let remote = try await expectRemoteError { let _: Int = try await client.execute("fail", "hot") }
+    #expect(remote.code == .remoteExecutionFailed)
+    #expect(remote.message == "the GPU is too hot")
+    #expect(remote.remoteType?.contains("Overheated") == true)
+    let wrongResult = try await expectRemoteError { let _: String = try await client.execute("add", 1, 2) }
+    #expect(wrongResult.code == .invalidResult)
+    let timeout = try await expectRemoteError {
+      let _: String = try await client.execute("sleep", 5000, timeout: .milliseconds(300))
+    }
+    #expect(timeout.code == .timedOut)
+    // After all these the link and the fabric still work.
+    let sum: Int = try await client.execute("add", 1, 2)
+    #expect(sum == 3)
+    #expect(fabric.server.stats().failedRequests >= 7)
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("functions are listed with their parameters, nodes and availability")
+  func listing() async throws {
+    var fabric = try await Fabric.start()
+    _ = try await fabric.addNode("n1")
+    _ = try await fabric.addNode("n2")
+    let client = fabric.client()
+    let functions = try await client.listFunctions()
+    #expect(functions.map(\.name).contains("add"))
+    let add = try await client.functionInfo("add")
+    #expect(add.parameters == ["a", "b"])
+    #expect(add.description == "Adds two integers")
+    #expect(add.nodes == ["n1", "n2"])
+    #expect(add.available)
+    #expect(!add.streaming)
+    #expect(try await client.functionInfo("count").streaming)
+    let missing = try await expectRemoteError { _ = try await client.functionInfo("nope") }
+    #expect(missing.code == .functionNotFound)
+    let health = try await healthCheck(fabric.address)
+    #expect(health == HealthReport(status: "healthy", nodes: 2, functions: functions.count))
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("calls spread over the nodes sharing a function; a call can name its node")
+  func balancing() async throws {
+    for balancing in [Server.Balancing.leastInFlight, .roundRobin] {
+      var fabric = try await Fabric.start(balancing: balancing)
+      let n1 = try await fabric.addNode("n1")
+      let n2 = try await fabric.addNode("n2")
+      let client = fabric.client()
+      let served = try await withThrowingTaskGroup(of: String.self) { group in
+        for _ in 0..<40 { group.addTask { try await client.execute("sleep", 20) } }
+        return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+      }
+      #expect(served["n1", default: 0] >= 5, "\(served)")
+      #expect(served["n2", default: 0] >= 5, "\(served)")
+      #expect(n1.stats().executions + n2.stats().executions == 40)
+      let pinned: String = try await client.execute("whoami", node: "n2")
+      #expect(pinned == "n2")
+      let absent = try await expectRemoteError { let _: String = try await client.execute("whoami", node: "n9") }
+      #expect(absent.code == .functionNotFound)
+      await client.close()
+      await fabric.stop()
+    }
+  }
+
+  @Test("at most maxWorkers run at once; beyond the queue calls are refused as busy")
+  func maxWorkers() async throws {
+    var fabric = try await Fabric.start()
+    let running = Gauge()
+    _ = try await fabric.addNode("small", maxWorkers: 2, queueLimit: 2) { node in
+      node.register("hold", parameters: ["ms"]) { (ms: Int) async throws -> Int in
+        running.enter()
+        defer { running.leave() }
+        try await Task.sleep(for: .milliseconds(ms))
+        return ms
+      }
+    }
+    let client = fabric.client()
+    let outcomes = await withTaskGroup(of: Result<Int, EasyRemoteError>.self) { group in
+      for _ in 0..<6 {
+        group.addTask {
+          do { return .success(try await client.execute("hold", 300)) } catch let error as EasyRemoteError {
+            return .failure(error)
+          } catch { return .failure(EasyRemoteError(code: .internalError, message: "\(error)")) }
+        }
+      }
+      return await group.reduce(into: []) { $0.append($1) }
+    }
+    let succeeded = outcomes.filter { if case .success = $0 { true } else { false } }.count
+    let busy = outcomes.filter { if case .failure(let e) = $0 { e.code == .busy } else { false } }.count
+    #expect(running.peak == 2)
+    #expect(succeeded == 4)  // 2 running + 2 queued
+    #expect(busy == 2)
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("a node lost mid-call: idempotent calls retry elsewhere, others fail fast with node_lost")
+  func nodeLost() async throws {
+    var fabric = try await Fabric.start()
+    let doomed = try await fabric.addNode("doomed")
+    let client = fabric.client()
+    // Only the doomed node serves at first, so the call lands there.
+    let plain = Task { () async throws -> String in try await client.execute("sleep", 10_000) }
+    try await waitUntil { doomed.stats().running == 1 }
+    let start = ContinuousClock.now
+    await doomed.stop()
+    let lost = try await expectRemoteError { _ = try await plain.value }
+    #expect(lost.code == .nodeLost)
+    #expect(ContinuousClock.now - start < .seconds(3))
+
+    let doomed2 = try await fabric.addNode("doomed2")
+    // Pin the first attempt by having only doomed2 at first, then add a survivor.
+    let retried = Task { () async throws -> String in try await client.execute("sleepIdempotent", 1500) }
+    try await waitUntil { doomed2.stats().running == 1 }
+    _ = try await fabric.addNode("survivor")
+    await doomed2.stop()
+    #expect(try await retried.value == "survivor")
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("streams deliver items as produced; breaking out cancels the node's producer")
+  func streaming() async throws {
+    var fabric = try await Fabric.start()
+    let stopped = Moment()
+    _ = try await fabric.addNode("streamer") { node in
+      node.registerStream("ticks", parameters: []) { () in
+        AsyncThrowingStream<Int, any Error> { continuation in
+          let task = Task {
+            var i = 0
+            while !Task.isCancelled {
+              continuation.yield(i)
+              i += 1
+              try? await Task.sleep(for: .milliseconds(2))
+            }
+            stopped.mark()
+            continuation.finish()
+          }
+          continuation.onTermination = { _ in task.cancel() }
+        }
+      }
+    }
+    let client = fabric.client()
+    var numbers: [Int] = []
+    for try await n in try await client.stream("count", 5, 0, as: Int.self) { numbers.append(n) }
+    #expect(numbers == [0, 1, 2, 3, 4])
+    var ticks = 0
+    for try await _ in try await client.stream("ticks", as: Int.self) {
+      ticks += 1
+      if ticks == 10 { break }
+    }
+    let brokeAt = ContinuousClock.now
+    for _ in 0..<100 where stopped.value == nil { try await Task.sleep(for: .milliseconds(20)) }
+    let producerStopped = try #require(stopped.value)
+    #expect(producerStopped - brokeAt < .seconds(1))
+    let unknown = try await expectRemoteError {
+      for try await _ in try await client.stream("nope", as: Int.self) {}
+    }
+    #expect(unknown.code == .functionNotFound)
+    await client.close()
+    await fabric.stop()
+  }
+
+  @Test("a node comes back by itself when the gateway restarts")
+  func gatewayRestart() async throws {
+    var fabric = try await Fabric.start()
+    let port = try #require(Int(fabric.address.split(separator: ":").last ?? ""))
+    let node = try await fabric.addNode("faithful")
+    #expect(node.isConnected)
+    await fabric.server.stop()
+    try await Task.sleep(for: .milliseconds(300))
+    #expect(!node.isConnected)
+    let again = try await Fabric.start(port: port)
+    let client = again.client()
+    var answer: Int?
+    for _ in 0..<100 {
+      if again.server.nodeCount == 1 {
+        answer = try await client.execute("add", 20, 22)
+        break
+      }
+      try await Task.sleep(for: .milliseconds(50))
+    }
+    #expect(answer == 42)
+    #expect(node.isConnected)
+    await client.close()
+    await node.stop()
+    await again.stop()
+  }
+
+  @Test("10,000 concurrent calls from 8 clients are all answered correctly")
+  func manyCalls() async throws {
+    var fabric = try await Fabric.start()
+    _ = try await fabric.addNode("w1", maxWorkers: 64)
+    _ = try await fabric.addNode("w2", maxWorkers: 64)
+    let clients = (0..<8).map { _ in fabric.client(timeout: .seconds(60)) }
+    let wrong = try await withThrowingTaskGroup(of: Int.self) { group in
+      for (index, client) in clients.enumerated() {
+        group.addTask {
+          try await withThrowingTaskGroup(of: Bool.self) { calls in
+            for i in 0..<1250 {
+              calls.addTask {
+                let sum: Int = try await client.execute("add", index * 10_000, i)
+                return sum == index * 10_000 + i
+              }
+            }
+            return try await calls.reduce(0) { $0 + ($1 ? 0 : 1) }
+          }
+        }
+      }
+      return try await group.reduce(0, +)
+    }
+    #expect(wrong == 0)
+    #expect(fabric.server.stats().totalRequests == 10_000)
+    for client in clients { await client.close() }
+    await fabric.stop()
+  }
+}
+
+/// When something happened, once.
+final class Moment: Sendable {
+  private let instant = Mutex<ContinuousClock.Instant?>(nil)
+  func mark() { instant.withLock { $0 = $0 ?? .now } }
+  var value: ContinuousClock.Instant? { instant.withLock { $0 } }
+}
+
+/// How many run at once, and the most there ever were.
+final class Gauge: Sendable {
+  private let counts = Mutex((now: 0, peak: 0))
+  func enter() {
+    counts.withLock {
+      $0.now += 1
+      $0.peak = max($0.peak, $0.now)
+    }
+  }
+  func leave() { counts.withLock { $0.now -= 1 } }
+  var peak: Int { counts.withLock { $0.peak } }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `limit`.
+func waitUntil(
+  _ limit: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
+) async throws {
+  let deadline = ContinuousClock.now + limit
+  while !condition() {
+    guard ContinuousClock.now < deadline else {
+      Issue.record("condition not met within \(limit)", sourceLocation: sourceLocation)
+      return
+    }
+    try await Task.sleep(for: .milliseconds(10))
+  }
+}
