@@ -67,9 +67,13 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // The seed 002 example functions, shared by the demo, the examples and the tests.
+    .target(name: "ExampleFunctions", dependencies: ["EasyRemote"], swiftSettings: strict),
     .executableTarget(
       name: "EasyRemoteCLI",
       dependencies: [
+        "EasyRemote",
+        "ExampleFunctions",
         "NodeComm",
         "NodeCommGRPC",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -109,6 +113,7 @@ let package = Package(
       name: "EasyRemoteTests",
       dependencies: [
         "EasyRemote",
+        "ExampleFunctions",
         "NodeComm",
       ],
       swiftSettings: strict

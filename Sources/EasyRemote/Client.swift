@@ -135,6 +135,25 @@ public final class Client: Sendable {
     }
   }
 
+  /// Opens a stream with JSON arguments; items come as JSON (the command line's form).
+  public func streamJSON(
+    _ name: String, args: [JSONValue], kwargs: [String: JSONValue] = [:], node target: String? = nil,
+    timeout: Duration? = nil
+  ) async throws -> some AsyncSequence<JSONValue, any Error> & Sendable {
+    try await connect()
+    let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
+    let items: NodeStream
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.stream)
+      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout)
+    } catch {
+      throw EasyRemoteError(error, function: name)
+    }
+    return items.mapErrors(function: name).map { payload throws -> JSONValue in
+      try JSONDecoder().decode(JSONValue.self, from: payload.data)
+    }
+  }
+
   /// The functions of the pool.
   public func listFunctions() async throws -> [FunctionInfo] {
     try await connect()
@@ -153,6 +172,16 @@ public final class Client: Sendable {
       throw EasyRemoteError(code: .functionNotFound, message: "no node serves '\(name)'", function: name)
     }
     return info
+  }
+
+  /// The compute nodes connected to the gateway.
+  public func listNodes() async throws -> [NodeInfo] {
+    try await connect()
+    do {
+      return try await node.call(Server.nodeID, Methods.nodes, Empty())
+    } catch {
+      throw EasyRemoteError(error, function: nil)
+    }
   }
 
   /// The gateway's counters.

@@ -8,6 +8,7 @@ enum Methods {
   static let functions = "er.gateway.functions"
   static let stats = "er.gateway.stats"
   static let health = "er.gateway.health"
+  static let nodes = "er.gateway.nodes"
   static let run = "er.node.run"
   static let runStream = "er.node.stream"
 }
@@ -78,4 +79,12 @@ public struct HealthReport: Codable, Sendable, Equatable {
     self.nodes = nodes
     self.functions = functions
   }
+}
+
+/// A compute node as the gateway sees it.
+public struct NodeInfo: Codable, Sendable, Equatable {
+  public var id: String
+  public var functions: [String]
+  public var maxWorkers: Int
+  public var inFlight: Int
 }

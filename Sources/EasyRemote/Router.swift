@@ -104,4 +104,11 @@ struct Router: Sendable {
   }
 
   var inFlight: Int { nodes.values.reduce(0) { $0 + $1.inFlight } }
+
+  /// Every connected node, sorted by id.
+  var nodeInfos: [NodeInfo] {
+    nodes.map { id, entry in
+      NodeInfo(id: id, functions: entry.functions.keys.sorted(), maxWorkers: entry.maxWorkers, inFlight: entry.inFlight)
+    }.sorted { $0.id < $1.id }
+  }
 }

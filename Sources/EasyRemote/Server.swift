@@ -98,6 +98,9 @@ public final class Server: Sendable {
   /// The functions served, with their nodes.
   public func functions() -> [FunctionInfo] { state.withLock { $0.router.functions } }
 
+  /// The connected compute nodes.
+  public func nodes() -> [NodeInfo] { state.withLock { $0.router.nodeInfos } }
+
   // MARK: - Methods
 
   private func registerMethods() {
@@ -112,6 +115,7 @@ public final class Server: Sendable {
       return Empty()
     }
     node.register(Methods.functions) { [weak self] (_: Empty, _) in self?.functions() ?? [] }
+    node.register(Methods.nodes) { [weak self] (_: Empty, _) in self?.nodes() ?? [] }
     node.register(Methods.stats) { [weak self] (_: Empty, _) -> GatewayStats in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "gateway is gone").nodeError }
       return self.stats()

@@ -5,6 +5,9 @@ struct EasyRemoteCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "easyremote",
     abstract: "EasyRemote: pool idle machines into one compute fabric.",
-    subcommands: [DemoCommand.self, PeerCommand.self]
+    subcommands: [
+      DemoCommand.self, GatewayCommand.self, NodeCommand.self, CallCommand.self, StreamCommand.self,
+      FunctionsCommand.self, NodesCommand.self, HealthCommand.self, PeerCommand.self,
+    ]
   )
 }

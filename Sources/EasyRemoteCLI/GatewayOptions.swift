@@ -1,0 +1,50 @@
+import ArgumentParser
+import EasyRemote
+import Foundation
+
+/// `--gateway host:port`, defaulting to `$EASYREMOTE_GATEWAY`, then 127.0.0.1:8080.
+struct GatewayOptions: ParsableArguments {
+  @Option(name: .long, help: "The gateway's host:port (default: $EASYREMOTE_GATEWAY or 127.0.0.1:8080).")
+  var gateway: String?
+
+  var address: String {
+    gateway ?? ProcessInfo.processInfo.environment["EASYREMOTE_GATEWAY"] ?? "127.0.0.1:8080"
+  }
+}
+
+/// Prints a failure the way scripts expect: the message on stderr, a non-zero exit code
+/// (2 when the gateway cannot be reached, 1 otherwise).
+func fail(_ error: any Error) -> ExitCode {
+  let remote = error as? EasyRemoteError
+  let text = remote.map { "error: \($0.code): \($0.message)" } ?? "error: \(error)"
+  FileHandle.standardError.write(Data((text + "\n").utf8))
+  return remote?.code == .connectionFailed ? ExitCode(2) : ExitCode(1)
+}
+
+/// Writes a line to stdout at once (scripts read streams line by line).
+func emit(_ line: String) {
+  FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// A table for people: columns padded to their widest cell.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+  let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+  func line(_ cells: [String]) -> String {
+    cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+      .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+  }
+  return ([line(header), line(widths.map { String(repeating: "-", count: $0) })] + rows.map(line))
+    .joined(separator: "\n")
+}
+
+/// JSON text of a Codable value, pretty or on one line.
+func jsonText(_ value: some Encodable, pretty: Bool = false) -> String {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+  return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
+}
+
+/// A command-line argument as JSON: a JSON literal, or else the text as a string.
+func jsonArgument(_ text: String) -> JSONValue {
+  (try? JSONValue(parsing: text)) ?? .string(text)
+}

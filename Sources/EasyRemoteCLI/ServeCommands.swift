@@ -1,0 +1,127 @@
+import ArgumentParser
+import EasyRemote
+import ExampleFunctions
+import Foundation
+import Logging
+import NodeComm
+import ServiceLifecycle
+
+/// `easyremote gateway`: the gateway, until Ctrl-C or SIGTERM.
+struct GatewayCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "gateway", abstract: "Run a gateway that compute nodes and clients connect to.")
+
+  @Option(help: "The address to listen on.") var host = "127.0.0.1"
+  @Option(help: "The port to listen on (0 picks a free one).") var port = 8080
+  @Option(help: "A YAML node configuration (TLS, heartbeat, limits).") var config: String?
+  @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
+
+  func run() async throws {
+    bootstrapLogging()
+    let nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
+    let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
+    try await server.start()
+    emit("gateway listening on \(server.address ?? "\(host):\(port)")")
+    try await runUntilSignalled(stop: { await server.stop() })
+  }
+}
+
+/// `easyremote node`: a compute node serving the example functions.
+struct NodeCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "node", abstract: "Run a compute node that joins the gateway and serves the example functions.")
+
+  @OptionGroup var gateway: GatewayOptions
+  @Option(help: "The node id (random when omitted).") var id: String?
+  @Option(help: "Calls run at once.") var maxWorkers = 5
+
+  func run() async throws {
+    bootstrapLogging()
+    let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers)
+    SeedExamples.register(on: node)
+    do {
+      try await node.start()
+    } catch {
+      throw fail(error)
+    }
+    emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
+    try await runUntilSignalled(stop: { await node.stop() })
+  }
+}
+
+/// `easyremote demo`: the README's main job.
+struct DemoCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "demo", abstract: "Run a gateway and a local compute node with the example functions.")
+
+  @Option(help: "The address the gateway listens on.") var host = "127.0.0.1"
+  @Option(help: "The gateway's port (0 picks a free one).") var port = 8080
+  @Flag(help: "Run a few calls, print them and exit instead of serving until Ctrl-C.") var once = false
+
+  func run() async throws {
+    bootstrapLogging()
+    let server = Server(host: host, port: port)
+    try await server.start()
+    let address = server.address ?? "\(host):\(port)"
+    let node = ComputeNode(serverAddress: address, nodeID: "local", maxWorkers: 8)
+    SeedExamples.register(on: node)
+    try await node.start()
+    emit("EasyRemote demo: gateway on \(address), compute node 'local' with \(node.functionCount) functions")
+
+    let client = Client(serverAddress: address)
+    let sum: Double = try await client.execute("sync_add", 2, 3.5)
+    emit("  sync_add(2, 3.5) = \(sum)")
+    var first: [String] = []
+    for try await item in try await client.stream("sync_number_stream", 1, 3, 0.05, as: SeedExamples.NumberItem.self) {
+      first.append(String(item.value))
+    }
+    emit("  sync_number_stream(1, 3, 0.05) streamed \(first.joined(separator: ", "))")
+    await client.close()
+
+    let flag = address == "127.0.0.1:8080" ? "" : " --gateway \(address)"
+    emit("""
+
+      Try it from another terminal:
+        swift run easyremote functions\(flag)
+        swift run easyremote call\(flag) sync_add 2 3
+        swift run easyremote call\(flag) async_ai_simulation '"I love fast code"' 0.2
+        swift run easyremote stream\(flag) sync_number_stream 0 10 0.2
+        swift run easyremote stream\(flag) async_data_stream '{"sensors":["temperature"],"sample_rate":2,"duration":3}'
+        swift run easyremote node\(flag) --id second     # a second compute node
+        swift run easyremote health\(flag)
+      """)
+    if !once {
+      emit("Serving until Ctrl-C.")
+      try await runUntilSignalled(stop: {})
+    }
+    await node.stop()
+    await server.stop()
+    emit("stopped")
+  }
+}
+
+/// Waits for SIGINT or SIGTERM, then runs `stop`.
+func runUntilSignalled(stop: @escaping @Sendable () async -> Void) async throws {
+  let group = ServiceGroup(
+    services: [SignalWaiter(stop: stop)], gracefulShutdownSignals: [.sigterm, .sigint],
+    logger: Logger(label: "easyremote.cli"))
+  try await group.run()
+}
+
+private struct SignalWaiter: Service {
+  let stop: @Sendable () async -> Void
+  func run() async throws {
+    try? await gracefulShutdown()
+    await stop()
+  }
+}
+
+/// Logs at warning and above on stderr unless `EASYREMOTE_LOG` names another level.
+func bootstrapLogging() {
+  let level = ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+  LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = level
+    return handler
+  }
+}

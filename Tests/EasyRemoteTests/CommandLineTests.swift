@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+
+/// The `easyremote` tool as a user runs it: real processes, stdout, stderr and exit codes.
+@Suite("easyremote command line", .timeLimit(.minutes(2)))
+struct CommandLineTests {
+  @Test("gateway, node, call, stream, functions, nodes and health work together")
+  func endToEnd() async throws {
+    let gateway = try await BackgroundProcess.start(["gateway", "--port", "0"], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
+    let node = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "cli-node"], readyPrefix: "node cli-node joined")
+    defer { node.stop() }
+    let env = ["EASYREMOTE_GATEWAY": address]
+
+    let add = try await runTool(["call", "sync_add", "2", "3"], environment: env)
+    #expect(add.status == 0)
+    #expect(add.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "5")
+
+    let keywords = try await runTool(["call", "--gateway", address, "sync_add", "--kw", "a=40", "--kw", "b=2", "--json"])
+    #expect(keywords.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "42")
+
+    let text = try await runTool(["call", "echo", "hello"], environment: env)
+    #expect(text.stdout.contains("\"hello\""))
+
+    let stream = try await runTool(["stream", "sync_number_stream", "5", "3", "0.01"], environment: env)
+    #expect(stream.status == 0)
+    let lines = stream.stdout.split(separator: "\n")
+    #expect(lines == [#"{"index":0,"value":5}"#, #"{"index":1,"value":6}"#, #"{"index":2,"value":7}"#])
+
+    let functions = try await runTool(["functions", "--json"], environment: env)
+    let listed = try JSONSerialization.jsonObject(with: Data(functions.stdout.utf8)) as? [[String: Any]]
+    #expect(listed?.contains { $0["name"] as? String == "async_data_stream" } == true)
+    let table = try await runTool(["functions"], environment: env)
+    #expect(table.stdout.contains("sync_add"))
+    #expect(table.stdout.contains("a, b"))
+
+    let nodes = try await runTool(["nodes", "--json"], environment: env)
+    #expect(nodes.stdout.contains("\"cli-node\""))
+    let health = try await runTool(["health"], environment: env)
+    #expect(health.stdout.contains("healthy: 1 nodes, 9 functions"))
+
+    let wrong = try await runTool(["call", "sync_add", "1", "x"], environment: env)
+    #expect(wrong.status == 1)
+    #expect(wrong.stderr.contains("invalid_arguments"))
+    #expect(wrong.stderr.contains("'b'"))
+    let unknown = try await runTool(["call", "nope"], environment: env)
+    #expect(unknown.status == 1)
+    #expect(unknown.stderr.contains("function_not_found"))
+    let unreachable = try await runTool(["call", "--gateway", "127.0.0.1:1", "sync_add", "1", "2"])
+    #expect(unreachable.status == 2)
+    #expect(unreachable.stderr.contains("connection_failed"))
+    let badKeyword = try await runTool(["call", "sync_add", "--kw", "novalue"], environment: env)
+    #expect(badKeyword.status != 0)
+  }
+
+  @Test("demo --once runs a gateway, a node and example calls, then exits cleanly")
+  func demo() async throws {
+    let demo = try await runTool(["demo", "--once", "--port", "0"])
+    #expect(demo.status == 0)
+    #expect(demo.stdout.contains("sync_add(2, 3.5) = 5.5"))
+    #expect(demo.stdout.contains("streamed 1, 2, 3"))
+    #expect(demo.stdout.contains("stopped"))
+  }
+}
+
+struct ToolResult {
+  var status: Int32
+  var stdout: String
+  var stderr: String
+}
+
+/// The built `easyremote` binary (beside the test bundle).
+var toolURL: URL {
+  var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+  while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("easyremote").path), directory.path != "/" {
+    directory = directory.deletingLastPathComponent()
+  }
+  return directory.appendingPathComponent("easyremote")
+}
+
+/// Runs `easyremote` to completion off the cooperative thread pool.
+func runTool(_ arguments: [String], environment: [String: String] = [:]) async throws -> ToolResult {
+  try await withCheckedThrowingContinuation { continuation in
+    Thread.detachNewThread {
+      do {
+        let process = Process()
+        process.executableURL = toolURL
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        continuation.resume(
+          returning: ToolResult(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self)))
+      } catch {
+        continuation.resume(throwing: error)
+      }
+    }
+  }
+}
+
+/// A long-running `easyremote` process (gateway, node) that printed its ready line.
+final class BackgroundProcess: Sendable {
+  let process: Process
+  let readyLine: String
+
+  private init(process: Process, readyLine: String) {
+    self.process = process
+    self.readyLine = readyLine
+  }
+
+  static func start(_ arguments: [String], readyPrefix: String) async throws -> BackgroundProcess {
+    try await withCheckedThrowingContinuation { continuation in
+      Thread.detachNewThread {
+        do {
+          let process = Process()
+          process.executableURL = toolURL
+          process.arguments = arguments
+          let out = Pipe()
+          process.standardOutput = out
+          try process.run()
+          var line = Data()
+          while true {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+          }
+          let text = String(decoding: line, as: UTF8.self)
+          guard text.hasPrefix(readyPrefix) else {
+            process.terminate()
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(arguments[0]) said: \(text)"])
+          }
+          continuation.resume(returning: BackgroundProcess(process: process, readyLine: text))
+        } catch {
+          continuation.resume(throwing: error)
+        }
+      }
+    }
+  }
+
+  func stop() {
+    guard process.isRunning else { return }
+    process.terminate()
+    process.waitUntilExit()
+  }
+}
