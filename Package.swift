@@ -85,6 +85,7 @@ let package = Package(
     .executableTarget(
       name: "EasyRemoteBench",
       dependencies: [
+        "EasyRemote",
         "NodeComm",
         "NodeCommGRPC",
         .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -94,6 +95,7 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict
     ),

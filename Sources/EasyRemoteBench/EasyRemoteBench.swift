@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Foundation
 
 /// `easyremote-bench [SUITE...] [--json FILE]`: measures EasyRemote beside its floors.
@@ -18,11 +19,25 @@ struct EasyRemoteBench: AsyncParsableCommand {
 
   @Option(help: "Sequential round trips per latency measurement.") var iterations: Int = 3000
 
+  @Option(help: "Idle nodes the scale suite connects.") var nodes: Int = 1000
+
+  @Option(help: .hidden) var simulateNodes: Int?
+  @Option(help: .hidden) var gateway: String?
+
   enum Suite: String, CaseIterable, ExpressibleByArgument {
-    case link
+    case link, routed, scale
   }
 
   func run() async throws {
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = .warning
+      return handler
+    }
+    if let simulateNodes, let gateway {
+      try await ScaleSuite.simulate(nodes: simulateNodes, gateway: gateway)
+      return
+    }
     let chosen = suites.isEmpty ? Suite.allCases : suites
     let settings = BenchSettings(duration: .milliseconds(Int64(seconds * 1000)), iterations: iterations)
     var results: [BenchResult] = []
@@ -30,6 +45,8 @@ struct EasyRemoteBench: AsyncParsableCommand {
     for suite in chosen {
       switch suite {
       case .link: results += try await LinkSuite.run(settings)
+      case .routed: results += try await RoutedSuite.run(settings)
+      case .scale: results += try await ScaleSuite.run(nodes: nodes)
       }
     }
     BenchResult.printTable(results)
