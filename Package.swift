@@ -99,6 +99,16 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Examples/AsyncStream: the seed 002 set as three programs.
+    .executableTarget(
+      name: "async-stream-server", dependencies: ["EasyRemote"], path: "Examples/AsyncStream/Server",
+      swiftSettings: strict),
+    .executableTarget(
+      name: "async-stream-node", dependencies: ["EasyRemote", "ExampleFunctions"],
+      path: "Examples/AsyncStream/ComputeNode", swiftSettings: strict),
+    .executableTarget(
+      name: "async-stream-client", dependencies: ["EasyRemote", "ExampleFunctions"],
+      path: "Examples/AsyncStream/Client", swiftSettings: strict),
     .testTarget(
       name: "NodeCommTests",
       dependencies: [

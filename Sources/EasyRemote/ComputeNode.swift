@@ -33,6 +33,7 @@ public final class ComputeNode: Sendable {
     var failures = 0
     var totalSeconds = 0.0
     var stopped = false
+    var started = false
     var connected = false
     var reconnect: Task<Void, Never>?
   }
@@ -76,6 +77,13 @@ public final class ComputeNode: Sendable {
   ///
   /// - Throws: ``EasyRemoteError`` `connectionFailed` when the first connection fails.
   public func start() async throws {
+    let first = state.withLock { state in
+      defer { state.started = true }
+      return !state.started
+    }
+    guard first else {
+      throw EasyRemoteError(code: .internalError, message: "compute node '\(node.id)' was already started")
+    }
     node.on(.disconnect) { [weak self] event in
       guard let self, event.peerID == Server.nodeID else { return }
       self.linkLost()
@@ -84,9 +92,10 @@ public final class ComputeNode: Sendable {
     try await connectAndAnnounce()
   }
 
-  /// Starts and serves until the task is cancelled or ``stop()`` is called.
+  /// Starts (unless ``start()`` was called already) and serves until the task is cancelled or
+  /// ``stop()`` is called.
   public func serve() async throws {
-    try await start()
+    if !state.withLock({ $0.started }) { try await start() }
     await withTaskCancellationHandler {
       await node.waitUntilStopped()
     } onCancel: {

@@ -73,6 +73,9 @@ public final class Server: Sendable {
   /// Stops: in-flight calls get the grace period, then every link closes.
   public func stop() async { await node.stop() }
 
+  /// Returns once the gateway has stopped.
+  public func waitUntilStopped() async { await node.waitUntilStopped() }
+
   /// The `host:port` compute nodes and clients dial.
   public var address: String? { node.listeningAddress }
   public var isRunning: Bool { node.isRunning }

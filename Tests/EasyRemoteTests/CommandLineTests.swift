@@ -55,6 +55,21 @@ struct CommandLineTests {
     #expect(badKeyword.status != 0)
   }
 
+  @Test("the three programs of Examples/AsyncStream run together and every result checks out")
+  func asyncStreamExample() async throws {
+    let port = String(Int.random(in: 20_000...40_000))
+    let server = try await BackgroundProcess.start(
+      [port], executable: "async-stream-server", readyPrefix: "gateway listening on ")
+    defer { server.stop() }
+    let node = try await BackgroundProcess.start(
+      ["127.0.0.1:\(port)"], executable: "async-stream-node", readyPrefix: "compute node joined")
+    defer { node.stop() }
+    let client = try await runTool(["127.0.0.1:\(port)"], executable: "async-stream-client")
+    #expect(client.status == 0, "\(client.stdout)\n\(client.stderr)")
+    #expect(client.stdout.contains("all example results are correct"))
+    #expect(!client.stdout.contains("FAIL"))
+  }
+
   @Test("demo --once runs a gateway, a node and example calls, then exits cleanly")
   func demo() async throws {
     let demo = try await runTool(["demo", "--once", "--port", "0"])
@@ -71,22 +86,24 @@ struct ToolResult {
   var stderr: String
 }
 
-/// The built `easyremote` binary (beside the test bundle).
-var toolURL: URL {
+/// A built executable of this package (beside the test bundle).
+func productURL(_ name: String = "easyremote") -> URL {
   var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-  while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("easyremote").path), directory.path != "/" {
+  while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path), directory.path != "/" {
     directory = directory.deletingLastPathComponent()
   }
-  return directory.appendingPathComponent("easyremote")
+  return directory.appendingPathComponent(name)
 }
 
-/// Runs `easyremote` to completion off the cooperative thread pool.
-func runTool(_ arguments: [String], environment: [String: String] = [:]) async throws -> ToolResult {
+/// Runs `easyremote` (or another product) to completion off the cooperative thread pool.
+func runTool(
+  _ arguments: [String], environment: [String: String] = [:], executable: String = "easyremote"
+) async throws -> ToolResult {
   try await withCheckedThrowingContinuation { continuation in
     Thread.detachNewThread {
       do {
         let process = Process()
-        process.executableURL = toolURL
+        process.executableURL = productURL(executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
@@ -118,16 +135,23 @@ final class BackgroundProcess: Sendable {
     self.readyLine = readyLine
   }
 
-  static func start(_ arguments: [String], readyPrefix: String) async throws -> BackgroundProcess {
+  static func start(
+    _ arguments: [String], executable: String = "easyremote", readyPrefix: String,
+    readyWithin seconds: Double = 60
+  ) async throws -> BackgroundProcess {
     try await withCheckedThrowingContinuation { continuation in
       Thread.detachNewThread {
         do {
           let process = Process()
-          process.executableURL = toolURL
+          process.executableURL = productURL(executable)
           process.arguments = arguments
           let out = Pipe()
           process.standardOutput = out
           try process.run()
+          // A process that never prints its ready line is killed, which ends the read below.
+          let watchdog = DispatchWorkItem { process.terminate() }
+          DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
+          defer { watchdog.cancel() }
           var line = Data()
           while true {
             let byte = out.fileHandleForReading.readData(ofLength: 1)
@@ -137,7 +161,7 @@ final class BackgroundProcess: Sendable {
           let text = String(decoding: line, as: UTF8.self)
           guard text.hasPrefix(readyPrefix) else {
             process.terminate()
-            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(arguments[0]) said: \(text)"])
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \(text)"])
           }
           continuation.resume(returning: BackgroundProcess(process: process, readyLine: text))
         } catch {
