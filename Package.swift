@@ -14,6 +14,8 @@ let package = Package(
     .library(name: "NodeComm", targets: ["NodeComm"]),
     .library(name: "NodeCommGRPC", targets: ["NodeCommGRPC"]),
     .library(name: "EasyRemote", targets: ["EasyRemote"]),
+    .library(name: "TaskCenter", targets: ["TaskCenter"]),
+    .library(name: "Sandbox", targets: ["Sandbox"]),
     .executable(name: "easyremote", targets: ["EasyRemoteCLI"]),
     .executable(name: "easyremote-bench", targets: ["EasyRemoteBench"]),
   ],
@@ -30,6 +32,7 @@ let package = Package(
     .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
   ],
   targets: [
     // Layer 1: the node layer — messages, links, transports, serializers, interceptors.
@@ -67,6 +70,18 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Layer 3: the task center — durable store, fair scheduler.
+    .target(
+      name: "TaskCenter",
+      dependencies: [
+        "EasyRemote",
+        .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
+    // Running code tasks on a node: child processes under limits.
+    .target(name: "Sandbox", swiftSettings: strict),
     // The seed 002 example functions, shared by the demo, the examples and the tests.
     .target(name: "ExampleFunctions", dependencies: ["EasyRemote"], swiftSettings: strict),
     .executableTarget(
@@ -119,6 +134,11 @@ let package = Package(
         .product(name: "SwiftASN1", package: "swift-asn1"),
         .product(name: "Logging", package: "swift-log"),
       ],
+      swiftSettings: strict
+    ),
+    .testTarget(
+      name: "TaskCenterTests",
+      dependencies: ["TaskCenter", "Sandbox"],
       swiftSettings: strict
     ),
     .testTarget(

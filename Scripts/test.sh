@@ -3,10 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Nothing outside the Swift toolchain is needed yet; later suites add their servers here
-# (apt-get install -y postgresql openssh-server ...), installed only when missing.
+# What the suites need beyond the Swift toolchain, installed only when missing:
+# python3 (the sandbox's interpreter), SQLite's headers (GRDB), util-linux's prlimit,
+# setpriv and unshare (the sandbox's limits).
 need=()
 command -v python3 >/dev/null || need+=(python3)
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+command -v prlimit >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi

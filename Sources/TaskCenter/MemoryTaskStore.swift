@@ -1,0 +1,79 @@
+public import Foundation
+import Synchronization
+
+/// Tasks in memory: the same behaviour as ``SQLiteTaskStore`` without the file. For tests and
+/// to measure what persistence costs; a restart loses everything.
+public final class MemoryTaskStore: TaskStore {
+  private struct State {
+    var tasks: [String: TaskRecord] = [:]
+    /// Queued ids in arrival order (may hold ids finished while queued; skipped on read).
+    var queue: [String] = []
+  }
+
+  private let state = Mutex(State())
+
+  public init() {}
+
+  public func insert(_ task: TaskRecord) async throws {
+    try state.withLock { state in
+      guard state.tasks[task.id] == nil else { throw TaskCenterError.duplicateTask(task.id) }
+      state.tasks[task.id] = task
+      if task.status == .queued { state.queue.append(task.id) }
+    }
+  }
+
+  public func task(_ id: String) async throws -> TaskRecord? {
+    state.withLock { $0.tasks[id] }
+  }
+
+  public func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
+    state.withLock { state in
+      let matching = state.tasks.values.filter { status == nil || $0.status == status }
+      let sorted = matching.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
+      return Array(sorted.dropFirst(max(0, offset)).prefix(max(0, limit)))
+    }
+  }
+
+  public func queued(limit: Int) async throws -> [TaskRecord] {
+    state.withLock { state in
+      state.queue.removeAll { state.tasks[$0]?.status != .queued }
+      let queued = state.queue.compactMap { state.tasks[$0] }
+      return Array(queued.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.prefix(max(0, limit)))
+    }
+  }
+
+  public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
+    state.withLock { state in
+      guard let started = state.tasks[id]?.starting(on: nodeID, at: date) else { return nil }
+      state.tasks[id] = started
+      if let index = state.queue.firstIndex(of: id) { state.queue.remove(at: index) }
+      return started
+    }
+  }
+
+  public func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord? {
+    state.withLock { state in
+      guard let finished = state.tasks[id]?.finishing(with: outcome, at: date) else { return nil }
+      state.tasks[id] = finished
+      return finished
+    }
+  }
+
+  public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
+    state.withLock { state in
+      let running = state.tasks.values.filter { $0.status == .running && (nodeID == nil || $0.nodeID == nodeID) }
+      return running.sorted { $0.createdAt < $1.createdAt }.map { task in
+        let changed = task.requeued(reason: reason, at: date)
+        state.tasks[task.id] = changed
+        if changed.status == .queued { state.queue.append(task.id) }
+        return changed
+      }
+    }
+  }
+
+  public func counts() async throws -> [TaskStatus: Int] {
+    state.withLock { state in
+      state.tasks.values.reduce(into: [:]) { $0[$1.status, default: 0] += 1 }
+    }
+  }
+}

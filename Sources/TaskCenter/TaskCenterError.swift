@@ -1,0 +1,42 @@
+/// An error of the task center, by ``code`` (the HTTP API maps each to a status).
+public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertible {
+  public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    /// A request that cannot be run as given (HTTP 400); `field` names what is wrong.
+    public static let invalidRequest = Code(rawValue: "INVALID_REQUEST")
+    /// No task with that id (HTTP 404).
+    public static let taskNotFound = Code(rawValue: "TASK_NOT_FOUND")
+    /// No node with that id (HTTP 404).
+    public static let nodeNotFound = Code(rawValue: "NODE_NOT_FOUND")
+    /// The task ran past its timeout (HTTP 408).
+    public static let taskTimeout = Code(rawValue: "TASK_TIMEOUT")
+    /// No node could ever meet the task's resource request (HTTP 503).
+    public static let resourceUnavailable = Code(rawValue: "RESOURCE_UNAVAILABLE")
+    /// The store failed, or anything unexpected (HTTP 500).
+    public static let internalError = Code(rawValue: "INTERNAL_ERROR")
+
+    public var description: String { rawValue }
+  }
+
+  public var code: Code
+  public var message: String
+  public var details: String?
+
+  public init(code: Code, message: String, details: String? = nil) {
+    self.code = code
+    self.message = message
+    self.details = details
+  }
+
+  public var description: String { "\(code): \(message)" + (details.map { " (\($0))" } ?? "") }
+
+  static func duplicateTask(_ id: String) -> TaskCenterError {
+    TaskCenterError(code: .invalidRequest, message: "a task with id \(id) already exists", details: "field: id")
+  }
+
+  static func storage(_ error: any Error) -> TaskCenterError {
+    TaskCenterError(code: .internalError, message: "the task store failed", details: String(describing: error))
+  }
+}

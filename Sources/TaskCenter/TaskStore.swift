@@ -1,0 +1,85 @@
+public import Foundation
+
+/// Where tasks live. Every method is atomic: a state change either happened completely or
+/// not at all, so a gateway killed at any moment loses no acknowledged task.
+///
+/// ``SQLiteTaskStore`` keeps them in a file (the default); ``MemoryTaskStore`` in memory (for
+/// tests and to measure what persistence costs). A PostgreSQL store implements the same
+/// protocol.
+public protocol TaskStore: Sendable {
+  /// Stores a new task (status `queued`). Once this returns, the task survives a crash.
+  func insert(_ task: TaskRecord) async throws
+
+  func task(_ id: String) async throws -> TaskRecord?
+
+  /// Tasks newest first, optionally of one status, `limit` at a time from `offset`.
+  func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord]
+
+  /// The oldest queued tasks, in the order they should run.
+  func queued(limit: Int) async throws -> [TaskRecord]
+
+  /// Marks a queued task as running on `nodeID` and counts the attempt. `nil` when the task is
+  /// not queued any more (cancelled meanwhile, or taken by another scheduler).
+  func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord?
+
+  /// Records how a running (or queued, for a cancellation) task ended. `nil` when the task is
+  /// unknown or already final.
+  func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord?
+
+  /// Puts running tasks back in the queue — those of one node, or all (at startup, after a
+  /// crash). A task that has used all its attempts fails with `reason` instead. Returns the
+  /// tasks changed.
+  func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord]
+
+  /// How many tasks there are of each status.
+  func counts() async throws -> [TaskStatus: Int]
+}
+
+extension TaskStore {
+  public func tasks(status: TaskStatus? = nil, limit: Int = 100) async throws -> [TaskRecord] {
+    try await tasks(status: status, limit: limit, offset: 0)
+  }
+}
+
+extension TaskRecord {
+  /// The record after `outcome`, if the task may still end (not final).
+  package func finishing(with outcome: TaskOutcome, at date: Date) -> TaskRecord? {
+    guard !status.isFinal else { return nil }
+    var task = self
+    task.status = outcome.status
+    task.result = outcome.result
+    task.stderr = outcome.stderr
+    task.exitStatus = outcome.exitStatus
+    task.errorMessage = outcome.errorMessage
+    task.executionTime = outcome.executionTime
+    task.finishedAt = date
+    return task
+  }
+
+  /// The record when its node went away: queued again, or failed after its last attempt.
+  package func requeued(reason: String, at date: Date) -> TaskRecord {
+    var task = self
+    if attempts >= maxAttempts {
+      task.status = .failed
+      task.errorMessage = "\(reason) (after \(attempts) attempt\(attempts == 1 ? "" : "s"))"
+      task.finishedAt = date
+    } else {
+      task.status = .queued
+      task.errorMessage = reason
+      task.nodeID = nil
+      task.startedAt = nil
+    }
+    return task
+  }
+
+  /// The record once `nodeID` starts it.
+  package func starting(on nodeID: String, at date: Date) -> TaskRecord? {
+    guard status == .queued else { return nil }
+    var task = self
+    task.status = .running
+    task.nodeID = nodeID
+    task.startedAt = date
+    task.attempts += 1
+    return task
+  }
+}

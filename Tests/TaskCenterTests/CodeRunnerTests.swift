@@ -1,0 +1,201 @@
+import Foundation
+import Testing
+
+@testable import Sandbox
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Real child processes of python3 under real limits.
+@Suite("Sandboxed code runner", .timeLimit(.minutes(2)))
+struct CodeRunnerTests {
+  let runner = CodeRunner()
+  static let isRoot = geteuid() == 0
+
+  @Test("stdout is the result; stderr and the exit status are kept")
+  func outputs() async throws {
+    let ok = try await runner.run("print('hello', 6 * 7)", timeout: 10)
+    #expect(ok.status == .completed)
+    #expect(ok.stdout == "hello 42\n")
+    #expect(ok.exitStatus == 0 && ok.signal == nil)
+
+    let failing = try await runner.run("import sys\nprint('partial')\nsys.stderr.write('bad thing\\n')\nsys.exit(3)", timeout: 10)
+    #expect(failing.status == .failed)
+    #expect(failing.exitStatus == 3)
+    #expect(failing.stdout == "partial\n")
+    #expect(failing.stderr == "bad thing\n")
+
+    let raising = try await runner.run("raise ValueError('nope')", timeout: 10)
+    #expect(raising.status == .failed)
+    #expect(raising.stderr.contains("ValueError: nope"))
+  }
+
+  @Test("an infinite loop, and what it started, is killed at the timeout")
+  func timeout() async throws {
+    let marker = "\(Int.random(in: 1000...9999)).\(Int.random(in: 1000...9999))"
+    let code = """
+      import subprocess
+      subprocess.Popen(['sleep', '\(marker)'])
+      print('started', flush=True)
+      while True:
+          pass
+      """
+    let started = ContinuousClock.now
+    let result = try await runner.run(code, timeout: 1)
+    #expect(result.status == .timeout)
+    #expect(result.stdout == "started\n")
+    #expect(ContinuousClock.now - started < .seconds(10))
+    #expect(result.duration >= 1)
+    // The sleeping grandchild went too, and was reaped (no zombie left).
+    var left = processes(matching: marker)
+    for _ in 0..<50 where !left.isEmpty {
+      try await Task.sleep(for: .milliseconds(20))
+      left = processes(matching: marker)
+    }
+    #expect(left.isEmpty, "still there: \(left)")
+  }
+
+  @Test("a memory bomb is stopped by the memory limit")
+  func memoryBomb() async throws {
+    var limited = runner
+    limited.limits.memoryBytes = 256 << 20
+    let result = try await limited.run("data = bytearray(4 * 1024 ** 3)\nprint('allocated', len(data))", timeout: 20)
+    #expect(result.status == .failed)
+    #expect(result.stderr.contains("MemoryError"))
+    #expect(!result.stdout.contains("allocated"))
+  }
+
+  @Test("a fork bomb is stopped by the process limit", .enabled(if: isRoot, "the limit binds only as an unprivileged user"))
+  func forkBomb() async throws {
+    var limited = runner
+    limited.limits.maxProcesses = 10
+    let code = """
+      import os, time
+      started = 0
+      try:
+          for _ in range(200):
+              if os.fork() == 0:
+                  time.sleep(30)
+                  os._exit(0)
+              started += 1
+      except OSError as error:
+          print('stopped after', started, error.errno)
+      """
+    let result = try await limited.run(code, timeout: 20)
+    #expect(result.stdout.hasPrefix("stopped after"), "\(result.stdout) \(result.stderr)")
+    let started = Int(result.stdout.split(separator: " ").dropFirst(2).first ?? "") ?? 999
+    #expect(started < 10)
+  }
+
+  @Test("huge output is truncated at the limit, and the task still completes")
+  func hugeOutput() async throws {
+    var limited = runner
+    limited.limits.maxOutputBytes = 100_000
+    let result = try await limited.run("import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 10000)", timeout: 20)
+    #expect(result.status == .completed)
+    #expect(result.stdout.utf8.count == 100_000)
+    #expect(result.stdoutTruncated)
+    #expect(!result.stderrTruncated)
+  }
+
+  @Test("the task sees none of the node's environment, and a scratch directory of its own")
+  func environment() async throws {
+    setenv("EASYREMOTE_SECRET_TOKEN", "hunter2", 1)
+    defer { unsetenv("EASYREMOTE_SECRET_TOKEN") }
+    let code = """
+      import os, json
+      print(json.dumps({'env': dict(os.environ), 'cwd': os.getcwd(), 'files': os.listdir('.')}))
+      open('scratch.txt', 'w').write('mine')
+      """
+    let result = try await runner.run(code, timeout: 10)
+    #expect(result.status == .completed, "\(result.stderr)")
+    #expect(!result.stdout.contains("hunter2"))
+    let seen = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    let env = try #require(seen?["env"] as? [String: String])
+    #expect(env["EASYREMOTE_SECRET_TOKEN"] == nil)
+    #expect(Set(env.keys).isSubset(of: ["PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"]))
+    let cwd = try #require(seen?["cwd"] as? String)
+    #expect(env["HOME"] == cwd)
+    #expect(seen?["files"] as? [String] == ["main.py"])
+    // The scratch directory is gone afterwards.
+    #expect(!FileManager.default.fileExists(atPath: cwd))
+  }
+
+  @Test("no network: the task cannot reach a server on the node's loopback", .enabled(if: isRoot, "needs a network namespace"))
+  func noNetwork() async throws {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+    _ = listen(listener, 8)
+    _ = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+    }
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    let code = """
+      import socket
+      try:
+          socket.create_connection(('127.0.0.1', \(port)), timeout=2)
+          print('connected')
+      except OSError as error:
+          print('refused', error.errno)
+      """
+    let result = try await runner.run(code, timeout: 10)
+    #expect(result.stdout.hasPrefix("refused"), "\(result.stdout) \(result.stderr)")
+    var open = runner
+    open.limits.allowNetwork = true
+    let allowed = try await open.run(code, timeout: 10)
+    #expect(allowed.stdout == "connected\n", "\(allowed.stderr)")
+  }
+
+  @Test("cancelling the caller kills the run at once")
+  func cancellation() async throws {
+    let started = ContinuousClock.now
+    let run = Task { try await runner.run("import time\ntime.sleep(60)", timeout: 60) }
+    try await Task.sleep(for: .milliseconds(300))
+    run.cancel()
+    let result = try await run.value
+    #expect(result.status == .cancelled)
+    #expect(ContinuousClock.now - started < .seconds(10))
+  }
+
+  @Test("a missing interpreter or a bad timeout is a typed error")
+  func badInput() async throws {
+    let missing = CodeRunner(interpreter: "no-such-interpreter-3")
+    await #expect(throws: SandboxError(code: .interpreterNotFound, message: "interpreter 'no-such-interpreter-3' not found in \(CodeRunner.sandboxPath)")) {
+      try await missing.run("print(1)", timeout: 1)
+    }
+    for timeout in [0, -1, Double.nan, .infinity] {
+      await #expect(throws: SandboxError.self) { try await runner.run("print(1)", timeout: timeout) }
+    }
+  }
+
+  @Test("another interpreter: a shell script")
+  func shell() async throws {
+    let sh = CodeRunner(interpreter: "sh")
+    let result = try await sh.run("echo \"$((6 * 7))\"; echo oops >&2; exit 4", timeout: 10)
+    #expect(result.stdout == "42\n")
+    #expect(result.stderr == "oops\n")
+    #expect(result.exitStatus == 4)
+  }
+}
+
+/// Processes (zombies included) whose command line contains `marker`, as "pid state".
+func processes(matching marker: String) -> [String] {
+  let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
+  return pids.compactMap { pid in
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+    let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
+    // A zombie has no command line left; its name (in stat) is what remains.
+    guard String(decoding: cmdline, as: UTF8.self).contains(marker) || (zombie && stat.contains("(sleep)")) else {
+      return nil
+    }
+    return "\(pid) \(zombie ? "zombie" : "alive")"
+  }
+}

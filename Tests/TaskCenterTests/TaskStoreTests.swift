@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+@testable import TaskCenter
+
+/// The same behaviour from every store: in memory and in a SQLite file.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+  case memory, sqlite
+
+  var testDescription: String { rawValue }
+
+  func make() throws -> any TaskStore {
+    switch self {
+    case .memory: MemoryTaskStore()
+    case .sqlite: try SQLiteTaskStore(path: temporaryDatabasePath())
+    }
+  }
+}
+
+func temporaryDatabasePath() -> String {
+  FileManager.default.temporaryDirectory
+    .appendingPathComponent("easyremote-tests-\(UUID().uuidString)/tasks.sqlite").path
+}
+
+@Suite("Task stores")
+struct TaskStoreTests {
+  let t0 = Date(timeIntervalSince1970: 1_800_000_000.123456)
+
+  @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.allCases)
+  func insertAndList(kind: StoreKind) async throws {
+    let store = try kind.make()
+    var ids: [String] = []
+    for index in 0..<5 {
+      let task = TaskRecord(
+        kind: index.isMultiple(of: 2) ? .code : .function, code: "print(\(index))", timeout: 10 + Double(index),
+        resources: ResourceRequest(cpu: 0.5, memoryMB: 128), createdAt: t0.addingTimeInterval(Double(index)))
+      try await store.insert(task)
+      ids.append(task.id)
+      #expect(try await store.task(task.id) == task)
+    }
+    #expect(try await store.task("task_missing") == nil)
+    #expect(try await store.tasks(status: nil, limit: 2, offset: 0).map(\.id) == [ids[4], ids[3]])
+    #expect(try await store.tasks(status: nil, limit: 2, offset: 2).map(\.id) == [ids[2], ids[1]])
+    #expect(try await store.tasks(status: nil, limit: 10, offset: 4).map(\.id) == [ids[0]])
+    #expect(try await store.queued(limit: 3).map(\.id) == Array(ids.prefix(3)))
+    #expect(try await store.counts() == [.queued: 5])
+
+    let duplicate = try TaskRecord(kind: .code, code: "x", createdAt: t0).with(id: ids[0])
+    await #expect(throws: TaskCenterError.self) { try await store.insert(duplicate) }
+    #expect(try await store.task(ids[0])?.code == "print(0)")
+  }
+
+  @Test("a task starts once, finishes once, and counts its attempts", arguments: StoreKind.allCases)
+  func lifecycle(kind: StoreKind) async throws {
+    let store = try kind.make()
+    let task = TaskRecord.function("sync_add", arguments: "[1,2]")
+    try await store.insert(task)
+    let started = try #require(try await store.start(task.id, on: "n1", at: t0))
+    #expect(started.status == .running && started.nodeID == "n1" && started.attempts == 1 && started.startedAt == t0)
+    #expect(try await store.start(task.id, on: "n2", at: t0) == nil)
+    #expect(try await store.queued(limit: 10).isEmpty)
+
+    let outcome = TaskOutcome.completed("3", executionTime: 0.25)
+    let finished = try #require(try await store.finish(task.id, with: outcome, at: t0.addingTimeInterval(1)))
+    #expect(finished.status == .completed && finished.result == "3" && finished.executionTime == 0.25)
+    #expect(finished.finishedAt == t0.addingTimeInterval(1))
+    #expect(try await store.finish(task.id, with: .failed("late"), at: t0) == nil)
+    #expect(try await store.task(task.id) == finished)
+    #expect(try await store.tasks(status: .completed, limit: 10, offset: 0).map(\.id) == [task.id])
+    #expect(try await store.finish("task_missing", with: .failed("x"), at: t0) == nil)
+  }
+
+  @Test("a queued task cancelled before it starts never starts", arguments: StoreKind.allCases)
+  func cancelQueued(kind: StoreKind) async throws {
+    let store = try kind.make()
+    let task = TaskRecord.code("print(1)")
+    try await store.insert(task)
+    let cancelled = try await store.finish(task.id, with: TaskOutcome(status: .cancelled), at: t0)
+    #expect(cancelled?.status == .cancelled)
+    #expect(try await store.start(task.id, on: "n1", at: t0) == nil)
+    #expect(try await store.queued(limit: 10).isEmpty)
+  }
+
+  @Test("a lost node's tasks go back to the queue until their attempts run out", arguments: StoreKind.allCases)
+  func requeue(kind: StoreKind) async throws {
+    let store = try kind.make()
+    let mine = TaskRecord.code("print(1)", maxAttempts: 2)
+    let other = TaskRecord.code("print(2)")
+    try await store.insert(mine)
+    try await store.insert(other)
+    _ = try await store.start(mine.id, on: "lost", at: t0)
+    _ = try await store.start(other.id, on: "alive", at: t0)
+
+    let first = try await store.requeueRunning(on: "lost", reason: "node lost has gone", at: t0)
+    #expect(first.map(\.id) == [mine.id])
+    #expect(first.first?.status == .queued && first.first?.attempts == 1 && first.first?.nodeID == nil)
+    #expect(try await store.task(other.id)?.status == .running)
+    #expect(try await store.queued(limit: 10).map(\.id) == [mine.id])
+
+    _ = try await store.start(mine.id, on: "lost", at: t0)
+    let second = try await store.requeueRunning(on: "lost", reason: "node lost has gone", at: t0)
+    #expect(second.first?.status == .failed)
+    #expect(second.first?.attempts == 2)
+    #expect(second.first?.errorMessage == "node lost has gone (after 2 attempts)")
+
+    // At startup every running task is requeued, whatever its node.
+    let all = try await store.requeueRunning(on: nil, reason: "gateway restarted", at: t0)
+    #expect(all.map(\.id) == [other.id])
+    #expect(try await store.counts() == [.queued: 1, .failed: 1])
+  }
+}
+
+@Suite("SQLite task store")
+struct SQLiteTaskStoreTests {
+  @Test("the file is in WAL mode and everything survives reopening it")
+  func survivesReopen() async throws {
+    let path = temporaryDatabasePath()
+    var records: [TaskRecord] = []
+    do {
+      let store = try SQLiteTaskStore(path: path)
+      #expect(try await store.journalMode() == "wal")
+      for index in 0..<3 {
+        let task = TaskRecord.function("f\(index)", arguments: "[\(index)]", timeout: 7.5, maxAttempts: 4)
+        try await store.insert(task)
+      }
+      let all = try await store.tasks(status: nil, limit: 10, offset: 0)
+      _ = try await store.start(all[0].id, on: "n1", at: Date())
+      _ = try await store.start(all[1].id, on: "n1", at: Date())
+      _ = try await store.finish(all[1].id, with: .completed("{\"ok\":true}", executionTime: 1.5), at: Date())
+      records = try await store.tasks(status: nil, limit: 10, offset: 0)
+    }
+    let reopened = try SQLiteTaskStore(path: path)
+    #expect(try await reopened.tasks(status: nil, limit: 10, offset: 0) == records)
+    #expect(try await reopened.counts() == [.running: 1, .completed: 1, .queued: 1])
+  }
+
+  @Test("a path that cannot be a database fails with a typed error")
+  func unusablePath() throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    // A folder where the file should be.
+    #expect(throws: TaskCenterError.self) { try SQLiteTaskStore(path: folder.path) }
+  }
+
+  @Test("the default path is in the user's data folder")
+  func defaultPath() {
+    #expect(SQLiteTaskStore.defaultPath.hasSuffix("easyremote/tasks.sqlite"))
+  }
+}
+
+extension TaskRecord {
+  fileprivate func with(id: String) throws -> TaskRecord {
+    var copy = self
+    copy.id = id
+    return copy
+  }
+}
