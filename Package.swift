@@ -75,6 +75,9 @@ let package = Package(
       name: "TaskCenter",
       dependencies: [
         "EasyRemote",
+        "NodeComm",
+        "Sandbox",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -138,7 +141,7 @@ let package = Package(
     ),
     .testTarget(
       name: "TaskCenterTests",
-      dependencies: ["TaskCenter", "Sandbox"],
+      dependencies: ["TaskCenter", "Sandbox", "EasyRemote", "ExampleFunctions"],
       swiftSettings: strict
     ),
     .testTarget(

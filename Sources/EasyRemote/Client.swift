@@ -13,7 +13,7 @@ import Synchronization
 public final class Client: Sendable {
   public let serverAddress: String
   public let timeout: Duration
-  let node: Node
+  package let node: Node
   private let connection = Mutex<Task<Void, any Error>?>(nil)
 
   /// - Parameters:

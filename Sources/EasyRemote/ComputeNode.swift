@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 public import Logging
 public import NodeComm
 import NodeCommGRPC
@@ -20,7 +20,7 @@ public final class ComputeNode: Sendable {
   public let maxWorkers: Int
   /// Calls beyond `maxWorkers` wait in a queue of this size; beyond it they are refused (`busy`).
   public let queueLimit: Int
-  let node: Node
+  package let node: Node
   private let state: Mutex<State>
 
   private struct State {
@@ -242,6 +242,22 @@ public final class ComputeNode: Sendable {
       }
     }
   }
+
+  /// Runs one of this node's functions here (a worker slot like any call): the task center's
+  /// way to run a function task. Returns the JSON result.
+  package func runLocally(_ invocation: Invocation) async throws -> Data {
+    let payload = try node.serializers.encode(invocation, method: Methods.run)
+    let result = Mutex(Data())
+    do {
+      try await run(payload, streaming: false) { data in result.withLock { $0 = data } }
+    } catch {
+      throw EasyRemoteError(error, function: invocation.function)
+    }
+    return result.withLock { $0 }
+  }
+
+  /// Names of the functions registered here.
+  package var functionNames: [String] { state.withLock { Array($0.functions.keys).sorted() } }
 
   private func run(_ payload: Payload, streaming: Bool, send: @Sendable (Data) async throws -> Void) async throws {
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)

@@ -1,4 +1,4 @@
-import NodeComm
+package import NodeComm
 
 /// An error of the compute layer (gateway, compute nodes, clients), by ``code``.
 ///
@@ -66,7 +66,7 @@ public struct EasyRemoteError: Error, Sendable, CustomStringConvertible {
 
 extension EasyRemoteError {
   /// The node-layer error that carries this error between processes.
-  var nodeError: NodeError {
+  package var nodeError: NodeError {
     var details = self.details
     details["er_code"] = code.rawValue
     if let function { details["function"] = function }
@@ -75,7 +75,7 @@ extension EasyRemoteError {
   }
 
   /// The compute-layer view of an error that came out of the node layer.
-  init(_ error: any Error, function: String?) {
+  package init(_ error: any Error, function: String?) {
     if let error = error as? EasyRemoteError {
       self = error
       return

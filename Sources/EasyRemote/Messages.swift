@@ -14,12 +14,19 @@ enum Methods {
 }
 
 /// One call of a function: positional and keyword arguments as JSON values.
-struct Invocation: Codable, Sendable {
-  var function: String
-  var args: [JSONValue]
-  var kwargs: [String: JSONValue]
+package struct Invocation: Codable, Sendable {
+  package var function: String
+  package var args: [JSONValue]
+  package var kwargs: [String: JSONValue]
   /// Run on this node only.
-  var node: String?
+  package var node: String?
+
+  package init(function: String, args: [JSONValue], kwargs: [String: JSONValue] = [:], node: String? = nil) {
+    self.function = function
+    self.args = args
+    self.kwargs = kwargs
+    self.node = node
+  }
 }
 
 /// A function as a node registers it.

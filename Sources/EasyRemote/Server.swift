@@ -1,4 +1,4 @@
-import Foundation
+package import Foundation
 public import Logging
 public import NodeComm
 import NodeCommGRPC
@@ -21,7 +21,7 @@ public final class Server: Sendable {
 
   public let host: String
   public let port: Int
-  let node: Node
+  package let node: Node
   private let state: Mutex<State>
 
   private struct State {
@@ -103,6 +103,22 @@ public final class Server: Sendable {
 
   /// The connected compute nodes.
   public func nodes() -> [NodeInfo] { state.withLock { $0.router.nodeInfos } }
+
+  /// Runs `invocation` on node `nodeID` directly (not balanced): the task center's way to run
+  /// a function task on the node its scheduler chose. Returns the JSON result.
+  package func run(_ invocation: Invocation, on nodeID: String, timeout: Duration) async throws -> Data {
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.execute)
+      return try await node.call(nodeID, Methods.run, payload: payload, timeout: timeout).data
+    } catch {
+      throw EasyRemoteError(error, function: invocation.function)
+    }
+  }
+
+  /// The nodes serving `function`.
+  package func nodes(serving function: String) -> Set<String> {
+    state.withLock { state in Set(state.router.functions.first { $0.name == function }?.nodes ?? []) }
+  }
 
   // MARK: - Methods
 

@@ -80,7 +80,7 @@ public struct CodeRunner: Sendable {
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = stdoutPipe
     process.standardError = stderrPipe
-    let exit = ExitLatch()
+    let exit = Latch()
     process.terminationHandler = { _ in exit.open() }
 
     let started = ContinuousClock.now
@@ -176,7 +176,7 @@ public struct CodeRunner: Sendable {
   /// Kills a running task: the first process of its PID namespace when there is one (the
   /// kernel then kills and reaps the rest, and `unshare` exits), else its process group; the
   /// group anyway if it has not exited two seconds later.
-  private static func stop(_ pid: Int32, exit: ExitLatch) async {
+  private static func stop(_ pid: Int32, exit: Latch) async {
     let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
     let firstProcesses = children.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     let namespaced = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.hasPrefix("/usr/bin/unshare") == true
@@ -191,32 +191,6 @@ public struct CodeRunner: Sendable {
   private static func killGroup(_ group: Int32) {
     guard group > 0 else { return }
     _ = kill(-group, SIGKILL)
-  }
-}
-
-/// Opened once by the termination handler; `wait()` returns once it is open, cancelled or not.
-private final class ExitLatch: Sendable {
-  private let state = Mutex<(open: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-  func open() {
-    let waiter = state.withLock { state in
-      state.open = true
-      defer { state.waiter = nil }
-      return state.waiter
-    }
-    waiter?.resume()
-  }
-
-  var isOpen: Bool { state.withLock { $0.open } }
-
-  func wait() async {
-    await withCheckedContinuation { continuation in
-      let isOpen = state.withLock { state in
-        if !state.open { state.waiter = continuation }
-        return state.open
-      }
-      if isOpen { continuation.resume() }
-    }
   }
 }
 

@@ -165,13 +165,30 @@ public struct FairScheduler: Sendable {
 
   /// Chooses the node for a task needing `request` and takes one of its slots; `nil` when no
   /// idle node fits.
-  public mutating func assign(_ request: ResourceRequest = ResourceRequest(), at now: Date) -> String? {
-    let best = queue(at: now).first { nodes[$0.nodeID]?.resources.fits(request) == true }
+  public mutating func assign(
+    _ request: ResourceRequest = ResourceRequest(), where eligible: (SchedulerNode) -> Bool = { _ in true },
+    at now: Date
+  ) -> String? {
+    let best = queue(at: now).first { entry in
+      guard let node = nodes[entry.nodeID] else { return false }
+      return node.resources.fits(request) && eligible(node)
+    }
     guard let id = best?.nodeID else { return nil }
     nodes[id]?.running += 1
     nodes[id]?.waitingSince = now
     nodes[id]?.lastServedAt = now
     return id
+  }
+
+  /// Gives back a slot taken by ``assign(_:where:at:)`` for a task that did not start.
+  public mutating func unassign(_ id: String) {
+    guard let running = nodes[id]?.running else { return }
+    nodes[id]?.running = max(0, running - 1)
+  }
+
+  /// Whether some node is idle now.
+  public func hasIdleNode(at now: Date) -> Bool {
+    nodes.values.contains { $0.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle }
   }
 
   /// A task on `id` ended (after `computeTime` seconds); frees its slot.

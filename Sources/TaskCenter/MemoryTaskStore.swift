@@ -59,6 +59,16 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
+  public func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord? {
+    state.withLock { state in
+      guard let task = state.tasks[id], task.status == .running else { return nil }
+      let changed = task.requeued(reason: reason, at: date)
+      state.tasks[id] = changed
+      if changed.status == .queued { state.queue.append(id) }
+      return changed
+    }
+  }
+
   public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     state.withLock { state in
       let running = state.tasks.values.filter { $0.status == .running && (nodeID == nil || $0.nodeID == nodeID) }

@@ -105,6 +105,12 @@ public final class SQLiteTaskStore: TaskStore {
     try await changing(id) { $0.finishing(with: outcome, at: date) }
   }
 
+  public func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord? {
+    try await changing(id) { task in
+      task.status == .running ? task.requeued(reason: reason, at: date) : nil
+    }
+  }
+
   public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     try await writing { db in
       var request = TaskRow.filter(Column("status") == TaskStatus.running.rawValue)

@@ -1,3 +1,6 @@
+import EasyRemote
+import NodeComm
+
 /// An error of the task center, by ``code`` (the HTTP API maps each to a status).
 public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertible {
   public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
@@ -32,11 +35,36 @@ public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertib
 
   public var description: String { "\(code): \(message)" + (details.map { " (\($0))" } ?? "") }
 
+  static func invalid(_ field: String, _ message: String) -> TaskCenterError {
+    TaskCenterError(code: .invalidRequest, message: message, details: "field: \(field)")
+  }
+
+  static func notFound(_ id: String) -> TaskCenterError {
+    TaskCenterError(code: .taskNotFound, message: "task \(id) does not exist", details: "task_id: \(id)")
+  }
+
   static func duplicateTask(_ id: String) -> TaskCenterError {
     TaskCenterError(code: .invalidRequest, message: "a task with id \(id) already exists", details: "field: id")
   }
 
   static func storage(_ error: any Error) -> TaskCenterError {
     TaskCenterError(code: .internalError, message: "the task store failed", details: String(describing: error))
+  }
+}
+
+extension TaskCenterError {
+  /// The node-layer error that carries this error to a client.
+  var nodeError: NodeError {
+    var details = ["tc_code": code.rawValue]
+    if let extra = self.details { details["tc_details"] = extra }
+    return NodeError(code: .rejected, message: message, details: details)
+  }
+
+  /// A task-center error that came back over a link, or the compute layer's view of any other.
+  static func fromWire(_ error: any Error) -> any Error {
+    guard let error = error as? NodeError, let code = error.details["tc_code"] else {
+      return EasyRemoteError(error, function: nil)
+    }
+    return TaskCenterError(code: Code(rawValue: code), message: error.message, details: error.details["tc_details"])
   }
 }

@@ -26,6 +26,10 @@ public protocol TaskStore: Sendable {
   /// unknown or already final.
   func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord?
 
+  /// Puts one running task back in the queue (or fails it after its last attempt). `nil` when
+  /// it is not running.
+  func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord?
+
   /// Puts running tasks back in the queue — those of one node, or all (at startup, after a
   /// crash). A task that has used all its attempts fails with `reason` instead. Returns the
   /// tasks changed.

@@ -1,0 +1,30 @@
+import Synchronization
+
+/// Opened once; ``wait()`` returns once it is open — and does not return early when the
+/// waiting task is cancelled (cancel what the latch waits for instead).
+package final class Latch: Sendable {
+  private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+  package init() {}
+
+  package func open() {
+    let waiters = state.withLock { state in
+      state.open = true
+      defer { state.waiters = [] }
+      return state.waiters
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  package var isOpen: Bool { state.withLock { $0.open } }
+
+  package func wait() async {
+    await withCheckedContinuation { continuation in
+      let isOpen = state.withLock { state in
+        if !state.open { state.waiters.append(continuation) }
+        return state.open
+      }
+      if isOpen { continuation.resume() }
+    }
+  }
+}

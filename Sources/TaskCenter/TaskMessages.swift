@@ -1,0 +1,115 @@
+public import EasyRemote
+public import Foundation
+
+// What clients, the gateway's task center and task-running nodes say to each other, as
+// node-layer methods over their existing links.
+
+enum TaskMethods {
+  // client → gateway
+  static let submit = "er.tasks.submit"
+  static let get = "er.tasks.get"
+  static let wait = "er.tasks.wait"
+  static let list = "er.tasks.list"
+  static let cancel = "er.tasks.cancel"
+  static let nodes = "er.tasks.nodes"
+  // node → gateway
+  static let join = "er.tasks.join"
+  static let heartbeat = "er.tasks.heartbeat"
+  // gateway → node
+  static let run = "er.node.task.run"
+  static let abort = "er.node.task.cancel"
+}
+
+/// A new task, as a client (or the HTTP API) asks for it.
+public struct TaskSubmission: Codable, Sendable, Equatable {
+  /// The source of a code task.
+  public var code: String?
+  /// The function of a function task and its positional arguments.
+  public var function: String?
+  public var args: [JSONValue]?
+  /// Seconds; 300 by default.
+  public var timeout: Double?
+  public var resources: ResourceRequest?
+  public var maxAttempts: Int?
+
+  public init(
+    code: String? = nil, function: String? = nil, args: [JSONValue]? = nil, timeout: Double? = nil,
+    resources: ResourceRequest? = nil, maxAttempts: Int? = nil
+  ) {
+    self.code = code
+    self.function = function
+    self.args = args
+    self.timeout = timeout
+    self.resources = resources
+    self.maxAttempts = maxAttempts
+  }
+
+  public static func code(_ source: String, timeout: Double? = nil, resources: ResourceRequest? = nil) -> TaskSubmission {
+    TaskSubmission(code: source, timeout: timeout, resources: resources)
+  }
+
+  public static func function(_ name: String, args: [JSONValue] = [], timeout: Double? = nil) -> TaskSubmission {
+    TaskSubmission(function: name, args: args, timeout: timeout)
+  }
+}
+
+/// What a node tells the task center when it joins (and after each reconnection).
+struct TaskNodeJoin: Codable, Sendable {
+  var resources: NodeResources
+  var slots: Int
+  var thresholds: LoadThresholds
+  /// Whether it runs code tasks (it has an interpreter).
+  var runsCode: Bool
+}
+
+struct TaskNodeHeartbeat: Codable, Sendable {
+  var load: NodeLoad
+}
+
+struct HeartbeatReply: Codable, Sendable {
+  /// false when the task center does not know the node (it restarted): join again.
+  var known: Bool
+}
+
+struct TaskQuery: Codable, Sendable {
+  var id: String
+  /// For `wait`: seconds to wait at most.
+  var timeout: Double?
+}
+
+struct TaskListQuery: Codable, Sendable {
+  var status: TaskStatus?
+  var limit: Int
+  var offset: Int
+}
+
+/// A node as the task center shows it (`GET /nodes`).
+public struct TaskNodeInfo: Codable, Sendable, Equatable {
+  public var nodeID: String
+  public var status: NodeStatus
+  public var resources: NodeResources
+  public var load: NodeLoad
+  public var slots: Int
+  public var running: Int
+  public var completedTasks: Int
+  public var failedTasks: Int
+  public var totalComputeTime: Double
+  public var lastHeartbeat: Date
+  public var joinedAt: Date
+  public var runsCode: Bool
+}
+
+/// Something that happened in the task center, as `GET /ws/updates` sends it.
+public struct TaskCenterEvent: Codable, Sendable, Equatable {
+  public enum Kind: String, Codable, Sendable {
+    case nodeJoined = "node_joined"
+    case nodeLeft = "node_left"
+    case taskCreated = "task_created"
+    case taskStarted = "task_started"
+    case taskCompleted = "task_completed"
+    case taskFailed = "task_failed"
+  }
+
+  public var event: Kind
+  public var data: JSONValue
+}

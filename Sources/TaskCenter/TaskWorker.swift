@@ -1,0 +1,192 @@
+public import EasyRemote
+import Foundation
+import NodeComm
+public import Sandbox
+import Synchronization
+
+/// Makes a ``ComputeNode`` a worker of the gateway's task center: it joins with its machine's
+/// resources, sends heartbeats with the machine's load, and runs the tasks pushed to it —
+/// code tasks in a ``CodeRunner`` sandbox, function tasks with its registered functions.
+///
+/// ```swift
+/// let node = ComputeNode(serverAddress: "gateway:8080", nodeID: "laptop", maxWorkers: 2)
+/// let worker = TaskWorker(node: node, thresholds: LoadThresholds(maxCPUPercent: 50))
+/// try await node.start()
+/// try await worker.start()
+/// ```
+public final class TaskWorker: Sendable {
+  public let node: ComputeNode
+  /// Runs code tasks; `nil` takes function tasks only.
+  public let runner: CodeRunner?
+  public let slots: Int
+  public let thresholds: LoadThresholds
+  public let resources: NodeResources
+  public let heartbeatInterval: Duration
+  private let load: @Sendable () -> NodeLoad
+  private let state = Mutex(State())
+
+  private struct State {
+    var running: [String: Task<TaskOutcome, Never>] = [:]
+    var heartbeat: Task<Void, Never>?
+    var connectToken: EventToken?
+    var completed = 0
+  }
+
+  /// - Parameters:
+  ///   - slots: tasks run at once; the node's `maxWorkers` by default.
+  ///   - thresholds: above this CPU or memory use the machine is its owner's, and gets no tasks.
+  ///   - load: how the machine's load is read (the real one by default).
+  public init(
+    node: ComputeNode, runner: CodeRunner? = CodeRunner(), slots: Int? = nil,
+    thresholds: LoadThresholds = LoadThresholds(), resources: NodeResources = .current,
+    heartbeatInterval: Duration = .seconds(5), load: (@Sendable () -> NodeLoad)? = nil
+  ) {
+    self.node = node
+    self.runner = runner
+    self.slots = max(1, slots ?? node.maxWorkers)
+    self.thresholds = thresholds
+    self.resources = resources
+    self.heartbeatInterval = heartbeatInterval
+    let sampler = LoadSampler()
+    self.load = load ?? { sampler.sample() }
+  }
+
+  /// Tasks this worker finished.
+  public var completedTasks: Int { state.withLock { $0.completed } }
+
+  /// Joins the task center (the node must be started) and keeps the membership up: heartbeats,
+  /// and a new join whenever the link to the gateway comes back.
+  public func start() async throws {
+    registerMethods()
+    let token = node.node.on(.connect) { [weak self] event in
+      guard let self, event.peerID == Server.nodeID else { return }
+      Task { try? await self.join() }
+    }
+    try await join()
+    let heartbeat = Task { [weak self] in
+      while !Task.isCancelled {
+        guard let interval = self?.heartbeatInterval else { return }
+        try? await Task.sleep(for: interval)
+        await self?.beat()
+      }
+    }
+    state.withLock { state in
+      state.heartbeat = heartbeat
+      state.connectToken = token
+    }
+  }
+
+  /// Stops the heartbeats and cancels running tasks.
+  public func stop() {
+    let (heartbeat, token, running) = state.withLock { state in
+      defer {
+        state.heartbeat = nil
+        state.connectToken = nil
+      }
+      return (state.heartbeat, state.connectToken, Array(state.running.values))
+    }
+    heartbeat?.cancel()
+    if let token { node.node.off(token) }
+    for task in running { task.cancel() }
+  }
+
+  private func join() async throws {
+    let request = TaskNodeJoin(resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil)
+    let _: Empty = try await node.node.call(Server.nodeID, TaskMethods.join, request, timeout: .seconds(10))
+  }
+
+  private func beat() async {
+    do {
+      let reply: HeartbeatReply = try await node.node.call(
+        Server.nodeID, TaskMethods.heartbeat, TaskNodeHeartbeat(load: load()), timeout: .seconds(10))
+      if !reply.known { try await join() }
+    } catch {
+      node.node.logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
+    }
+  }
+
+  private func registerMethods() {
+    node.node.register(TaskMethods.run) { [weak self] (task: TaskRecord, _) -> TaskOutcome in
+      guard let self else { return .failed("the worker is gone") }
+      return await self.run(task)
+    }
+    node.node.register(TaskMethods.abort) { [weak self] (query: TaskQuery, _) -> Empty in
+      self?.state.withLock { $0.running[query.id] }?.cancel()
+      return Empty()
+    }
+  }
+
+  /// Runs one task to its outcome; cancelling the call (or an abort) kills it.
+  func run(_ task: TaskRecord) async -> TaskOutcome {
+    let work = Task { await self.execute(task) }
+    state.withLock { $0.running[task.id] = work }
+    let outcome = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
+    state.withLock { state in
+      state.running.removeValue(forKey: task.id)
+      if outcome.status == .completed { state.completed += 1 }
+    }
+    return outcome
+  }
+
+  private func execute(_ task: TaskRecord) async -> TaskOutcome {
+    let started = ContinuousClock.now
+    func elapsed() -> Double {
+      let duration = ContinuousClock.now - started
+      return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+    switch task.kind {
+    case .code:
+      guard let runner else { return .failed("node \(node.nodeID) does not run code tasks") }
+      do {
+        let result = try await runner.run(task.code ?? "", timeout: task.timeout)
+        let status: TaskStatus =
+          switch result.status {
+          case .completed: .completed
+          case .failed: .failed
+          case .timeout: .timeout
+          case .cancelled: .cancelled
+          }
+        var message: String?
+        switch result.status {
+        case .failed: message = "exited with status \(result.exitStatus)" + (result.signal.map { " (signal \($0))" } ?? "")
+        case .timeout: message = "killed after its timeout of \(task.timeout) s"
+        case .cancelled: message = "cancelled"
+        case .completed: message = nil
+        }
+        if result.stdoutTruncated { message = (message.map { $0 + "; " } ?? "") + "output truncated" }
+        return TaskOutcome(
+          status: status, result: result.stdout, stderr: result.stderr, exitStatus: Int(result.exitStatus),
+          errorMessage: message, executionTime: result.duration)
+      } catch {
+        return .failed("\(error)", executionTime: elapsed())
+      }
+    case .function:
+      let arguments = (try? JSONDecoder().decode([JSONValue].self, from: Data((task.arguments ?? "[]").utf8))) ?? []
+      let invocation = Invocation(function: task.function ?? "", args: arguments)
+      do {
+        let data = try await withThrowingTaskGroup(of: Data?.self) { group in
+          group.addTask { try await self.node.runLocally(invocation) }
+          group.addTask {
+            try await Task.sleep(for: .seconds(task.timeout))
+            return nil
+          }
+          defer { group.cancelAll() }
+          return try await group.next() ?? nil
+        }
+        guard let data else {
+          return TaskOutcome(
+            status: .timeout, errorMessage: "killed after its timeout of \(task.timeout) s", executionTime: elapsed())
+        }
+        return .completed(String(decoding: data, as: UTF8.self), executionTime: elapsed())
+      } catch is CancellationError {
+        return TaskOutcome(status: .cancelled, errorMessage: "cancelled", executionTime: elapsed())
+      } catch let error as EasyRemoteError {
+        return TaskOutcome(
+          status: .failed, stderr: error.remoteType, errorMessage: "\(error.code): \(error.message)",
+          executionTime: elapsed())
+      } catch {
+        return .failed("\(error)", executionTime: elapsed())
+      }
+    }
+  }
+}

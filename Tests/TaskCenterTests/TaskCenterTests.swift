@@ -1,0 +1,245 @@
+import EasyRemote
+import ExampleFunctions
+import Foundation
+import Synchronization
+import Testing
+
+@testable import TaskCenter
+
+/// The task center in a real gateway, with real nodes over gRPC and a real SQLite file.
+@Suite("Task center", .timeLimit(.minutes(3)))
+struct TaskCenterTests {
+  @Test("code and function tasks run on a node; results are stored; events tell the story")
+  func endToEnd() async throws {
+    let fabric = try await TaskFabric()
+    let events = fabric.center.events()
+    try await fabric.addNode("n1")
+    let client = fabric.client()
+
+    let codeID = try await client.submitCode("print(6 * 7)")
+    let code = try await client.waitForTask(codeID, timeout: .seconds(20))
+    #expect(code.status == .completed)
+    #expect(code.result == "42\n")
+    #expect(code.exitStatus == 0)
+    #expect(code.nodeID == "n1" && code.attempts == 1)
+    #expect(code.executionTime ?? 0 > 0)
+
+    let addID = try await client.submit("sync_add", 2, 3.5)
+    let sum: Double = try await client.result(addID, timeout: .seconds(20))
+    #expect(sum == 5.5)
+    let summary: SeedExamples.DataSummary = try await client.result(
+      try await client.submit("sync_process_data", [3.0, 1, 2]))
+    #expect(summary == SeedExamples.summary([3, 1, 2]))
+
+    let listed = try await client.tasks(status: .completed)
+    #expect(Set(listed.map(\.id)).isSuperset(of: [codeID, addID]))
+    let nodes = try await client.taskNodes()
+    #expect(nodes.map(\.nodeID) == ["n1"])
+    #expect(nodes.first?.completedTasks == 3)
+    #expect(nodes.first?.status == .idle)
+
+    var seen: [TaskCenterEvent.Kind] = []
+    for await event in events {
+      seen.append(event.event)
+      if seen.filter({ $0 == .taskCompleted }).count == 3 { break }
+    }
+    #expect(seen.first == .nodeJoined)
+    #expect(seen.filter { $0 == .taskCreated }.count == 3)
+    #expect(seen.filter { $0 == .taskStarted }.count == 3)
+    await fabric.stop()
+  }
+
+  @Test("bad requests are refused with the field named; failures, timeouts and unknown ids are typed")
+  func badInput() async throws {
+    let fabric = try await TaskFabric()
+    try await fabric.addNode("n1")
+    let client = fabric.client()
+
+    func refusal(_ submission: TaskSubmission) async -> TaskCenterError? {
+      do {
+        _ = try await client.submit(submission)
+        return nil
+      } catch {
+        return error as? TaskCenterError
+      }
+    }
+    let cases: [(TaskSubmission, TaskCenterError.Code, String)] = [
+      (TaskSubmission(code: "print(1)", timeout: 0), .invalidRequest, "field: timeout"),
+      (TaskSubmission(code: "print(1)", timeout: 601), .invalidRequest, "field: timeout"),
+      (TaskSubmission(code: "print(1)", timeout: -5), .invalidRequest, "field: timeout"),
+      (TaskSubmission(code: "   "), .invalidRequest, "field: code"),
+      (TaskSubmission(code: String(repeating: "x", count: 10_001)), .invalidRequest, "field: code"),
+      (TaskSubmission(), .invalidRequest, "field: code"),
+      (TaskSubmission(code: "print(1)", function: "sync_add"), .invalidRequest, "field: function"),
+      (TaskSubmission(function: "no_such_function"), .invalidRequest, "field: function"),
+      (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 0, memoryMB: 1)), .invalidRequest, "field: resources.cpu"),
+      (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 1, memoryMB: -1)), .invalidRequest, "field: resources.memory"),
+      (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 64, memoryMB: 1)), .resourceUnavailable, "cpu 64"),
+      (TaskSubmission(code: "print(1)", maxAttempts: 0), .invalidRequest, "field: max_attempts"),
+    ]
+    for (submission, code, detail) in cases {
+      let error = await refusal(submission)
+      #expect(error?.code == code, "\(submission)")
+      #expect(error?.details?.contains(detail) == true, "\(String(describing: error))")
+    }
+    #expect(try await client.tasks().isEmpty, "nothing refused was stored")
+
+    await #expect(throws: TaskCenterError(code: .taskNotFound, message: "task task_nope does not exist", details: "task_id: task_nope")) {
+      _ = try await client.task("task_nope")
+    }
+
+    let failing = try await client.waitForTask(try await client.submitCode("import sys\nprint('half')\nsys.exit('boom')"))
+    #expect(failing.status == .failed)
+    #expect(failing.result == "half\n")
+    #expect(failing.stderr == "boom\n")
+    #expect(failing.exitStatus == 1)
+
+    let slow = try await client.waitForTask(try await client.submitCode("while True: pass", timeout: 1))
+    #expect(slow.status == .timeout)
+    #expect(slow.errorMessage?.contains("timeout") == true)
+    await #expect(throws: TaskCenterError.self) {
+      let _: String = try await client.result(try await client.submit("hold", 5, timeout: 0.5))
+    }
+
+    let wrong = try await client.waitForTask(try await client.submit("sync_add", "two", 2))
+    #expect(wrong.status == .failed)
+    #expect(wrong.errorMessage?.contains("invalid_arguments") == true)
+    await fabric.stop()
+  }
+
+  @Test("cancelling a queued task and a running one; the running one is killed on its node")
+  func cancellation() async throws {
+    let fabric = try await TaskFabric()
+    let (_, worker) = try await fabric.addNode("n1", slots: 1)
+    let client = fabric.client()
+    let running = try await client.submitCode("import time\ntime.sleep(60)")
+    let queued = try await client.submitCode("print('never')")
+    #expect(try await eventually { try await client.task(running).status == .running })
+    #expect(try await client.task(queued).status == .queued)
+
+    #expect(try await client.cancelTask(queued).status == .cancelled)
+    let cancelled = try await client.cancelTask(running)
+    #expect(cancelled.status == .cancelled)
+    // Cancelling again returns it as it is.
+    #expect(try await client.cancelTask(running).status == .cancelled)
+    // The sandbox was killed: the node's slot is free again, and the next task runs.
+    let next = try await client.waitForTask(try await client.submitCode("print('next')"), timeout: .seconds(20))
+    #expect(next.status == .completed && next.result == "next\n")
+    #expect(await eventually { worker.completedTasks == 1 })
+    #expect(try await client.task(queued).startedAt == nil)
+    await fabric.stop()
+  }
+
+  @Test("a task on a node that goes away runs again elsewhere; attempts are counted")
+  func nodeLost() async throws {
+    let fabric = try await TaskFabric()
+    let (first, firstWorker) = try await fabric.addNode("first")
+    let client = fabric.client()
+    let id = try await client.submitCode("import time\ntime.sleep(3)\nprint('done')")
+    #expect(try await eventually { try await client.task(id).status == .running })
+    let (second, secondWorker) = try await fabric.addNode("second")
+    firstWorker.stop()
+    await first.stop()
+    let task = try await client.waitForTask(id, timeout: .seconds(20))
+    #expect(task.status == .completed)
+    #expect(task.nodeID == "second")
+    #expect(task.attempts == 2)
+    #expect(task.result == "done\n")
+    #expect(fabric.center.nodes().first { $0.nodeID == "first" }?.status == .offline)
+
+    // Out of attempts: failed with the reason.
+    let once = try await client.submit(TaskSubmission(code: "import time\ntime.sleep(30)", maxAttempts: 1))
+    #expect(try await eventually { try await client.task(once.id).status == .running })
+    #expect(try await client.task(once.id).nodeID == "second")
+    secondWorker.stop()
+    await second.stop()
+    let failed = try await client.waitForTask(once.id, timeout: .seconds(20))
+    #expect(failed.status == .failed)
+    // (Whether the node's answer or the closing link reaches the gateway first.)
+    let reasons = ["node second stopped while running the task", "node second was lost while running the task"]
+    #expect(reasons.map { $0 + " (after 1 attempt)" }.contains(failed.errorMessage ?? ""), "\(failed)")
+    await fabric.stop()
+  }
+
+  @Test("a node that stops sending heartbeats goes offline; a loaded machine gets no work")
+  func heartbeatsAndLoad() async throws {
+    let fabric = try await TaskFabric()
+    let events = fabric.center.events()
+    let busy = Mutex(true)
+    let (_, worker) = try await fabric.addNode("laptop", heartbeat: .milliseconds(100)) {
+      busy.withLock { $0 } ? NodeLoad(cpuPercent: 95, memoryPercent: 20) : NodeLoad(cpuPercent: 5, memoryPercent: 20)
+    }
+    let client = fabric.client()
+    #expect(await eventually { fabric.center.nodes().first?.status == .busy })
+    let id = try await client.submitCode("print('when idle')")
+    try await Task.sleep(for: .milliseconds(500))
+    #expect(try await client.task(id).status == .queued, "the owner's machine is busy")
+    busy.withLock { $0 = false }
+    let done = try await client.waitForTask(id, timeout: .seconds(20))
+    #expect(done.status == .completed)
+
+    worker.stop()
+    #expect(await eventually(timeout: .seconds(10)) { fabric.center.nodes().first?.status == .offline })
+    var left: TaskCenterEvent?
+    for await event in events where event.event == .nodeLeft {
+      left = event
+      break
+    }
+    #expect(left?.data == .object(["node_id": .string("laptop"), "reason": .string("node laptop missed its heartbeats")]))
+    await fabric.stop()
+  }
+
+  @Test("accepted tasks survive a gateway restart; a task running at the stop runs again")
+  func survivesRestart() async throws {
+    let path = temporaryDatabasePath()
+    let fabric = try await TaskFabric(databasePath: path)
+    let client = fabric.client()
+    try await fabric.addNode("n1", slots: 1)
+    let interrupted = try await client.submitCode("import time\ntime.sleep(2)\nprint('second try')")
+    #expect(try await eventually { try await client.task(interrupted).status == .running })
+    var waiting: [String] = []
+    for index in 0..<3 { waiting.append(try await client.submit("sync_add", index, 1)) }
+    await fabric.stopGateway()
+
+    let restarted = try await TaskFabric(databasePath: path)
+    let again = restarted.client()
+    let before = try await again.task(interrupted)
+    #expect(before.status == .queued && before.attempts == 1)
+    #expect(before.errorMessage == "the gateway restarted")
+    try await restarted.addNode("n2", slots: 2)
+    let finished = try await again.waitForTask(interrupted, timeout: .seconds(30))
+    #expect(finished.status == .completed && finished.result == "second try\n" && finished.attempts == 2)
+    for (index, id) in waiting.enumerated() {
+      let sum: Double = try await again.result(id, timeout: .seconds(20))
+      #expect(sum == Double(index + 1))
+    }
+    await restarted.stop()
+    await fabric.stop()
+  }
+
+  @Test("3 nodes and 300 short tasks: every node is served; a newcomer gets work at once")
+  func fairness() async throws {
+    let fabric = try await TaskFabric()
+    for id in ["n1", "n2", "n3"] { try await fabric.addNode(id, slots: 1) }
+    let client = fabric.client()
+    var ids: [String] = []
+    for index in 0..<300 { ids.append(try await client.submit("sync_add", index, 0)) }
+    for id in ids { _ = try await client.waitForTask(id, timeout: .seconds(60)) }
+    let tasks = try await client.tasks(status: .completed, limit: 1000)
+    #expect(tasks.count == 300)
+    let perNode = Dictionary(grouping: tasks, by: { $0.nodeID ?? "" }).mapValues(\.count)
+    for id in ["n1", "n2", "n3"] { #expect(perNode[id, default: 0] >= 50, "\(perNode)") }
+
+    try await fabric.addNode("newcomer", slots: 1)
+    var later: [String] = []
+    for index in 0..<20 { later.append(try await client.submit("sync_add", index, 0)) }
+    for id in later { _ = try await client.waitForTask(id, timeout: .seconds(60)) }
+    var startedOrder: [TaskRecord] = []
+    for id in later { startedOrder.append(try await client.task(id)) }
+    startedOrder.sort { ($0.startedAt ?? .distantFuture) < ($1.startedAt ?? .distantFuture) }
+    let firstForNewcomer = startedOrder.firstIndex { $0.nodeID == "newcomer" }
+    #expect(firstForNewcomer != nil && firstForNewcomer! < 4, "newcomer first served at \(String(describing: firstForNewcomer))")
+    #expect(fabric.center.queue().count == 4)
+    await fabric.stop()
+  }
+}

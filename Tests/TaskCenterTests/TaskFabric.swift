@@ -1,0 +1,84 @@
+import EasyRemote
+import ExampleFunctions
+import Foundation
+import Sandbox
+import Synchronization
+import TaskCenter
+
+/// A gateway with its task center (SQLite in a temporary file) and task-running nodes, over
+/// real gRPC on loopback.
+final class TaskFabric: Sendable {
+  let server: Server
+  let center: TaskCenter
+  let databasePath: String
+  private let members = Mutex<[(ComputeNode, TaskWorker)]>([])
+  private let clients = Mutex<[Client]>([])
+
+  static let configuration = TaskCenter.Configuration(
+    scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100))
+
+  init(databasePath: String = temporaryDatabasePath(), port: Int = 0, configuration: TaskCenter.Configuration = TaskFabric.configuration) async throws {
+    self.databasePath = databasePath
+    server = Server(port: port)
+    center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
+    try await server.start()
+    try await center.start()
+  }
+
+  var address: String { server.address ?? "" }
+
+  /// A compute node with the seed 002 functions (and `hold`, which waits `seconds`), joined to the task center.
+  @discardableResult
+  func addNode(
+    _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200),
+    load: (@Sendable () -> NodeLoad)? = nil
+  ) async throws -> (ComputeNode, TaskWorker) {
+    let node = ComputeNode(serverAddress: address, nodeID: id, maxWorkers: slots)
+    SeedExamples.register(on: node)
+    node.register("hold", parameters: ["seconds"]) { (seconds: Double) async throws -> String in
+      try await Task.sleep(for: .seconds(seconds))
+      return id
+    }
+    node.register("whoami") { () -> String in id }
+    let worker = TaskWorker(
+      node: node, runner: code ? CodeRunner() : nil, slots: slots,
+      resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"), heartbeatInterval: heartbeat,
+      load: load ?? { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+    try await node.start()
+    try await worker.start()
+    members.withLock { $0.append((node, worker)) }
+    return (node, worker)
+  }
+
+  func client() -> Client {
+    let client = Client(serverAddress: address, timeout: .seconds(20))
+    clients.withLock { $0.append(client) }
+    return client
+  }
+
+  /// Stops the gateway as a crash would, leaving the nodes running.
+  func stopGateway() async {
+    await center.stop()
+    await server.stop()
+  }
+
+  func stop() async {
+    for client in clients.withLock({ $0 }) { await client.close() }
+    for (node, worker) in members.withLock({ $0 }) {
+      worker.stop()
+      await node.stop()
+    }
+    await center.stop()
+    await server.stop()
+  }
+}
+
+/// Polls `condition` (for tests only) until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+  let deadline = ContinuousClock.now + timeout
+  while ContinuousClock.now < deadline {
+    if try await condition() { return true }
+    try? await Task.sleep(for: .milliseconds(20))
+  }
+  return try await condition()
+}
