@@ -91,6 +91,8 @@ let package = Package(
       name: "EasyRemoteCLI",
       dependencies: [
         "EasyRemote",
+        "TaskCenter",
+        "Sandbox",
         "ExampleFunctions",
         "NodeComm",
         "NodeCommGRPC",

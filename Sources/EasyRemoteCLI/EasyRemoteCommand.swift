@@ -7,7 +7,8 @@ struct EasyRemoteCommand: AsyncParsableCommand {
     abstract: "EasyRemote: pool idle machines into one compute fabric.",
     subcommands: [
       DemoCommand.self, GatewayCommand.self, NodeCommand.self, CallCommand.self, StreamCommand.self,
-      FunctionsCommand.self, NodesCommand.self, HealthCommand.self, PeerCommand.self,
+      FunctionsCommand.self, NodesCommand.self, HealthCommand.self, SubmitCommand.self, TasksCommand.self,
+      TaskCommand.self, CancelCommand.self, PeerCommand.self,
     ]
   )
 }

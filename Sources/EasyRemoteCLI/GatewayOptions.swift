@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyRemote
+import TaskCenter
 import Foundation
 
 /// `--gateway host:port`, defaulting to `$EASYREMOTE_GATEWAY`, then 127.0.0.1:8080.
@@ -16,7 +17,10 @@ struct GatewayOptions: ParsableArguments {
 /// (2 when the gateway cannot be reached, 1 otherwise).
 func fail(_ error: any Error) -> ExitCode {
   let remote = error as? EasyRemoteError
-  let text = remote.map { "error: \($0.code): \($0.message)" } ?? "error: \(error)"
+  var text = remote.map { "error: \($0.code): \($0.message)" } ?? "error: \(error)"
+  if let task = error as? TaskCenterError {
+    text = "error: \(task.code): \(task.message)" + (task.details.map { " (\($0))" } ?? "")
+  }
   FileHandle.standardError.write(Data((text + "\n").utf8))
   return remote?.code == .connectionFailed ? ExitCode(2) : ExitCode(1)
 }
@@ -40,6 +44,7 @@ func table(_ header: [String], _ rows: [[String]]) -> String {
 /// JSON text of a Codable value, pretty or on one line.
 func jsonText(_ value: some Encodable, pretty: Bool = false) -> String {
   let encoder = JSONEncoder()
+  encoder.dateEncodingStrategy = .iso8601
   encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
   return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
 }

@@ -4,7 +4,9 @@ import ExampleFunctions
 import Foundation
 import Logging
 import NodeComm
+import Sandbox
 import ServiceLifecycle
+import TaskCenter
 
 /// `easyremote gateway`: the gateway, until Ctrl-C or SIGTERM.
 struct GatewayCommand: AsyncParsableCommand {
@@ -15,14 +17,21 @@ struct GatewayCommand: AsyncParsableCommand {
   @Option(help: "The port to listen on (0 picks a free one).") var port = 8080
   @Option(help: "A YAML node configuration (TLS, heartbeat, limits).") var config: String?
   @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
+  @Option(help: "The task center's SQLite file (default: easyremote/tasks.sqlite in the user's data folder).")
+  var db: String?
 
   func run() async throws {
     bootstrapLogging()
     let nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
+    let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     try await server.start()
+    try await center.start()
     emit("gateway listening on \(server.address ?? "\(host):\(port)")")
-    try await runUntilSignalled(stop: { await server.stop() })
+    try await runUntilSignalled(stop: {
+      await center.stop()
+      await server.stop()
+    })
   }
 }
 
@@ -33,19 +42,33 @@ struct NodeCommand: AsyncParsableCommand {
 
   @OptionGroup var gateway: GatewayOptions
   @Option(help: "The node id (random when omitted).") var id: String?
-  @Option(help: "Calls run at once.") var maxWorkers = 5
+  @Option(help: "Calls and tasks run at once.") var maxWorkers = 5
+  @Option(help: "The interpreter of code tasks ('none' takes function tasks only).") var interpreter = "python3"
+  @Option(help: "Above this CPU use (%) the machine is its owner's and takes no tasks.") var maxCpuPercent = 80.0
+  @Option(help: "Above this memory use (%) the machine takes no tasks.") var maxMemoryPercent = 90.0
 
   func run() async throws {
     bootstrapLogging()
     let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers)
     SeedExamples.register(on: node)
+    let runner = interpreter == "none" ? nil : CodeRunner(interpreter: interpreter)
+    if let runner, runner.resolvedInterpreter() == nil {
+      throw ValidationError("interpreter '\(interpreter)' not found in \(CodeRunner.sandboxPath)")
+    }
+    let worker = TaskWorker(
+      node: node, runner: runner,
+      thresholds: LoadThresholds(maxCPUPercent: maxCpuPercent, maxMemoryPercent: maxMemoryPercent))
     do {
       try await node.start()
+      try await worker.start()
     } catch {
       throw fail(error)
     }
     emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
-    try await runUntilSignalled(stop: { await node.stop() })
+    try await runUntilSignalled(stop: {
+      await worker.stop()
+      await node.stop()
+    })
   }
 }
 
@@ -57,16 +80,26 @@ struct DemoCommand: AsyncParsableCommand {
   @Option(help: "The address the gateway listens on.") var host = "127.0.0.1"
   @Option(help: "The gateway's port (0 picks a free one).") var port = 8080
   @Flag(help: "Run a few calls, print them and exit instead of serving until Ctrl-C.") var once = false
+  @Option(help: "The task center's SQLite file (default: easyremote/demo.sqlite in the user's data folder).")
+  var db: String?
 
   func run() async throws {
     bootstrapLogging()
     let server = Server(host: host, port: port)
+    let databasePath =
+      db ?? URL(fileURLWithPath: SQLiteTaskStore.defaultPath).deletingLastPathComponent()
+      .appendingPathComponent("demo.sqlite").path
+    let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath))
     try await server.start()
+    try await center.start()
     let address = server.address ?? "\(host):\(port)"
     let node = ComputeNode(serverAddress: address, nodeID: "local", maxWorkers: 8)
     SeedExamples.register(on: node)
+    let worker = TaskWorker(node: node, runner: CodeRunner().resolvedInterpreter() == nil ? nil : CodeRunner())
     try await node.start()
+    try await worker.start()
     emit("EasyRemote demo: gateway on \(address), compute node 'local' with \(node.functionCount) functions")
+    emit("  task center: \(databasePath)")
 
     let client = Client(serverAddress: address)
     let sum: Double = try await client.execute("sync_add", 2, 3.5)
@@ -76,6 +109,10 @@ struct DemoCommand: AsyncParsableCommand {
       first.append(String(item.value))
     }
     emit("  sync_number_stream(1, 3, 0.05) streamed \(first.joined(separator: ", "))")
+    if worker.runner != nil {
+      let task = try await client.waitForTask(try await client.submitCode("print(sum(range(10)))"), timeout: .seconds(30))
+      emit("  code task \(task.id): \(task.status.rawValue), output \((task.result ?? "").trimmingCharacters(in: .whitespacesAndNewlines))")
+    }
     await client.close()
 
     let flag = address == "127.0.0.1:8080" ? "" : " --gateway \(address)"
@@ -89,12 +126,16 @@ struct DemoCommand: AsyncParsableCommand {
         swift run easyremote stream\(flag) async_data_stream '{"sensors":["temperature"],"sample_rate":2,"duration":3}'
         swift run easyremote node\(flag) --id second     # a second compute node
         swift run easyremote health\(flag)
+        swift run easyremote submit\(flag) --code 'print(6 * 7)' --wait
+        swift run easyremote tasks\(flag)
       """)
     if !once {
       emit("Serving until Ctrl-C.")
       try await runUntilSignalled(stop: {})
     }
+    await worker.stop()
     await node.stop()
+    await center.stop()
     await server.stop()
     emit("stopped")
   }

@@ -51,17 +51,19 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord? {
+  public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
+    -> TaskRecord?
+  {
     state.withLock { state in
-      guard let finished = state.tasks[id]?.finishing(with: outcome, at: date) else { return nil }
+      guard let finished = state.tasks[id]?.finishing(with: outcome, by: nodeID, at: date) else { return nil }
       state.tasks[id] = finished
       return finished
     }
   }
 
-  public func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord? {
+  public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     state.withLock { state in
-      guard let task = state.tasks[id], task.status == .running else { return nil }
+      guard let task = state.tasks[id], task.status == .running, task.nodeID == nodeID else { return nil }
       let changed = task.requeued(reason: reason, at: date)
       state.tasks[id] = changed
       if changed.status == .queued { state.queue.append(id) }

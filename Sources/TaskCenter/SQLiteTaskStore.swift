@@ -101,13 +101,15 @@ public final class SQLiteTaskStore: TaskStore {
     try await changing(id) { $0.starting(on: nodeID, at: date) }
   }
 
-  public func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord? {
-    try await changing(id) { $0.finishing(with: outcome, at: date) }
+  public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
+    -> TaskRecord?
+  {
+    try await changing(id) { $0.finishing(with: outcome, by: nodeID, at: date) }
   }
 
-  public func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord? {
+  public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     try await changing(id) { task in
-      task.status == .running ? task.requeued(reason: reason, at: date) : nil
+      task.status == .running && task.nodeID == nodeID ? task.requeued(reason: reason, at: date) : nil
     }
   }
 

@@ -231,7 +231,7 @@ public final class TaskCenter: Sendable {
     let current = try await task(id)
     guard !current.status.isFinal else { return current }
     let outcome = TaskOutcome(status: .cancelled, errorMessage: "cancelled by request")
-    guard let cancelled = try await store.finish(id, with: outcome, at: clock()) else { return try await task(id) }
+    guard let cancelled = try await store.finish(id, with: outcome, by: nil, at: clock()) else { return try await task(id) }
     finished(cancelled)
     if current.status == .running, let nodeID = current.nodeID {
       _ = try? await server.node.call(
@@ -378,10 +378,10 @@ public final class TaskCenter: Sendable {
         // Not cancelled by request (that made the task final already): the node stopped and
         // handed the task back. Queue it again.
         let reason = "node \(nodeID) stopped while running the task"
-        if let record = try await store.requeue(task.id, reason: reason, at: clock()), record.status.isFinal {
+        if let record = try await store.requeue(task.id, from: nodeID, reason: reason, at: clock()), record.status.isFinal {
           finished(record)
         }
-      } else if let record = try await store.finish(task.id, with: outcome, at: clock()) {
+      } else if let record = try await store.finish(task.id, with: outcome, by: nodeID, at: clock()) {
         finished(record)
       }
     } catch {
@@ -455,6 +455,10 @@ public final class TaskCenter: Sendable {
     }
     node.register(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
       self?.join(context.callerID, request)
+      return Empty()
+    }
+    node.register(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
+      await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
       return Empty()
     }
     node.register(TaskMethods.heartbeat) { [weak self] (beat: TaskNodeHeartbeat, context) -> HeartbeatReply in

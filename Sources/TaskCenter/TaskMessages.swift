@@ -15,6 +15,7 @@ enum TaskMethods {
   // node → gateway
   static let join = "er.tasks.join"
   static let heartbeat = "er.tasks.heartbeat"
+  static let leave = "er.tasks.leave"
   // gateway → node
   static let run = "er.node.task.run"
   static let abort = "er.node.task.cancel"
@@ -42,6 +43,11 @@ public struct TaskSubmission: Codable, Sendable, Equatable {
     self.timeout = timeout
     self.resources = resources
     self.maxAttempts = maxAttempts
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case code, function, args, timeout, resources
+    case maxAttempts = "max_attempts"
   }
 
   public static func code(_ source: String, timeout: Double? = nil, resources: ResourceRequest? = nil) -> TaskSubmission {
@@ -97,6 +103,17 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
   public var lastHeartbeat: Date
   public var joinedAt: Date
   public var runsCode: Bool
+
+  enum CodingKeys: String, CodingKey {
+    case nodeID = "node_id"
+    case status, resources, load, slots, running
+    case completedTasks = "completed_tasks"
+    case failedTasks = "failed_tasks"
+    case totalComputeTime = "total_compute_time"
+    case lastHeartbeat = "last_heartbeat"
+    case joinedAt = "joined_at"
+    case runsCode = "runs_code"
+  }
 }
 
 /// Something that happened in the task center, as `GET /ws/updates` sends it.

@@ -96,6 +96,20 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
       maxAttempts: maxAttempts)
   }
 
+  enum CodingKeys: String, CodingKey {
+    case id = "task_id"
+    case kind, status, code, function, arguments, timeout, resources, attempts
+    case maxAttempts = "max_attempts"
+    case nodeID = "node_id"
+    case result, stderr
+    case exitStatus = "exit_status"
+    case errorMessage = "error_message"
+    case createdAt = "created_at"
+    case startedAt = "started_at"
+    case finishedAt = "finished_at"
+    case executionTime = "execution_time"
+  }
+
   /// `task_` and 24 hex digits: unique, and sortable by nothing (order by `createdAt`).
   public static func newID() -> String {
     let uuid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
@@ -122,6 +136,13 @@ public struct TaskOutcome: Codable, Sendable, Equatable {
     self.exitStatus = exitStatus
     self.errorMessage = errorMessage
     self.executionTime = executionTime
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case status, result, stderr
+    case exitStatus = "exit_status"
+    case errorMessage = "error_message"
+    case executionTime = "execution_time"
   }
 
   public static func completed(_ result: String, executionTime: Double? = nil) -> TaskOutcome {

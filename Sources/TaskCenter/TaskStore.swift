@@ -22,13 +22,14 @@ public protocol TaskStore: Sendable {
   /// not queued any more (cancelled meanwhile, or taken by another scheduler).
   func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord?
 
-  /// Records how a running (or queued, for a cancellation) task ended. `nil` when the task is
-  /// unknown or already final.
-  func finish(_ id: String, with outcome: TaskOutcome, at date: Date) async throws -> TaskRecord?
+  /// Records how a running (or queued, for a cancellation) task ended. With `nodeID`, only if
+  /// the task is running on that node (a late answer from a node the task was taken from
+  /// changes nothing). `nil` when nothing changed.
+  func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord?
 
-  /// Puts one running task back in the queue (or fails it after its last attempt). `nil` when
-  /// it is not running.
-  func requeue(_ id: String, reason: String, at date: Date) async throws -> TaskRecord?
+  /// Puts one task running on `nodeID` back in the queue (or fails it after its last attempt).
+  /// `nil` when it is not running there.
+  func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord?
 
   /// Puts running tasks back in the queue — those of one node, or all (at startup, after a
   /// crash). A task that has used all its attempts fails with `reason` instead. Returns the
@@ -47,8 +48,9 @@ extension TaskStore {
 
 extension TaskRecord {
   /// The record after `outcome`, if the task may still end (not final).
-  package func finishing(with outcome: TaskOutcome, at date: Date) -> TaskRecord? {
+  package func finishing(with outcome: TaskOutcome, by nodeID: String? = nil, at date: Date) -> TaskRecord? {
     guard !status.isFinal else { return nil }
+    if let nodeID, status != .running || self.nodeID != nodeID { return nil }
     var task = self
     task.status = outcome.status
     task.result = outcome.result

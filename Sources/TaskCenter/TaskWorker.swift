@@ -76,8 +76,10 @@ public final class TaskWorker: Sendable {
     }
   }
 
-  /// Stops the heartbeats and cancels running tasks.
-  public func stop() {
+  /// Leaves the task center (its running tasks are queued again for other nodes), stops the
+  /// heartbeats and cancels the running tasks.
+  public func stop() async {
+    _ = try? await node.node.call(Server.nodeID, TaskMethods.leave, Empty(), as: Empty.self, timeout: .seconds(2))
     let (heartbeat, token, running) = state.withLock { state in
       defer {
         state.heartbeat = nil

@@ -72,8 +72,10 @@ struct CommandLineTests {
 
   @Test("demo --once runs a gateway, a node and example calls, then exits cleanly")
   func demo() async throws {
-    let demo = try await runTool(["demo", "--once", "--port", "0"])
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString).sqlite").path
+    let demo = try await runTool(["demo", "--once", "--port", "0", "--db", db])
     #expect(demo.status == 0)
+    #expect(demo.stdout.contains(": completed, output 45"))
     #expect(demo.stdout.contains("sync_add(2, 3.5) = 5.5"))
     #expect(demo.stdout.contains("streamed 1, 2, 3"))
     #expect(demo.stdout.contains("stopped"))
@@ -136,8 +138,8 @@ final class BackgroundProcess: Sendable {
   }
 
   static func start(
-    _ arguments: [String], executable: String = "easyremote", readyPrefix: String,
-    readyWithin seconds: Double = 60
+    _ arguments: [String], executable: String = "easyremote", environment: [String: String] = [:],
+    readyPrefix: String, readyWithin seconds: Double = 60
   ) async throws -> BackgroundProcess {
     try await withCheckedThrowingContinuation { continuation in
       Thread.detachNewThread {
@@ -145,6 +147,7 @@ final class BackgroundProcess: Sendable {
           let process = Process()
           process.executableURL = productURL(executable)
           process.arguments = arguments
+          process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
           let out = Pipe()
           process.standardOutput = out
           try process.run()
@@ -174,6 +177,13 @@ final class BackgroundProcess: Sendable {
   func stop() {
     guard process.isRunning else { return }
     process.terminate()
+    process.waitUntilExit()
+  }
+
+  /// SIGKILL: no chance to clean up, as when a machine dies.
+  func kill() {
+    guard process.isRunning else { return }
+    _ = Foundation.kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
   }
 }

@@ -180,16 +180,21 @@ struct NodeStreamTests {
     try await b.start()
     try await a.start()
     try await a.connect(to: "b", at: try #require(b.listeningAddress))
+    let received = Mutex(0)
     let reader = Task {
       var count = 0
       do {
-        for try await _ in try await a.stream("b", "forever", payload: .empty) { count += 1 }
+        for try await _ in try await a.stream("b", "forever", payload: .empty) {
+          count += 1
+          received.withLock { $0 = count }
+        }
         return (count, NodeError?.none)
       } catch {
         return (count, error as? NodeError)
       }
     }
-    try await Task.sleep(for: .milliseconds(200))
+    // Stop the producer once items flow (however loaded the machine is).
+    for _ in 0..<500 where received.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
     await b.stop(gracePeriod: .milliseconds(100))
     let (count, error) = await reader.value
     #expect(count > 0)

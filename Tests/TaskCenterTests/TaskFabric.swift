@@ -65,7 +65,7 @@ final class TaskFabric: Sendable {
   func stop() async {
     for client in clients.withLock({ $0 }) { await client.close() }
     for (node, worker) in members.withLock({ $0 }) {
-      worker.stop()
+      await worker.stop()
       await node.stop()
     }
     await center.stop()

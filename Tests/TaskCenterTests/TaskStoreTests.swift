@@ -61,13 +61,29 @@ struct TaskStoreTests {
     #expect(try await store.queued(limit: 10).isEmpty)
 
     let outcome = TaskOutcome.completed("3", executionTime: 0.25)
-    let finished = try #require(try await store.finish(task.id, with: outcome, at: t0.addingTimeInterval(1)))
+    let finished = try #require(try await store.finish(task.id, with: outcome, by: nil, at: t0.addingTimeInterval(1)))
     #expect(finished.status == .completed && finished.result == "3" && finished.executionTime == 0.25)
     #expect(finished.finishedAt == t0.addingTimeInterval(1))
-    #expect(try await store.finish(task.id, with: .failed("late"), at: t0) == nil)
+    #expect(try await store.finish(task.id, with: .failed("late"), by: nil, at: t0) == nil)
     #expect(try await store.task(task.id) == finished)
     #expect(try await store.tasks(status: .completed, limit: 10, offset: 0).map(\.id) == [task.id])
-    #expect(try await store.finish("task_missing", with: .failed("x"), at: t0) == nil)
+    #expect(try await store.finish("task_missing", with: .failed("x"), by: nil, at: t0) == nil)
+  }
+
+  @Test("a late answer from a node the task was taken from changes nothing", arguments: StoreKind.allCases)
+  func staleAnswers(kind: StoreKind) async throws {
+    let store = try kind.make()
+    let task = TaskRecord.code("print(1)")
+    try await store.insert(task)
+    _ = try await store.start(task.id, on: "old", at: t0)
+    #expect(try await store.requeue(task.id, from: "other", reason: "x", at: t0) == nil)
+    #expect(try await store.requeue(task.id, from: "old", reason: "old left", at: t0)?.status == .queued)
+    #expect(try await store.finish(task.id, with: .completed("stale"), by: "old", at: t0) == nil)
+    _ = try await store.start(task.id, on: "new", at: t0)
+    #expect(try await store.finish(task.id, with: .completed("stale"), by: "old", at: t0) == nil)
+    #expect(try await store.requeue(task.id, from: "old", reason: "late", at: t0) == nil)
+    let done = try await store.finish(task.id, with: .completed("fresh"), by: "new", at: t0)
+    #expect(done?.result == "fresh" && done?.attempts == 2)
   }
 
   @Test("a queued task cancelled before it starts never starts", arguments: StoreKind.allCases)
@@ -75,7 +91,7 @@ struct TaskStoreTests {
     let store = try kind.make()
     let task = TaskRecord.code("print(1)")
     try await store.insert(task)
-    let cancelled = try await store.finish(task.id, with: TaskOutcome(status: .cancelled), at: t0)
+    let cancelled = try await store.finish(task.id, with: TaskOutcome(status: .cancelled), by: nil, at: t0)
     #expect(cancelled?.status == .cancelled)
     #expect(try await store.start(task.id, on: "n1", at: t0) == nil)
     #expect(try await store.queued(limit: 10).isEmpty)
@@ -126,7 +142,7 @@ struct SQLiteTaskStoreTests {
       let all = try await store.tasks(status: nil, limit: 10, offset: 0)
       _ = try await store.start(all[0].id, on: "n1", at: Date())
       _ = try await store.start(all[1].id, on: "n1", at: Date())
-      _ = try await store.finish(all[1].id, with: .completed("{\"ok\":true}", executionTime: 1.5), at: Date())
+      _ = try await store.finish(all[1].id, with: .completed("{\"ok\":true}", executionTime: 1.5), by: "n1", at: Date())
       records = try await store.tasks(status: nil, limit: 10, offset: 0)
     }
     let reopened = try SQLiteTaskStore(path: path)

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+
+/// The task center through the `easyremote` tool, with real gateway and node processes that
+/// are killed as machines die.
+@Suite("easyremote tasks on the command line", .timeLimit(.minutes(3)))
+struct TaskCommandLineTests {
+  func temporaryDatabase() -> String {
+    FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-cli-\(UUID().uuidString).sqlite").path
+  }
+
+  /// Runs `task ID --json` until `condition` holds for the task (or 20 s pass).
+  func waitForTask(_ id: String, _ env: [String: String], until condition: ([String: Any]) -> Bool) async throws
+    -> [String: Any]
+  {
+    var task: [String: Any] = [:]
+    for _ in 0..<200 {
+      let shown = try await runTool(["task", id, "--json"], environment: env)
+      task = (try? JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any]) ?? [:]
+      if condition(task) { return task }
+      try await Task.sleep(for: .milliseconds(100))
+    }
+    return task
+  }
+
+  @Test("submit, tasks, task and cancel; a gateway killed with SIGKILL loses no accepted task")
+  func gatewayKilled() async throws {
+    let port = String(Int.random(in: 20_000...40_000))
+    let db = temporaryDatabase()
+    let env = ["EASYREMOTE_GATEWAY": "127.0.0.1:\(port)"]
+    let first = try await BackgroundProcess.start(
+      ["gateway", "--port", port, "--db", db], readyPrefix: "gateway listening on ")
+
+    let script = FileManager.default.temporaryDirectory.appendingPathComponent("task-\(UUID().uuidString).py")
+    try Data("import sys\nprint('from a file', sys.version_info[0])\n".utf8).write(to: script)
+    var accepted: [String] = []
+    for arguments in [["--code", "print(40 + 2)"], [script.path]] {
+      let submitted = try await runTool(["submit"] + arguments, environment: env)
+      #expect(submitted.status == 0, "\(submitted.stderr)")
+      accepted.append(submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+    let queued = try await runTool(["tasks", "--status", "queued", "--json"], environment: env)
+    let listed = try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [[String: Any]]
+    #expect(Set(listed?.compactMap { $0["task_id"] as? String } ?? []) == Set(accepted))
+
+    first.kill()
+    let second = try await BackgroundProcess.start(
+      ["gateway", "--port", port, "--db", db], readyPrefix: "gateway listening on ")
+    defer { second.stop() }
+    let node = try await BackgroundProcess.start(
+      ["node", "--id", "worker"], environment: env, readyPrefix: "node worker joined")
+    defer { node.stop() }
+
+    let answer = try await waitForTask(accepted[0], env) { $0["status"] as? String == "completed" }
+    #expect(answer["result"] as? String == "42\n")
+    #expect(answer["node_id"] as? String == "worker")
+    let fromFile = try await waitForTask(accepted[1], env) { $0["status"] as? String == "completed" }
+    #expect(fromFile["result"] as? String == "from a file 3\n")
+
+    let waited = try await runTool(["submit", "--code", "print('waited')", "--wait"], environment: env)
+    #expect(waited.status == 0)
+    #expect(waited.stdout == "waited\n")
+    let failing = try await runTool(["submit", "--code", "raise SystemExit('no luck')", "--wait"], environment: env)
+    #expect(failing.status == 1)
+    #expect(failing.stderr.contains("no luck"))
+
+    let long = try await runTool(["submit", "--code", "import time\ntime.sleep(60)"], environment: env)
+    let longID = long.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    _ = try await waitForTask(longID, env) { $0["status"] as? String == "running" }
+    let cancelled = try await runTool(["cancel", longID], environment: env)
+    #expect(cancelled.stdout == "\(longID): cancelled\n")
+
+    let table = try await runTool(["tasks"], environment: env)
+    #expect(table.stdout.contains(longID) && table.stdout.contains("cancelled") && table.stdout.contains("completed"))
+
+    let unknown = try await runTool(["task", "task_nope"], environment: env)
+    #expect(unknown.status == 1)
+    #expect(unknown.stderr.contains("TASK_NOT_FOUND"))
+    let badTimeout = try await runTool(["submit", "--code", "print(1)", "--timeout", "0"], environment: env)
+    #expect(badTimeout.status == 1)
+    #expect(badTimeout.stderr.contains("INVALID_REQUEST") && badTimeout.stderr.contains("field: timeout"))
+    let unreachable = try await runTool(["tasks", "--gateway", "127.0.0.1:1"])
+    #expect(unreachable.status == 2)
+  }
+
+  @Test("a node killed with SIGKILL while running a task: the task runs again on another node")
+  func nodeKilled() async throws {
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--db", temporaryDatabase()], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
+    let env = ["EASYREMOTE_GATEWAY": address]
+    let doomed = try await BackgroundProcess.start(["node", "--id", "doomed"], environment: env, readyPrefix: "node doomed joined")
+    let submitted = try await runTool(["submit", "--code", "import time\ntime.sleep(3)\nprint('survived')"], environment: env)
+    let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let running = try await waitForTask(id, env) { $0["status"] as? String == "running" }
+    #expect(running["attempts"] as? Int == 1)
+
+    let spare = try await BackgroundProcess.start(["node", "--id", "spare"], environment: env, readyPrefix: "node spare joined")
+    defer { spare.stop() }
+    doomed.kill()
+    let done = try await waitForTask(id, env) { ($0["status"] as? String).map { $0 != "running" && $0 != "queued" } ?? false }
+    #expect(done["status"] as? String == "completed")
+    #expect(done["result"] as? String == "survived\n")
+    #expect(done["attempts"] as? Int == 2)
+    #expect(done["node_id"] as? String == "spare")
+  }
+}
