@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "EasyRemote", targets: ["EasyRemote"]),
     .library(name: "TaskCenter", targets: ["TaskCenter"]),
     .library(name: "Sandbox", targets: ["Sandbox"]),
+    .library(name: "TaskCenterHTTP", targets: ["TaskCenterHTTP"]),
     .executable(name: "easyremote", targets: ["EasyRemoteCLI"]),
     .executable(name: "easyremote-bench", targets: ["EasyRemoteBench"]),
   ],
@@ -33,6 +34,8 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+    .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
   ],
   targets: [
     // Layer 1: the node layer — messages, links, transports, serializers, interceptors.
@@ -83,6 +86,21 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Layer 4: the task center's REST API and WebSocket events (Hummingbird).
+    .target(
+      name: "TaskCenterHTTP",
+      dependencies: [
+        "TaskCenter",
+        "EasyRemote",
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      resources: [.copy("openapi.yaml")],
+      swiftSettings: strict
+    ),
     // Running code tasks on a node: child processes under limits.
     .target(name: "Sandbox", swiftSettings: strict),
     // The seed 002 example functions, shared by the demo, the examples and the tests.
@@ -92,6 +110,7 @@ let package = Package(
       dependencies: [
         "EasyRemote",
         "TaskCenter",
+        "TaskCenterHTTP",
         "Sandbox",
         "ExampleFunctions",
         "NodeComm",
@@ -143,7 +162,12 @@ let package = Package(
     ),
     .testTarget(
       name: "TaskCenterTests",
-      dependencies: ["TaskCenter", "Sandbox", "EasyRemote", "ExampleFunctions"],
+      dependencies: [
+        "TaskCenter", "Sandbox", "EasyRemote", "ExampleFunctions", "TaskCenterHTTP",
+        .product(name: "HummingbirdTesting", package: "hummingbird"),
+        .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+        .product(name: "Yams", package: "Yams"),
+      ],
       swiftSettings: strict
     ),
     .testTarget(

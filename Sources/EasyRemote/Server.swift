@@ -156,6 +156,23 @@ public final class Server: Sendable {
   /// on another node when the first is lost.
   private func execute(_ payload: Payload, context: CallContext) async throws -> Payload {
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.execute)
+    return try await route(invocation, payload: payload, timeout: context.remaining)
+  }
+
+  /// Calls a function of the pool from inside the gateway (the HTTP API's
+  /// `POST /functions/{name}/call`), balanced like a client's call. Returns the JSON result.
+  ///
+  /// - Throws: ``EasyRemoteError``.
+  package func call(_ invocation: Invocation, timeout: Duration) async throws -> Data {
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.execute)
+      return try await route(invocation, payload: payload, timeout: timeout).data
+    } catch {
+      throw EasyRemoteError(error, function: invocation.function)
+    }
+  }
+
+  private func route(_ invocation: Invocation, payload: Payload, timeout: Duration?) async throws -> Payload {
     let start = ContinuousClock.now
     var tried: Set<String> = []
     var lastError: EasyRemoteError?
@@ -181,7 +198,7 @@ public final class Server: Sendable {
       }
       tried.insert(chosen.nodeID)
       do {
-        let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: context.remaining)
+        let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: timeout)
         state.withLock { $0.router.finish(chosen.nodeID) }
         record(invocation.function, start: start, failed: false)
         return result

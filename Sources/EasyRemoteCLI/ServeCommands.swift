@@ -7,6 +7,7 @@ import NodeComm
 import Sandbox
 import ServiceLifecycle
 import TaskCenter
+import TaskCenterHTTP
 
 /// `easyremote gateway`: the gateway, until Ctrl-C or SIGTERM.
 struct GatewayCommand: AsyncParsableCommand {
@@ -19,16 +20,22 @@ struct GatewayCommand: AsyncParsableCommand {
   @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
   @Option(help: "The task center's SQLite file (default: easyremote/tasks.sqlite in the user's data folder).")
   var db: String?
+  @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
+  @Flag(help: "Do not serve the HTTP API.") var noHttp = false
 
   func run() async throws {
     bootstrapLogging()
     let nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
+    let http = noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
     try await server.start()
     try await center.start()
+    try await http?.start()
+    if let address = http?.address { emit("http api on http://\(address)") }
     emit("gateway listening on \(server.address ?? "\(host):\(port)")")
     try await runUntilSignalled(stop: {
+      await http?.stop()
       await center.stop()
       await server.stop()
     })
@@ -82,6 +89,7 @@ struct DemoCommand: AsyncParsableCommand {
   @Flag(help: "Run a few calls, print them and exit instead of serving until Ctrl-C.") var once = false
   @Option(help: "The task center's SQLite file (default: easyremote/demo.sqlite in the user's data folder).")
   var db: String?
+  @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
 
   func run() async throws {
     bootstrapLogging()
@@ -90,8 +98,10 @@ struct DemoCommand: AsyncParsableCommand {
       db ?? URL(fileURLWithPath: SQLiteTaskStore.defaultPath).deletingLastPathComponent()
       .appendingPathComponent("demo.sqlite").path
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath))
+    let http = TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
     try await server.start()
     try await center.start()
+    try await http.start()
     let address = server.address ?? "\(host):\(port)"
     let node = ComputeNode(serverAddress: address, nodeID: "local", maxWorkers: 8)
     SeedExamples.register(on: node)
@@ -99,7 +109,7 @@ struct DemoCommand: AsyncParsableCommand {
     try await node.start()
     try await worker.start()
     emit("EasyRemote demo: gateway on \(address), compute node 'local' with \(node.functionCount) functions")
-    emit("  task center: \(databasePath)")
+    emit("  task center: \(databasePath), HTTP API on http://\(http.address ?? "?")")
 
     let client = Client(serverAddress: address)
     let sum: Double = try await client.execute("sync_add", 2, 3.5)
@@ -128,6 +138,8 @@ struct DemoCommand: AsyncParsableCommand {
         swift run easyremote health\(flag)
         swift run easyremote submit\(flag) --code 'print(6 * 7)' --wait
         swift run easyremote tasks\(flag)
+        curl -s http://\(http.address ?? "127.0.0.1:8000")/stats
+        curl -s -X POST http://\(http.address ?? "127.0.0.1:8000")/tasks -d '{"code": "print(2 ** 10)"}'
       """)
     if !once {
       emit("Serving until Ctrl-C.")
@@ -135,6 +147,7 @@ struct DemoCommand: AsyncParsableCommand {
     }
     await worker.stop()
     await node.stop()
+    await http.stop()
     await center.stop()
     await server.stop()
     emit("stopped")

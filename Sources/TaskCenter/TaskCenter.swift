@@ -57,6 +57,12 @@ public final class TaskCenter: Sendable {
   private struct State {
     var scheduler: FairScheduler
     var runsCode: Set<String> = []
+    /// Nodes that pull work over HTTP instead of having it pushed over a link.
+    var pull: Set<String> = []
+    /// Finished tasks: how many, their total run time, and when each of the last hour ended.
+    var finishedCount = 0
+    var finishedSeconds = 0.0
+    var finishedTimes: [Date] = []
     /// Running tasks and their nodes.
     var running: [String: String] = [:]
     var waiters: [String: [UUID: Latch]] = [:]
@@ -304,6 +310,110 @@ public final class TaskCenter: Sendable {
     kick()
   }
 
+  /// Node `id`. - Throws: `nodeNotFound`.
+  public func node(_ id: String) throws -> TaskNodeInfo {
+    guard let node = nodes().first(where: { $0.nodeID == id }) else {
+      throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
+    }
+    return node
+  }
+
+  /// Seconds a task submitted now may wait before it starts: the queue ahead of it shared by
+  /// the online nodes' slots, at the average run time so far.
+  public func estimatedWait(queued: Int) -> Double {
+    let now = clock()
+    let (slots, average) = state.withLock { state -> (Int, Double) in
+      let slots = state.scheduler.nodes.values
+        .filter { $0.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout) != .offline }
+        .reduce(0) { $0 + $1.slots }
+      let average = state.finishedCount == 0 ? 1 : state.finishedSeconds / Double(state.finishedCount)
+      return (slots, average)
+    }
+    guard slots > 0 else { return -1 }
+    return (Double(queued) / Double(slots) * average * 10).rounded() / 10
+  }
+
+  /// Counters of tasks and nodes (`GET /stats`).
+  public func stats() async throws -> TaskCenterStats {
+    let counts = try await store.counts()
+    let now = clock()
+    let nodes = nodes()
+    let (finished, seconds, lastHour) = state.withLock { state in
+      (state.finishedCount, state.finishedSeconds, state.finishedTimes.filter { now.timeIntervalSince($0) <= 3600 }.count)
+    }
+    return TaskCenterStats(
+      tasks: .init(
+        total: counts.values.reduce(0, +), queued: counts[.queued] ?? 0, running: counts[.running] ?? 0,
+        completed: counts[.completed] ?? 0, failed: counts[.failed] ?? 0, timeout: counts[.timeout] ?? 0,
+        cancelled: counts[.cancelled] ?? 0, averageSeconds: finished == 0 ? 0 : seconds / Double(finished)),
+      nodes: .init(
+        total: nodes.count, idle: nodes.filter { $0.status == .idle }.count,
+        busy: nodes.filter { $0.status == .busy }.count, offline: nodes.filter { $0.status == .offline }.count),
+      throughput: .init(
+        tasksPerHour: lastHour, computeHours: nodes.reduce(0) { $0 + $1.totalComputeTime } / 3600))
+  }
+
+  // MARK: - Nodes that pull over HTTP
+
+  /// A heartbeat of a node that pulls its work (`POST /internal/heartbeat`); the first one
+  /// joins it. Returns whether the node is new.
+  @discardableResult
+  public func pullHeartbeat(_ nodeID: String, resources: NodeResources, load: NodeLoad, slots: Int = 1) -> Bool {
+    let now = clock()
+    let (joined, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
+      let known = state.scheduler.status(of: nodeID, at: now)
+      if known == nil || known == .offline {
+        state.scheduler.join(nodeID, resources: resources, slots: slots, at: now)
+        state.pull.insert(nodeID)
+        state.runsCode.insert(nodeID)
+      }
+      state.scheduler.heartbeat(nodeID, load: load, resources: resources, at: now)
+      let joined = known == nil || known == .offline
+      return (joined, joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil)
+    }
+    if let info { emit(.nodeJoined, info) }
+    return joined
+  }
+
+  /// The next code task for a pulling node, started on it; `nil` when it is not idle or
+  /// nothing fits (`GET /internal/task/request`).
+  public func claim(for nodeID: String) async throws -> TaskRecord? {
+    let now = clock()
+    let known = state.withLock { $0.pull.contains(nodeID) ? $0.scheduler.status(of: nodeID, at: now) : nil }
+    guard let status = known else {
+      throw TaskCenterError(
+        code: .nodeNotFound, message: "node \(nodeID) has not sent a heartbeat", details: "node_id: \(nodeID)")
+    }
+    guard status == .idle else { return nil }
+    for task in try await store.queued(limit: 64) where task.kind == .code {
+      let took = state.withLock { $0.scheduler.assign(task.resources, where: { $0.id == nodeID }, at: now) != nil }
+      guard took else { continue }
+      if let started = try await store.start(task.id, on: nodeID, at: now) {
+        state.withLock { $0.running[task.id] = nodeID }
+        emit(.taskStarted, started)
+        return started
+      }
+      state.withLock { $0.scheduler.unassign(nodeID) }
+    }
+    return nil
+  }
+
+  /// The outcome of a task a pulling node ran (`POST /internal/task/result`).
+  @discardableResult
+  public func report(_ taskID: String, from nodeID: String, outcome: TaskOutcome) async throws -> TaskRecord {
+    guard let record = try await store.finish(taskID, with: outcome, by: nodeID, at: clock()) else {
+      return try await task(taskID)  // unknown → taskNotFound; already final or moved → as it is
+    }
+    state.withLock { state in
+      state.running.removeValue(forKey: taskID)
+      state.scheduler.release(
+        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+    }
+    finished(record)
+    kick()
+    return record
+  }
+
   // MARK: - Dispatch
 
   /// Starts as many queued tasks as there are idle nodes that fit them, oldest first.
@@ -323,6 +433,7 @@ public final class TaskCenter: Sendable {
       let eligible: Set<String>? = task.kind == .function ? server.nodes(serving: task.function ?? "") : nil
       let chosen = state.withLock { state -> String? in
         state.scheduler.assign(task.resources, where: { node in
+          if state.pull.contains(node.id) { return false }
           if let eligible { return eligible.contains(node.id) }
           return state.runsCode.contains(node.id)
         }, at: now)
@@ -392,6 +503,15 @@ public final class TaskCenter: Sendable {
 
   /// Announces a final task and wakes those waiting for it.
   private func finished(_ task: TaskRecord) {
+    let now = clock()
+    state.withLock { state in
+      state.finishedCount += 1
+      state.finishedSeconds += task.executionTime ?? 0
+      state.finishedTimes.append(now)
+      if let first = state.finishedTimes.first, now.timeIntervalSince(first) > 3600 {
+        state.finishedTimes.removeAll { now.timeIntervalSince($0) > 3600 }
+      }
+    }
     emit(task.status == .completed ? .taskCompleted : .taskFailed, task)
     let waiters = state.withLock { $0.waiters.removeValue(forKey: task.id) ?? [:] }
     for waiter in waiters.values { waiter.open() }

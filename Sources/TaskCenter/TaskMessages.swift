@@ -130,3 +130,35 @@ public struct TaskCenterEvent: Codable, Sendable, Equatable {
   public var event: Kind
   public var data: JSONValue
 }
+
+/// The task center's counters (`GET /stats`).
+public struct TaskCenterStats: Codable, Sendable, Equatable {
+  public struct Tasks: Codable, Sendable, Equatable {
+    public var total, queued, running, completed, failed, timeout, cancelled: Int
+    /// Average run time of finished tasks, seconds.
+    public var averageSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+      case total, queued, running, completed, failed, timeout, cancelled
+      case averageSeconds = "avg_time"
+    }
+  }
+
+  public struct Nodes: Codable, Sendable, Equatable {
+    public var total, idle, busy, offline: Int
+  }
+
+  public struct Throughput: Codable, Sendable, Equatable {
+    public var tasksPerHour: Int
+    public var computeHours: Double
+
+    enum CodingKeys: String, CodingKey {
+      case tasksPerHour = "tasks_per_hour"
+      case computeHours = "compute_hours"
+    }
+  }
+
+  public var tasks: Tasks
+  public var nodes: Nodes
+  public var throughput: Throughput
+}

@@ -6,7 +6,9 @@ import Testing
 struct CommandLineTests {
   @Test("gateway, node, call, stream, functions, nodes and health work together")
   func endToEnd() async throws {
-    let gateway = try await BackgroundProcess.start(["gateway", "--port", "0"], readyPrefix: "gateway listening on ")
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--no-http", "--db", db], readyPrefix: "gateway listening on ")
     defer { gateway.stop() }
     let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let node = try await BackgroundProcess.start(
@@ -73,7 +75,7 @@ struct CommandLineTests {
   @Test("demo --once runs a gateway, a node and example calls, then exits cleanly")
   func demo() async throws {
     let db = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(UUID().uuidString).sqlite").path
-    let demo = try await runTool(["demo", "--once", "--port", "0", "--db", db])
+    let demo = try await runTool(["demo", "--once", "--port", "0", "--http-port", "0", "--db", db])
     #expect(demo.status == 0)
     #expect(demo.stdout.contains(": completed, output 45"))
     #expect(demo.stdout.contains("sync_add(2, 3.5) = 5.5"))
@@ -101,11 +103,16 @@ func productURL(_ name: String = "easyremote") -> URL {
 func runTool(
   _ arguments: [String], environment: [String: String] = [:], executable: String = "easyremote"
 ) async throws -> ToolResult {
+  try await runCommand(productURL(executable).path, arguments, environment: environment)
+}
+
+/// Runs any program to completion off the cooperative thread pool.
+func runCommand(_ path: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ToolResult {
   try await withCheckedThrowingContinuation { continuation in
     Thread.detachNewThread {
       do {
         let process = Process()
-        process.executableURL = productURL(executable)
+        process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe()
@@ -131,10 +138,13 @@ func runTool(
 final class BackgroundProcess: Sendable {
   let process: Process
   let readyLine: String
+  /// What it printed before its ready line.
+  let earlierLines: [String]
 
-  private init(process: Process, readyLine: String) {
+  private init(process: Process, readyLine: String, earlierLines: [String]) {
     self.process = process
     self.readyLine = readyLine
+    self.earlierLines = earlierLines
   }
 
   static func start(
@@ -155,18 +165,28 @@ final class BackgroundProcess: Sendable {
           let watchdog = DispatchWorkItem { process.terminate() }
           DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
           defer { watchdog.cancel() }
-          var line = Data()
+          var lines: [String] = []
           while true {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
+            var line = Data()
+            var ended = false
+            while true {
+              let byte = out.fileHandleForReading.readData(ofLength: 1)
+              if byte.isEmpty { ended = true }
+              if byte.isEmpty || byte == Data("\n".utf8) { break }
+              line.append(byte)
+            }
+            let text = String(decoding: line, as: UTF8.self)
+            if text.hasPrefix(readyPrefix) {
+              continuation.resume(returning: BackgroundProcess(process: process, readyLine: text, earlierLines: lines))
+              return
+            }
+            lines.append(text)
+            if ended { break }
           }
-          let text = String(decoding: line, as: UTF8.self)
-          guard text.hasPrefix(readyPrefix) else {
-            process.terminate()
-            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \(text)"])
-          }
-          continuation.resume(returning: BackgroundProcess(process: process, readyLine: text))
+          process.terminate()
+          throw CocoaError(
+            .fileReadCorruptFile,
+            userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \(lines.joined(separator: "\n"))"])
         } catch {
           continuation.resume(throwing: error)
         }

@@ -29,7 +29,7 @@ struct TaskCommandLineTests {
     let db = temporaryDatabase()
     let env = ["EASYREMOTE_GATEWAY": "127.0.0.1:\(port)"]
     let first = try await BackgroundProcess.start(
-      ["gateway", "--port", port, "--db", db], readyPrefix: "gateway listening on ")
+      ["gateway", "--port", port, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
 
     let script = FileManager.default.temporaryDirectory.appendingPathComponent("task-\(UUID().uuidString).py")
     try Data("import sys\nprint('from a file', sys.version_info[0])\n".utf8).write(to: script)
@@ -45,7 +45,7 @@ struct TaskCommandLineTests {
 
     first.kill()
     let second = try await BackgroundProcess.start(
-      ["gateway", "--port", port, "--db", db], readyPrefix: "gateway listening on ")
+      ["gateway", "--port", port, "--http-port", "0", "--db", db], readyPrefix: "gateway listening on ")
     defer { second.stop() }
     let node = try await BackgroundProcess.start(
       ["node", "--id", "worker"], environment: env, readyPrefix: "node worker joined")
@@ -81,12 +81,22 @@ struct TaskCommandLineTests {
     #expect(badTimeout.stderr.contains("INVALID_REQUEST") && badTimeout.stderr.contains("field: timeout"))
     let unreachable = try await runTool(["tasks", "--gateway", "127.0.0.1:1"])
     #expect(unreachable.status == 2)
+
+    // The same gateway process answers HTTP (curl as the client).
+    let http = try #require(second.earlierLines.first { $0.hasPrefix("http api on ") })
+      .replacingOccurrences(of: "http api on ", with: "")
+    let posted = try await runCommand(
+      "/usr/bin/curl", ["-s", "-X", "POST", "\(http)/tasks", "-H", "Content-Type: application/json", "-d", #"{"code": "print(2 ** 10)"}"#])
+    let created = try JSONSerialization.jsonObject(with: Data(posted.stdout.utf8)) as? [String: Any]
+    let httpID = try #require(created?["task_id"] as? String)
+    let viaHTTP = try await waitForTask(httpID, env) { $0["status"] as? String == "completed" }
+    #expect(viaHTTP["result"] as? String == "1024\n")
   }
 
   @Test("a node killed with SIGKILL while running a task: the task runs again on another node")
   func nodeKilled() async throws {
     let gateway = try await BackgroundProcess.start(
-      ["gateway", "--port", "0", "--db", temporaryDatabase()], readyPrefix: "gateway listening on ")
+      ["gateway", "--port", "0", "--no-http", "--db", temporaryDatabase()], readyPrefix: "gateway listening on ")
     defer { gateway.stop() }
     let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let env = ["EASYREMOTE_GATEWAY": address]

@@ -1,0 +1,84 @@
+public import Hummingbird
+import TaskCenter
+import EasyRemote
+import Foundation
+
+/// An error as the HTTP API answers it: `{"error": {"code", "message", "details"}}` with the
+/// status of its code.
+public struct APIError: Error, Sendable, Equatable, Codable {
+  public var code: String
+  public var message: String
+  public var details: String?
+
+  public init(code: String, message: String, details: String? = nil) {
+    self.code = code
+    self.message = message
+    self.details = details
+  }
+
+  /// The HTTP status of each code.
+  public static let statuses: [String: HTTPResponse.Status] = [
+    "INVALID_REQUEST": .badRequest,
+    "TASK_NOT_FOUND": .notFound,
+    "NODE_NOT_FOUND": .notFound,
+    "FUNCTION_NOT_FOUND": .notFound,
+    "NOT_FOUND": .notFound,
+    "METHOD_NOT_ALLOWED": .methodNotAllowed,
+    "TASK_TIMEOUT": .requestTimeout,
+    "RESOURCE_UNAVAILABLE": .serviceUnavailable,
+    "INTERNAL_ERROR": .internalServerError,
+  ]
+
+  public var status: HTTPResponse.Status { Self.statuses[code] ?? .internalServerError }
+
+  static func invalid(_ field: String, _ message: String) -> APIError {
+    APIError(code: "INVALID_REQUEST", message: message, details: "field: \(field)")
+  }
+
+  /// The API's view of any error a handler threw.
+  init(_ error: any Error) {
+    switch error {
+    case let error as APIError:
+      self = error
+    case let error as TaskCenterError:
+      self.init(code: error.code.rawValue, message: error.message, details: error.details)
+    case let error as EasyRemoteError:
+      let code: String =
+        switch error.code {
+        case .functionNotFound: "FUNCTION_NOT_FOUND"
+        case .invalidArguments: "INVALID_REQUEST"
+        case .timedOut: "TASK_TIMEOUT"
+        case .busy, .nodeLost, .connectionFailed: "RESOURCE_UNAVAILABLE"
+        default: "INTERNAL_ERROR"
+        }
+      self.init(code: code, message: error.message, details: error.remoteType.map { "remote_type: \($0)" })
+    case let error as HTTPError:
+      switch error.status {
+      case .notFound: self.init(code: "NOT_FOUND", message: error.body ?? "no such endpoint")
+      case .methodNotAllowed: self.init(code: "METHOD_NOT_ALLOWED", message: error.body ?? "method not allowed")
+      case .badRequest, .contentTooLarge: self.init(code: "INVALID_REQUEST", message: error.body ?? "bad request", details: "field: body")
+      default: self.init(code: "INTERNAL_ERROR", message: error.body ?? "\(error.status)")
+      }
+    default:
+      self.init(code: "INTERNAL_ERROR", message: "\(error)")
+    }
+  }
+
+  var response: Response {
+    struct Envelope: Encodable { var error: APIError }
+    return JSONBody.response(Envelope(error: self), status: status)
+  }
+}
+
+/// Turns every error into the API's error JSON.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+  func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+    -> Response
+  {
+    do {
+      return try await next(request, context)
+    } catch {
+      return APIError(error).response
+    }
+  }
+}

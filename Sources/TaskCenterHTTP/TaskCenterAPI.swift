@@ -1,0 +1,314 @@
+public import EasyRemote
+import Foundation
+public import Hummingbird
+public import HummingbirdWebSocket
+import Logging
+import NIOCore
+public import TaskCenter
+
+/// The task center's REST API and live events, as a Hummingbird router: every endpoint of
+/// MISSION.md section 004 plus function calls over HTTP. `openapi.yaml` (served at
+/// `/openapi.yaml`) documents it.
+public struct TaskCenterAPI: Sendable {
+  public struct Configuration: Sendable {
+    /// Largest request body (bytes); the code of a task is limited by the task center's own
+    /// `maxCodeBytes`.
+    public var maxBodyBytes: Int
+    /// Events a WebSocket client may fall behind before it is dropped.
+    public var eventBuffer: Int
+    /// How long `POST /functions/{name}/call` waits by default (seconds).
+    public var callTimeout: Double
+
+    public init(maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30) {
+      self.maxBodyBytes = maxBodyBytes
+      self.eventBuffer = eventBuffer
+      self.callTimeout = callTimeout
+    }
+  }
+
+  public static let version = "0.4.0"
+
+  let center: TaskCenter
+  let server: Server
+  let configuration: Configuration
+
+  public init(center: TaskCenter, server: Server, configuration: Configuration = Configuration()) {
+    self.center = center
+    self.server = server
+    self.configuration = configuration
+  }
+
+  /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
+  public func router() -> Router<BasicWebSocketRequestContext> {
+    let router = Router(context: BasicWebSocketRequestContext.self)
+    router.middlewares.add(ErrorMiddleware())
+    let api = self
+    router.get("/") { _, _ in try await api.root() }
+    router.get("/health") { _, _ in try await api.health() }
+    router.post("/tasks") { request, _ in try await api.submit(request) }
+    router.get("/tasks") { request, _ in try await api.listTasks(request) }
+    router.get("/tasks/{id}") { _, context in
+      JSONBody.response(TaskView(task: try await api.center.task(try context.parameters.require("id"))))
+    }
+    router.delete("/tasks/{id}") { _, context in
+      JSONBody.response(TaskView(task: try await api.center.cancel(try context.parameters.require("id"))))
+    }
+    router.get("/nodes") { _, _ in api.listNodes() }
+    router.get("/nodes/{id}") { _, context in
+      JSONBody.response(NodeView(node: try api.center.node(try context.parameters.require("id"))))
+    }
+    router.get("/stats") { _, _ in
+      JSONBody.response(StatsView(timePeriod: "last_hour", stats: try await api.center.stats()))
+    }
+    router.get("/stats/nodes/top") { request, _ in try api.topNodes(request) }
+    router.get("/stats/nodes/queue") { request, _ in try api.queue(request) }
+    router.post("/internal/heartbeat") { request, _ in try await api.heartbeat(request) }
+    router.get("/internal/task/request") { request, _ in try await api.offer(request) }
+    router.post("/internal/task/result") { request, _ in try await api.result(request) }
+    router.get("/functions") { _, _ in JSONBody.response(["functions": api.server.functions()]) }
+    router.post("/functions/{name}/call") { request, context in
+      try await api.call(try context.parameters.require("name"), request)
+    }
+    router.get("/openapi.yaml") { _, _ in try api.openAPI() }
+    router.ws("/ws/updates") { inbound, outbound, _ in
+      await api.streamEvents(inbound: inbound, outbound: outbound)
+    }
+    return router
+  }
+
+  // MARK: - Handlers
+
+  func root() async throws -> Response {
+    struct Root: Encodable {
+      var service = "EasyRemote task center"
+      var status = "running"
+      var version = TaskCenterAPI.version
+      var queueSize: Int
+      var idleNodes: Int
+      enum CodingKeys: String, CodingKey {
+        case service, status, version
+        case queueSize = "queue_size"
+        case idleNodes = "idle_nodes"
+      }
+    }
+    let counts = try await center.counts()
+    return JSONBody.response(
+      Root(queueSize: counts[.queued] ?? 0, idleNodes: center.nodes().filter { $0.status == .idle }.count))
+  }
+
+  func health() async throws -> Response {
+    struct Health: Encodable {
+      var status: String
+      var timestamp: Date
+      var components: [String: String]
+    }
+    var components = ["task_queue": "healthy", "node_tracker": "healthy", "result_store": "healthy", "gateway": "healthy"]
+    do {
+      _ = try await center.counts()
+    } catch {
+      components["result_store"] = "unhealthy: \(error)"
+      components["task_queue"] = "unhealthy"
+    }
+    if !server.isRunning { components["gateway"] = "stopped" }
+    let healthy = components.values.allSatisfy { $0 == "healthy" }
+    return JSONBody.response(
+      Health(status: healthy ? "healthy" : "unhealthy", timestamp: Date(), components: components),
+      status: healthy ? .ok : .serviceUnavailable)
+  }
+
+  func submit(_ request: Request) async throws -> Response {
+    let body = try await JSONBody.decode(
+      NewTaskRequest.self, from: request, limit: configuration.maxBodyBytes, tooLargeField: "code")
+    if let memory = body.resources?.memory, memory <= 0 {
+      throw APIError.invalid("resources.memory", "resources.memory must be a positive number of MiB")
+    }
+    let defaults = ResourceRequest()
+    let resources = body.resources.map {
+      ResourceRequest(cpu: $0.cpu ?? defaults.cpu, memoryMB: $0.memory ?? defaults.memoryMB)
+    }
+    let task = try await center.submit(
+      TaskSubmission(
+        code: body.code, function: body.function, args: body.args, timeout: body.timeout, resources: resources,
+        maxAttempts: body.maxAttempts))
+    let queued = try await center.counts()[.queued] ?? 0
+    return JSONBody.response(
+      NewTaskResponse(taskID: task.id, status: task.status, estimatedWait: center.estimatedWait(queued: queued)),
+      status: .created)
+  }
+
+  func listTasks(_ request: Request) async throws -> Response {
+    let query = request.uri.queryParameters
+    var status: TaskStatus?
+    if let text = query.get("status") {
+      guard let parsed = TaskStatus(rawValue: text) else {
+        throw APIError.invalid(
+          "status", "status must be one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+      }
+      status = parsed
+    }
+    let limit = try integer(query.get("limit"), field: "limit", default: 50, range: 1...1000)
+    let offset = try integer(query.get("offset"), field: "offset", default: 0, range: 0...Int.max)
+    let tasks = try await center.tasks(status: status, limit: limit, offset: offset)
+    let counts = try await center.counts()
+    let total = status.map { counts[$0] ?? 0 } ?? counts.values.reduce(0, +)
+    return JSONBody.response(TaskList(tasks: tasks.map(TaskView.init), total: total, limit: limit, offset: offset))
+  }
+
+  func listNodes() -> Response {
+    let nodes = center.nodes()
+    return JSONBody.response(
+      NodeList(
+        nodes: nodes.map(NodeView.init), totalIdle: nodes.filter { $0.status == .idle }.count,
+        totalNodes: nodes.count))
+  }
+
+  func topNodes(_ request: Request) throws -> Response {
+    let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 10, range: 1...1000)
+    let nodes = center.nodes().sorted {
+      ($0.completedTasks, $0.totalComputeTime, $1.nodeID) > ($1.completedTasks, $1.totalComputeTime, $0.nodeID)
+    }
+    return JSONBody.response(["nodes": nodes.prefix(limit).map(NodeView.init)])
+  }
+
+  func queue(_ request: Request) throws -> Response {
+    let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 20, range: 1...1000)
+    let entries = center.queue()
+    return JSONBody.response(
+      QueueView(
+        totalNodesInQueue: entries.count,
+        nodes: entries.prefix(limit).map {
+          QueueView.Entry(
+            nodeID: $0.nodeID, status: $0.status, waitingSince: $0.waitingSince,
+            waitTimeSeconds: ($0.waitSeconds * 10).rounded() / 10, priority: $0.priority,
+            completedTasks: $0.completedTasks, reason: $0.reason, score: ($0.score * 100).rounded() / 100)
+        }))
+  }
+
+  func heartbeat(_ request: Request) async throws -> Response {
+    let beat = try await JSONBody.decode(HeartbeatRequest.self, from: request, limit: 64 << 10)
+    guard !beat.nodeID.isEmpty else { throw APIError.invalid("node_id", "node_id is empty") }
+    guard beat.resources.cpuCores > 0 else { throw APIError.invalid("resources.cpu_cores", "cpu_cores must be positive") }
+    guard beat.resources.memoryMB > 0 else { throw APIError.invalid("resources.memory_mb", "memory_mb must be positive") }
+    let slots = beat.slots ?? 1
+    guard slots >= 1 else { throw APIError.invalid("slots", "slots must be at least 1") }
+    center.pullHeartbeat(
+      beat.nodeID,
+      resources: NodeResources(
+        cores: beat.resources.cpuCores, memoryMB: beat.resources.memoryMB, platform: beat.resources.platform ?? "unknown"),
+      load: beat.currentLoad ?? NodeLoad(), slots: slots)
+    return JSONBody.response(["status": "ok", "timestamp": ISO8601DateFormatter().string(from: Date())])
+  }
+
+  func offer(_ request: Request) async throws -> Response {
+    guard let nodeID = request.uri.queryParameters.get("node_id"), !nodeID.isEmpty else {
+      throw APIError.invalid("node_id", "node_id is required")
+    }
+    guard let task = try await center.claim(for: nodeID) else {
+      return JSONBody.response(TaskOffer(hasTask: false, waitTime: 5))
+    }
+    return JSONBody.response(
+      TaskOffer(hasTask: true, task: .init(taskID: task.id, code: task.code ?? "", timeout: task.timeout)))
+  }
+
+  func result(_ request: Request) async throws -> Response {
+    let report = try await JSONBody.decode(TaskResultRequest.self, from: request, limit: configuration.maxBodyBytes)
+    let status: TaskStatus
+    switch report.status {
+    case "success", "completed": status = .completed
+    case "failed", "error": status = .failed
+    case "timeout": status = .timeout
+    default: throw APIError.invalid("status", "status must be success, failed or timeout")
+    }
+    let outcome = TaskOutcome(
+      status: status, result: report.result, stderr: report.stderr, exitStatus: report.exitStatus,
+      errorMessage: report.errorMessage, executionTime: report.executionTime)
+    let task = try await center.report(report.taskID, from: report.nodeID, outcome: outcome)
+    return JSONBody.response(TaskView(task: task))
+  }
+
+  func call(_ name: String, _ request: Request) async throws -> Response {
+    var body = FunctionCallRequest()
+    if request.headers[.contentLength] != "0" {
+      var copy = request
+      let buffer = try await copy.collectBody(upTo: configuration.maxBodyBytes)
+      if buffer.readableBytes > 0 {
+        do {
+          body = try JSONDecoder().decode(FunctionCallRequest.self, from: Data(buffer.readableBytesView))
+        } catch let error as DecodingError {
+          throw JSONBody.describe(error)
+        }
+      }
+    }
+    let timeout = body.timeout ?? configuration.callTimeout
+    guard timeout > 0, timeout <= 3600 else {
+      throw APIError.invalid("timeout", "timeout must be more than 0 and at most 3600 seconds")
+    }
+    let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
+    let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))
+    let result = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
+    return JSONBody.response(FunctionCallResponse(function: name, result: result))
+  }
+
+  func openAPI() throws -> Response {
+    guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+      let data = try? Data(contentsOf: url)
+    else { throw APIError(code: "INTERNAL_ERROR", message: "openapi.yaml is missing from the build") }
+    return Response(
+      status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+      body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+  }
+
+  /// Sends each event as a text message until the client leaves, or falls `eventBuffer`
+  /// events behind (then it is closed with 1008 so it can reconnect).
+  func streamEvents(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    let events = center.events(buffer: configuration.eventBuffer)
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        // The client's messages are read (and dropped) so a close is noticed.
+        do {
+          for try await _ in inbound {}
+        } catch {}
+      }
+      group.addTask {
+        for await event in events {
+          guard let data = try? JSONBody.encoder.encode(event) else { continue }
+          do {
+            try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
+          } catch {
+            return
+          }
+        }
+        // Ended: the client fell behind (or the task center stopped).
+        try? await outbound.close(.policyViolation, reason: "too slow: fell behind the events")
+      }
+      await group.next()
+      group.cancelAll()
+    }
+  }
+
+  private func integer(_ text: String?, field: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    guard let text else { return value }
+    guard let number = Int(text), range.contains(number) else {
+      throw APIError.invalid(field, "\(field) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+    }
+    return number
+  }
+}
+
+struct StatsView: Encodable {
+  var timePeriod: String
+  var stats: TaskCenterStats
+
+  enum CodingKeys: String, CodingKey {
+    case timePeriod = "time_period"
+    case tasks, nodes, throughput
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(timePeriod, forKey: .timePeriod)
+    try container.encode(stats.tasks, forKey: .tasks)
+    try container.encode(stats.nodes, forKey: .nodes)
+    try container.encode(stats.throughput, forKey: .throughput)
+  }
+}

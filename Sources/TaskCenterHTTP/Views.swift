@@ -1,0 +1,238 @@
+import EasyRemote
+import Foundation
+import TaskCenter
+
+// The JSON shapes of the HTTP API (MISSION.md section 004; `openapi.yaml` documents them).
+
+/// `POST /tasks`.
+struct NewTaskRequest: Decodable {
+  var code: String?
+  var function: String?
+  var args: [JSONValue]?
+  var timeout: Double?
+  var resources: Resources?
+  var maxAttempts: Int?
+
+  struct Resources: Decodable {
+    var cpu: Double?
+    var memory: Int?
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case code, function, args, timeout, resources
+    case maxAttempts = "max_attempts"
+  }
+}
+
+struct NewTaskResponse: Encodable {
+  var taskID: String
+  var status: TaskStatus
+  var estimatedWait: Double
+
+  enum CodingKeys: String, CodingKey {
+    case taskID = "task_id"
+    case status
+    case estimatedWait = "estimated_wait"
+  }
+}
+
+/// A task (`GET /tasks/{id}`): the stored record, plus `completed_at` and `executed_on` as the
+/// seed document names them.
+struct TaskView: Encodable {
+  var task: TaskRecord
+
+  enum CodingKeys: String, CodingKey {
+    case completedAt = "completed_at"
+    case executedOn = "executed_on"
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    try task.encode(to: encoder)
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encodeIfPresent(task.finishedAt, forKey: .completedAt)
+    try container.encodeIfPresent(task.nodeID, forKey: .executedOn)
+  }
+}
+
+struct TaskList: Encodable {
+  var tasks: [TaskView]
+  var total: Int
+  var limit: Int
+  var offset: Int
+}
+
+/// A node (`GET /nodes`, `GET /nodes/{id}`).
+struct NodeView: Encodable {
+  var node: TaskNodeInfo
+
+  struct Resources: Encodable {
+    var cpuCores: Int
+    var memoryMB: Int
+
+    enum CodingKeys: String, CodingKey {
+      case cpuCores = "cpu_cores"
+      case memoryMB = "memory_mb"
+    }
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case nodeID = "node_id"
+    case status, platform, resources, slots, running
+    case currentLoad = "current_load"
+    case lastHeartbeat = "last_heartbeat"
+    case joinedAt = "joined_at"
+    case completedTasks = "completed_tasks"
+    case failedTasks = "failed_tasks"
+    case totalComputeTime = "total_compute_time"
+    case runsCode = "runs_code"
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(node.nodeID, forKey: .nodeID)
+    try container.encode(node.status, forKey: .status)
+    try container.encode(node.resources.platform, forKey: .platform)
+    try container.encode(Resources(cpuCores: node.resources.cores, memoryMB: node.resources.memoryMB), forKey: .resources)
+    try container.encode(node.load, forKey: .currentLoad)
+    try container.encode(node.slots, forKey: .slots)
+    try container.encode(node.running, forKey: .running)
+    try container.encode(node.lastHeartbeat, forKey: .lastHeartbeat)
+    try container.encode(node.joinedAt, forKey: .joinedAt)
+    try container.encode(node.completedTasks, forKey: .completedTasks)
+    try container.encode(node.failedTasks, forKey: .failedTasks)
+    try container.encode(node.totalComputeTime, forKey: .totalComputeTime)
+    try container.encode(node.runsCode, forKey: .runsCode)
+  }
+}
+
+struct NodeList: Encodable {
+  var nodes: [NodeView]
+  var totalIdle: Int
+  var totalNodes: Int
+
+  enum CodingKeys: String, CodingKey {
+    case nodes
+    case totalIdle = "total_idle"
+    case totalNodes = "total_nodes"
+  }
+}
+
+/// `GET /stats/nodes/queue`.
+struct QueueView: Encodable {
+  struct Entry: Encodable {
+    var nodeID: String
+    var status: NodeStatus
+    var waitingSince: Date
+    var waitTimeSeconds: Double
+    var priority: FairScheduler.Priority
+    var completedTasks: Int
+    var reason: FairScheduler.Reason
+    var score: Double
+
+    enum CodingKeys: String, CodingKey {
+      case nodeID = "node_id"
+      case status
+      case waitingSince = "waiting_since"
+      case waitTimeSeconds = "wait_time_seconds"
+      case priority
+      case completedTasks = "completed_tasks"
+      case reason, score
+    }
+  }
+
+  var schedulingPolicy = "fair_queue_with_priority"
+  var totalNodesInQueue: Int
+  var nodes: [Entry]
+
+  enum CodingKeys: String, CodingKey {
+    case schedulingPolicy = "scheduling_policy"
+    case totalNodesInQueue = "total_nodes_in_queue"
+    case nodes
+  }
+}
+
+/// `POST /internal/heartbeat` from a node written in another language.
+struct HeartbeatRequest: Decodable {
+  struct Resources: Decodable {
+    var cpuCores: Int
+    var memoryMB: Int
+    var platform: String?
+
+    enum CodingKeys: String, CodingKey {
+      case cpuCores = "cpu_cores"
+      case memoryMB = "memory_mb"
+      case platform
+    }
+  }
+
+  var nodeID: String
+  var resources: Resources
+  var currentLoad: NodeLoad?
+  var slots: Int?
+
+  enum CodingKeys: String, CodingKey {
+    case nodeID = "node_id"
+    case resources
+    case currentLoad = "current_load"
+    case slots
+  }
+}
+
+/// `GET /internal/task/request`.
+struct TaskOffer: Encodable {
+  struct Offered: Encodable {
+    var taskID: String
+    var code: String
+    var timeout: Double
+
+    enum CodingKeys: String, CodingKey {
+      case taskID = "task_id"
+      case code, timeout
+    }
+  }
+
+  var hasTask: Bool
+  var task: Offered?
+  var waitTime: Double?
+
+  enum CodingKeys: String, CodingKey {
+    case hasTask = "has_task"
+    case task
+    case waitTime = "wait_time"
+  }
+}
+
+/// `POST /internal/task/result`.
+struct TaskResultRequest: Decodable {
+  var taskID: String
+  var nodeID: String
+  /// success | failed | timeout
+  var status: String
+  var result: String?
+  var stderr: String?
+  var exitStatus: Int?
+  var executionTime: Double?
+  var errorMessage: String?
+
+  enum CodingKeys: String, CodingKey {
+    case taskID = "task_id"
+    case nodeID = "node_id"
+    case status, result, stderr
+    case exitStatus = "exit_status"
+    case executionTime = "execution_time"
+    case errorMessage = "error_message"
+  }
+}
+
+/// `POST /functions/{name}/call`.
+struct FunctionCallRequest: Decodable {
+  var args: [JSONValue]?
+  var kwargs: [String: JSONValue]?
+  var node: String?
+  var timeout: Double?
+}
+
+struct FunctionCallResponse: Encodable {
+  var function: String
+  var result: JSONValue
+}

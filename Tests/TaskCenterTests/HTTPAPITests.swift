@@ -1,0 +1,267 @@
+import EasyRemote
+import Foundation
+import HummingbirdWSClient
+import Logging
+import Synchronization
+import TaskCenter
+import TaskCenterHTTP
+import Testing
+
+/// The HTTP API over real sockets (URLSession on one side, Hummingbird on the other), every
+/// response checked against `openapi.yaml`.
+@Suite("Task center HTTP API", .timeLimit(.minutes(3)))
+struct HTTPAPITests {
+  /// A gateway with its task center and HTTP server; `client` checks every reply against the
+  /// OpenAPI document.
+  final class Stack {
+    let fabric: TaskFabric
+    let http: TaskCenterHTTPServer
+    let base: String
+    let validator: OpenAPIValidator
+    let problems = Mutex<[String]>([])
+
+    init(configuration: TaskCenter.Configuration = TaskFabric.configuration) async throws {
+      fabric = try await TaskFabric(configuration: configuration)
+      http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
+      try await http.start()
+      base = "http://\(http.address ?? "")"
+      validator = try OpenAPIValidator()
+    }
+
+    func send(_ method: String, _ path: String, json: Any? = nil, raw: String? = nil) async throws -> HTTPClient.Reply {
+      let reply = try await HTTPClient(base: base).send(method, path, json: json, raw: raw)
+      let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
+      problems.withLock { $0 += found }
+      return reply
+    }
+
+    func get(_ path: String) async throws -> HTTPClient.Reply { try await send("GET", path) }
+    func post(_ path: String, _ json: Any) async throws -> HTTPClient.Reply { try await send("POST", path, json: json) }
+
+    /// Polls `GET /tasks/{id}` until the task is final.
+    func finished(_ id: String) async throws -> [String: Any] {
+      for _ in 0..<500 {
+        let task = try await get("/tasks/\(id)").object
+        if let status = task["status"] as? String, !["queued", "running"].contains(status) { return task }
+        try await Task.sleep(for: .milliseconds(20))
+      }
+      return [:]
+    }
+
+    func stop() async {
+      await http.stop()
+      await fabric.stop()
+    }
+  }
+
+  @Test("every endpoint answers as documented")
+  func endpoints() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("n1", slots: 2)
+
+    let root = try await stack.get("/")
+    #expect(root.status == 200)
+    #expect(root.object["status"] as? String == "running")
+    #expect(root.object["idle_nodes"] as? Int == 1)
+    let health = try await stack.get("/health")
+    #expect(health.status == 200 && health.object["status"] as? String == "healthy")
+
+    let created = try await stack.post("/tasks", ["code": "print(1 + 1)", "timeout": 30, "resources": ["cpu": 1, "memory": 256]])
+    #expect(created.status == 201)
+    #expect(created.object["status"] as? String == "queued")
+    let id = try #require(created.object["task_id"] as? String)
+    let task = try await stack.finished(id)
+    #expect(task["status"] as? String == "completed")
+    #expect(task["result"] as? String == "2\n")
+    #expect(task["executed_on"] as? String == "n1")
+    #expect(task["completed_at"] is String)
+
+    let function = try await stack.post("/tasks", ["function": "sync_add", "args": [20, 22]])
+    let functionTask = try await stack.finished(try #require(function.object["task_id"] as? String))
+    #expect(functionTask["result"] as? String == "42")
+
+    let list = try await stack.get("/tasks?status=completed&limit=1")
+    #expect(list.object["total"] as? Int == 2)
+    #expect((list.object["tasks"] as? [Any])?.count == 1)
+    let page = try await stack.get("/tasks?limit=1&offset=1")
+    #expect(((page.object["tasks"] as? [[String: Any]])?.first?["task_id"] as? String) == id)
+
+    let nodes = try await stack.get("/nodes")
+    #expect(nodes.object["total_nodes"] as? Int == 1)
+    let node = try await stack.get("/nodes/n1")
+    #expect(node.object["completed_tasks"] as? Int == 2)
+    #expect((node.object["resources"] as? [String: Any])?["cpu_cores"] as? Int == 4)
+    let stats = try await stack.get("/stats")
+    #expect((stats.object["tasks"] as? [String: Any])?["completed"] as? Int == 2)
+    #expect((stats.object["nodes"] as? [String: Any])?["idle"] as? Int == 1)
+    let top = try await stack.get("/stats/nodes/top?limit=5")
+    #expect(((top.object["nodes"] as? [[String: Any]])?.first?["node_id"] as? String) == "n1")
+    let queue = try await stack.get("/stats/nodes/queue")
+    #expect(queue.object["scheduling_policy"] as? String == "fair_queue_with_priority")
+    let entry = (queue.object["nodes"] as? [[String: Any]])?.first
+    #expect(entry?["priority"] as? String == "high" && entry?["reason"] as? String == "new_node_priority")
+
+    let functions = try await stack.get("/functions")
+    #expect((functions.object["functions"] as? [[String: Any]])?.contains { $0["name"] as? String == "sync_add" } == true)
+    let call = try await stack.post("/functions/sync_add/call", ["args": [2, 3]])
+    #expect(call.status == 200)
+    #expect(call.object["result"] as? Double == 5)
+    let keywords = try await stack.post("/functions/sync_add/call", ["kwargs": ["a": 1, "b": 2]])
+    #expect(keywords.object["result"] as? Double == 3)
+
+    let long = try await stack.post("/tasks", ["code": "import time\ntime.sleep(60)"])
+    let longID = try #require(long.object["task_id"] as? String)
+    for _ in 0..<200 where (try await stack.get("/tasks/\(longID)")).object["status"] as? String != "running" {
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    let cancelled = try await stack.send("DELETE", "/tasks/\(longID)")
+    #expect(cancelled.status == 200 && cancelled.object["status"] as? String == "cancelled")
+
+    let spec = try await stack.get("/openapi.yaml")
+    #expect(spec.status == 200 && spec.text.hasPrefix("openapi: 3"))
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("bad input is INVALID_REQUEST naming the field; unknown ids and functions are typed 404s")
+  func errors() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("n1")
+    let cases: [(String, String, Any?, String?, Int, String, String?)] = [
+      ("POST", "/tasks", nil, "{not json", 400, "INVALID_REQUEST", "field: body"),
+      ("POST", "/tasks", nil, "", 400, "INVALID_REQUEST", "field: body"),
+      ("POST", "/tasks", ["code": 5], nil, 400, "INVALID_REQUEST", "field: code"),
+      ("POST", "/tasks", ["code": "print(1)", "timeout": "soon"], nil, 400, "INVALID_REQUEST", "field: timeout"),
+      ("POST", "/tasks", ["code": "print(1)", "timeout": 0], nil, 400, "INVALID_REQUEST", "field: timeout"),
+      ("POST", "/tasks", ["code": "print(1)", "timeout": 100_000], nil, 400, "INVALID_REQUEST", "field: timeout"),
+      ("POST", "/tasks", ["code": "print(1)", "resources": ["cpu": "lots"]], nil, 400, "INVALID_REQUEST", "field: resources.cpu"),
+      ("POST", "/tasks", ["code": "print(1)", "resources": ["memory": 0]], nil, 400, "INVALID_REQUEST", "field: resources.memory"),
+      ("POST", "/tasks", ["timeout": 5], nil, 400, "INVALID_REQUEST", "field: code"),
+      ("POST", "/tasks", ["code": String(repeating: "#", count: 10_001)], nil, 400, "INVALID_REQUEST", "field: code"),
+      ("POST", "/tasks", ["function": "nope"], nil, 400, "INVALID_REQUEST", "field: function"),
+      ("POST", "/tasks", ["code": "print(1)", "resources": ["cpu": 64]], nil, 503, "RESOURCE_UNAVAILABLE", nil),
+      ("GET", "/tasks/task_nope", nil, nil, 404, "TASK_NOT_FOUND", "task_id: task_nope"),
+      ("DELETE", "/tasks/task_nope", nil, nil, 404, "TASK_NOT_FOUND", nil),
+      ("GET", "/tasks?status=bogus", nil, nil, 400, "INVALID_REQUEST", "field: status"),
+      ("GET", "/tasks?limit=0", nil, nil, 400, "INVALID_REQUEST", "field: limit"),
+      ("GET", "/tasks?offset=x", nil, nil, 400, "INVALID_REQUEST", "field: offset"),
+      ("GET", "/nodes/nope", nil, nil, 404, "NODE_NOT_FOUND", "node_id: nope"),
+      ("GET", "/stats/nodes/top?limit=-1", nil, nil, 400, "INVALID_REQUEST", "field: limit"),
+      ("GET", "/no/such/endpoint", nil, nil, 404, "NOT_FOUND", nil),
+      ("POST", "/functions/nope/call", ["args": []], nil, 404, "FUNCTION_NOT_FOUND", nil),
+      ("POST", "/functions/sync_add/call", ["args": [1, "two"]], nil, 400, "INVALID_REQUEST", nil),
+      ("POST", "/functions/sync_add/call", ["args": "1, 2"], nil, 400, "INVALID_REQUEST", "field: args"),
+      ("POST", "/functions/hold/call", ["args": [5], "timeout": 0.3], nil, 408, "TASK_TIMEOUT", nil),
+      ("POST", "/functions/sync_add/call", ["args": [1, 2], "timeout": -1], nil, 400, "INVALID_REQUEST", "field: timeout"),
+      ("GET", "/internal/task/request", nil, nil, 400, "INVALID_REQUEST", "field: node_id"),
+      ("GET", "/internal/task/request?node_id=ghost", nil, nil, 404, "NODE_NOT_FOUND", nil),
+      ("POST", "/internal/heartbeat", ["node_id": "x"], nil, 400, "INVALID_REQUEST", "field: resources"),
+      ("POST", "/internal/task/result", ["task_id": "task_nope", "node_id": "x", "status": "success"], nil, 404, "TASK_NOT_FOUND", nil),
+      ("POST", "/internal/task/result", ["task_id": "t", "node_id": "x", "status": "great"], nil, 400, "INVALID_REQUEST", "field: status"),
+    ]
+    for (method, path, json, raw, status, code, details) in cases {
+      let reply = try await stack.send(method, path, json: json, raw: raw)
+      #expect(reply.status == status, "\(method) \(path): \(reply.text)")
+      #expect(reply.errorCode == code, "\(method) \(path): \(reply.text)")
+      if let details { #expect(reply.errorDetails == details, "\(method) \(path): \(reply.text)") }
+      #expect((reply.object["error"] as? [String: Any])?["message"] is String)
+    }
+    let listed = try await stack.get("/tasks")
+    #expect(listed.object["total"] as? Int == 0, "nothing refused was stored")
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("a node in another language pulls work over HTTP: heartbeat, request, result")
+  func pullNode() async throws {
+    let stack = try await Stack()
+    let beat: [String: Any] = [
+      "node_id": "py-1", "resources": ["cpu_cores": 2, "memory_mb": 2048, "platform": "linux"],
+      "current_load": ["cpu_percent": 3.5, "memory_percent": 40.0],
+    ]
+    #expect(try await stack.post("/internal/heartbeat", beat).object["status"] as? String == "ok")
+    let idle = try await stack.get("/internal/task/request?node_id=py-1")
+    #expect(idle.object["has_task"] as? Bool == false)
+    #expect(idle.object["wait_time"] as? Double == 5)
+
+    let created = try await stack.post("/tasks", ["code": "print('hi')", "timeout": 12])
+    let id = try #require(created.object["task_id"] as? String)
+    let offer = try await stack.get("/internal/task/request?node_id=py-1")
+    #expect(offer.object["has_task"] as? Bool == true)
+    let offered = try #require(offer.object["task"] as? [String: Any])
+    #expect(offered["task_id"] as? String == id && offered["code"] as? String == "print('hi')")
+    #expect(offered["timeout"] as? Double == 12)
+    #expect(try await stack.get("/tasks/\(id)").object["status"] as? String == "running")
+    // One slot: no second task while this one runs.
+    _ = try await stack.post("/tasks", ["code": "print('later')"])
+    #expect(try await stack.get("/internal/task/request?node_id=py-1").object["has_task"] as? Bool == false)
+
+    let reported = try await stack.post(
+      "/internal/task/result",
+      ["task_id": id, "node_id": "py-1", "status": "success", "result": "hi\n", "execution_time": 0.25, "error_message": NSNull()])
+    #expect(reported.status == 200)
+    let task = try await stack.get("/tasks/\(id)").object
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "hi\n")
+    #expect(task["executed_on"] as? String == "py-1" && task["execution_time"] as? Double == 0.25)
+    // A second report changes nothing.
+    let again = try await stack.post("/internal/task/result", ["task_id": id, "node_id": "py-1", "status": "failed"])
+    #expect(again.object["status"] as? String == "completed")
+    #expect(try await stack.get("/nodes/py-1").object["completed_tasks"] as? Int == 1)
+    #expect(try await stack.get("/internal/task/request?node_id=py-1").object["has_task"] as? Bool == true)
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("GET /ws/updates sends node and task events to a real WebSocket client")
+  func webSocket() async throws {
+    let stack = try await Stack()
+    let url = stack.base.replacingOccurrences(of: "http://", with: "ws://") + "/ws/updates"
+    let received = Mutex<[String]>([])
+    let connected = Mutex(false)
+    let socket = Task {
+      try await WebSocketClient.connect(url: url, logger: Logger(label: "test.ws")) { inbound, _, _ in
+        connected.withLock { $0 = true }
+        for try await message in inbound.messages(maxSize: 1 << 20) {
+          guard case .text(let text) = message else { continue }
+          received.withLock { $0.append(text) }
+          if text.contains("\"task_completed\"") { return }
+        }
+      }
+    }
+    for _ in 0..<500 where !connected.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+    try #require(connected.withLock { $0 }, "the WebSocket did not connect")
+    try await Task.sleep(for: .milliseconds(100))  // the subscription is made after the upgrade
+    try await stack.fabric.addNode("ws-node")
+    let created = try await stack.post("/tasks", ["code": "print(3)"])
+    let id = try #require(created.object["task_id"] as? String)
+    _ = try await stack.finished(id)
+    _ = try await socket.value
+    let events = received.withLock { $0 }.compactMap {
+      try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+    }
+    #expect(events.compactMap { $0["event"] as? String } == ["node_joined", "task_created", "task_started", "task_completed"])
+    #expect((events.first?["data"] as? [String: Any])?["node_id"] as? String == "ws-node")
+    #expect((events.last { $0["event"] as? String == "task_completed" }?["data"] as? [String: Any])?["result"] as? String == "3\n")
+    await stack.stop()
+  }
+
+  @Test("an event subscriber that falls behind is dropped; the others and the gateway go on")
+  func slowSubscriber() async throws {
+    let fabric = try await TaskFabric()
+    let slow = fabric.center.events(buffer: 3)
+    let fast = fabric.center.events(buffer: 1000)
+    let client = fabric.client()
+    for _ in 0..<10 { _ = try await client.submitCode("print(1)") }
+    var slowCount = 0
+    for await _ in slow { slowCount += 1 }  // ends: it was dropped
+    #expect(slowCount == 3)
+    var fastCount = 0
+    for await event in fast {
+      #expect(event.event == .taskCreated)
+      fastCount += 1
+      if fastCount == 10 { break }
+    }
+    #expect(fastCount == 10)
+    await fabric.stop()
+  }
+}
