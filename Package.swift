@@ -125,6 +125,8 @@ let package = Package(
       name: "EasyRemoteBench",
       dependencies: [
         "EasyRemote",
+        "TaskCenter",
+        "TaskCenterHTTP",
         "NodeComm",
         "NodeCommGRPC",
         .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -25,7 +25,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
   @Option(help: .hidden) var gateway: String?
 
   enum Suite: String, CaseIterable, ExpressibleByArgument {
-    case link, routed, scale
+    case link, routed, scale, tasks
   }
 
   func run() async throws {
@@ -47,6 +47,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
       case .link: results += try await LinkSuite.run(settings)
       case .routed: results += try await RoutedSuite.run(settings)
       case .scale: results += try await ScaleSuite.run(nodes: nodes)
+      case .tasks: results += try await TasksSuite.run(settings)
       }
     }
     BenchResult.printTable(results)

@@ -1,0 +1,128 @@
+import EasyRemote
+import Foundation
+import TaskCenter
+import TaskCenterHTTP
+
+/// `tasks`: function tasks through the durable queue (submit → pushed to one of 2 nodes → run
+/// → result stored), with SQLite in WAL mode and without persistence; and `POST /tasks` over
+/// HTTP measured by wrk.
+enum TasksSuite {
+  static func run(_ settings: BenchSettings) async throws -> [BenchResult] {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).sqlite").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    var results: [BenchResult] = []
+    results.append(try await flow("tasks.function.durable_sqlite", store: try SQLiteTaskStore(path: path), count: 4000))
+    results.append(try await flow("tasks.function.memory", store: MemoryTaskStore(), count: 4000))
+    results += try await httpSubmit(seconds: max(2, settings.duration.secondsDouble * 2))
+    return results
+  }
+
+  /// `count` function tasks, 128 submitted at a time, until every result is stored.
+  static func flow(_ name: String, store: any TaskStore, count: Int) async throws -> BenchResult {
+    let server = Server(port: 0, config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) })
+    let center = TaskCenter(server: server, store: store)
+    try await server.start()
+    try await center.start()
+    var members: [(ComputeNode, TaskWorker)] = []
+    for id in ["bench-a", "bench-b"] {
+      let node = ComputeNode(serverAddress: server.address!, nodeID: id, maxWorkers: 64)
+      node.register("inc", parameters: ["x"]) { (x: Int) in x + 1 }
+      let worker = TaskWorker(node: node, runner: nil, slots: 64, load: { NodeLoad() })
+      try await node.start()
+      try await worker.start()
+      members.append((node, worker))
+    }
+    let client = Client(serverAddress: server.address!, timeout: .seconds(120))
+    try await client.connect()
+
+    let next = Counter()
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for _ in 0..<128 {
+        group.addTask {
+          while true {
+            let index = next.take()
+            guard index < count else { return }
+            let id = try await client.submit("inc", index)
+            let task = try await client.waitForTask(id, timeout: .seconds(120))
+            guard task.status == .completed, task.result == String(index + 1) else {
+              throw TaskCenterError(code: .internalError, message: "task \(id) ended \(task.status): \(task.result ?? "")")
+            }
+          }
+        }
+      }
+      try await group.waitForAll()
+    }
+    let rate = Double(count) / (ContinuousClock.now - start).secondsDouble
+    await client.close()
+    for (node, worker) in members {
+      await worker.stop()
+      await node.stop()
+    }
+    await center.stop()
+    await server.stop()
+    return BenchResult(name: name, ops_per_s: rate)
+  }
+
+  /// `POST /tasks` (code tasks, stored durably) under wrk: 2 threads, 64 connections.
+  static func httpSubmit(seconds: Double) async throws -> [BenchResult] {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/wrk") else {
+      print("tasks.http_post: skipped (apt-get install wrk)")
+      return []
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).sqlite").path
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let server = Server(port: 0)
+    let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: path))
+    let http = TaskCenterHTTPServer(center: center, server: server, port: 0)
+    try await server.start()
+    try await center.start()
+    try await http.start()
+    let script = FileManager.default.temporaryDirectory.appendingPathComponent("bench-post.lua")
+    try Data(
+      """
+      wrk.method = "POST"
+      wrk.body = '{"code": "print(1 + 1)", "timeout": 30}'
+      wrk.headers["Content-Type"] = "application/json"
+      """.utf8
+    ).write(to: script)
+    let output = try runProgram(
+      "/usr/bin/wrk",
+      ["-t2", "-c64", "-d\(Int(seconds))s", "--latency", "-s", script.path, "http://\(http.address!)/tasks"])
+    await http.stop()
+    await center.stop()
+    await server.stop()
+    func number(after label: String) -> Double? {
+      guard let line = output.split(separator: "\n").first(where: { $0.trimmingCharacters(in: .whitespaces).hasPrefix(label) })
+      else { return nil }
+      return line.split(separator: " ").dropFirst(label.split(separator: " ").count).first.flatMap(parseDuration)
+    }
+    let rate = number(after: "Requests/sec:")
+    let non2xx = output.contains("Non-2xx")
+    if non2xx { print(output) }
+    return [
+      BenchResult(name: "tasks.http_post" + (non2xx ? " (errors!)" : ""), p50_us: number(after: "50%"), p99_us: number(after: "99%"), ops_per_s: rate)
+    ]
+  }
+
+  /// "512.34us", "1.20ms", "3.00s" as microseconds; a plain number as itself.
+  static func parseDuration(_ text: Substring) -> Double? {
+    let units: [(String, Double)] = [("us", 1), ("ms", 1000), ("s", 1_000_000)]
+    for (suffix, factor) in units where text.hasSuffix(suffix) {
+      return Double(text.dropLast(suffix.count)).map { $0 * factor }
+    }
+    return Double(text)
+  }
+
+  static func runProgram(_ path: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+  }
+}
