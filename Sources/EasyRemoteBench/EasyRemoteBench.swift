@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Foundation
+import TaskCenter
 
 /// `easyremote-bench [SUITE...] [--json FILE]`: measures EasyRemote beside its floors.
 @main
@@ -23,6 +24,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
 
   @Option(help: .hidden) var simulateNodes: Int?
   @Option(help: .hidden) var gateway: String?
+  @Flag(help: .hidden) var profileStore = false
 
   enum Suite: String, CaseIterable, ExpressibleByArgument {
     case link, routed, scale, tasks
@@ -33,6 +35,12 @@ struct EasyRemoteBench: AsyncParsableCommand {
       var handler = StreamLogHandler.standardError(label: label)
       handler.logLevel = .warning
       return handler
+    }
+    if profileStore {
+      _ = try await TasksSuite.storeOps(
+        "profile", try SQLiteTaskStore(path: NSTemporaryDirectory() + "/profile-\(UUID().uuidString).sqlite"),
+        count: 20000)
+      return
     }
     if let simulateNodes, let gateway {
       try await ScaleSuite.simulate(nodes: simulateNodes, gateway: gateway)

@@ -8,6 +8,14 @@ public final class MemoryTaskStore: TaskStore {
     var tasks: [String: TaskRecord] = [:]
     /// Queued ids in arrival order (may hold ids finished while queued; skipped on read).
     var queue: [String] = []
+    var counts: [TaskStatus: Int] = [:]
+
+    /// Stores `task` in place of its previous version, keeping the counts.
+    mutating func put(_ task: TaskRecord) {
+      if let old = tasks[task.id]?.status { counts[old, default: 0] -= 1 }
+      counts[task.status, default: 0] += 1
+      tasks[task.id] = task
+    }
   }
 
   private let state = Mutex(State())
@@ -17,7 +25,7 @@ public final class MemoryTaskStore: TaskStore {
   public func insert(_ task: TaskRecord) async throws {
     try state.withLock { state in
       guard state.tasks[task.id] == nil else { throw TaskCenterError.duplicateTask(task.id) }
-      state.tasks[task.id] = task
+      state.put(task)
       if task.status == .queued { state.queue.append(task.id) }
     }
   }
@@ -45,7 +53,7 @@ public final class MemoryTaskStore: TaskStore {
   public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
     state.withLock { state in
       guard let started = state.tasks[id]?.starting(on: nodeID, at: date) else { return nil }
-      state.tasks[id] = started
+      state.put(started)
       if let index = state.queue.firstIndex(of: id) { state.queue.remove(at: index) }
       return started
     }
@@ -56,7 +64,7 @@ public final class MemoryTaskStore: TaskStore {
   {
     state.withLock { state in
       guard let finished = state.tasks[id]?.finishing(with: outcome, by: nodeID, at: date) else { return nil }
-      state.tasks[id] = finished
+      state.put(finished)
       return finished
     }
   }
@@ -65,7 +73,7 @@ public final class MemoryTaskStore: TaskStore {
     state.withLock { state in
       guard let task = state.tasks[id], task.status == .running, task.nodeID == nodeID else { return nil }
       let changed = task.requeued(reason: reason, at: date)
-      state.tasks[id] = changed
+      state.put(changed)
       if changed.status == .queued { state.queue.append(id) }
       return changed
     }
@@ -76,7 +84,7 @@ public final class MemoryTaskStore: TaskStore {
       let running = state.tasks.values.filter { $0.status == .running && (nodeID == nil || $0.nodeID == nodeID) }
       return running.sorted { $0.createdAt < $1.createdAt }.map { task in
         let changed = task.requeued(reason: reason, at: date)
-        state.tasks[task.id] = changed
+        state.put(changed)
         if changed.status == .queued { state.queue.append(task.id) }
         return changed
       }
@@ -84,8 +92,6 @@ public final class MemoryTaskStore: TaskStore {
   }
 
   public func counts() async throws -> [TaskStatus: Int] {
-    state.withLock { state in
-      state.tasks.values.reduce(into: [:]) { $0[$1.status, default: 0] += 1 }
-    }
+    state.withLock { $0.counts.filter { $0.value != 0 } }
   }
 }

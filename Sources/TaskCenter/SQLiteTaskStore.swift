@@ -1,5 +1,6 @@
 public import Foundation
 import GRDB
+import Synchronization
 
 /// Tasks in a SQLite file (WAL mode) through GRDB: what the gateway uses by default. Each
 /// change is one transaction, committed before the method returns, so a task acknowledged to a
@@ -8,17 +9,39 @@ public final class SQLiteTaskStore: TaskStore {
   /// The file.
   public let path: String
   private let pool: DatabasePool
+  private let commits: GroupCommit
+  /// Tasks by status, kept up to date by every committed change (read at open).
+  private let statusCounts = Mutex<[TaskStatus: Int]>([:])
+
+  /// What a committed change survives.
+  public enum Durability: Sendable {
+    /// A crash or SIGKILL of the process (WAL with `synchronous = NORMAL`: no fsync per
+    /// commit). The default.
+    case processCrash
+    /// Also a power loss or kernel crash (`synchronous = FULL`: an fsync per commit, several
+    /// times slower).
+    case powerLoss
+  }
 
   /// Opens (creating if needed) the store at `path`, creating the folders on the way.
-  public init(path: String = SQLiteTaskStore.defaultPath) throws {
+  public init(path: String = SQLiteTaskStore.defaultPath, durability: Durability = .processCrash) throws {
     self.path = path
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     var configuration = Configuration()
     configuration.busyMode = .timeout(5)
+    let synchronous = durability == .powerLoss ? "FULL" : "NORMAL"
+    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = \(synchronous)") }
     do {
       pool = try DatabasePool(path: path, configuration: configuration)
       try Self.migrator.migrate(pool)
+      commits = GroupCommit(pool: pool)
+      let initial = try pool.read { db in
+        try Row.fetchAll(db, sql: "SELECT status, COUNT(*) FROM task GROUP BY status").reduce(into: [TaskStatus: Int]()) {
+          if let status = TaskStatus(rawValue: $1[0]) { $0[status] = $1[1] }
+        }
+      }
+      statusCounts.withLock { $0 = initial }
     } catch {
       throw TaskCenterError.storage(error)
     }
@@ -71,29 +94,32 @@ public final class SQLiteTaskStore: TaskStore {
 
   public func insert(_ task: TaskRecord) async throws {
     try await writing { db in
-      if try TaskRow.exists(db, key: task.id) { throw TaskCenterError.duplicateTask(task.id) }
-      try TaskRow(task).insert(db)
+      if try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM task WHERE id = ?"), arguments: [task.id]) != nil {
+        throw TaskCenterError.duplicateTask(task.id)
+      }
+      try db.cachedStatement(sql: TaskRow.insertSQL).execute(arguments: TaskRow(task).arguments)
     }
+    count(from: nil, to: task.status)
   }
 
   public func task(_ id: String) async throws -> TaskRecord? {
-    try await reading { db in try TaskRow.fetchOne(db, key: id)?.record }
+    try await reading { db in try TaskRow.fetch(db, id: id)?.record }
   }
 
   public func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
     try await reading { db in
-      var request = TaskRow.order(Column("createdAt").desc, Column("id").desc)
-      if let status { request = request.filter(Column("status") == status.rawValue) }
-      return try request.limit(max(0, limit), offset: max(0, offset)).fetchAll(db).map(\.record)
+      let filter = status == nil ? "" : "WHERE status = ?"
+      let sql = "SELECT \(TaskRow.columnList) FROM task \(filter) ORDER BY createdAt DESC, id DESC LIMIT ? OFFSET ?"
+      var arguments: StatementArguments = status.map { [$0.rawValue] } ?? []
+      arguments += [max(0, limit), max(0, offset)]
+      return try TaskRow.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map(\.record)
     }
   }
 
   public func queued(limit: Int) async throws -> [TaskRecord] {
     try await reading { db in
-      try TaskRow.filter(Column("status") == TaskStatus.queued.rawValue)
-        .order(Column("createdAt"), Column("id"))
-        .limit(max(0, limit))
-        .fetchAll(db).map(\.record)
+      let sql = "SELECT \(TaskRow.columnList) FROM task WHERE status = 'queued' ORDER BY createdAt, id LIMIT ?"
+      return try TaskRow.fetchAll(db.cachedStatement(sql: sql), arguments: [max(0, limit)]).map(\.record)
     }
   }
 
@@ -115,25 +141,30 @@ public final class SQLiteTaskStore: TaskStore {
 
   public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     try await writing { db in
-      var request = TaskRow.filter(Column("status") == TaskStatus.running.rawValue)
-      if let nodeID { request = request.filter(Column("nodeID") == nodeID) }
-      return try request.order(Column("createdAt")).fetchAll(db).map { row in
+      let filter = nodeID == nil ? "" : "AND nodeID = ?"
+      let sql = "SELECT \(TaskRow.columnList) FROM task WHERE status = 'running' \(filter) ORDER BY createdAt"
+      let arguments: StatementArguments = nodeID.map { [$0] } ?? []
+      return try TaskRow.fetchAll(db.cachedStatement(sql: sql), arguments: arguments).map { row in
         let changed = row.record.requeued(reason: reason, at: date)
-        try TaskRow(changed).update(db)
+        try db.cachedStatement(sql: TaskRow.updateSQL).execute(arguments: TaskRow(changed).updateArguments)
         return changed
       }
+    }
+    .map { changed in
+      count(from: .running, to: changed.status)
+      return changed
     }
   }
 
   public func counts() async throws -> [TaskStatus: Int] {
-    try await reading { db in
-      let rows = try Row.fetchAll(
-        db, sql: "SELECT status, COUNT(*) AS n FROM \(TaskRow.databaseTableName) GROUP BY status")
-      var counts: [TaskStatus: Int] = [:]
-      for row in rows {
-        if let status = TaskStatus(rawValue: row["status"]) { counts[status] = row["n"] }
-      }
-      return counts
+    statusCounts.withLock { $0.filter { $0.value != 0 } }
+  }
+
+  private func count(from old: TaskStatus?, to new: TaskStatus) {
+    guard old != new else { return }
+    statusCounts.withLock { counts in
+      if let old { counts[old, default: 0] -= 1 }
+      counts[new, default: 0] += 1
     }
   }
 
@@ -141,16 +172,22 @@ public final class SQLiteTaskStore: TaskStore {
   private func changing(_ id: String, _ change: @escaping @Sendable (TaskRecord) -> TaskRecord?) async throws
     -> TaskRecord?
   {
-    try await writing { db in
-      guard let current = try TaskRow.fetchOne(db, key: id), let changed = change(current.record) else { return nil }
-      try TaskRow(changed).update(db)
-      return changed
+    let outcome = try await writing { db -> (TaskStatus, TaskRecord)? in
+      guard let current = try TaskRow.fetch(db, id: id), let changed = change(current.record) else { return nil }
+      try db.cachedStatement(sql: TaskRow.updateSQL).execute(arguments: TaskRow(changed).updateArguments)
+      return (current.record.status, changed)
     }
+    guard let (old, changed) = outcome else { return nil }
+    count(from: old, to: changed.status)
+    return changed
   }
 
+  /// Runs `body` in the next group commit: the changes waiting together go into one
+  /// transaction (each in a savepoint of its own, so one failing leaves the others), and each
+  /// caller resumes once that transaction is committed.
   private func writing<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {
-      return try await pool.write(body)
+      return try await commits.submit(body)
     } catch let error as TaskCenterError {
       throw error
     } catch {
@@ -167,70 +204,148 @@ public final class SQLiteTaskStore: TaskStore {
   }
 }
 
-/// One row of the `task` table: a ``TaskRecord`` flattened, dates as seconds since 1970 (so
-/// they round-trip exactly).
-private struct TaskRow: Codable, FetchableRecord, PersistableRecord {
-  static let databaseTableName = "task"
+/// Group commit: changes that arrive while a transaction is being written wait, then all go
+/// into the next one.
+private final class GroupCommit: Sendable {
+  /// A change: `run` applies it in the open transaction and returns how to answer its caller
+  /// once the transaction's fate (nil: committed) is known; `fail` answers a change that never
+  /// ran.
+  struct Change: Sendable {
+    let run: @Sendable (Database) -> @Sendable ((any Error)?) -> Void
+    let fail: @Sendable (any Error) -> Void
+  }
 
-  var id: String
-  var kind: String
-  var status: String
-  var code: String?
-  var function: String?
-  var arguments: String?
-  var timeout: Double
-  var cpu: Double
-  var memoryMB: Int
-  var attempts: Int
-  var maxAttempts: Int
-  var nodeID: String?
-  var result: String?
-  var stderr: String?
-  var exitStatus: Int?
-  var errorMessage: String?
-  var createdAt: Double
-  var startedAt: Double?
-  var finishedAt: Double?
-  var executionTime: Double?
+  /// The answers of the changes that ran in a transaction, by position.
+  private final class Answers: Sendable {
+    let answers: Mutex<[(@Sendable ((any Error)?) -> Void)?]>
+    init(count: Int) { answers = Mutex(Array(repeating: nil, count: count)) }
+  }
+
+  private let pool: DatabasePool
+  private let state = Mutex<(waiting: [Change], writing: Bool)>(([], false))
+  /// Most changes in one transaction.
+  private let batchLimit = 512
+
+  init(pool: DatabasePool) {
+    self.pool = pool
+  }
+
+  func submit<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+      let change = Change(
+        run: { db in
+          let result: Result<T, any Error>
+          do {
+            let value = Mutex<T?>(nil)
+            try db.inSavepoint {
+              let computed = try body(db)
+              value.withLock { $0 = computed }
+              return .commit
+            }
+            result = .success(value.withLock { $0! })
+          } catch {
+            result = .failure(error)
+          }
+          return { transactionError in
+            if let transactionError {
+              continuation.resume(throwing: transactionError)
+            } else {
+              continuation.resume(with: result)
+            }
+          }
+        },
+        fail: { continuation.resume(throwing: $0) })
+      let startWriter = state.withLock { state -> Bool in
+        state.waiting.append(change)
+        defer { state.writing = true }
+        return !state.writing
+      }
+      if startWriter { Task.detached { await self.drain() } }
+    }
+  }
+
+  private func drain() async {
+    while true {
+      let batch = state.withLock { state -> [Change] in
+        let batch = Array(state.waiting.prefix(batchLimit))
+        state.waiting.removeFirst(batch.count)
+        if batch.isEmpty { state.writing = false }
+        return batch
+      }
+      if batch.isEmpty { return }
+      let answers = Answers(count: batch.count)
+      do {
+        try await pool.write { db in
+          for (index, change) in batch.enumerated() {
+            let answer = change.run(db)
+            answers.answers.withLock { $0[index] = answer }
+          }
+        }
+        for answer in answers.answers.withLock({ $0 }) { answer?(nil) }
+      } catch {
+        // The transaction failed as a whole (disk full, I/O): every change in it failed.
+        let ran = answers.answers.withLock { $0 }
+        for (index, change) in batch.enumerated() {
+          if let answer = ran[index] { answer(error) } else { change.fail(error) }
+        }
+      }
+    }
+  }
+}
+
+/// One row of the `task` table: a ``TaskRecord`` flattened, dates as seconds since 1970 (so
+/// they round-trip exactly). Read and written with cached statements and columns by position.
+private struct TaskRow: FetchableRecord {
+  static let databaseTableName = "task"
+  static let columns = [
+    "id", "kind", "status", "code", "function", "arguments", "timeout", "cpu", "memoryMB", "attempts", "maxAttempts",
+    "nodeID", "result", "stderr", "exitStatus", "errorMessage", "createdAt", "startedAt", "finishedAt", "executionTime",
+  ]
+  static let columnList = columns.joined(separator: ", ")
+  static let insertSQL =
+    "INSERT INTO task (\(columnList)) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+  static let updateSQL =
+    "UPDATE task SET \(columns.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
+
+  var record: TaskRecord
 
   init(_ task: TaskRecord) {
-    id = task.id
-    kind = task.kind.rawValue
-    status = task.status.rawValue
-    code = task.code
-    function = task.function
-    arguments = task.arguments
-    timeout = task.timeout
-    cpu = task.resources.cpu
-    memoryMB = task.resources.memoryMB
-    attempts = task.attempts
-    maxAttempts = task.maxAttempts
-    nodeID = task.nodeID
-    result = task.result
-    stderr = task.stderr
-    exitStatus = task.exitStatus
-    errorMessage = task.errorMessage
-    createdAt = task.createdAt.timeIntervalSince1970
-    startedAt = task.startedAt?.timeIntervalSince1970
-    finishedAt = task.finishedAt?.timeIntervalSince1970
-    executionTime = task.executionTime
+    record = task
   }
 
-  var record: TaskRecord {
+  init(row: Row) throws {
     var task = TaskRecord(
-      id: id, kind: TaskKind(rawValue: kind) ?? .code, code: code, function: function, arguments: arguments,
-      timeout: timeout, resources: ResourceRequest(cpu: cpu, memoryMB: memoryMB), maxAttempts: maxAttempts,
-      createdAt: Date(timeIntervalSince1970: createdAt))
-    task.status = TaskStatus(rawValue: status) ?? .failed
-    task.attempts = attempts
-    task.nodeID = nodeID
-    task.result = result
-    task.stderr = stderr
-    task.exitStatus = exitStatus
-    task.errorMessage = errorMessage
-    task.startedAt = startedAt.map(Date.init(timeIntervalSince1970:))
-    task.finishedAt = finishedAt.map(Date.init(timeIntervalSince1970:))
-    task.executionTime = executionTime
-    return task
+      id: row[0], kind: TaskKind(rawValue: row[1]) ?? .code, code: row[3], function: row[4], arguments: row[5],
+      timeout: row[6], resources: ResourceRequest(cpu: row[7], memoryMB: row[8]), maxAttempts: row[10],
+      createdAt: Date(timeIntervalSince1970: row[16]))
+    task.status = TaskStatus(rawValue: row[2]) ?? .failed
+    task.attempts = row[9]
+    task.nodeID = row[11]
+    task.result = row[12]
+    task.stderr = row[13]
+    task.exitStatus = row[14]
+    task.errorMessage = row[15]
+    task.startedAt = (row[17] as Double?).map(Date.init(timeIntervalSince1970:))
+    task.finishedAt = (row[18] as Double?).map(Date.init(timeIntervalSince1970:))
+    task.executionTime = row[19]
+    record = task
   }
+
+  static func fetch(_ db: Database, id: String) throws -> TaskRow? {
+    try fetchOne(db.cachedStatement(sql: "SELECT \(columnList) FROM task WHERE id = ?"), arguments: [id])
+  }
+
+  /// The values of every column but `id`, in order.
+  private var values: [(any DatabaseValueConvertible)?] {
+    let task = record
+    return [
+      task.kind.rawValue, task.status.rawValue, task.code, task.function, task.arguments, task.timeout,
+      task.resources.cpu, task.resources.memoryMB, task.attempts, task.maxAttempts, task.nodeID, task.result,
+      task.stderr, task.exitStatus, task.errorMessage, task.createdAt.timeIntervalSince1970,
+      task.startedAt?.timeIntervalSince1970, task.finishedAt?.timeIntervalSince1970, task.executionTime,
+    ]
+  }
+
+  var arguments: StatementArguments { StatementArguments([record.id] + values) }
+  var updateArguments: StatementArguments { StatementArguments(values + [record.id]) }
 }

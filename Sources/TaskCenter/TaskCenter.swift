@@ -427,33 +427,58 @@ public final class TaskCenter: Sendable {
       logger.error("could not read the queue", metadata: ["error": "\(error)"])
       return []
     }
-    var launches: [(TaskRecord, String)] = []
+    // Choose a node for as many tasks as fit, then record every start at once (they share
+    // one group commit).
+    var chosen: [(TaskRecord, String)] = []
+    let now = clock()
+    var serving: [String: Set<String>] = [:]
     for task in queued {
-      let now = clock()
-      let eligible: Set<String>? = task.kind == .function ? server.nodes(serving: task.function ?? "") : nil
-      let chosen = state.withLock { state -> String? in
+      var eligible: Set<String>?
+      if task.kind == .function {
+        let function = task.function ?? ""
+        if serving[function] == nil { serving[function] = server.nodes(serving: function) }
+        eligible = serving[function]
+      }
+      let pick = state.withLock { state -> String? in
         state.scheduler.assign(task.resources, where: { node in
           if state.pull.contains(node.id) { return false }
           if let eligible { return eligible.contains(node.id) }
           return state.runsCode.contains(node.id)
         }, at: now)
       }
-      guard let nodeID = chosen else {
-        if !state.withLock({ $0.scheduler.hasIdleNode(at: now) }) { break }
+      if let nodeID = pick {
+        chosen.append((task, nodeID))
+      } else if !state.withLock({ $0.scheduler.hasIdleNode(at: now) }) {
+        break
+      }
+    }
+    let store = self.store
+    let picks = chosen
+    let started = await withTaskGroup(of: (Int, TaskRecord?).self) { group -> [Int: TaskRecord] in
+      for index in picks.indices {
+        let (taskID, nodeID) = (picks[index].0.id, picks[index].1)
+        group.addTask {
+          let record = try? await store.start(taskID, on: nodeID, at: now)
+          return (index, record ?? nil)
+        }
+      }
+      var started: [Int: TaskRecord] = [:]
+      for await (index, record) in group {
+        if let record { started[index] = record }
+      }
+      return started
+    }
+    var launches: [(TaskRecord, String)] = []
+    for index in picks.indices {
+      let nodeID = picks[index].1
+      guard let record = started[index] else {
+        // Cancelled meanwhile, or the store failed: the slot goes back.
+        state.withLock { $0.scheduler.unassign(nodeID) }
         continue
       }
-      do {
-        guard let started = try await store.start(task.id, on: nodeID, at: now) else {
-          state.withLock { $0.scheduler.unassign(nodeID) }
-          continue
-        }
-        state.withLock { $0.running[task.id] = nodeID }
-        emit(.taskStarted, started)
-        launches.append((started, nodeID))
-      } catch {
-        state.withLock { $0.scheduler.unassign(nodeID) }
-        logger.error("could not start a task", metadata: ["task": "\(task.id)", "error": "\(error)"])
-      }
+      state.withLock { $0.running[record.id] = nodeID }
+      emit(.taskStarted, record)
+      launches.append((record, nodeID))
     }
     if queued.count == batch && !launches.isEmpty { kick() }
     return launches
@@ -533,8 +558,9 @@ public final class TaskCenter: Sendable {
   }
 
   private func emit(_ kind: TaskCenterEvent.Kind, _ data: some Encodable) {
-    let event = TaskCenterEvent(event: kind, data: (try? JSONValue(encoding: data)) ?? .null)
     let subscribers = state.withLock { $0.subscribers }
+    guard !subscribers.isEmpty else { return }
+    let event = TaskCenterEvent(event: kind, data: (try? JSONValue(encoding: data)) ?? .null)
     for (key, subscriber) in subscribers {
       if case .dropped = subscriber.yield(event) {
         subscriber.finish()
