@@ -4,6 +4,7 @@ public import Hummingbird
 public import HummingbirdWebSocket
 import Logging
 import NIOCore
+import ServiceLifecycle
 public import TaskCenter
 
 /// The task center's REST API and live events, as a Hummingbird router: every endpoint of
@@ -71,7 +72,8 @@ public struct TaskCenterAPI: Sendable {
     }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
     router.ws("/ws/updates") { inbound, outbound, _ in
-      await api.streamEvents(inbound: inbound, outbound: outbound)
+      // Ends when the server shuts down, so open sockets never hold a shutdown back.
+      _ = try? await cancelOnGracefulShutdown { await api.streamEvents(inbound: inbound, outbound: outbound) }
     }
     return router
   }
@@ -278,8 +280,14 @@ public struct TaskCenterAPI: Sendable {
             return
           }
         }
-        // Ended: the client fell behind (or the task center stopped).
-        try? await outbound.close(.policyViolation, reason: "too slow: fell behind the events")
+        // Ended: the client fell behind (or the task center stopped). Say so if the socket
+        // takes it within a second; the connection closes either way.
+        await withTaskGroup(of: Void.self) { closing in
+          closing.addTask { try? await outbound.close(.policyViolation, reason: "too slow: fell behind the events") }
+          closing.addTask { try? await Task.sleep(for: .seconds(1)) }
+          await closing.next()
+          closing.cancelAll()
+        }
       }
       await group.next()
       group.cancelAll()

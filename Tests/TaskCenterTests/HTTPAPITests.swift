@@ -7,6 +7,10 @@ import TaskCenter
 import TaskCenterHTTP
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The HTTP API over real sockets (URLSession on one side, Hummingbird on the other), every
 /// response checked against `openapi.yaml`.
 @Suite("Task center HTTP API", .timeLimit(.minutes(3)))
@@ -264,4 +268,123 @@ struct HTTPAPITests {
     #expect(fastCount == 10)
     await fabric.stop()
   }
+}
+
+/// A WebSocket client that upgrades and then never reads: the server must drop it, and keep
+/// serving everyone else meanwhile.
+@Suite("Slow WebSocket client", .timeLimit(.minutes(2)))
+struct SlowWebSocketTests {
+  @Test("a WebSocket client that stops reading is dropped; the gateway goes on")
+  func slowClientDropped() async throws {
+    let stack = try await HTTPAPITests.Stack()
+    let address = try #require(stack.http.address)
+    let port = UInt16(address.split(separator: ":").last ?? "") ?? 0
+    let socket = try RawSocket(port: port, receiveBuffer: 4096)
+    defer { socket.close() }
+    try socket.send(
+      "GET /ws/updates HTTP/1.1\r\nHost: \(address)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    let head = try await offPool { try socket.readUntil("\r\n\r\n") }
+    #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
+    try await Task.sleep(for: .milliseconds(200))  // the subscription starts after the upgrade
+
+    // Events of 9 KB (the code travels in task_created): 1,500 of them are more than the
+    // kernel's socket buffers hold.
+    let total = 1500
+    let padding = String(repeating: "#", count: 9000)
+    for index in 0..<total {
+      _ = try await stack.fabric.center.submit(.code("print(\(index))\n\(padding)"))
+    }
+    // Everyone else is still served.
+    let health = try await stack.get("/health")
+    #expect(health.status == 200)
+    #expect(try await stack.get("/tasks?limit=1").object["total"] as? Int == total)
+
+    // Now read what the slow client was sent: it ends early, and the server closed it.
+    let (received, ended) = try await offPool { socket.readToEnd(deadline: .now + .seconds(20)) }
+    let events = received.components(separatedBy: "\"task_created\"").count - 1
+    #expect(ended, "the server closed the connection")
+    #expect(events < total, "\(events) of \(total) events reached the slow client")
+    await stack.stop()
+  }
+}
+
+extension SlowWebSocketTests {
+  @Test("stopping the HTTP server does not wait for open WebSockets")
+  func stopWithOpenSocket() async throws {
+    let stack = try await HTTPAPITests.Stack()
+    let address = try #require(stack.http.address)
+    let socket = try RawSocket(port: UInt16(address.split(separator: ":").last ?? "") ?? 0, receiveBuffer: 65536)
+    defer { socket.close() }
+    try socket.send(
+      "GET /ws/updates HTTP/1.1\r\nHost: \(address)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    #expect(try await offPool { try socket.readUntil("\r\n\r\n") }.hasPrefix("HTTP/1.1 101"))
+    let started = ContinuousClock.now
+    await stack.http.stop()
+    #expect(ContinuousClock.now - started < .seconds(5))
+    await stack.stop()
+  }
+}
+
+/// Runs blocking work on a thread of its own, not on the concurrency pool (whose few threads
+/// the servers under test need).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+  try await withCheckedThrowingContinuation { continuation in
+    Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+  }
+}
+
+/// A blocking TCP client socket for speaking raw protocol in tests.
+final class RawSocket: Sendable {
+  let descriptor: Int32
+
+  init(port: UInt16, receiveBuffer: Int32) throws {
+    descriptor = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var size = receiveBuffer
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    var timeout = timeval(tv_sec: 20, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let result = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    guard result == 0 else { throw CocoaError(.fileReadUnknown) }
+  }
+
+  func send(_ text: String) throws {
+    let bytes = Array(text.utf8)
+    guard Glibc.send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
+  }
+
+  /// Reads byte by byte until `marker` has been read.
+  func readUntil(_ marker: String) throws -> String {
+    var data: [UInt8] = []
+    var byte: UInt8 = 0
+    while !String(decoding: data, as: UTF8.self).hasSuffix(marker) {
+      guard recv(descriptor, &byte, 1, 0) == 1 else { throw CocoaError(.fileReadUnknown) }
+      data.append(byte)
+    }
+    return String(decoding: data, as: UTF8.self)
+  }
+
+  /// Reads until the peer closes (`true`) or the deadline passes (`false`).
+  func readToEnd(deadline: ContinuousClock.Instant) -> (String, Bool) {
+    var data: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while ContinuousClock.now < deadline {
+      let count = recv(descriptor, &buffer, buffer.count, 0)
+      if count == 0 { return (String(decoding: data, as: UTF8.self), true) }
+      if count < 0 { break }
+      data += buffer[0..<count]
+    }
+    return (String(decoding: data, as: UTF8.self), false)
+  }
+
+  func close() { _ = Glibc.close(descriptor) }
 }
