@@ -99,7 +99,10 @@ public final class Client: Sendable {
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
     do {
       let payload = try node.serializers.encode(invocation, method: Methods.execute)
-      return try await node.call(Server.nodeID, Methods.execute, payload: payload, timeout: timeout ?? self.timeout)
+      var metadata = [Methods.functionKey: name]
+      if let target { metadata[Methods.nodeKey] = target }
+      return try await node.call(
+        Server.nodeID, Methods.execute, payload: payload, timeout: timeout ?? self.timeout, metadata: metadata)
     } catch {
       throw EasyRemoteError(error, function: name)
     }

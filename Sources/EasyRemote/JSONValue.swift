@@ -45,9 +45,19 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
   /// The JSON form of any `Encodable` value.
   public init(encoding value: some Encodable) throws {
-    if let value = value as? JSONValue {
-      self = value
+    // The common types directly, as JSONEncoder would write them (Data as base64).
+    switch value {
+    case let value as JSONValue: self = value; return
+    case let value as String: self = .string(value); return
+    case let value as Bool: self = .bool(value); return
+    case let value as Int: self = .int(Int64(value)); return
+    case let value as Int64: self = .int(value); return
+    case let value as Double where value.isFinite:
+      // JSONEncoder writes 3.0 as 3, which reads back as an integer.
+      self = value.rounded() == value && abs(value) < 1e15 ? .int(Int64(value)) : .double(value)
       return
+    case let value as Data: self = .string(value.base64EncodedString()); return
+    default: break
     }
     let data = try JSONEncoder().encode(value)
     self = try JSONDecoder().decode(JSONValue.self, from: data)
@@ -61,6 +71,21 @@ public enum JSONValue: Sendable, Equatable, Codable {
   /// This value decoded as `T`.
   public func decode<T: Decodable>(as type: T.Type) throws -> T {
     if let value = self as? T { return value }
+    // The common types directly (Data from base64, as JSONDecoder reads it).
+    switch self {
+    case .string(let text):
+      if T.self == String.self, let value = text as? T { return value }
+      if T.self == Data.self, let data = Data(base64Encoded: text), let value = data as? T { return value }
+    case .int(let number):
+      if T.self == Int.self, let value = Int(exactly: number) as? T { return value }
+      if T.self == Double.self, let value = Double(number) as? T { return value }
+    case .double(let number):
+      if T.self == Double.self, let value = number as? T { return value }
+    case .bool(let flag):
+      if T.self == Bool.self, let value = flag as? T { return value }
+    default:
+      break
+    }
     return try JSONDecoder().decode(T.self, from: try JSONEncoder().encode(self))
   }
 

@@ -11,6 +11,9 @@ enum Methods {
   static let nodes = "er.gateway.nodes"
   static let run = "er.node.run"
   static let runStream = "er.node.stream"
+  /// Call metadata naming the function and the target node of an `execute`.
+  static let functionKey = "er-function"
+  static let nodeKey = "er-node"
 }
 
 /// One call of a function: positional and keyword arguments as JSON values.

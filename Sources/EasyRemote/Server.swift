@@ -155,8 +155,13 @@ public final class Server: Sendable {
   /// Routes one call: picks a node, runs the call there, retries an idempotent function once
   /// on another node when the first is lost.
   private func execute(_ payload: Payload, context: CallContext) async throws -> Payload {
+    // Clients name the function (and node) in the call's metadata, so the arguments pass
+    // through without being parsed here; other callers' payloads are read for them.
+    if let function = context.metadata[Methods.functionKey] {
+      return try await route(function, node: context.metadata[Methods.nodeKey], payload: payload, timeout: context.remaining)
+    }
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.execute)
-    return try await route(invocation, payload: payload, timeout: context.remaining)
+    return try await route(invocation.function, node: invocation.node, payload: payload, timeout: context.remaining)
   }
 
   /// Calls a function of the pool from inside the gateway (the HTTP API's
@@ -166,13 +171,16 @@ public final class Server: Sendable {
   package func call(_ invocation: Invocation, timeout: Duration) async throws -> Data {
     do {
       let payload = try node.serializers.encode(invocation, method: Methods.execute)
-      return try await route(invocation, payload: payload, timeout: timeout).data
+      return try await route(invocation.function, node: invocation.node, payload: payload, timeout: timeout).data
     } catch {
       throw EasyRemoteError(error, function: invocation.function)
     }
   }
 
-  private func route(_ invocation: Invocation, payload: Payload, timeout: Duration?) async throws -> Payload {
+  private func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
+    -> Payload
+  {
+    let invocation = (function: function, node: target)
     let start = ContinuousClock.now
     var tried: Set<String> = []
     var lastError: EasyRemoteError?
