@@ -201,8 +201,10 @@ public final class Client: Sendable {
 /// Asks the gateway at `address` how it is.
 ///
 /// - Throws: ``EasyRemoteError`` `connectionFailed` when it cannot be reached.
-public func healthCheck(_ address: String, timeout: Duration = .seconds(5)) async throws -> HealthReport {
-  let client = Client(serverAddress: address, timeout: timeout)
+public func healthCheck(_ address: String, timeout: Duration = .seconds(5), authToken: String? = nil) async throws
+  -> HealthReport
+{
+  let client = Client(serverAddress: address, timeout: timeout, config: .defaults { $0.authToken = authToken })
   defer { Task { await client.close() } }
   try await client.connect()
   do {

@@ -30,12 +30,14 @@ public struct EasyRemoteError: Error, Sendable, CustomStringConvertible {
     public static let busy = Code("busy")
     /// The result could not be decoded as the type asked for.
     public static let invalidResult = Code("invalid_result")
+    /// The peer refused the call's token (or its lack of one).
+    public static let authFailed = Code("auth_failed")
     /// Anything else, with the node-layer code in `details["node_code"]`.
     public static let internalError = Code("internal_error")
 
     static let all: [Code] = [
       connectionFailed, timedOut, functionNotFound, remoteExecutionFailed, nodeLost, invalidArguments, busy,
-      invalidResult, internalError,
+      invalidResult, authFailed, internalError,
     ]
 
     package init(wireValue: String) { self = Code.all.first { $0.rawValue == wireValue } ?? Code(wireValue) }
@@ -98,6 +100,7 @@ extension EasyRemoteError {
       case .remoteExecutionFailed: .remoteExecutionFailed
       case .methodNotFound: .functionNotFound
       case .serializationFailed: .invalidArguments
+      case .authFailed: .authFailed
       default: .internalError
       }
     self.init(

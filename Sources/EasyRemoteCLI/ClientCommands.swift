@@ -23,7 +23,7 @@ struct CallCommand: AsyncParsableCommand {
       }
       kwargs[String(keyword[..<equals])] = jsonArgument(String(keyword[keyword.index(after: equals)...]))
     }
-    let client = Client(serverAddress: gateway.address, timeout: .milliseconds(Int64(timeout * 1000)))
+    let client = gateway.client(timeout: .milliseconds(Int64(timeout * 1000)))
     do {
       let result = try await client.executeJSON(name, args: arguments.map(jsonArgument), kwargs: kwargs, node: node)
       emit(jsonText(result, pretty: !json))
@@ -47,7 +47,7 @@ struct StreamCommand: AsyncParsableCommand {
   @Option(help: "Stop after this many items.") var limit: Int?
 
   func run() async throws {
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     do {
       var count = 0
       let args = arguments.map(jsonArgument)
@@ -72,7 +72,7 @@ struct FunctionsCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       let functions = try await client.listFunctions()
@@ -100,7 +100,7 @@ struct NodesCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       let nodes = try await client.listNodes()
@@ -124,7 +124,7 @@ struct HealthCommand: AsyncParsableCommand {
 
   func run() async throws {
     do {
-      let report = try await healthCheck(gateway.address)
+      let report = try await healthCheck(gateway.address, authToken: gateway.authToken)
       emit(json ? jsonText(report) : "\(report.status): \(report.nodes) nodes, \(report.functions) functions")
     } catch {
       throw fail(error)

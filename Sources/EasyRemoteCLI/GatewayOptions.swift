@@ -1,5 +1,6 @@
 import ArgumentParser
 import EasyRemote
+import NodeComm
 import TaskCenter
 import Foundation
 
@@ -8,8 +9,20 @@ struct GatewayOptions: ParsableArguments {
   @Option(name: .long, help: "The gateway's host:port (default: $EASYREMOTE_GATEWAY or 127.0.0.1:8080).")
   var gateway: String?
 
+  @Option(name: .long, help: "The gateway's shared token (default: $EASYREMOTE_TOKEN).")
+  var token: String?
+
   var address: String {
     gateway ?? ProcessInfo.processInfo.environment["EASYREMOTE_GATEWAY"] ?? "127.0.0.1:8080"
+  }
+
+  var authToken: String? { token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] }
+
+  /// Node-layer settings carrying the token.
+  var config: NodeConfig { .defaults { $0.authToken = authToken } }
+
+  func client(timeout: Duration = .seconds(30)) -> Client {
+    Client(serverAddress: address, timeout: timeout, config: config)
   }
 }
 

@@ -22,10 +22,12 @@ struct GatewayCommand: AsyncParsableCommand {
   var db: String?
   @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
+  @Option(help: "A shared token every node and client must present (default: $EASYREMOTE_TOKEN).") var token: String?
 
   func run() async throws {
     bootstrapLogging()
-    let nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
+    var nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
+    if let token = token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] { nodeConfig.authToken = token }
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     let http = noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
@@ -56,7 +58,7 @@ struct NodeCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
-    let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers)
+    let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: gateway.config)
     SeedExamples.register(on: node)
     let runner = interpreter == "none" ? nil : CodeRunner(interpreter: interpreter)
     if let runner, runner.resolvedInterpreter() == nil {

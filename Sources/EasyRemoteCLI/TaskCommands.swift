@@ -31,7 +31,7 @@ struct SubmitCommand: AsyncParsableCommand {
     } else {
       source = code ?? ""
     }
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       var task = try await client.submit(
@@ -88,7 +88,7 @@ struct TasksCommand: AsyncParsableCommand {
       guard let parsed = TaskStatus(rawValue: status) else { throw ValidationError("unknown status '\(status)'") }
       filter = parsed
     }
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       let tasks = try await client.tasks(status: filter, limit: limit)
@@ -118,7 +118,7 @@ struct TaskCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       let task = try await client.task(id)
@@ -138,7 +138,7 @@ struct CancelCommand: AsyncParsableCommand {
   @Argument(help: "The task id.") var id: String
 
   func run() async throws {
-    let client = Client(serverAddress: gateway.address)
+    let client = gateway.client()
     defer { Task { await client.close() } }
     do {
       let task = try await client.cancelTask(id)

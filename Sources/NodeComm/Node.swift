@@ -64,6 +64,7 @@ public final class Node: Sendable {
     if config.debug { logger.logLevel = .debug }
     self.logger = logger
     self.state = Mutex(State())
+    if let token = config.authToken { addInterceptor(TokenAuthInterceptor(token: token)) }
   }
 
   // MARK: - Methods

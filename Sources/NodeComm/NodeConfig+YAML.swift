@@ -47,6 +47,7 @@ extension NodeConfig {
       if let s = heartbeat.timeout { config.heartbeat.timeout = try duration(s, "heartbeat.timeout") }
     }
     if let name = file.serialization?.default { config.serialization.defaultSerializer = name }
+    if let token = file.auth?.token { config.authToken = token }
     if let limits = file.limits {
       config.limits.maxPayloadSize = limits.max_payload_size ?? config.limits.maxPayloadSize
       config.limits.chunkSize = limits.chunk_size ?? config.limits.chunkSize
@@ -111,4 +112,9 @@ private struct ConfigFile: Decodable {
   var heartbeat: Heartbeat?
   var serialization: Serialization?
   var limits: Limits?
+  var auth: Auth?
+
+  struct Auth: Decodable {
+    var token: String?
+  }
 }

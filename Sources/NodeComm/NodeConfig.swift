@@ -30,6 +30,9 @@ public struct NodeConfig: Sendable, Equatable {
   public var heartbeat: HeartbeatConfig
   public var serialization: SerializationConfig
   public var limits: LimitsConfig
+  /// A shared token: when set, the node sends it with every call and refuses calls without
+  /// it (``TokenAuthInterceptor`` on both paths, installed by the node itself).
+  public var authToken: String?
 
   public init(
     nodeID: String? = nil,
@@ -39,7 +42,8 @@ public struct NodeConfig: Sendable, Equatable {
     transport: TransportConfig = .defaults,
     heartbeat: HeartbeatConfig = .defaults,
     serialization: SerializationConfig = .defaults,
-    limits: LimitsConfig = .defaults
+    limits: LimitsConfig = .defaults,
+    authToken: String? = nil
   ) {
     self.nodeID = nodeID
     self.debug = debug
@@ -49,6 +53,7 @@ public struct NodeConfig: Sendable, Equatable {
     self.heartbeat = heartbeat
     self.serialization = serialization
     self.limits = limits
+    self.authToken = authToken
   }
 
   public static var defaults: NodeConfig { NodeConfig() }

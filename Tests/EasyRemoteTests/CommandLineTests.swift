@@ -57,6 +57,35 @@ struct CommandLineTests {
     #expect(badKeyword.status != 0)
   }
 
+  @Test("a gateway with a token refuses nodes and clients without it")
+  func token() async throws {
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--no-http", "--db", db, "--token", "s3cret"], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
+    let node = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "trusted"], environment: ["EASYREMOTE_TOKEN": "s3cret"],
+      readyPrefix: "node trusted joined")
+    defer { node.stop() }
+
+    let allowed = try await runTool(["call", "--gateway", address, "--token", "s3cret", "sync_add", "1", "2"])
+    #expect(allowed.status == 0)
+    #expect(allowed.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
+    let viaEnvironment = try await runTool(
+      ["call", "--gateway", address, "sync_add", "2", "2"], environment: ["EASYREMOTE_TOKEN": "s3cret"])
+    #expect(viaEnvironment.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "4")
+    let refused = try await runTool(["call", "--gateway", address, "sync_add", "1", "2"])
+    #expect(refused.status != 0)
+    #expect(refused.stderr.contains("auth_failed"), "\(refused.stderr)")
+    let wrong = try await runTool(["functions", "--gateway", address, "--token", "guess"])
+    #expect(wrong.status != 0)
+    #expect(wrong.stderr.contains("auth_failed"), "\(wrong.stderr)")
+    let intruder = try await runTool(["node", "--gateway", address, "--id", "intruder", "--token", "guess"])
+    #expect(intruder.status != 0)
+    #expect(intruder.stderr.contains("cannot join"), "\(intruder.stderr)")
+  }
+
   @Test("the three programs of Examples/AsyncStream run together and every result checks out")
   func asyncStreamExample() async throws {
     let port = String(Int.random(in: 20_000...40_000))

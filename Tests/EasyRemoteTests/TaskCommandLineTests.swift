@@ -101,7 +101,11 @@ struct TaskCommandLineTests {
     let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let env = ["EASYREMOTE_GATEWAY": address]
     let doomed = try await BackgroundProcess.start(["node", "--id", "doomed"], environment: env, readyPrefix: "node doomed joined")
-    let submitted = try await runTool(["submit", "--code", "import time\ntime.sleep(3)\nprint('survived')"], environment: env)
+    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
+    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: marker) }
+    let code = "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('survived')"
+    let submitted = try await runTool(["submit", "--code", code], environment: env)
     let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     let running = try await waitForTask(id, env) { $0["status"] as? String == "running" }
     #expect(running["attempts"] as? Int == 1)

@@ -42,6 +42,8 @@ struct NodeConfigTests {
         default: binary
       limits:
         max_payload_size: 1048576
+      auth:
+        token: s3cret
       """.write(to: file, atomically: true, encoding: .utf8)
     let config = try NodeConfig.load(file: file.path)
     #expect(config.nodeID == "worker-7")
@@ -58,6 +60,7 @@ struct NodeConfigTests {
     #expect(config.serialization.defaultSerializer == "binary")
     #expect(config.limits.maxPayloadSize == 1 << 20)
     #expect(config.limits.chunkSize == LimitsConfig.defaults.chunkSize)
+    #expect(config.authToken == "s3cret")
     let node = Node(config: config, transport: MemoryTransport())
     #expect(node.id == "worker-7")
     #expect(node.serializers.defaultName == "binary")

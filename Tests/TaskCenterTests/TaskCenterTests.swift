@@ -135,7 +135,11 @@ struct TaskCenterTests {
     let fabric = try await TaskFabric()
     let (first, firstWorker) = try await fabric.addNode("first")
     let client = fabric.client()
-    let id = try await client.submitCode("import time\ntime.sleep(3)\nprint('done')")
+    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
+    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: marker) }
+    let id = try await client.submitCode(
+      "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('done')")
     #expect(try await eventually { try await client.task(id).status == .running })
     let (second, secondWorker) = try await fabric.addNode("second")
     await firstWorker.stop()
