@@ -57,6 +57,29 @@ struct CommandLineTests {
     #expect(badKeyword.status != 0)
   }
 
+  @Test("a compute node killed with SIGKILL mid-call: the caller gets node_lost at once, not at its timeout")
+  func nodeKilledMidCall() async throws {
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
+    let node = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "doomed"], readyPrefix: "node doomed joined")
+    // A 60 s call with a 60 s timeout; the node dies 1 s into it.
+    let call = Task {
+      try await runTool(["call", "--gateway", address, "--timeout", "60", "async_computation", "[1, 2]", "60"])
+    }
+    try await Task.sleep(for: .seconds(1))
+    let killed = ContinuousClock.now
+    node.kill()
+    let result = try await call.value
+    #expect(result.status == 1)
+    #expect(result.stderr.contains("node_lost"), "\(result.stderr)")
+    #expect(result.stderr.contains("doomed"))
+    #expect(ContinuousClock.now - killed < .seconds(10), "failed fast, not at the 60 s timeout")
+  }
+
   @Test("a gateway with a token refuses nodes and clients without it")
   func token() async throws {
     let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
