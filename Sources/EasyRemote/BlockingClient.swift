@@ -32,7 +32,7 @@ public final class BlockingClient: Sendable {
       try await client.executeJSON(name, args: positional, kwargs: kwargs, node: node, timeout: timeout)
     }
     do {
-      return try JSONDecoder().decode(R.self, from: JSONEncoder().encode(json))
+      return try json.decode(as: R.self)
     } catch {
       throw EasyRemoteError(code: .invalidResult, message: "the result of '\(name)' is not \(R.self)", function: name)
     }
@@ -51,7 +51,7 @@ public final class BlockingClient: Sendable {
       for try await item in try await client.streamJSON(name, args: positional, node: node) {
         let decoded: Item
         do {
-          decoded = try JSONDecoder().decode(Item.self, from: JSONEncoder().encode(item))
+          decoded = try item.decode(as: Item.self)
         } catch {
           throw EasyRemoteError(code: .invalidResult, message: "an item of '\(name)' is not \(Item.self)", function: name)
         }

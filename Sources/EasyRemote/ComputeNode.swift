@@ -256,9 +256,6 @@ public final class ComputeNode: Sendable {
     return result.withLock { $0 }
   }
 
-  /// Names of the functions registered here.
-  package var functionNames: [String] { state.withLock { Array($0.functions.keys).sorted() } }
-
   private func run(_ payload: Payload, streaming: Bool, send: @Sendable (Data) async throws -> Void) async throws {
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)
     guard let body = bodies.withLock({ $0[invocation.function] }) else {

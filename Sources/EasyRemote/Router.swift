@@ -103,6 +103,11 @@ struct Router: Sendable {
     }.sorted { $0.name < $1.name }
   }
 
+  /// The nodes serving `function`.
+  func nodes(serving function: String) -> Set<String> {
+    Set(nodes.compactMap { id, entry in entry.functions[function] == nil ? nil : id })
+  }
+
   var inFlight: Int { nodes.values.reduce(0) { $0 + $1.inFlight } }
 
   /// Every connected node, sorted by id.

@@ -104,20 +104,9 @@ public final class Server: Sendable {
   /// The connected compute nodes.
   public func nodes() -> [NodeInfo] { state.withLock { $0.router.nodeInfos } }
 
-  /// Runs `invocation` on node `nodeID` directly (not balanced): the task center's way to run
-  /// a function task on the node its scheduler chose. Returns the JSON result.
-  package func run(_ invocation: Invocation, on nodeID: String, timeout: Duration) async throws -> Data {
-    do {
-      let payload = try node.serializers.encode(invocation, method: Methods.execute)
-      return try await node.call(nodeID, Methods.run, payload: payload, timeout: timeout).data
-    } catch {
-      throw EasyRemoteError(error, function: invocation.function)
-    }
-  }
-
   /// The nodes serving `function`.
   package func nodes(serving function: String) -> Set<String> {
-    state.withLock { state in Set(state.router.functions.first { $0.name == function }?.nodes ?? []) }
+    state.withLock { $0.router.nodes(serving: function) }
   }
 
   // MARK: - Methods
@@ -180,48 +169,47 @@ public final class Server: Sendable {
   private func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
     -> Payload
   {
-    let invocation = (function: function, node: target)
     let start = ContinuousClock.now
     var tried: Set<String> = []
     var lastError: EasyRemoteError?
     while true {
       let pick = state.withLock { state in
-        state.router.pick(invocation.function, target: invocation.node, excluding: tried)
+        state.router.pick(function, target: target, excluding: tried)
       }
       let chosen: (nodeID: String, descriptor: FunctionDescriptor)
       switch pick {
       case .success(let value): chosen = value
       case .failure(let error):
         let failure = lastError ?? error
-        record(invocation.function, start: start, failed: true)
+        record(function, start: start, failed: true)
         throw failure.nodeError
       }
       if chosen.descriptor.streaming {
         state.withLock { $0.router.finish(chosen.nodeID) }
-        record(invocation.function, start: start, failed: true)
+        record(function, start: start, failed: true)
         throw EasyRemoteError(
-          code: .invalidArguments, message: "'\(invocation.function)' is a streaming function: use stream()",
-          function: invocation.function
+          code: .invalidArguments, message: "'\(function)' is a streaming function: use stream()",
+          function: function
         ).nodeError
       }
       tried.insert(chosen.nodeID)
       do {
         let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: timeout)
         state.withLock { $0.router.finish(chosen.nodeID) }
-        record(invocation.function, start: start, failed: false)
+        record(function, start: start, failed: false)
         return result
       } catch {
         state.withLock { $0.router.finish(chosen.nodeID) }
-        let failure = EasyRemoteError(error, function: invocation.function)
+        let failure = EasyRemoteError(error, function: function)
         if failure.code == .nodeLost {
           lastError = EasyRemoteError(
-            code: .nodeLost, message: "node '\(chosen.nodeID)' was lost while running '\(invocation.function)'",
-            function: invocation.function, details: ["node": chosen.nodeID])
-          if chosen.descriptor.idempotent, tried.count < 2, invocation.node == nil { continue }
-          record(invocation.function, start: start, failed: true)
+            code: .nodeLost, message: "node '\(chosen.nodeID)' was lost while running '\(function)'",
+            function: function, details: ["node": chosen.nodeID])
+          if chosen.descriptor.idempotent, tried.count < 2, target == nil { continue }
+          record(function, start: start, failed: true)
           throw lastError!.nodeError
         }
-        record(invocation.function, start: start, failed: true)
+        record(function, start: start, failed: true)
         throw failure.nodeError
       }
     }

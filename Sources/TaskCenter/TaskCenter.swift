@@ -312,7 +312,9 @@ public final class TaskCenter: Sendable {
 
   /// Node `id`. - Throws: `nodeNotFound`.
   public func node(_ id: String) throws -> TaskNodeInfo {
-    guard let node = nodes().first(where: { $0.nodeID == id }) else {
+    let now = clock()
+    let found = state.withLock { state in state.scheduler.nodes[id].map { info(for: $0, state: state, now: now) } }
+    guard let node = found else {
       throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
     }
     return node

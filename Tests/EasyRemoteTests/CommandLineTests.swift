@@ -6,11 +6,8 @@ import Testing
 struct CommandLineTests {
   @Test("gateway, node, call, stream, functions, nodes and health work together")
   func endToEnd() async throws {
-    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
-    let gateway = try await BackgroundProcess.start(
-      ["gateway", "--port", "0", "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    let (gateway, address) = try await BackgroundProcess.gateway()
     defer { gateway.stop() }
-    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let node = try await BackgroundProcess.start(
       ["node", "--gateway", address, "--id", "cli-node"], readyPrefix: "node cli-node joined")
     defer { node.stop() }
@@ -59,11 +56,8 @@ struct CommandLineTests {
 
   @Test("a compute node killed with SIGKILL mid-call: the caller gets node_lost at once, not at its timeout")
   func nodeKilledMidCall() async throws {
-    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
-    let gateway = try await BackgroundProcess.start(
-      ["gateway", "--port", "0", "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    let (gateway, address) = try await BackgroundProcess.gateway()
     defer { gateway.stop() }
-    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let node = try await BackgroundProcess.start(
       ["node", "--gateway", address, "--id", "doomed"], readyPrefix: "node doomed joined")
     // A 60 s call with a 60 s timeout; the node dies 1 s into it.
@@ -82,11 +76,8 @@ struct CommandLineTests {
 
   @Test("a gateway with a token refuses nodes and clients without it")
   func token() async throws {
-    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
-    let gateway = try await BackgroundProcess.start(
-      ["gateway", "--port", "0", "--no-http", "--db", db, "--token", "s3cret"], readyPrefix: "gateway listening on ")
+    let (gateway, address) = try await BackgroundProcess.gateway(["--token", "s3cret"])
     defer { gateway.stop() }
-    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let node = try await BackgroundProcess.start(
       ["node", "--gateway", address, "--id", "trusted"], environment: ["EASYREMOTE_TOKEN": "s3cret"],
       readyPrefix: "node trusted joined")
@@ -250,6 +241,15 @@ final class BackgroundProcess: Sendable {
     guard process.isRunning else { return }
     process.terminate()
     process.waitUntilExit()
+  }
+
+  /// `easyremote gateway` on a free port with a task store of its own and no HTTP; returns
+  /// the process and its `host:port`.
+  static func gateway(_ extra: [String] = []) async throws -> (BackgroundProcess, String) {
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
+    let gateway = try await start(
+      ["gateway", "--port", "0", "--no-http", "--db", db] + extra, readyPrefix: "gateway listening on ")
+    return (gateway, gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: ""))
   }
 
   /// SIGKILL: no chance to clean up, as when a machine dies.

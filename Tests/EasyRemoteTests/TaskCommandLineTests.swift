@@ -95,10 +95,8 @@ struct TaskCommandLineTests {
 
   @Test("a node killed with SIGKILL while running a task: the task runs again on another node")
   func nodeKilled() async throws {
-    let gateway = try await BackgroundProcess.start(
-      ["gateway", "--port", "0", "--no-http", "--db", temporaryDatabase()], readyPrefix: "gateway listening on ")
+    let (gateway, address) = try await BackgroundProcess.gateway()
     defer { gateway.stop() }
-    let address = gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")
     let env = ["EASYREMOTE_GATEWAY": address]
     let doomed = try await BackgroundProcess.start(["node", "--id", "doomed"], environment: env, readyPrefix: "node doomed joined")
     // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
