@@ -25,6 +25,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
   @Option(help: .hidden) var simulateNodes: Int?
   @Option(help: .hidden) var gateway: String?
   @Flag(help: .hidden) var profileStore = false
+  @Option(help: .hidden) var profile: String?
 
   enum Suite: String, CaseIterable, ExpressibleByArgument {
     case link, routed, scale, tasks
@@ -40,6 +41,10 @@ struct EasyRemoteBench: AsyncParsableCommand {
       _ = try await TasksSuite.storeOps(
         "profile", try SQLiteTaskStore(path: NSTemporaryDirectory() + "/profile-\(UUID().uuidString).sqlite"),
         count: 20000)
+      return
+    }
+    if let profile {
+      try await ProfileLoops.run(profile, seconds: seconds)
       return
     }
     if let simulateNodes, let gateway {

@@ -51,6 +51,7 @@ extension NodeConfig {
     if let limits = file.limits {
       config.limits.maxPayloadSize = limits.max_payload_size ?? config.limits.maxPayloadSize
       config.limits.chunkSize = limits.chunk_size ?? config.limits.chunkSize
+      config.limits.tuneAllocator = limits.tune_allocator ?? config.limits.tuneAllocator
     }
     return config
   }
@@ -103,6 +104,7 @@ private struct ConfigFile: Decodable {
   struct Limits: Decodable {
     var max_payload_size: Int?
     var chunk_size: Int?
+    var tune_allocator: Bool?
   }
   var node_id: String?
   var debug: Bool?

@@ -42,6 +42,7 @@ struct NodeConfigTests {
         default: binary
       limits:
         max_payload_size: 1048576
+        tune_allocator: false
       auth:
         token: s3cret
       """.write(to: file, atomically: true, encoding: .utf8)
@@ -60,6 +61,7 @@ struct NodeConfigTests {
     #expect(config.serialization.defaultSerializer == "binary")
     #expect(config.limits.maxPayloadSize == 1 << 20)
     #expect(config.limits.chunkSize == LimitsConfig.defaults.chunkSize)
+    #expect(!config.limits.tuneAllocator && LimitsConfig.defaults.tuneAllocator)
     #expect(config.authToken == "s3cret")
     let node = Node(config: config, transport: MemoryTransport())
     #expect(node.id == "worker-7")

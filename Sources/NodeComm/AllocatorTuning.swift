@@ -1,0 +1,42 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps glibc's malloc from returning every large freed block to the kernel.
+///
+/// By default glibc serves blocks of 128 KiB and more (its threshold moves up to 32 MiB as
+/// it learns) with their own `mmap` and trims free memory above 128 KiB at the top of a heap.
+/// A link moving 1 MiB payloads frees and allocates such blocks on every call (gRPC frames,
+/// protobuf bytes, reassembled payloads), so each call paid page faults and `munmap`s: one
+/// 1 MiB echo at a time measured 240 MB/s with the defaults and 840 MB/s with these
+/// settings (BENCHMARKS.md). Blocks up to 4 MiB now come from the heap, and up to 32 MiB of
+/// free memory stays mapped for the next payload.
+///
+/// Applied once per process by the first node that starts, unless its
+/// ``LimitsConfig/tuneAllocator`` is off or `GLIBC_TUNABLES`/`MALLOC_*_` settings are
+/// present (those win).
+enum AllocatorTuning {
+  // glibc's <malloc.h> is not in Swift's Glibc module: `mallopt` is looked up at run time
+  // and its parameter numbers are glibc's stable ABI values.
+  private static let mTrimThreshold: Int32 = -1
+  private static let mMmapThreshold: Int32 = -3
+  static let mmapThreshold: Int32 = 4 << 20
+  static let trimThreshold: Int32 = 32 << 20
+  private static let applied = Atomic<Bool>(false)
+
+  static func applyOnce() {
+    guard !applied.exchange(true, ordering: .relaxed) else { return }
+    #if canImport(Glibc)
+    let environment = ProcessInfo.processInfo.environment
+    if environment["GLIBC_TUNABLES"]?.contains("malloc") == true { return }
+    if environment.keys.contains(where: { $0.hasPrefix("MALLOC_") && $0.hasSuffix("_") }) { return }
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }  // RTLD_DEFAULT
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+    _ = mallopt(mMmapThreshold, mmapThreshold)
+    _ = mallopt(mTrimThreshold, trimThreshold)
+    #endif
+  }
+}
