@@ -75,7 +75,7 @@ public final class Client: Sendable {
     for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
     let payload = try await executeRaw(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
     do {
-      return try JSONSerializer().decode(R.self, from: payload.data)
+      return try node.serializers.decode(R.self, from: payload, method: name)
     } catch {
       throw EasyRemoteError(
         code: .invalidResult, message: "the result of '\(name)' is not \(R.self): \(payload.text.prefix(200))",
@@ -89,7 +89,7 @@ public final class Client: Sendable {
     timeout: Duration? = nil
   ) async throws -> JSONValue {
     let payload = try await executeRaw(name, args: args, kwargs: kwargs, node: target, timeout: timeout)
-    return try JSONDecoder().decode(JSONValue.self, from: payload.data)
+    return try node.serializers.decode(JSONValue.self, from: payload, method: name)
   }
 
   private func executeRaw(
@@ -98,7 +98,7 @@ public final class Client: Sendable {
     try await connect()
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.execute)
+      let payload = try node.serializers.encode(invocation, method: Methods.execute, explicit: invocation.serializer)
       var metadata = [Methods.functionKey: name]
       if let target { metadata[Methods.nodeKey] = target }
       return try await node.call(
@@ -122,14 +122,15 @@ public final class Client: Sendable {
     let invocation = Invocation(function: name, args: positional, kwargs: kwargs, node: target)
     let items: NodeStream
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.stream)
-      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout)
+      let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
+      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
     } catch {
       throw EasyRemoteError(error, function: name)
     }
+    let serializers = node.serializers
     return items.mapErrors(function: name).map { payload throws -> Item in
       do {
-        return try JSONSerializer().decode(Item.self, from: payload.data)
+        return try serializers.decode(Item.self, from: payload, method: name)
       } catch {
         throw EasyRemoteError(
           code: .invalidResult, message: "an item of '\(name)' is not \(Item.self): \(payload.text.prefix(200))",
@@ -147,13 +148,14 @@ public final class Client: Sendable {
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
     let items: NodeStream
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.stream)
-      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout)
+      let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
+      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
     } catch {
       throw EasyRemoteError(error, function: name)
     }
+    let serializers = node.serializers
     return items.mapErrors(function: name).map { payload throws -> JSONValue in
-      try JSONDecoder().decode(JSONValue.self, from: payload.data)
+      try serializers.decode(JSONValue.self, from: payload, method: name)
     }
   }
 

@@ -166,12 +166,12 @@ public final class ComputeNode: Sendable {
     let count = Self.arity((repeat (each A).self))
     let names = Self.names(parameters, count: count)
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: false, idempotent: idempotent)) {
-      invocation, sink in
+      invocation, serializer, send in
       var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       let result = try await function(repeat each arguments)
-      try await sink(try JSONSerializer().encode(result))
+      try await send(Payload(data: try serializer.encode(result), serializer: serializer.name))
     }
   }
 
@@ -184,12 +184,12 @@ public final class ComputeNode: Sendable {
     let count = Self.arity((repeat (each A).self))
     let names = Self.names(parameters, count: count)
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: true, idempotent: false)) {
-      invocation, sink in
+      invocation, serializer, send in
       var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       for try await item in try await function(repeat each arguments) {
-        try await sink(try JSONSerializer().encode(item))
+        try await send(Payload(data: try serializer.encode(item), serializer: serializer.name))
       }
     }
   }
@@ -204,7 +204,11 @@ public final class ComputeNode: Sendable {
     (0..<count).map { $0 < given.count ? given[$0] : "arg\($0 + 1)" }
   }
 
-  private typealias Body = @Sendable (Invocation, _ send: @Sendable (Data) async throws -> Void) async throws -> Void
+  /// Runs one call: decodes the arguments, runs the function, sends its result (or each
+  /// item) encoded with `serializer`.
+  private typealias Body = @Sendable (
+    Invocation, _ serializer: any PayloadSerializer, _ send: @Sendable (Payload) async throws -> Void
+  ) async throws -> Void
 
   private let bodies = Mutex<[String: Body]>([:])
 
@@ -231,32 +235,34 @@ public final class ComputeNode: Sendable {
   private func registerMethods() {
     node.register(Methods.run) { [weak self] payload, _ in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
-      let result = Mutex(Data())
-      try await self.run(payload, streaming: false) { data in result.withLock { $0 = data } }
-      return Payload(data: result.withLock { $0 }, serializer: JSONSerializer.name)
+      let result = Mutex(Payload(data: Data(), serializer: JSONSerializer.name))
+      try await self.run(payload) { answer in result.withLock { $0 = answer } }
+      return result.withLock { $0 }
     }
     node.registerStream(Methods.runStream) { [weak self] payload, _, sink in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
-      try await self.run(payload, streaming: true) { data in
-        try await sink.send(Payload(data: data, serializer: JSONSerializer.name))
-      }
+      try await self.run(payload) { item in try await sink.send(item) }
     }
   }
 
   /// Runs one of this node's functions here (a worker slot like any call): the task center's
   /// way to run a function task. Returns the JSON result.
   package func runLocally(_ invocation: Invocation) async throws -> Data {
-    let payload = try node.serializers.encode(invocation, method: Methods.run)
     let result = Mutex(Data())
     do {
-      try await run(payload, streaming: false) { data in result.withLock { $0 = data } }
+      let payload = try JSONSerializer().encode(invocation)
+      try await run(Payload(data: payload, serializer: JSONSerializer.name)) { answer in result.withLock { $0 = answer.data } }
     } catch {
       throw EasyRemoteError(error, function: invocation.function)
     }
     return result.withLock { $0 }
   }
 
-  private func run(_ payload: Payload, streaming: Bool, send: @Sendable (Data) async throws -> Void) async throws {
+  /// Runs a call in a worker slot. The result (or each item) is encoded the way the call
+  /// came: MessagePack for a MessagePack call (bytes stay bytes), JSON otherwise.
+  private func run(_ payload: Payload, send: @Sendable (Payload) async throws -> Void) async throws {
+    let serializer: any PayloadSerializer =
+      payload.serializer == BinarySerializer.name ? BinarySerializer() : JSONSerializer()
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)
     guard let body = bodies.withLock({ $0[invocation.function] }) else {
       throw EasyRemoteError(
@@ -269,7 +275,7 @@ public final class ComputeNode: Sendable {
     var failed = false
     defer { releaseWorker(start: start, failed: failed) }
     do {
-      try await body(invocation, send)
+      try await body(invocation, serializer, send)
     } catch let error as EasyRemoteError {
       failed = true
       throw error.nodeError

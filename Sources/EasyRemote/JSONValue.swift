@@ -1,4 +1,5 @@
-import Foundation
+public import Foundation
+package import NodeComm
 
 /// Any JSON value: how arguments travel from clients (Swift, the command line, HTTP) to the
 /// node that decodes them into the function's parameter types.
@@ -10,8 +11,15 @@ public enum JSONValue: Sendable, Equatable, Codable {
   case string(String)
   case array([JSONValue])
   case object([String: JSONValue])
+  /// Bytes. A binary serializer carries them as they are; as JSON text they are a base64
+  /// string, as `JSONEncoder` writes `Data` (and they equal that string).
+  case bytes(Data)
 
   public init(from decoder: any Decoder) throws {
+    if let binary = (decoder as? any BinaryValueDecoding)?.binaryValue {
+      self = .bytes(binary)
+      return
+    }
     let container = try decoder.singleValueContainer()
     if container.decodeNil() {
       self = .null
@@ -40,12 +48,39 @@ public enum JSONValue: Sendable, Equatable, Codable {
     case .string(let value): try container.encode(value)
     case .array(let value): try container.encode(value)
     case .object(let value): try container.encode(value)
+    case .bytes(let value): try container.encode(value)
+    }
+  }
+
+  public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+    switch (lhs, rhs) {
+    case (.null, .null): true
+    case (.bool(let a), .bool(let b)): a == b
+    case (.int(let a), .int(let b)): a == b
+    case (.double(let a), .double(let b)): a == b
+    case (.string(let a), .string(let b)): a == b
+    case (.array(let a), .array(let b)): a == b
+    case (.object(let a), .object(let b)): a == b
+    case (.bytes(let a), .bytes(let b)): a == b
+    case (.bytes(let data), .string(let text)), (.string(let text), .bytes(let data)): data.base64EncodedString() == text
+    default: false
+    }
+  }
+
+  /// Whether bytes are somewhere in the value (a binary serializer then carries it best).
+  package var containsBytes: Bool {
+    switch self {
+    case .bytes: true
+    case .array(let values): values.contains { $0.containsBytes }
+    case .object(let values): values.values.contains { $0.containsBytes }
+    default: false
     }
   }
 
   /// The JSON form of any `Encodable` value.
   public init(encoding value: some Encodable) throws {
-    // The common types directly, as JSONEncoder would write them (Data as base64).
+    // The common types directly, as JSONEncoder would write them (Data as bytes, which
+    // JSON writes as base64).
     switch value {
     case let value as JSONValue: self = value; return
     case let value as String: self = .string(value); return
@@ -56,7 +91,7 @@ public enum JSONValue: Sendable, Equatable, Codable {
       // JSONEncoder writes 3.0 as 3, which reads back as an integer.
       self = value.rounded() == value && abs(value) < 1e15 ? .int(Int64(value)) : .double(value)
       return
-    case let value as Data: self = .string(value.base64EncodedString()); return
+    case let value as Data: self = .bytes(value); return
     default: break
     }
     let data = try JSONEncoder().encode(value)
@@ -83,6 +118,9 @@ public enum JSONValue: Sendable, Equatable, Codable {
       if T.self == Double.self, let value = number as? T { return value }
     case .bool(let flag):
       if T.self == Bool.self, let value = flag as? T { return value }
+    case .bytes(let data):
+      if T.self == Data.self, let value = data as? T { return value }
+      if T.self == [UInt8].self, let value = [UInt8](data) as? T { return value }
     default:
       break
     }

@@ -1,3 +1,5 @@
+import NodeComm
+
 // What clients, the gateway and compute nodes say to each other, as node-layer methods.
 
 /// Methods of the gateway and of compute nodes.
@@ -14,6 +16,8 @@ enum Methods {
   /// Call metadata naming the function and the target node of an `execute`.
   static let functionKey = "er-function"
   static let nodeKey = "er-node"
+  /// Items a stream may have in flight unread on each hop (client ← gateway ← node).
+  static let streamWindow = 256
 }
 
 /// One call of a function: positional and keyword arguments as JSON values.
@@ -29,6 +33,12 @@ package struct Invocation: Codable, Sendable {
     self.args = args
     self.kwargs = kwargs
     self.node = node
+  }
+
+  /// How a client sends it: MessagePack when it carries bytes (they travel as they are, and
+  /// the node answers in kind), the default (JSON) otherwise.
+  package var serializer: String? {
+    args.contains { $0.containsBytes } || kwargs.values.contains { $0.containsBytes } ? BinarySerializer.name : nil
   }
 }
 

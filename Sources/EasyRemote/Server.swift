@@ -227,8 +227,8 @@ public final class Server: Sendable {
     }
     defer { state.withLock { $0.router.finish(chosen.nodeID) } }
     do {
-      let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining)
-      for try await item in items { try await sink.send(item) }
+      let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow)
+      for try await batch in items.batches { try await sink.send(contentsOf: batch) }
       record(invocation.function, start: start, failed: false)
     } catch {
       record(invocation.function, start: start, failed: true)

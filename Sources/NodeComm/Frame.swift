@@ -25,6 +25,9 @@ public struct Frame: Sendable, Equatable {
   public var chunk: Chunk?
   /// For requests: the caller expects a stream of items.
   public var streaming: Bool
+  /// For stream items: the items after `payload`, in order (items that were ready together
+  /// travel in one frame).
+  public var moreItems: [Data]
 
   public init(
     id: UInt64 = 0,
@@ -41,7 +44,8 @@ public struct Frame: Sendable, Equatable {
     timeoutMicros: Int64 = 0,
     credit: UInt32 = 0,
     chunk: Chunk? = nil,
-    streaming: Bool = false
+    streaming: Bool = false,
+    moreItems: [Data] = []
   ) {
     self.id = id
     self.type = type
@@ -58,6 +62,7 @@ public struct Frame: Sendable, Equatable {
     self.credit = credit
     self.chunk = chunk
     self.streaming = streaming
+    self.moreItems = moreItems
   }
 
   /// One piece of a payload split for transfer; pieces share the frame id.
@@ -75,6 +80,9 @@ public struct Frame: Sendable, Equatable {
 
   /// Approximate size on the wire, used to bound batches.
   var approximateSize: Int { payload.count + method.utf8.count + 64 }
+
+  /// How many stream items the frame carries.
+  var itemCount: Int { 1 + moreItems.count }
 }
 
 /// What a frame is for. See `Protos/link.proto` for the meaning of each.

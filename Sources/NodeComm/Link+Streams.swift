@@ -12,10 +12,16 @@ extension Link {
     let window: Int
     var buffer: [Payload] = []
     var head = 0
-    var waiter: CheckedContinuation<Payload?, any Error>?
+    var waiter: StreamReader?
     var end: Result<Void, NodeError>?
     var readSinceCredit = 0
     var timer: Task<Void, Never>?
+  }
+
+  /// A reader waiting for items: it takes up to `max` of them at once.
+  struct StreamReader {
+    let continuation: CheckedContinuation<[Payload]?, any Error>
+    let max: Int
   }
 
   /// A stream this node produces: the credit left and the producer waiting for more.
@@ -26,15 +32,22 @@ extension Link {
 
   /// What a closing link must end: readers to fail, producers to wake.
   struct StreamsToEnd {
-    var readers: [CheckedContinuation<Payload?, any Error>] = []
+    var readers: [StreamReader] = []
     var producers: [CheckedContinuation<Void, Never>] = []
     var timers: [Task<Void, Never>] = []
 
     func end(error: NodeError) {
       for timer in timers { timer.cancel() }
-      for reader in readers { reader.resume(throwing: error) }
+      for reader in readers { reader.continuation.resume(throwing: error) }
       for producer in producers { producer.resume() }
     }
+  }
+
+  /// What a read of a stream finds.
+  enum StreamTake {
+    case items([Payload], grant: Int)
+    case end(Result<Void, NodeError>)
+    case wait
   }
 
   // MARK: Consuming
@@ -68,47 +81,41 @@ extension Link {
     return id
   }
 
-  /// The next item of stream `id`; nil at its end. Reading replenishes the producer's credit.
-  func nextStreamItem(_ id: UInt64) async throws -> Payload? {
-    try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Payload?, any Error>) in
-        enum Step { case item(Payload, grant: Int), end(Result<Void, NodeError>), wait }
-        let step: Step = state.withLock { state in
-          guard var stream = state.inStreams[id] else { return .end(.success(())) }
-          if stream.head < stream.buffer.count {
-            let item = stream.buffer[stream.head]
-            stream.head += 1
-            if stream.head == stream.buffer.count {
-              stream.buffer.removeAll(keepingCapacity: true)
-              stream.head = 0
-            }
-            let grant = stream.countRead()
-            state.inStreams[id] = stream
-            return .item(item, grant: grant)
-          }
-          if let end = stream.end {
-            state.inStreams[id] = nil
-            return .end(end)
-          }
+  /// The next items of stream `id`, at least one and at most `max`, waiting for the first;
+  /// nil at its end. Reading replenishes the producer's credit.
+  func nextStreamItems(_ id: UInt64, max: Int) async throws -> [Payload]? {
+    // Items already buffered are taken without suspending.
+    if let found = try finish(state.withLock { $0.takeItems(id, max: max) }, id: id) { return found }
+    return try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[Payload]?, any Error>) in
+        let take = state.withLock { state -> StreamTake in
+          let take = state.takeItems(id, max: max)
+          guard case .wait = take else { return take }
           if Task.isCancelled { return .end(.failure(NodeError(code: .cancelled, message: "stream read was cancelled"))) }
-          stream.waiter = continuation
-          state.inStreams[id] = stream
+          state.inStreams[id]?.waiter = StreamReader(continuation: continuation, max: max)
           return .wait
         }
-        switch step {
-        case .item(let item, let grant):
-          if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
-          continuation.resume(returning: item)
-        case .end(.success):
-          continuation.resume(returning: nil)
-        case .end(.failure(let error)):
+        do {
+          if case .wait = take { return }
+          continuation.resume(returning: try finish(take, id: id) ?? nil)
+        } catch {
           continuation.resume(throwing: error)
-        case .wait:
-          break
         }
       }
     } onCancel: {
       self.cancelInboundStream(id, error: NodeError(code: .cancelled, message: "stream read was cancelled"))
+    }
+  }
+
+  /// Sends the credit a read earned; returns the items (`.some(nil)` at the end) or nil to wait.
+  private func finish(_ take: StreamTake, id: UInt64) throws -> [Payload]?? {
+    switch take {
+    case .items(let items, let grant):
+      if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
+      return .some(items)
+    case .end(.success): return .some(nil)
+    case .end(.failure(let error)): throw error
+    case .wait: return nil
     }
   }
 
@@ -117,7 +124,7 @@ extension Link {
   /// stream is forgotten (the reader cancelled or dropped it).
   func cancelInboundStream(_ id: UInt64, error: NodeError, keepForReader: Bool = false) {
     var failure = error
-    let (found, waiter, timer) = state.withLock { state -> (Bool, CheckedContinuation<Payload?, any Error>?, Task<Void, Never>?) in
+    let (found, waiter, timer) = state.withLock { state -> (Bool, StreamReader?, Task<Void, Never>?) in
       if failure.nodeID == nil { failure.nodeID = state.peerID }
       guard var stream = state.inStreams.removeValue(forKey: id) else { return (false, nil, nil) }
       let unfinished = stream.end == nil
@@ -133,29 +140,39 @@ extension Link {
     timer?.cancel()
     guard found else { return }
     enqueue(Frame(type: .cancel, correlationID: id))
-    waiter?.resume(throwing: failure)
+    waiter?.continuation.resume(throwing: failure)
   }
 
-  func deliverStreamItem(_ frame: Frame) {
-    let item = Payload(data: frame.payload, serializer: frame.serializer)
-    let (waiter, grant): (CheckedContinuation<Payload?, any Error>?, Int) = state.withLock { state in
-      guard var stream = state.inStreams[frame.correlationID], stream.end == nil else { return (nil, 0) }
-      if let waiter = stream.waiter {
-        stream.waiter = nil
-        let grant = stream.countRead()
-        state.inStreams[frame.correlationID] = stream
-        return (waiter, grant)
-      }
-      stream.buffer.append(item)
-      state.inStreams[frame.correlationID] = stream
-      return (nil, 0)
+  /// Takes the items of a STREAM_ITEM frame: a waiting reader gets what it asked for, the
+  /// rest waits in the buffer.
+  func deliverStreamItems(_ frame: Frame) {
+    var items = [Payload(data: frame.payload, serializer: frame.serializer)]
+    if !frame.moreItems.isEmpty {
+      items.reserveCapacity(frame.itemCount)
+      for data in frame.moreItems { items.append(Payload(data: data, serializer: frame.serializer)) }
     }
-    if grant > 0 { enqueue(Frame(type: .credit, correlationID: frame.correlationID, credit: UInt32(grant))) }
-    waiter?.resume(returning: item)
+    let id = frame.correlationID
+    let (waiter, given, grant): (StreamReader?, [Payload], Int) = state.withLock { state in
+      guard let index = state.inStreams.index(forKey: id), state.inStreams.values[index].end == nil else {
+        return (nil, [], 0)
+      }
+      guard let waiter = state.inStreams.values[index].waiter else {
+        state.inStreams.values[index].buffer.append(contentsOf: items)
+        return (nil, [], 0)
+      }
+      state.inStreams.values[index].waiter = nil
+      let count = min(waiter.max, items.count)
+      if count < items.count { state.inStreams.values[index].buffer.append(contentsOf: items[count...]) }
+      let grant = state.inStreams.values[index].countRead(count)
+      return (waiter, count == items.count ? items : Array(items[..<count]), grant)
+    }
+    guard let waiter else { return }
+    if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
+    waiter.continuation.resume(returning: given)
   }
 
   func finishInboundStream(_ id: UInt64, error info: ErrorInfo?) {
-    let (waiter, method, timer): (CheckedContinuation<Payload?, any Error>?, String, Task<Void, Never>?) = state.withLock { state in
+    let (waiter, method, timer): (StreamReader?, String, Task<Void, Never>?) = state.withLock { state in
       guard var stream = state.inStreams[id], stream.end == nil else { return (nil, "", nil) }
       let outcome: Result<Void, NodeError> =
         info.map { .failure(NodeError(remote: $0, nodeID: state.peerID ?? "", method: stream.method)) } ?? .success(())
@@ -172,9 +189,9 @@ extension Link {
     timer?.cancel()
     guard let waiter else { return }
     if let info {
-      waiter.resume(throwing: NodeError(remote: info, nodeID: peerID ?? "", method: method))
+      waiter.continuation.resume(throwing: NodeError(remote: info, nodeID: peerID ?? "", method: method))
     } else {
-      waiter.resume(returning: nil)
+      waiter.continuation.resume(returning: nil)
     }
   }
 
@@ -204,32 +221,38 @@ extension Link {
     enqueue(end)
   }
 
-  /// Sends one item of stream `id`, waiting for credit first.
+  /// Sends items of stream `id` in order, each as soon as the consumer has credit for it;
+  /// items that go out together share a frame.
   ///
-  /// - Throws: `cancelled` when the consumer cancelled, the task was cancelled or the link closed.
-  func sendStreamItem(_ id: UInt64, method: String, payload: Payload) async throws {
+  /// - Throws: `cancelled` when the consumer cancelled, the task was cancelled or the link
+  ///   closed; `payloadTooLarge` for an item above the limit (nothing of the call is sent).
+  func sendStreamItems(_ id: UInt64, method: String, payloads: some Collection<Payload>) async throws {
     let limit = node.config.limits.maxPayloadSize
-    if payload.data.count > limit {
-      throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
+    if let large = payloads.first(where: { $0.data.count > limit }) {
+      throw NodeError.payloadTooLarge(size: large.data.count, limit: limit, method: method)
     }
-    while true {
-      // true: credit taken; false: none left; nil: the stream is gone.
-      let took: Bool? = state.withLock { state in
-        guard var stream = state.outStreams[id], state.closedReason == nil else { return nil }
-        guard stream.credit > 0 else { return false }
-        stream.credit -= 1
-        state.outStreams[id] = stream
-        return true
+    var rest = payloads[...]
+    while !rest.isEmpty {
+      // nil: the stream is gone; otherwise how many went out (0: no credit left).
+      let (sent, wakeup): (Int?, Wakeup?) = state.withLock { state in
+        guard state.closedReason == nil, let index = state.outStreams.index(forKey: id) else { return (nil, nil) }
+        let count = min(state.outStreams.values[index].credit, rest.count)
+        state.outStreams.values[index].credit -= count
+        var wakeup: Wakeup?
+        for item in rest.prefix(count) {
+          let frame = Frame(
+            id: state.allocateID(), type: .streamItem, source: node.id, payload: item.data,
+            serializer: item.serializer, correlationID: id)
+          if let woken = state.enqueue(frame, chunkSize: node.config.limits.chunkSize) { wakeup = woken }
+        }
+        return (count, wakeup)
       }
-      guard let took, !Task.isCancelled else {
+      wakeup?.resume()
+      guard let sent, !Task.isCancelled else {
         throw NodeError(code: .cancelled, message: "the consumer of '\(method)' went away", method: method)
       }
-      if took {
-        enqueue(
-          Frame(type: .streamItem, source: node.id, payload: payload.data, serializer: payload.serializer, correlationID: id))
-        return
-      }
-      await waitForCredit(id)
+      rest = rest.dropFirst(sent)
+      if sent == 0 { await waitForCredit(id) }
     }
   }
 
@@ -270,9 +293,9 @@ extension Link {
 }
 
 extension Link.InboundStream {
-  /// Counts one item read; returns the credit to grant now (half a window at a time).
-  mutating func countRead() -> Int {
-    readSinceCredit += 1
+  /// Counts `count` items read; returns the credit to grant now (half a window at a time).
+  mutating func countRead(_ count: Int) -> Int {
+    readSinceCredit += count
     guard readSinceCredit >= max(1, window / 2) else { return 0 }
     defer { readSinceCredit = 0 }
     return readSinceCredit
@@ -280,6 +303,29 @@ extension Link.InboundStream {
 }
 
 extension Link.State {
+  /// Takes up to `max` buffered items of stream `id`, or finds its end, or finds nothing yet.
+  mutating func takeItems(_ id: UInt64, max: Int) -> Link.StreamTake {
+    guard let index = inStreams.index(forKey: id) else { return .end(.success(())) }
+    let head = inStreams.values[index].head
+    let available = inStreams.values[index].buffer.count - head
+    if available > 0 {
+      let count = Swift.min(available, max)
+      let items = Array(inStreams.values[index].buffer[head..<(head + count)])
+      if count == available {
+        inStreams.values[index].buffer.removeAll(keepingCapacity: true)
+        inStreams.values[index].head = 0
+      } else {
+        inStreams.values[index].head = head + count
+      }
+      return .items(items, grant: inStreams.values[index].countRead(count))
+    }
+    if let end = inStreams.values[index].end {
+      inStreams.remove(at: index)
+      return .end(end)
+    }
+    return .wait
+  }
+
   /// Ends the streams of a closing link: waiting readers are returned to be failed, readers
   /// that come later find `error` after the items already buffered.
   mutating func takeStreams(error: NodeError) -> Link.StreamsToEnd {

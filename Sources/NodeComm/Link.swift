@@ -271,7 +271,7 @@ final class Link: Sendable {
     case .heartbeat:
       break
     case .streamItem:
-      deliverStreamItem(frame)
+      deliverStreamItems(frame)
     case .streamEnd:
       finishInboundStream(frame.correlationID, error: frame.error)
     case .credit:
@@ -397,7 +397,7 @@ final class Link: Sendable {
   }
 
   private func writerLoop() async {
-    let budget = max(node.config.limits.chunkSize * 4, 1 << 20)
+    let budget = max(node.config.limits.chunkSize, 1 << 20)
     while true {
       let batch: [Frame]? = await withCheckedContinuation { continuation in
         let ready = state.withLock { state -> [Frame]?? in
@@ -538,6 +538,8 @@ extension Link {
     /// Stream ids with pieces of an item still in the bulk queue: their next frames queue
     /// behind them so that items and the end stay in order.
     var bulkPending: [UInt64: Int] = [:]
+    /// Payload bytes of the stream items gathered in the outbox's last frame.
+    var lastItemBytes = 0
     var lastReceived: ContinuousClock.Instant
     var peerStopping = false
     var closing = false
@@ -557,13 +559,33 @@ extension Link {
       return nil
     }
 
+    /// Whether a frame's payload travels in pieces: above the chunk size plus an eighth, so
+    /// that a value of exactly the chunk size with its envelope (arguments, names) is not
+    /// split into a large and a tiny piece, and copied back together.
+    static func needsPieces(_ frame: Frame, chunkSize: Int) -> Bool {
+      frame.payload.count > chunkSize + chunkSize / 8
+    }
+
+    /// Stream items of one frame: up to this many payload bytes go together.
+    static let itemFrameBytes = 64 << 10
+
     /// Queues a frame, split into pieces when large; returns the writer to wake, if waiting.
+    ///
+    /// A stream item joins the outbox's last frame when that is an item of the same stream
+    /// still waiting for the writer: items that are ready together travel as one frame.
     mutating func enqueue(_ frame: Frame, chunkSize: Int) -> Wakeup? {
       let isStreamFrame = frame.type == .streamItem || frame.type == .streamEnd
-      if isStreamFrame, frame.payload.count <= chunkSize, bulkPending[frame.correlationID, default: 0] > 0 {
+      if frame.type == .streamItem, let last = outbox.indices.last, outbox[last].type == .streamItem,
+        outbox[last].correlationID == frame.correlationID, outbox[last].serializer == frame.serializer,
+        lastItemBytes + frame.payload.count <= Self.itemFrameBytes, bulkPending[frame.correlationID] == nil
+      {
+        outbox[last].moreItems.append(frame.payload)
+        outbox[last].moreItems.append(contentsOf: frame.moreItems)
+        lastItemBytes += frame.payload.count
+      } else if isStreamFrame, !Self.needsPieces(frame, chunkSize: chunkSize), bulkPending[frame.correlationID, default: 0] > 0 {
         bulk.append(frame)
         bulkPending[frame.correlationID, default: 0] += 1
-      } else if frame.payload.count > chunkSize {
+      } else if Self.needsPieces(frame, chunkSize: chunkSize) {
         let total = frame.payload.count
         var offset = frame.payload.startIndex
         var index: UInt32 = 0
@@ -585,6 +607,7 @@ extension Link {
         }
       } else {
         outbox.append(frame)
+        lastItemBytes = frame.payload.count
       }
       guard let writer else { return nil }
       self.writer = nil

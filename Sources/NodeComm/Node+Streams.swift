@@ -16,7 +16,13 @@ public struct StreamSink: Sendable {
 
   /// Sends one item, waiting for the consumer's credit.
   public func send(_ item: Payload) async throws {
-    try await link.sendStreamItem(id, method: method, payload: item)
+    try await link.sendStreamItems(id, method: method, payloads: CollectionOfOne(item))
+  }
+
+  /// Sends items in order, each as soon as the consumer has credit for it; items that go
+  /// out together share one frame.
+  public func send(contentsOf items: [Payload]) async throws {
+    try await link.sendStreamItems(id, method: method, payloads: items)
   }
 }
 
@@ -31,14 +37,50 @@ public struct NodeStream: AsyncSequence, Sendable {
 
   let receiver: StreamReceiver
 
+  /// Takes the items that have arrived a window at a time and hands them out one by one, so
+  /// a fast stream costs one wake-up per batch, not per item. (Items taken count as read:
+  /// with the producer's window, at most two windows are held between them.)
   public struct AsyncIterator: AsyncIteratorProtocol {
     let receiver: StreamReceiver
+    var buffer: [Payload] = []
+    var index = 0
+
     public mutating func next() async throws -> Payload? {
-      try await receiver.link.nextStreamItem(receiver.id)
+      if index < buffer.count {
+        defer { index += 1 }
+        return buffer[index]
+      }
+      guard let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window) else {
+        buffer = []
+        index = 0
+        return nil
+      }
+      buffer = items
+      index = 1
+      return items[0]
     }
   }
 
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(receiver: receiver) }
+
+  /// The same items as arrays of those that arrived together (at most a window each): for
+  /// code that passes items on, such as a gateway forwarding a stream.
+  public var batches: Batches { Batches(receiver: receiver) }
+
+  public struct Batches: AsyncSequence, Sendable {
+    public typealias Element = [Payload]
+    public typealias Failure = any Error
+    let receiver: StreamReceiver
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+      let receiver: StreamReceiver
+      public mutating func next() async throws -> [Payload]? {
+        try await receiver.link.nextStreamItems(receiver.id, max: receiver.window)
+      }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(receiver: receiver) }
+  }
 
   /// Stops reading; the producer's task is cancelled.
   public func cancel() {
@@ -50,10 +92,12 @@ public struct NodeStream: AsyncSequence, Sendable {
 final class StreamReceiver: Sendable {
   let link: Link
   let id: UInt64
+  let window: Int
 
-  init(link: Link, id: UInt64) {
+  init(link: Link, id: UInt64, window: Int) {
     self.link = link
     self.id = id
+    self.window = window
   }
 
   deinit {
@@ -111,7 +155,7 @@ extension Node {
     guard let id = opened.id else {
       throw NodeError(code: .rejected, message: "an interceptor did not open the stream", nodeID: target, method: method)
     }
-    return NodeStream(receiver: StreamReceiver(link: link, id: id))
+    return NodeStream(receiver: StreamReceiver(link: link, id: id, window: max(1, window)))
   }
 
   /// Opens a typed stream: the argument is encoded, each item decoded as `Item`.

@@ -15,7 +15,7 @@ import Foundation
 ///   tls: { cert: node.pem, key: node.key, ca: ca.pem, require_client_cert: false }
 /// heartbeat: { enabled: true, interval: 30, timeout: 90 }
 /// serialization: { default: json }
-/// limits: { max_payload_size: 67108864, chunk_size: 262144, tune_allocator: true }
+/// limits: { max_payload_size: 67108864, chunk_size: 1048576, tune_allocator: true }
 /// ```
 public struct NodeConfig: Sendable, Equatable {
   /// The node's id; a random one is made when nil.
@@ -153,14 +153,15 @@ public struct LimitsConfig: Sendable, Equatable {
   /// The largest payload a node sends or accepts; larger ones fail with `payloadTooLarge`
   /// and the link keeps working.
   public var maxPayloadSize: Int
-  /// Payloads above this size travel in pieces of this size, interleaved with other frames.
+  /// Payloads above this size (plus an eighth) travel in pieces of this size, interleaved
+  /// with other frames: a small call waits behind at most one piece.
   public var chunkSize: Int
   /// Tune glibc's malloc for large payloads when the first node of the process starts
   /// (blocks up to 4 MiB from the heap instead of their own `mmap`, freed memory kept up to
   /// 32 MiB): about 3x the throughput of 1 MiB payloads. Off leaves malloc as it is.
   public var tuneAllocator: Bool
 
-  public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 256 << 10, tuneAllocator: Bool = true) {
+  public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 1 << 20, tuneAllocator: Bool = true) {
     self.maxPayloadSize = maxPayloadSize
     self.chunkSize = chunkSize
     self.tuneAllocator = tuneAllocator

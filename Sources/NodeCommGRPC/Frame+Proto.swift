@@ -33,6 +33,7 @@ extension Frame {
       message.chunk = piece
     }
     message.streaming = streaming
+    if !moreItems.isEmpty { message.moreItems = moreItems }
     return message
   }
 
@@ -50,7 +51,7 @@ extension Frame {
       timeoutMicros: message.timeoutMicros, credit: message.credit,
       chunk: message.hasChunk
         ? Chunk(index: message.chunk.index, last: message.chunk.last, totalSize: message.chunk.totalSize) : nil,
-      streaming: message.streaming)
+      streaming: message.streaming, moreItems: message.moreItems)
   }
 }
 

@@ -148,8 +148,16 @@ extension Date: MessagePackDecodableScalar {
   }
 }
 
+/// A decoder that can tell bytes from other values: a type that holds "any value" (such as
+/// a JSON value with a bytes case) asks it before trying the other shapes, since `Data` also
+/// decodes from an array of small integers.
+package protocol BinaryValueDecoding {
+  /// The bytes, when the value being decoded is binary; nil otherwise.
+  var binaryValue: Data? { get }
+}
+
 /// The `Decoder` handed to `init(from:)`, over one value; it is its own single-value container.
-struct MessagePackDecoderImpl: Decoder, SingleValueDecodingContainer {
+struct MessagePackDecoderImpl: Decoder, SingleValueDecodingContainer, BinaryValueDecoding {
   let value: MessagePackValue
   let codingPath: [any CodingKey]
   var userInfo: [CodingUserInfoKey: Any] { [:] }
@@ -181,6 +189,10 @@ struct MessagePackDecoderImpl: Decoder, SingleValueDecodingContainer {
   }
 
   func singleValueContainer() -> any SingleValueDecodingContainer { self }
+
+  var binaryValue: Data? {
+    if case .binary(let data) = value { data } else { nil }
+  }
 
   func decodeNil() -> Bool {
     if case .nil = value { true } else { false }

@@ -111,7 +111,11 @@ struct MessagePackWriter {
 
   mutating func writeBinary<Bytes: Collection<UInt8>>(_ value: Bytes) throws {
     try writeHeader(value.count, fix: nil, fixMax: -1, codes: (0xc4, 0xc5, 0xc6), what: "binary data")
-    bytes.append(contentsOf: value)
+    // Room for what usually follows, so a large value is copied once (a memcpy).
+    bytes.reserveCapacity(bytes.count + value.count + 1024)
+    if value.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+      bytes.append(contentsOf: value)
+    }
   }
 
   mutating func writeArrayHeader(_ count: Int) throws {

@@ -14,18 +14,23 @@ public protocol PayloadSerializer: Sendable {
 }
 
 /// JSON through Foundation's `JSONEncoder`; the default.
+///
+/// Single integers, booleans, plain strings and `Data` (base64, as `JSONEncoder` writes it)
+/// take a direct path in both directions: a stream of small items spends its time on them.
 public struct JSONSerializer: PayloadSerializer {
   public static let name = "json"
   public var name: String { Self.name }
   public init() {}
 
   public func encode<T: Encodable>(_ value: T) throws -> Data {
+    if let direct = JSONScalars.encode(value) { return direct }
     let encoder = JSONEncoder()
     encoder.dateEncodingStrategy = .iso8601
     return try encoder.encode(value)
   }
 
   public func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+    if let direct = JSONScalars.decode(type, from: data) { return direct }
     let decoder = JSONDecoder()
     decoder.dateDecodingStrategy = .iso8601
     return try decoder.decode(type, from: data)

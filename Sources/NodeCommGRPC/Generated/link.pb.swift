@@ -49,7 +49,8 @@ nonisolated enum Easyremote_Link_V1_FrameType: SwiftProtobuf.Enum, Swift.CaseIte
   /// A one-way call: no response is ever sent.
   case notify // = 4
 
-  /// One item of a streaming response (`correlation_id` is the request id).
+  /// Items of a streaming response (`correlation_id` is the request id): `payload`, then
+  /// `more_items` in order when several were ready together.
   case streamItem // = 5
 
   /// The end of a streaming response, with `error` if it failed.
@@ -231,6 +232,13 @@ nonisolated struct Easyremote_Link_V1_Frame: @unchecked Sendable {
     set {_uniqueStorage()._streaming = newValue}
   }
 
+  /// STREAM_ITEM: the items after `payload`, in order, all with `serializer`. Each counts
+  /// against the consumer's credit like a frame of its own.
+  var moreItems: [Data] {
+    get {_storage._moreItems}
+    set {_uniqueStorage()._moreItems = newValue}
+  }
+
   var unknownFields = SwiftProtobuf.UnknownStorage()
 
   init() {}
@@ -317,7 +325,7 @@ nonisolated extension Easyremote_Link_V1_FrameBatch: SwiftProtobuf.Message, Swif
 
 nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   static let protoMessageName: String = _protobuf_package + ".Frame"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}type\0\u{1}method\0\u{1}source\0\u{1}target\0\u{1}payload\0\u{1}serializer\0\u{3}correlation_id\0\u{3}timestamp_micros\0\u{1}metadata\0\u{1}error\0\u{3}timeout_micros\0\u{1}credit\0\u{1}chunk\0\u{1}streaming\0")
+  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}type\0\u{1}method\0\u{1}source\0\u{1}target\0\u{1}payload\0\u{1}serializer\0\u{3}correlation_id\0\u{3}timestamp_micros\0\u{1}metadata\0\u{1}error\0\u{3}timeout_micros\0\u{1}credit\0\u{1}chunk\0\u{1}streaming\0\u{3}more_items\0")
 
   fileprivate class _StorageClass {
     var _id: UInt64 = 0
@@ -335,6 +343,7 @@ nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProt
     var _credit: UInt32 = 0
     var _chunk: Easyremote_Link_V1_Chunk? = nil
     var _streaming: Bool = false
+    var _moreItems: [Data] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -360,6 +369,7 @@ nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProt
       _credit = source._credit
       _chunk = source._chunk
       _streaming = source._streaming
+      _moreItems = source._moreItems
     }
   }
 
@@ -393,6 +403,7 @@ nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProt
         case 13: try { try decoder.decodeSingularUInt32Field(value: &_storage._credit) }()
         case 14: try { try decoder.decodeSingularMessageField(value: &_storage._chunk) }()
         case 15: try { try decoder.decodeSingularBoolField(value: &_storage._streaming) }()
+        case 16: try { try decoder.decodeRepeatedBytesField(value: &_storage._moreItems) }()
         default: break
         }
       }
@@ -450,6 +461,9 @@ nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProt
       if _storage._streaming != false {
         try visitor.visitSingularBoolField(value: _storage._streaming, fieldNumber: 15)
       }
+      if !_storage._moreItems.isEmpty {
+        try visitor.visitRepeatedBytesField(value: _storage._moreItems, fieldNumber: 16)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -474,6 +488,7 @@ nonisolated extension Easyremote_Link_V1_Frame: SwiftProtobuf.Message, SwiftProt
         if _storage._credit != rhs_storage._credit {return false}
         if _storage._chunk != rhs_storage._chunk {return false}
         if _storage._streaming != rhs_storage._streaming {return false}
+        if _storage._moreItems != rhs_storage._moreItems {return false}
         return true
       }
       if !storagesAreEqual {return false}
