@@ -1,5 +1,5 @@
 public import Foundation
-package import NodeComm
+import NodeComm
 
 /// Any JSON value: how arguments travel from clients (Swift, the command line, HTTP) to the
 /// node that decodes them into the function's parameter types.

@@ -110,7 +110,9 @@ public enum SeedExamples {
     node.register("sync_process_data", description: "Summarises a list of numbers", parameters: ["data"], idempotent: true) {
       (data: [Double]) in summary(data)
     }
-    node.register("async_computation", description: "Squares numbers after a delay", parameters: ["data", "delay"]) {
+    node.register(
+      "async_computation", description: "Squares numbers after a delay", parameters: ["data", "delay"], idempotent: true
+    ) {
       (data: [Double], delay: Double) async throws in
       try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
       let squares = data.map { $0 * $0 }

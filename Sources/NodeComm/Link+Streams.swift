@@ -45,7 +45,7 @@ extension Link {
 
   /// What a read of a stream finds.
   enum StreamTake {
-    case items([Payload], grant: Int)
+    case items([Payload])
     case end(Result<Void, NodeError>)
     case wait
   }
@@ -82,10 +82,18 @@ extension Link {
   }
 
   /// The next items of stream `id`, at least one and at most `max`, waiting for the first;
-  /// nil at its end. Reading replenishes the producer's credit.
-  func nextStreamItems(_ id: UInt64, max: Int) async throws -> [Payload]? {
+  /// nil at its end. Items taken are not yet read: the reader reports them with
+  /// `consumed` here or with ``streamItemsConsumed(_:count:)`` once it has handed them on,
+  /// and only then does the producer get credit for more. So the producer is never more
+  /// than a window ahead of what the reader has actually taken in.
+  func nextStreamItems(_ id: UInt64, max: Int, consumed: Int) async throws -> [Payload]? {
     // Items already buffered are taken without suspending.
-    if let found = try finish(state.withLock { $0.takeItems(id, max: max) }, id: id) { return found }
+    let (first, grant) = state.withLock { state in
+      let grant = state.consumeItems(id, count: consumed)
+      return (state.takeItems(id, max: max), grant)
+    }
+    sendCredit(id, grant)
+    if let found = try Self.result(of: first) { return found }
     return try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[Payload]?, any Error>) in
         let take = state.withLock { state -> StreamTake in
@@ -97,7 +105,7 @@ extension Link {
         }
         do {
           if case .wait = take { return }
-          continuation.resume(returning: try finish(take, id: id) ?? nil)
+          continuation.resume(returning: try Self.result(of: take) ?? nil)
         } catch {
           continuation.resume(throwing: error)
         }
@@ -107,12 +115,20 @@ extension Link {
     }
   }
 
-  /// Sends the credit a read earned; returns the items (`.some(nil)` at the end) or nil to wait.
-  private func finish(_ take: StreamTake, id: UInt64) throws -> [Payload]?? {
+  /// The reader of stream `id` has handed on `count` more items: the producer gets credit
+  /// (half a window at a time).
+  func streamItemsConsumed(_ id: UInt64, count: Int) {
+    sendCredit(id, state.withLock { $0.consumeItems(id, count: count) })
+  }
+
+  private func sendCredit(_ id: UInt64, _ grant: Int) {
+    if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
+  }
+
+  /// The items (`.some(nil)` at the end) of a take, or nil when the reader must wait.
+  private static func result(of take: StreamTake) throws -> [Payload]?? {
     switch take {
-    case .items(let items, let grant):
-      if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
-      return .some(items)
+    case .items(let items): return .some(items)
     case .end(.success): return .some(nil)
     case .end(.failure(let error)): throw error
     case .wait: return nil
@@ -152,23 +168,20 @@ extension Link {
       for data in frame.moreItems { items.append(Payload(data: data, serializer: frame.serializer)) }
     }
     let id = frame.correlationID
-    let (waiter, given, grant): (StreamReader?, [Payload], Int) = state.withLock { state in
+    let (waiter, given): (StreamReader?, [Payload]) = state.withLock { state in
       guard let index = state.inStreams.index(forKey: id), state.inStreams.values[index].end == nil else {
-        return (nil, [], 0)
+        return (nil, [])
       }
       guard let waiter = state.inStreams.values[index].waiter else {
         state.inStreams.values[index].buffer.append(contentsOf: items)
-        return (nil, [], 0)
+        return (nil, [])
       }
       state.inStreams.values[index].waiter = nil
       let count = min(waiter.max, items.count)
       if count < items.count { state.inStreams.values[index].buffer.append(contentsOf: items[count...]) }
-      let grant = state.inStreams.values[index].countRead(count)
-      return (waiter, count == items.count ? items : Array(items[..<count]), grant)
+      return (waiter, count == items.count ? items : Array(items[..<count]))
     }
-    guard let waiter else { return }
-    if grant > 0 { enqueue(Frame(type: .credit, correlationID: id, credit: UInt32(grant))) }
-    waiter.continuation.resume(returning: given)
+    waiter?.continuation.resume(returning: given)
   }
 
   func finishInboundStream(_ id: UInt64, error info: ErrorInfo?) {
@@ -303,6 +316,12 @@ extension Link.InboundStream {
 }
 
 extension Link.State {
+  /// Counts `count` items of stream `id` as read; returns the credit to grant now.
+  mutating func consumeItems(_ id: UInt64, count: Int) -> Int {
+    guard count > 0, let index = inStreams.index(forKey: id) else { return 0 }
+    return inStreams.values[index].countRead(count)
+  }
+
   /// Takes up to `max` buffered items of stream `id`, or finds its end, or finds nothing yet.
   mutating func takeItems(_ id: UInt64, max: Int) -> Link.StreamTake {
     guard let index = inStreams.index(forKey: id) else { return .end(.success(())) }
@@ -317,7 +336,7 @@ extension Link.State {
       } else {
         inStreams.values[index].head = head + count
       }
-      return .items(items, grant: inStreams.values[index].countRead(count))
+      return .items(items)
     }
     if let end = inStreams.values[index].end {
       inStreams.remove(at: index)

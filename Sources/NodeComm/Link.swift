@@ -566,7 +566,8 @@ extension Link {
       frame.payload.count > chunkSize + chunkSize / 8
     }
 
-    /// Stream items of one frame: up to this many payload bytes go together.
+    /// Stream items of one frame: up to this many payload bytes (and at most a chunk) go
+    /// together; a larger item never joins (it travels alone or in pieces).
     static let itemFrameBytes = 64 << 10
 
     /// Queues a frame, split into pieces when large; returns the writer to wake, if waiting.
@@ -577,7 +578,7 @@ extension Link {
       let isStreamFrame = frame.type == .streamItem || frame.type == .streamEnd
       if frame.type == .streamItem, let last = outbox.indices.last, outbox[last].type == .streamItem,
         outbox[last].correlationID == frame.correlationID, outbox[last].serializer == frame.serializer,
-        lastItemBytes + frame.payload.count <= Self.itemFrameBytes, bulkPending[frame.correlationID] == nil
+        lastItemBytes + frame.payload.count <= min(Self.itemFrameBytes, chunkSize), bulkPending[frame.correlationID] == nil
       {
         outbox[last].moreItems.append(frame.payload)
         outbox[last].moreItems.append(contentsOf: frame.moreItems)

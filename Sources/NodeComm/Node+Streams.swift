@@ -37,34 +37,46 @@ public struct NodeStream: AsyncSequence, Sendable {
 
   let receiver: StreamReceiver
 
-  /// Takes the items that have arrived a window at a time and hands them out one by one, so
-  /// a fast stream costs one wake-up per batch, not per item. (Items taken count as read:
-  /// with the producer's window, at most two windows are held between them.)
+  /// Takes the items that have arrived up to a window at a time and hands them out one by
+  /// one, so a fast stream costs one wake-up per batch, not per item. Credit goes back as
+  /// items are handed out (half a window at a time), so the producer stays within a window
+  /// of this reader.
   public struct AsyncIterator: AsyncIteratorProtocol {
     let receiver: StreamReceiver
     var buffer: [Payload] = []
     var index = 0
+    /// Items handed out and not yet reported to the link.
+    var unreported = 0
 
     public mutating func next() async throws -> Payload? {
-      if index < buffer.count {
-        defer { index += 1 }
-        return buffer[index]
-      }
-      guard let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window) else {
-        buffer = []
+      if index >= buffer.count {
+        let reported = unreported
+        unreported = 0
+        guard let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window, consumed: reported)
+        else {
+          buffer = []
+          index = 0
+          return nil
+        }
+        buffer = items
         index = 0
-        return nil
       }
-      buffer = items
-      index = 1
-      return items[0]
+      let item = buffer[index]
+      index += 1
+      unreported += 1
+      if unreported >= Swift.max(1, receiver.window / 2) {
+        receiver.link.streamItemsConsumed(receiver.id, count: unreported)
+        unreported = 0
+      }
+      return item
     }
   }
 
   public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(receiver: receiver) }
 
   /// The same items as arrays of those that arrived together (at most a window each): for
-  /// code that passes items on, such as a gateway forwarding a stream.
+  /// code that passes items on, such as a gateway forwarding a stream. A batch counts as
+  /// read when the next one is asked for.
   public var batches: Batches { Batches(receiver: receiver) }
 
   public struct Batches: AsyncSequence, Sendable {
@@ -74,8 +86,12 @@ public struct NodeStream: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
       let receiver: StreamReceiver
+      var previous = 0
+
       public mutating func next() async throws -> [Payload]? {
-        try await receiver.link.nextStreamItems(receiver.id, max: receiver.window)
+        let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window, consumed: previous)
+        previous = items?.count ?? 0
+        return items
       }
     }
 

@@ -62,7 +62,7 @@ struct CommandLineTests {
       ["node", "--gateway", address, "--id", "doomed"], readyPrefix: "node doomed joined")
     // A 60 s call with a 60 s timeout; the node dies 1 s into it.
     let call = Task {
-      try await runTool(["call", "--gateway", address, "--timeout", "60", "async_computation", "[1, 2]", "60"])
+      try await runTool(["call", "--gateway", address, "--timeout", "60", "async_ai_simulation", "\"hi\"", "60"])
     }
     try await Task.sleep(for: .seconds(1))
     let killed = ContinuousClock.now
@@ -72,6 +72,39 @@ struct CommandLineTests {
     #expect(result.stderr.contains("node_lost"), "\(result.stderr)")
     #expect(result.stderr.contains("doomed"))
     #expect(ContinuousClock.now - killed < .seconds(10), "failed fast, not at the 60 s timeout")
+  }
+
+  @Test("an idempotent function whose node is killed with SIGKILL mid-call runs again on another node")
+  func idempotentRetryAfterKill() async throws {
+    let (gateway, address) = try await BackgroundProcess.gateway()
+    defer { gateway.stop() }
+    let doomed = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "doomed"], readyPrefix: "node doomed joined")
+    // Only the doomed node serves when the call starts, so the first attempt runs there.
+    let started = ContinuousClock.now
+    let call = Task {
+      try await runTool(["call", "--gateway", address, "--timeout", "60", "async_computation", "[1, 2, 3]", "8"])
+    }
+    var running = false
+    while !running, ContinuousClock.now - started < .seconds(6) {
+      let listing = try await runTool(["nodes", "--gateway", address, "--json"])
+      let nodes = try JSONSerialization.jsonObject(with: Data(listing.stdout.utf8)) as? [[String: Any]] ?? []
+      running = nodes.contains { $0["id"] as? String == "doomed" && $0["inFlight"] as? Int == 1 }
+    }
+    #expect(running, "the call never started on the doomed node")
+    let survivor = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "survivor"], readyPrefix: "node survivor joined")
+    defer { survivor.stop() }
+    let nodes = try await runTool(["nodes", "--gateway", address, "--json"])
+    #expect(nodes.stdout.contains("\"doomed\"") && nodes.stdout.contains("\"survivor\""))
+    doomed.kill()
+    #expect(ContinuousClock.now - started < .seconds(7), "the first attempt had to be still running when its node died")
+    let result = try await call.value
+    #expect(result.status == 0, "\(result.stderr)")
+    let answer = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+    #expect(answer?["total"] as? Double == 14)
+    let stats = try await runTool(["nodes", "--gateway", address, "--json"])
+    #expect(!stats.stdout.contains("\"doomed\""))
   }
 
   @Test("a gateway with a token refuses nodes and clients without it")

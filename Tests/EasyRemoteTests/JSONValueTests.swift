@@ -1,4 +1,5 @@
 import EasyRemote
+import NodeComm
 import Foundation
 import Testing
 
@@ -25,5 +26,34 @@ struct JSONValueTests {
     #expect(try JSONValue.string("x").decode(as: String.self) == "x")
     #expect(throws: (any Error).self) { try JSONValue.string("not base64!").decode(as: Data.self) }
     #expect(throws: (any Error).self) { try JSONValue.string("1").decode(as: Int.self) }
+  }
+
+  @Test("bytes stay bytes through MessagePack, equal their base64 text, and read as JSON base64")
+  func bytes() throws {
+    let data = Data([0, 1, 2, 250, 255, 63, 62])
+    let value = try JSONValue(encoding: data)
+    #expect(value == .bytes(data))
+    #expect(value == .string(data.base64EncodedString()))
+    #expect(value != .string("other"))
+    #expect(try value.decode(as: Data.self) == data)
+    #expect(try value.decode(as: [UInt8].self) == [UInt8](data))
+
+    let binary = BinarySerializer()
+    let mixed = JSONValue.array([.bytes(data), .int(3), .string("s"), .object(["b": .bytes(Data([9]))])])
+    let back = try binary.decode(JSONValue.self, from: binary.encode(mixed))
+    guard case .array(let items) = back, case .bytes(let first) = items[0] else {
+      Issue.record("bytes did not come back as bytes: \(back)")
+      return
+    }
+    #expect(first == data)
+    #expect(back == mixed)
+    // An array of small numbers is not mistaken for bytes.
+    let numbers = JSONValue.array([.int(1), .int(2)])
+    #expect(try binary.decode(JSONValue.self, from: binary.encode(numbers)) == numbers)
+    // As JSON text, bytes are the base64 string JSONEncoder writes for Data.
+    let json = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(mixed))
+    #expect(json == mixed)
+    #expect(try JSONDecoder().decode(Data.self, from: JSONEncoder().encode(value)) == data)
+    #expect(mixed.containsBytes && !numbers.containsBytes)
   }
 }

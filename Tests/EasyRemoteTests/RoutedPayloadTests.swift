@@ -10,6 +10,18 @@ struct RoutedPayloadTests {
     for id in ["a", "b"] {
       _ = try await fabric.addNode(id) { node in
         node.register("reverse", parameters: ["data"]) { (data: Data) in Data(data.reversed()) }
+        node.register("split", parameters: ["data", "parts"]) { (data: Data, parts: Int) -> [Data] in
+          let size = (data.count + parts - 1) / parts
+          return stride(from: 0, to: data.count, by: size).map { Data(data[$0..<min($0 + size, data.count)]) }
+        }
+        node.registerStream("pieces", parameters: ["data", "size"]) { (data: Data, size: Int) -> AsyncStream<Data> in
+          AsyncStream<Data> { continuation in
+            for start in stride(from: 0, to: data.count, by: size) {
+              continuation.yield(Data(data[start..<min(start + size, data.count)]))
+            }
+            continuation.finish()
+          }
+        }
       }
     }
     let client = fabric.client()
@@ -18,6 +30,15 @@ struct RoutedPayloadTests {
     #expect(back == Data(bytes.reversed()))
     let targeted: Data = try await client.execute("reverse", bytes, node: "b")
     #expect(targeted == Data(bytes.reversed()))
+    // Bytes travel as MessagePack bin; a JSON caller (the command line, HTTP) gets base64.
+    let small = Data([1, 2, 3, 250])
+    let viaJSON = try await client.executeJSON("reverse", args: [.string(small.base64EncodedString())])
+    #expect(viaJSON == .string(Data(small.reversed()).base64EncodedString()))
+    let pairs: [Data] = try await client.execute("split", bytes, 3)
+    #expect(pairs.count == 3 && pairs.reduce(Data(), +) == bytes)
+    var streamed = Data()
+    for try await piece in try await client.stream("pieces", bytes, 4096, as: Data.self) { streamed += piece }
+    #expect(streamed == bytes)
     let who: String = try await client.execute("whoami", node: "a")
     #expect(who == "a")
     await #expect(throws: EasyRemoteError.self) {

@@ -166,6 +166,33 @@ struct NodeStreamTests {
     }
   }
 
+  @Test("items sent together share frames, arrive in order and in batches within the window", arguments: TransportKind.allCases)
+  func batchedItems(kind: TransportKind) async throws {
+    try await TestCluster(kind).withPair(setUp: { _, b in
+      b.registerStream("burst") { _, _, sink in
+        try await sink.send(contentsOf: (0..<2000).map { Payload.raw(Data("\($0)".utf8)) })
+        for i in 2000..<3000 { try await sink.send(.raw(Data("\(i)".utf8))) }
+      }
+    }) { a, _ in
+      var received: [String] = []
+      var largest = 0
+      for try await batch in try await a.stream("b", "burst", payload: .empty, window: 16).batches {
+        largest = max(largest, batch.count)
+        received += batch.map(\.text)
+      }
+      #expect(received == (0..<3000).map(String.init))
+      // A window's worth of items goes out under one credit; all but the first of them wait
+      // for the writer together and travel as one frame.
+      #expect(largest > 1 && largest <= 16)
+      var count = 0
+      for try await item in try await a.stream("b", "burst", payload: .empty, window: 16) {
+        #expect(item.text == String(count))
+        count += 1
+      }
+      #expect(count == 3000)
+    }
+  }
+
   @Test("a producer node that stops ends the stream with an error, not silence", arguments: TransportKind.allCases)
   func producerStops(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)
