@@ -118,25 +118,8 @@ public final class Client: Sendable {
   ) async throws -> some AsyncSequence<Item, any Error> & Sendable {
     var positional: [JSONValue] = []
     for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
-    try await connect()
-    let invocation = Invocation(function: name, args: positional, kwargs: kwargs, node: target)
-    let items: NodeStream
-    do {
-      let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
-      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
-    } catch {
-      throw EasyRemoteError(error, function: name)
-    }
-    let serializers = node.serializers
-    return items.mapErrors(function: name).map { payload throws -> Item in
-      do {
-        return try serializers.decode(Item.self, from: payload, method: name)
-      } catch {
-        throw EasyRemoteError(
-          code: .invalidResult, message: "an item of '\(name)' is not \(Item.self): \(payload.text.prefix(200))",
-          function: name)
-      }
-    }
+    let items = try await openStream(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
+    return DecodedStream<Item>(items: items, function: name, serializers: node.serializers)
   }
 
   /// Opens a stream with JSON arguments; items come as JSON (the command line's form).
@@ -144,18 +127,21 @@ public final class Client: Sendable {
     _ name: String, args: [JSONValue], kwargs: [String: JSONValue] = [:], node target: String? = nil,
     timeout: Duration? = nil
   ) async throws -> some AsyncSequence<JSONValue, any Error> & Sendable {
+    let items = try await openStream(name, args: args, kwargs: kwargs, node: target, timeout: timeout)
+    return DecodedStream<JSONValue>(items: items, function: name, serializers: node.serializers)
+  }
+
+  private func openStream(
+    _ name: String, args: [JSONValue], kwargs: [String: JSONValue], node target: String?, timeout: Duration?
+  ) async throws -> NodeStream {
     try await connect()
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
-    let items: NodeStream
     do {
       let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
-      items = try await node.stream(Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
+      return try await node.stream(
+        Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
     } catch {
       throw EasyRemoteError(error, function: name)
-    }
-    let serializers = node.serializers
-    return items.mapErrors(function: name).map { payload throws -> JSONValue in
-      try serializers.decode(JSONValue.self, from: payload, method: name)
     }
   }
 
@@ -216,29 +202,39 @@ public func healthCheck(_ address: String, timeout: Duration = .seconds(5), auth
   }
 }
 
-extension NodeStream {
-  /// The same items, with node-layer errors turned into ``EasyRemoteError``s.
-  func mapErrors(function: String) -> AsyncThrowingMapSequence<ErrorMapping, Payload> {
-    ErrorMapping(base: self, function: function).map { $0 }
-  }
+/// The items of a function's stream, decoded as `Item`; node-layer errors become
+/// ``EasyRemoteError``s. (One layer over the node stream: a stream of small items spends its
+/// time in these few calls.)
+struct DecodedStream<Item: Decodable & Sendable>: AsyncSequence, Sendable {
+  typealias Element = Item
+  let items: NodeStream
+  let function: String
+  let serializers: SerializerRegistry
 
-  struct ErrorMapping: AsyncSequence, Sendable {
-    typealias Element = Payload
-    let base: NodeStream
+  struct AsyncIterator: AsyncIteratorProtocol {
+    var base: NodeStream.AsyncIterator
     let function: String
+    let serializers: SerializerRegistry
 
-    struct AsyncIterator: AsyncIteratorProtocol {
-      var base: NodeStream.AsyncIterator
-      let function: String
-      mutating func next() async throws -> Payload? {
-        do {
-          return try await base.next()
-        } catch {
-          throw EasyRemoteError(error, function: function)
-        }
+    mutating func next() async throws -> Item? {
+      let payload: Payload?
+      do {
+        payload = try await base.next()
+      } catch {
+        throw EasyRemoteError(error, function: function)
+      }
+      guard let payload else { return nil }
+      do {
+        return try serializers.decode(Item.self, from: payload, method: function)
+      } catch {
+        throw EasyRemoteError(
+          code: .invalidResult, message: "an item of '\(function)' is not \(Item.self): \(payload.text.prefix(200))",
+          function: function)
       }
     }
+  }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), function: function) }
+  func makeAsyncIterator() -> AsyncIterator {
+    AsyncIterator(base: items.makeAsyncIterator(), function: function, serializers: serializers)
   }
 }

@@ -166,12 +166,12 @@ public final class ComputeNode: Sendable {
     let count = Self.arity((repeat (each A).self))
     let names = Self.names(parameters, count: count)
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: false, idempotent: idempotent)) {
-      invocation, serializer, send in
+      invocation, serializer, output in
       var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       let result = try await function(repeat each arguments)
-      try await send(Payload(data: try serializer.encode(result), serializer: serializer.name))
+      try await output.send(Payload(data: try serializer.encode(result), serializer: serializer.name))
     }
   }
 
@@ -184,12 +184,13 @@ public final class ComputeNode: Sendable {
     let count = Self.arity((repeat (each A).self))
     let names = Self.names(parameters, count: count)
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: true, idempotent: false)) {
-      invocation, serializer, send in
+      invocation, serializer, output in
       var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       for try await item in try await function(repeat each arguments) {
-        try await send(Payload(data: try serializer.encode(item), serializer: serializer.name))
+        let payload = Payload(data: try serializer.encode(item), serializer: serializer.name)
+        if try !output.offer(payload) { try await output.send(payload) }
       }
     }
   }
@@ -205,10 +206,8 @@ public final class ComputeNode: Sendable {
   }
 
   /// Runs one call: decodes the arguments, runs the function, sends its result (or each
-  /// item) encoded with `serializer`.
-  private typealias Body = @Sendable (
-    Invocation, _ serializer: any PayloadSerializer, _ send: @Sendable (Payload) async throws -> Void
-  ) async throws -> Void
+  /// item) encoded with `serializer` to the output.
+  private typealias Body = @Sendable (Invocation, _ serializer: any PayloadSerializer, FunctionOutput) async throws -> Void
 
   private let bodies = Mutex<[String: Body]>([:])
 
@@ -235,32 +234,32 @@ public final class ComputeNode: Sendable {
   private func registerMethods() {
     node.register(Methods.run) { [weak self] payload, _ in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
-      let result = Mutex(Payload(data: Data(), serializer: JSONSerializer.name))
-      try await self.run(payload) { answer in result.withLock { $0 = answer } }
-      return result.withLock { $0 }
+      let output = FunctionOutput.single()
+      try await self.run(payload, output: output)
+      return output.result ?? Payload(data: Data("null".utf8), serializer: JSONSerializer.name)
     }
     node.registerStream(Methods.runStream) { [weak self] payload, _, sink in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
-      try await self.run(payload) { item in try await sink.send(item) }
+      try await self.run(payload, output: .stream(sink))
     }
   }
 
   /// Runs one of this node's functions here (a worker slot like any call): the task center's
   /// way to run a function task. Returns the JSON result.
   package func runLocally(_ invocation: Invocation) async throws -> Data {
-    let result = Mutex(Data())
+    let output = FunctionOutput.single()
     do {
       let payload = try JSONSerializer().encode(invocation)
-      try await run(Payload(data: payload, serializer: JSONSerializer.name)) { answer in result.withLock { $0 = answer.data } }
+      try await run(Payload(data: payload, serializer: JSONSerializer.name), output: output)
     } catch {
       throw EasyRemoteError(error, function: invocation.function)
     }
-    return result.withLock { $0 }
+    return output.result?.data ?? Data("null".utf8)
   }
 
   /// Runs a call in a worker slot. The result (or each item) is encoded the way the call
   /// came: MessagePack for a MessagePack call (bytes stay bytes), JSON otherwise.
-  private func run(_ payload: Payload, send: @Sendable (Payload) async throws -> Void) async throws {
+  private func run(_ payload: Payload, output: FunctionOutput) async throws {
     let serializer: any PayloadSerializer =
       payload.serializer == BinarySerializer.name ? BinarySerializer() : JSONSerializer()
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)
@@ -275,7 +274,7 @@ public final class ComputeNode: Sendable {
     var failed = false
     defer { releaseWorker(start: start, failed: failed) }
     do {
-      try await body(invocation, serializer, send)
+      try await body(invocation, serializer, output)
     } catch let error as EasyRemoteError {
       failed = true
       throw error.nodeError

@@ -6,7 +6,7 @@ import NodeComm
 /// Hidden `--profile NAME`: one measurement alone, in a loop for `--seconds`, so that `perf`
 /// sees nothing else. Not part of any suite.
 enum ProfileLoops {
-  static let names = ["link-echo", "routed-echo", "routed-stream"]
+  static let names = ["link-echo", "routed-echo", "routed-stream", "routed-slow"]
 
   static func run(_ name: String, seconds: Double) async throws {
     let duration = Duration.milliseconds(Int64(seconds * 1000))
@@ -28,7 +28,7 @@ enum ProfileLoops {
       print("link-echo: \(Int(rate * 1.048576)) MB/s")
       await client.stop()
       await server.stop()
-    case "routed-echo", "routed-stream":
+    case "routed-echo", "routed-stream", "routed-slow":
       let server = Server(port: 0)
       try await server.start()
       let node = ComputeNode(serverAddress: server.address!, nodeID: "profile-node", maxWorkers: 64)
@@ -40,7 +40,9 @@ enum ProfileLoops {
       try await node.start()
       let client = Client(serverAddress: server.address!, timeout: .seconds(120))
       try await client.connect()
-      if name == "routed-echo" {
+      if name == "routed-slow" {
+        for _ in 0..<4 { print(try await RoutedSuite.slowReader(client, gatewayRSS: { residentMegabytes() })) }  // growth must fade
+      } else if name == "routed-echo" {
         let megabyte = Data(repeating: 7, count: 1 << 20)
         let rate = try await throughput(concurrency: 1, duration: duration) {
           let _: Data = try await client.execute("echo", megabyte)

@@ -240,33 +240,53 @@ extension Link {
   /// - Throws: `cancelled` when the consumer cancelled, the task was cancelled or the link
   ///   closed; `payloadTooLarge` for an item above the limit (nothing of the call is sent).
   func sendStreamItems(_ id: UInt64, method: String, payloads: some Collection<Payload>) async throws {
+    try checkItemSizes(payloads, method: method)
+    var rest = payloads[...]
+    while !rest.isEmpty {
+      guard let sent = sendWithCredit(id, rest), !Task.isCancelled else { throw consumerGone(method) }
+      rest = rest.dropFirst(sent)
+      if sent == 0 { await waitForCredit(id) }
+    }
+  }
+
+  /// Sends one item of stream `id` if there is credit for it now, without suspending.
+  ///
+  /// - Returns: false when there is no credit (``sendStreamItems(_:method:payloads:)`` waits).
+  /// - Throws: as ``sendStreamItems(_:method:payloads:)``.
+  func offerStreamItem(_ id: UInt64, method: String, payload: Payload) throws -> Bool {
+    try checkItemSizes(CollectionOfOne(payload), method: method)
+    guard let sent = sendWithCredit(id, CollectionOfOne(payload)), !Task.isCancelled else { throw consumerGone(method) }
+    return sent == 1
+  }
+
+  private func checkItemSizes(_ payloads: some Collection<Payload>, method: String) throws {
     let limit = node.config.limits.maxPayloadSize
     if let large = payloads.first(where: { $0.data.count > limit }) {
       throw NodeError.payloadTooLarge(size: large.data.count, limit: limit, method: method)
     }
-    var rest = payloads[...]
-    while !rest.isEmpty {
-      // nil: the stream is gone; otherwise how many went out (0: no credit left).
-      let (sent, wakeup): (Int?, Wakeup?) = state.withLock { state in
-        guard state.closedReason == nil, let index = state.outStreams.index(forKey: id) else { return (nil, nil) }
-        let count = min(state.outStreams.values[index].credit, rest.count)
-        state.outStreams.values[index].credit -= count
-        var wakeup: Wakeup?
-        for item in rest.prefix(count) {
-          let frame = Frame(
-            id: state.allocateID(), type: .streamItem, source: node.id, payload: item.data,
-            serializer: item.serializer, correlationID: id)
-          if let woken = state.enqueue(frame, chunkSize: node.config.limits.chunkSize) { wakeup = woken }
-        }
-        return (count, wakeup)
+  }
+
+  private func consumerGone(_ method: String) -> NodeError {
+    NodeError(code: .cancelled, message: "the consumer of '\(method)' went away", method: method)
+  }
+
+  /// Queues as many of `items` as there is credit for; nil when the stream is gone.
+  private func sendWithCredit(_ id: UInt64, _ items: some Collection<Payload>) -> Int? {
+    let (sent, wakeup): (Int?, Wakeup?) = state.withLock { state in
+      guard state.closedReason == nil, let index = state.outStreams.index(forKey: id) else { return (nil, nil) }
+      let count = min(state.outStreams.values[index].credit, items.count)
+      state.outStreams.values[index].credit -= count
+      var wakeup: Wakeup?
+      for item in items.prefix(count) {
+        let frame = Frame(
+          id: state.allocateID(), type: .streamItem, source: node.id, payload: item.data,
+          serializer: item.serializer, correlationID: id)
+        if let woken = state.enqueue(frame, chunkSize: node.config.limits.chunkSize) { wakeup = woken }
       }
-      wakeup?.resume()
-      guard let sent, !Task.isCancelled else {
-        throw NodeError(code: .cancelled, message: "the consumer of '\(method)' went away", method: method)
-      }
-      rest = rest.dropFirst(sent)
-      if sent == 0 { await waitForCredit(id) }
+      return (count, wakeup)
     }
+    wakeup?.resume()
+    return sent
   }
 
   /// Returns when stream `id` has credit, is gone, or the task is cancelled.

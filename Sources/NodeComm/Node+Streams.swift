@@ -19,6 +19,12 @@ public struct StreamSink: Sendable {
     try await link.sendStreamItems(id, method: method, payloads: CollectionOfOne(item))
   }
 
+  /// Sends the item if the consumer has credit for it now, without suspending; returns false
+  /// (sending nothing) when it has none: then ``send(_:)`` waits for it.
+  public func offer(_ item: Payload) throws -> Bool {
+    try link.offerStreamItem(id, method: method, payload: item)
+  }
+
   /// Sends items in order, each as soon as the consumer has credit for it; items that go
   /// out together share one frame.
   public func send(contentsOf items: [Payload]) async throws {
