@@ -75,7 +75,7 @@ public final class Client: Sendable {
     for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
     let payload = try await executeRaw(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
     do {
-      return try node.serializers.decode(R.self, from: payload, method: name)
+      return try node.serializers.decodeResult(R.self, from: payload, function: name)
     } catch {
       throw EasyRemoteError(
         code: .invalidResult, message: "the result of '\(name)' is not \(R.self): \(payload.text.prefix(200))",
@@ -89,7 +89,7 @@ public final class Client: Sendable {
     timeout: Duration? = nil
   ) async throws -> JSONValue {
     let payload = try await executeRaw(name, args: args, kwargs: kwargs, node: target, timeout: timeout)
-    return try node.serializers.decode(JSONValue.self, from: payload, method: name)
+    return try node.serializers.decodeResult(JSONValue.self, from: payload, function: name)
   }
 
   private func executeRaw(
@@ -225,7 +225,7 @@ struct DecodedStream<Item: Decodable & Sendable>: AsyncSequence, Sendable {
       }
       guard let payload else { return nil }
       do {
-        return try serializers.decode(Item.self, from: payload, method: function)
+        return try serializers.decodeResult(Item.self, from: payload, function: function)
       } catch {
         throw EasyRemoteError(
           code: .invalidResult, message: "an item of '\(function)' is not \(Item.self): \(payload.text.prefix(200))",
@@ -236,5 +236,16 @@ struct DecodedStream<Item: Decodable & Sendable>: AsyncSequence, Sendable {
 
   func makeAsyncIterator() -> AsyncIterator {
     AsyncIterator(base: items.makeAsyncIterator(), function: function, serializers: serializers)
+  }
+}
+
+extension SerializerRegistry {
+  /// A function's result or item as `T`: by the payload's serializer, and raw bytes (what a
+  /// node answers a binary call returning `Data`) also as a ``JSONValue``.
+  func decodeResult<T: Decodable>(_ type: T.Type, from payload: Payload, function: String) throws -> T {
+    if payload.serializer == RawSerializer.name, T.self == JSONValue.self, let value = JSONValue.bytes(payload.data) as? T {
+      return value
+    }
+    return try decode(type, from: payload, method: function)
   }
 }

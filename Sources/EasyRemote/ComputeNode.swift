@@ -171,7 +171,7 @@ public final class ComputeNode: Sendable {
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       let result = try await function(repeat each arguments)
-      try await output.send(Payload(data: try serializer.encode(result), serializer: serializer.name))
+      try await output.send(try Self.encode(result, with: serializer))
     }
   }
 
@@ -189,10 +189,17 @@ public final class ComputeNode: Sendable {
       let arguments = (repeat try decoder.next((each A).self))
       try decoder.finish(count: count)
       for try await item in try await function(repeat each arguments) {
-        let payload = Payload(data: try serializer.encode(item), serializer: serializer.name)
+        let payload = try Self.encode(item, with: serializer)
         if try !output.offer(payload) { try await output.send(payload) }
       }
     }
+  }
+
+  /// A result or item as the caller gets it. Bytes answering a binary call go as they are
+  /// (`raw`): no MessagePack copy on either side.
+  private static func encode(_ value: some Encodable, with serializer: any PayloadSerializer) throws -> Payload {
+    if serializer is BinarySerializer, let bytes = value as? Data { return .raw(bytes) }
+    return Payload(data: try serializer.encode(value), serializer: serializer.name)
   }
 
   private static func arity<each T>(_ types: (repeat (each T).Type)) -> Int {

@@ -34,6 +34,8 @@ struct RoutedPayloadTests {
     let small = Data([1, 2, 3, 250])
     let viaJSON = try await client.executeJSON("reverse", args: [.string(small.base64EncodedString())])
     #expect(viaJSON == .string(Data(small.reversed()).base64EncodedString()))
+    let viaBytes = try await client.executeJSON("reverse", args: [.bytes(small)])
+    #expect(viaBytes == .bytes(Data(small.reversed())))
     let pairs: [Data] = try await client.execute("split", bytes, 3)
     #expect(pairs.count == 3 && pairs.reduce(Data(), +) == bytes)
     var streamed = Data()
