@@ -5,23 +5,7 @@ import NodeCommGRPC
 /// `link`: two nodes over one gRPC link on loopback.
 enum LinkSuite {
   static func run(_ settings: BenchSettings) async throws -> [BenchResult] {
-    let config = NodeConfig.defaults {
-      $0.transport = TransportConfig(mode: .grpc, host: "127.0.0.1", port: 0)
-      $0.shutdownGracePeriod = .milliseconds(100)
-    }
-    let server = Node(id: "bench-server", config: config)
-    server.register("echo") { payload, _ in payload }
-    server.registerStream("numbers") { payload, _, sink in
-      let count = Int(payload.text) ?? 0
-      let item = Payload.raw(Data(repeating: 5, count: 16))
-      for _ in 0..<count { try await sink.send(item) }
-    }
-    try await server.start()
-    var clientConfig = config
-    clientConfig.transport.listen = false
-    let client = Node(id: "bench-client", config: clientConfig)
-    try await client.start()
-    try await client.connect(to: "bench-server", at: server.listeningAddress!)
+    let (server, client) = try await pair()
 
     var results: [BenchResult] = []
     let small = Payload.raw(Data(repeating: 1, count: 16))
@@ -53,6 +37,29 @@ enum LinkSuite {
     await client.stop()
     await server.stop()
     return results
+  }
+
+  /// `bench-client` linked to `bench-server` over gRPC on loopback; the server has `echo` and
+  /// `numbers` (a stream of N 16-byte items).
+  static func pair() async throws -> (server: Node, client: Node) {
+    let config = NodeConfig.defaults {
+      $0.transport = TransportConfig(mode: .grpc, host: "127.0.0.1", port: 0)
+      $0.shutdownGracePeriod = .milliseconds(100)
+    }
+    let server = Node(id: "bench-server", config: config)
+    server.register("echo") { payload, _ in payload }
+    server.registerStream("numbers") { payload, _, sink in
+      let count = Int(payload.text) ?? 0
+      let item = Payload.raw(Data(repeating: 5, count: 16))
+      for _ in 0..<count { try await sink.send(item) }
+    }
+    try await server.start()
+    var clientConfig = config
+    clientConfig.transport.listen = false
+    let client = Node(id: "bench-client", config: clientConfig)
+    try await client.start()
+    try await client.connect(to: "bench-server", at: server.listeningAddress!)
+    return (server, client)
   }
 
   /// Items per second of one stream of small items, and the time to its first item.

@@ -12,18 +12,10 @@ enum ProfileLoops {
     let duration = Duration.milliseconds(Int64(seconds * 1000))
     switch name {
     case "link-echo":
-      let config = NodeConfig.defaults { $0.transport = TransportConfig(mode: .grpc, host: "127.0.0.1", port: 0) }
-      let server = Node(id: "profile-server", config: config)
-      server.register("echo") { payload, _ in payload }
-      try await server.start()
-      var clientConfig = config
-      clientConfig.transport.listen = false
-      let client = Node(id: "profile-client", config: clientConfig)
-      try await client.start()
-      try await client.connect(to: "profile-server", at: server.listeningAddress!)
+      let (server, client) = try await LinkSuite.pair()
       let large = Payload.raw(Data(repeating: 3, count: 1 << 20))
       let rate = try await throughput(concurrency: 1, duration: duration) {
-        _ = try await client.call("profile-server", "echo", payload: large)
+        _ = try await client.call("bench-server", "echo", payload: large)
       }
       print("link-echo: \(Int(rate * 1.048576)) MB/s")
       await client.stop()
