@@ -11,7 +11,7 @@ import Synchronization
 /// let node = ComputeNode(serverAddress: "127.0.0.1:8080", nodeID: "gpu-box", maxWorkers: 4)
 /// node.register("add", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
 /// node.registerStream("count", parameters: ["to"]) { (to: Int) in
-///   AsyncStream { c in for i in 0..<to { c.yield(i) }; c.finish() }
+///   AsyncStream<Int> { c in for i in 0..<to { c.yield(i) }; c.finish() }
 /// }
 /// try await node.serve()
 /// ```

@@ -14,9 +14,10 @@ struct GatewayCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "gateway", abstract: "Run a gateway that compute nodes and clients connect to.")
 
-  @Option(help: "The address to listen on.") var host = "127.0.0.1"
-  @Option(help: "The port to listen on (0 picks a free one).") var port = 8080
-  @Option(help: "A YAML node configuration (TLS, heartbeat, limits).") var config: String?
+  @Option(help: "The address to listen on (default: the config's transport.host, else 127.0.0.1).") var host: String?
+  @Option(help: "The port to listen on, 0 picks a free one (default: the config's transport.port, else 8080).")
+  var port: Int?
+  @Option(help: "A YAML node configuration (transport host/port/TLS, heartbeat, limits, auth).") var config: String?
   @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
   @Option(help: "The task center's SQLite file (default: easyremote/tasks.sqlite in the user's data folder).")
   var db: String?
@@ -26,8 +27,12 @@ struct GatewayCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
-    var nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
+    let file = try config.map { try NodeConfig.load(file: $0) }
+    var nodeConfig = file ?? .defaults
     if let token = token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] { nodeConfig.authToken = token }
+    // Flags win over the file; the file's port counts when it names one (not 0).
+    let host = host ?? file?.transport.host ?? "127.0.0.1"
+    let port = port ?? file.flatMap { $0.transport.port == 0 ? nil : $0.transport.port } ?? 8080
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     let http = noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)

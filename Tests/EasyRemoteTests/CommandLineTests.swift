@@ -107,6 +107,34 @@ struct CommandLineTests {
     #expect(!stats.stdout.contains("\"doomed\""))
   }
 
+  @Test("gateway --config takes host, port and token from the YAML file; flags win over it")
+  func gatewayConfigFile() async throws {
+    let port = Int.random(in: 20_000...40_000)
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).yaml")
+    try """
+      transport:
+        host: 127.0.0.1
+        port: \(port)
+      auth:
+        token: from-file
+      """.write(to: file, atomically: true, encoding: .utf8)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--config", file.path, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    #expect(gateway.readyLine == "gateway listening on 127.0.0.1:\(port)")
+    let refused = try await runTool(["health", "--gateway", "127.0.0.1:\(port)"])
+    #expect(refused.status != 0 && refused.stderr.contains("auth_failed"), "\(refused.stderr)")
+    let allowed = try await runTool(["health", "--gateway", "127.0.0.1:\(port)", "--token", "from-file"])
+    #expect(allowed.status == 0 && allowed.stdout.contains("healthy"), "\(allowed.stderr)")
+
+    let overridden = try await BackgroundProcess.start(
+      ["gateway", "--config", file.path, "--port", "0", "--no-http", "--db", db + "-2"], readyPrefix: "gateway listening on ")
+    defer { overridden.stop() }
+    #expect(!overridden.readyLine.hasSuffix(":\(port)"))
+  }
+
   @Test("a gateway with a token refuses nodes and clients without it")
   func token() async throws {
     let (gateway, address) = try await BackgroundProcess.gateway(["--token", "s3cret"])
