@@ -20,7 +20,9 @@ final class Link: Sendable {
     self.node = node
     self.channel = channel
     self.role = role
-    self.state = Mutex(State(lastReceived: .now))
+    var state = State(lastReceived: .now)
+    state.bulkWindow = max(node.config.limits.chunkSize, 1 << 20)
+    self.state = Mutex(state)
   }
 
   /// The peer's node id, known once the handshake is done.
@@ -53,7 +55,7 @@ final class Link: Sendable {
 
   /// Sends HELLO and waits for the peer's; returns the peer's node id.
   func handshake(timeout: Duration) async throws -> String {
-    enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros()))
+    enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: Self.helloMetadata))
     return try await withThrowingTaskGroup(of: String.self) { group in
       group.addTask {
         try await withCheckedThrowingContinuation { continuation in
@@ -160,13 +162,17 @@ final class Link: Sendable {
   private func receive(_ batch: [Frame]) {
     let now = ContinuousClock.now
     state.withLock { $0.lastReceived = now }
+    var pieceBytes = 0
     for frame in batch {
       if frame.chunk != nil {
+        pieceBytes += frame.payload.count
         if let whole = reassemble(frame) { process(whole) }
       } else {
         process(frame)
       }
     }
+    // The pieces are in: the peer may send that many more bytes of pieces.
+    if pieceBytes > 0 { enqueue(Frame(type: .credit, correlationID: Self.bulkAckID, credit: UInt32(clamping: pieceBytes))) }
   }
 
   /// Collects the pieces of a chunked payload; returns the whole frame after the last piece.
@@ -274,6 +280,8 @@ final class Link: Sendable {
       deliverStreamItems(frame)
     case .streamEnd:
       finishInboundStream(frame.correlationID, error: frame.error)
+    case .credit where frame.correlationID == Self.bulkAckID:
+      piecesAcknowledged(bytes: Int(frame.credit))
     case .credit:
       grantCredit(frame.correlationID, amount: Int(frame.credit))
     }
@@ -283,13 +291,14 @@ final class Link: Sendable {
     let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<String, any Error>?) in
       guard state.peerID == nil else { return (false, nil) }
       state.peerID = frame.source
+      state.peerAcksPieces = frame.metadata[Self.bulkAckKey] == "1"
       let waiter = state.helloWaiter
       state.helloWaiter = nil
       return (true, waiter)
     }
     guard first else { return }
     if role == .listener {
-      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros()))
+      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: Self.helloMetadata))
       node.linkEstablished(self, peerID: frame.source)
     }
     waiter?.resume(returning: frame.source)
@@ -386,6 +395,22 @@ final class Link: Sendable {
   /// Queues a frame (assigning its id) and wakes the writer.
   func send(_ frame: Frame) { enqueue(frame) }
 
+  /// HELLO metadata: this node acknowledges the pieces it receives (see `bulkWindow`).
+  static let bulkAckKey = "bulk-ack"
+  static let helloMetadata = [bulkAckKey: "1"]
+  /// The CREDIT frames with this correlation id acknowledge bytes of pieces (stream ids
+  /// start at 1).
+  static let bulkAckID: UInt64 = 0
+
+  /// The peer has taken in `bytes` of pieces: more may go, and a writer waiting for that wakes.
+  private func piecesAcknowledged(bytes: Int) {
+    let wakeup = state.withLock { state -> Wakeup? in
+      state.bulkUnacked = max(0, state.bulkUnacked - bytes)
+      return state.wakeWriter()
+    }
+    wakeup?.resume()
+  }
+
   func enqueue(_ frame: Frame) {
     let wakeup = state.withLock { state -> Wakeup? in
       guard state.closedReason == nil else { return nil }
@@ -449,12 +474,13 @@ final class Link: Sendable {
 
   /// Closes gracefully: queued frames are sent first, then the channel is closed.
   func closeGracefully() {
-    let writer = state.withLock { state -> WriterWaiter? in
-      state.closing = true
-      defer { state.writer = nil }
-      return state.writer
+    let (writer, rest) = state.withLock { state -> (WriterWaiter?, [Frame]?) in
+      state.closing = true  // from now on pieces go without waiting for acknowledgements
+      guard let writer = state.writer else { return (nil, nil) }
+      state.writer = nil
+      return (writer, state.takeBatch(budget: writer.budget))
     }
-    writer?.continuation.resume(returning: nil)
+    writer?.continuation.resume(returning: rest)  // nil: nothing left, the writer ends
   }
 
   /// Closes now: fails every pending call, cancels every handler. The first reason wins.
@@ -540,6 +566,15 @@ extension Link {
     var bulkPending: [UInt64: Int] = [:]
     /// Payload bytes of the stream items gathered in the outbox's last frame.
     var lastItemBytes = 0
+    /// Whether the peer acknowledges the pieces it receives (said in its HELLO).
+    var peerAcksPieces = false
+    /// Bytes of pieces sent and not yet acknowledged.
+    var bulkUnacked = 0
+    /// At most this many bytes of pieces are unacknowledged (one chunk, at least 1 MiB):
+    /// whatever is queued behind them (a small call, an answer) is never behind more than
+    /// this on the way to the peer, however large the transfer. (HTTP/2 flow control alone
+    /// lets 16 MiB pile up ahead: small calls then waited up to 60 ms behind a 100 MiB echo.)
+    var bulkWindow = 1 << 20
     var lastReceived: ContinuousClock.Instant
     var peerStopping = false
     var closing = false
@@ -610,21 +645,36 @@ extension Link {
         outbox.append(frame)
         lastItemBytes = frame.payload.count
       }
-      guard let writer else { return nil }
+      return wakeWriter()
+    }
+
+    /// The waiting writer with the next batch, if it waits and there is one.
+    mutating func wakeWriter() -> Wakeup? {
+      guard let writer, let batch = takeBatch(budget: writer.budget) else { return nil }
       self.writer = nil
-      guard let batch = takeBatch(budget: writer.budget) else { return nil }
       return Wakeup(writer: writer, batch: batch)
+    }
+
+    /// Whether the next frame of the bulk queue may go now: within the acknowledgement
+    /// window (always when nothing is unacknowledged, when the peer does not acknowledge,
+    /// or when closing).
+    func mayWritePiece(_ frame: Frame) -> Bool {
+      frame.chunk == nil || !peerAcksPieces || closing || bulkUnacked == 0
+        || bulkUnacked + frame.payload.count <= bulkWindow
     }
 
     /// Everything small that is ready, plus large pieces up to `budget` bytes.
     mutating func takeBatch(budget: Int) -> [Frame]? {
-      if outbox.isEmpty && bulkHead == bulk.count { return nil }
+      if outbox.isEmpty && (bulkHead == bulk.count || !mayWritePiece(bulk[bulkHead])) { return nil }
       var batch = outbox
       outbox = []
       var bytes = 0
-      while bulkHead < bulk.count, bytes == 0 || bytes + bulk[bulkHead].payload.count <= budget {
+      while bulkHead < bulk.count, bytes == 0 || bytes + bulk[bulkHead].payload.count <= budget,
+        mayWritePiece(bulk[bulkHead])
+      {
         let frame = bulk[bulkHead]
         bytes += frame.payload.count
+        if frame.chunk != nil, peerAcksPieces { bulkUnacked += frame.payload.count }
         batch.append(frame)
         bulkHead += 1
         if frame.type == .streamItem || frame.type == .streamEnd {
