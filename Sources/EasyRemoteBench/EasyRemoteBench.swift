@@ -24,6 +24,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
 
   @Option(help: .hidden) var simulateNodes: Int?
   @Option(help: .hidden) var gateway: String?
+  @Option(help: .hidden) var nodePrefix = "sim-"
   @Flag(help: .hidden) var profileStore = false
   @Option(help: .hidden) var profile: String?
 
@@ -48,7 +49,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
       return
     }
     if let simulateNodes, let gateway {
-      try await ScaleSuite.simulate(nodes: simulateNodes, gateway: gateway)
+      try await ScaleSuite.simulate(nodes: simulateNodes, gateway: gateway, prefix: nodePrefix)
       return
     }
     let chosen = suites.isEmpty ? Suite.allCases : suites

@@ -16,6 +16,13 @@ enum RoutedSuite {
       let next = Counter()
       return AsyncStream<Int> { next.take() < count ? 1 : nil }
     }
+    let cancelled = CancelClock()
+    node.registerStream("forever") { () in
+      // The producer stops when the node's task is cancelled: its loop ends and lets go of
+      // the sequence, and with it of the witness.
+      let witness = ReleaseWitness(cancelled)
+      return AsyncStream<Int>(unfolding: { witness.produce() }, onCancel: { cancelled.mark() })
+    }
     try await node.start()
     let client = Client(serverAddress: address, timeout: .seconds(60))
     try await client.connect()
@@ -54,6 +61,8 @@ enum RoutedSuite {
     }
     results.append(BenchResult(name: "routed.echo_1MiB", ops_per_s: rate, mb_per_s: rate * 1.048576))
     results.append(try await slowReader(client, gatewayRSS: { residentMegabytes() }))
+    results.append(try await cancelToNode(client, cancelled))
+    results.append(try await nodeLost(server, client))
 
     await client.close()
     await node.stop()
@@ -87,6 +96,80 @@ enum RoutedSuite {
   }
 }
 
+extension RoutedSuite {
+  /// From the client dropping an infinite stream to the node's producer being cancelled
+  /// (issue 3: within 100 ms).
+  static func cancelToNode(_ client: Client, _ cancelled: CancelClock) async throws -> BenchResult {
+    var latencies = Latencies(capacity: 50)
+    for _ in 0..<50 {
+      cancelled.reset()
+      var read = 0
+      let dropped: ContinuousClock.Instant = try await {
+        for try await _ in try await client.stream("forever", as: Int.self) {
+          read += 1
+          if read == 100 { break }
+        }
+        return ContinuousClock.now  // the stream is dropped here
+      }()
+      let deadline = ContinuousClock.now + .seconds(5)
+      while cancelled.instant == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .microseconds(200)) }
+      guard let instant = cancelled.instant else { throw BenchFailure("the node's producer was never cancelled") }
+      latencies.append(instant - dropped)
+    }
+    return latencies.result("routed.stream.cancel_to_node")
+  }
+
+  /// From a compute node process being killed with SIGKILL mid-call to the caller's
+  /// `node_lost` (issue 3: within a second). The node runs in a child process.
+  static func nodeLost(_ server: Server, _ client: Client) async throws -> BenchResult {
+    var latencies = Latencies(capacity: 10)
+    for round in 0..<10 {
+      let child = Process()
+      child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+      child.arguments = ["--simulate-nodes", "1", "--gateway", server.address!, "--node-prefix", "doomed-\(round)-"]
+      try child.run()
+      let joined = ContinuousClock.now + .seconds(30)
+      while !server.nodes().contains(where: { $0.id == "doomed-\(round)-0" }), ContinuousClock.now < joined {
+        try await Task.sleep(for: .milliseconds(20))
+      }
+      let call = Task { () -> Result<Double, any Error> in
+        do {
+          return .success(try await client.execute("hold", 60.0, node: "doomed-\(round)-0", as: Double.self))
+        } catch {
+          return .failure(error)
+        }
+      }
+      while server.stats().inFlight == 0 { try await Task.sleep(for: .milliseconds(5)) }
+      let killed = ContinuousClock.now
+      kill(child.processIdentifier, SIGKILL)
+      let outcome = await call.value
+      let failed = ContinuousClock.now
+      child.waitUntilExit()
+      guard case .failure(let error as EasyRemoteError) = outcome, error.code == EasyRemoteError.Code.nodeLost else {
+        throw BenchFailure("a killed node's call ended with \(outcome), not node_lost")
+      }
+      latencies.append(failed - killed)
+    }
+    return latencies.result("routed.node_lost_after_sigkill")
+  }
+}
+
+/// Marks the clock when the producer's sequence is let go.
+final class ReleaseWitness: Sendable {
+  let clock: CancelClock
+  init(_ clock: CancelClock) { self.clock = clock }
+  func produce() -> Int { 1 }
+  deinit { clock.mark() }
+}
+
+/// When a stream's producer on the node saw its cancellation.
+final class CancelClock: Sendable {
+  private let value = Mutex<ContinuousClock.Instant?>(nil)
+  var instant: ContinuousClock.Instant? { value.withLock { $0 } }
+  func mark() { value.withLock { $0 = $0 ?? .now } }
+  func reset() { value.withLock { $0 = nil } }
+}
+
 /// Memory per connected idle node: the gateway here, 1,000 simulated nodes in a child process.
 enum ScaleSuite {
   static func run(nodes count: Int) async throws -> [BenchResult] {
@@ -97,7 +180,7 @@ enum ScaleSuite {
     let before = residentMegabytes() ?? 0
     let child = Process()
     child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-    child.arguments = ["--simulate-nodes", String(count), "--gateway", address]
+    child.arguments = ["--simulate-nodes", String(count), "--gateway", address, "--node-prefix", "sim-"]
     try child.run()
     let deadline = ContinuousClock.now + .seconds(180)
     while server.nodeCount < count, ContinuousClock.now < deadline, child.isRunning {
@@ -116,11 +199,15 @@ enum ScaleSuite {
   }
 
   /// The child: `count` compute nodes joined to `gateway`, idle until killed.
-  static func simulate(nodes count: Int, gateway: String) async throws {
+  static func simulate(nodes count: Int, gateway: String, prefix: String) async throws {
     var nodes: [ComputeNode] = []
     for index in 0..<count {
-      let node = ComputeNode(serverAddress: gateway, nodeID: "sim-\(index)", maxWorkers: 1)
+      let node = ComputeNode(serverAddress: gateway, nodeID: "\(prefix)\(index)", maxWorkers: 1)
       node.register("noop") { () in 0 }
+      node.register("hold", parameters: ["seconds"]) { (seconds: Double) in
+        try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+        return seconds
+      }
       try await node.start()
       nodes.append(node)
     }
