@@ -479,18 +479,49 @@ struct NodeBehaviourTests {
     let a = cluster.node("a")
     let b = cluster.node("b")
     let started = Signal()
+    let hanging = Signal()
     b.register("work") { (ms: Int, _) in
-      started.fire()
+      if ms > 100 { started.fire() }
       try await Task.sleep(for: .milliseconds(ms))
       return ms
+    }
+    a.register("hang") { (_: Empty, _) -> Empty in
+      hanging.fire()
+      try await Task.sleep(for: .seconds(30))
+      return Empty()
     }
     try await b.start()
     try await a.start()
     try await a.connect(to: "b", at: try #require(b.listeningAddress))
-    let call = Task { () throws -> Int in try await a.call("b", "work", 300) }
+    let call = Task { () throws -> Int in try await a.call("b", "work", 600) }
     #expect(await started.wait() != nil)
-    await b.stop(gracePeriod: .seconds(5))
-    #expect(try await call.value == 300)
+    // b's own call out to a is pending when b stops.
+    let own = Task { () throws -> Empty in try await b.call("a", "hang", Empty(), timeout: .seconds(60)) }
+    #expect(await hanging.wait() != nil)
+    let stopping = Task { await b.stop(gracePeriod: .seconds(5)) }
+
+    // While b waits for its in-flight call, new calls to it are refused at once.
+    var refusal: NodeError?
+    let deadline = ContinuousClock.now + .seconds(5)
+    while refusal == nil, ContinuousClock.now < deadline {
+      do {
+        let _: Int = try await a.call("b", "work", 1)  // may still go through before b's GOODBYE arrives
+        try await Task.sleep(for: .milliseconds(5))
+      } catch let error as NodeError {
+        refusal = error
+      }
+    }
+    #expect(refusal?.code == .nodeStopping)
+    #expect(refusal?.nodeID == "b")
+
+    #expect(try await call.value == 600, "the in-flight call finished within the grace period")
+    await stopping.value
+    let ownResult = await own.result
+    guard case .failure(let error as NodeError) = ownResult else {
+      Issue.record("b's own pending call should have failed, got \(ownResult)")
+      return
+    }
+    #expect(error.code == .nodeStopping)
     await a.stop(gracePeriod: .zero)
   }
 
