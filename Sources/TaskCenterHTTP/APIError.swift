@@ -19,6 +19,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
   /// The HTTP status of each code.
   public static let statuses: [String: HTTPResponse.Status] = [
     "INVALID_REQUEST": .badRequest,
+    "UNAUTHORIZED": .unauthorized,
     "TASK_NOT_FOUND": .notFound,
     "NODE_NOT_FOUND": .notFound,
     "FUNCTION_NOT_FOUND": .notFound,

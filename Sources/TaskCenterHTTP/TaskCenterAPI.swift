@@ -19,11 +19,15 @@ public struct TaskCenterAPI: Sendable {
     public var eventBuffer: Int
     /// How long `POST /functions/{name}/call` waits by default (seconds).
     public var callTimeout: Double
+    /// The token every request must carry (see `TokenAuthMiddleware`); nil takes the
+    /// gateway's own (`NodeConfig.authToken`), so one token guards links and HTTP alike.
+    public var token: String?
 
-    public init(maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30) {
+    public init(maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30, token: String? = nil) {
       self.maxBodyBytes = maxBodyBytes
       self.eventBuffer = eventBuffer
       self.callTimeout = callTimeout
+      self.token = token
     }
   }
 
@@ -43,6 +47,9 @@ public struct TaskCenterAPI: Sendable {
   public func router() -> Router<BasicWebSocketRequestContext> {
     let router = Router(context: BasicWebSocketRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
+    if let token = configuration.token ?? server.node.config.authToken {
+      router.middlewares.add(TokenAuthMiddleware(token: token))
+    }
     let api = self
     router.get("/") { _, _ in try await api.root() }
     router.get("/health") { _, _ in try await api.health() }

@@ -2,6 +2,7 @@ import EasyRemote
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HTTPTypes
 import NIOCore
 import TaskCenter
 import TaskCenterHTTP
@@ -46,4 +47,50 @@ struct RouterTests {
     }
     await fabric.stop()
   }
+
+  @Test("a gateway with a token refuses HTTP requests without it; /health stays open")
+  func token() async throws {
+    let fabric = try await TaskFabric(token: "s3cret")
+    // No token in the API's configuration: it takes the gateway's.
+    let app = Application(router: TaskCenterAPI(center: fabric.center, server: fabric.server).router())
+    try await app.test(.router) { client in
+      for (uri, method) in [("/", HTTPRequest.Method.get), ("/tasks", .get), ("/functions", .get), ("/ws/updates", .get)] {
+        try await client.execute(uri: uri, method: method) { response in
+          #expect(response.status == .unauthorized, "\(method) \(uri)")
+          #expect(String(buffer: response.body).contains("\"code\":\"UNAUTHORIZED\""))
+        }
+      }
+      let submit = ByteBuffer(string: #"{"code": "print(1)"}"#)
+      try await client.execute(uri: "/tasks", method: .post, body: submit) { response in
+        #expect(response.status == .unauthorized)
+      }
+      #expect(try await fabric.center.tasks(status: nil, limit: 10, offset: 0).isEmpty, "nothing was stored")
+      for header in ["Bearer wrong", "Bearer s3cret2", "s3cret", "Basic s3cret"] {
+        try await client.execute(uri: "/tasks", method: .get, headers: [.authorization: header]) { response in
+          #expect(response.status == .unauthorized, "\(header)")
+        }
+      }
+      try await client.execute(uri: "/tasks", method: .get, headers: [.authorization: "Bearer s3cret"]) { response in
+        #expect(response.status == .ok)
+      }
+      try await client.execute(uri: "/tasks", method: .get, headers: [.easyRemoteToken: "s3cret"]) { response in
+        #expect(response.status == .ok)
+      }
+      // A token in the query counts only for the WebSocket, whose browsers cannot set headers.
+      try await client.execute(uri: "/tasks?token=s3cret", method: .get) { response in
+        #expect(response.status == .unauthorized)
+      }
+      try await client.execute(uri: "/health", method: .get) { response in
+        #expect(response.status == .ok)
+      }
+      try await client.execute(uri: "/openapi.yaml", method: .get) { response in
+        #expect(response.status == .ok)
+      }
+    }
+    await fabric.stop()
+  }
+}
+
+extension HTTPField.Name {
+  static var easyRemoteToken: Self { Self("X-EasyRemote-Token")! }
 }

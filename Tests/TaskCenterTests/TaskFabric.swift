@@ -17,9 +17,12 @@ final class TaskFabric: Sendable {
   static let configuration = TaskCenter.Configuration(
     scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100))
 
-  init(databasePath: String = temporaryDatabasePath(), port: Int = 0, configuration: TaskCenter.Configuration = TaskFabric.configuration) async throws {
+  init(
+    databasePath: String = temporaryDatabasePath(), port: Int = 0,
+    configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil
+  ) async throws {
     self.databasePath = databasePath
-    server = Server(port: port)
+    server = Server(port: port, config: .defaults { $0.authToken = token })
     center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
     try await center.start()
