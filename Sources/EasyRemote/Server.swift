@@ -159,7 +159,9 @@ public final class Server: Sendable {
   /// - Throws: ``EasyRemoteError``.
   package func call(_ invocation: Invocation, timeout: Duration) async throws -> Data {
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.execute)
+      // JSON whatever the gateway's default serializer: the node answers in kind, and the
+      // HTTP API passes the answer on as JSON.
+      let payload = try node.serializers.encode(invocation, method: Methods.execute, explicit: JSONSerializer.name)
       return try await route(invocation.function, node: invocation.node, payload: payload, timeout: timeout).data
     } catch {
       throw EasyRemoteError(error, function: invocation.function)

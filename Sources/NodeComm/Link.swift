@@ -292,6 +292,7 @@ final class Link: Sendable {
       guard state.peerID == nil else { return (false, nil) }
       state.peerID = frame.source
       state.peerAcksPieces = frame.metadata[Self.bulkAckKey] == "1"
+      state.peerTakesItemBatches = frame.metadata[Self.itemBatchesKey] == "1"
       let waiter = state.helloWaiter
       state.helloWaiter = nil
       return (true, waiter)
@@ -397,7 +398,9 @@ final class Link: Sendable {
 
   /// HELLO metadata: this node acknowledges the pieces it receives (see `bulkWindow`).
   static let bulkAckKey = "bulk-ack"
-  static let helloMetadata = [bulkAckKey: "1"]
+  /// HELLO metadata: this node reads STREAM_ITEM frames carrying `more_items`.
+  static let itemBatchesKey = "item-batches"
+  static let helloMetadata = [bulkAckKey: "1", itemBatchesKey: "1"]
   /// The CREDIT frames with this correlation id acknowledge bytes of pieces (stream ids
   /// start at 1).
   static let bulkAckID: UInt64 = 0
@@ -568,6 +571,9 @@ extension Link {
     var lastItemBytes = 0
     /// Whether the peer acknowledges the pieces it receives (said in its HELLO).
     var peerAcksPieces = false
+    /// Whether the peer reads several items from one STREAM_ITEM frame (said in its HELLO):
+    /// toward an older peer each item keeps a frame of its own.
+    var peerTakesItemBatches = false
     /// Bytes of pieces sent and not yet acknowledged.
     var bulkUnacked = 0
     /// At most this many bytes of pieces are unacknowledged (one chunk, at least 1 MiB):
@@ -611,7 +617,7 @@ extension Link {
     /// still waiting for the writer: items that are ready together travel as one frame.
     mutating func enqueue(_ frame: Frame, chunkSize: Int) -> Wakeup? {
       let isStreamFrame = frame.type == .streamItem || frame.type == .streamEnd
-      if frame.type == .streamItem, let last = outbox.indices.last, outbox[last].type == .streamItem,
+      if frame.type == .streamItem, peerTakesItemBatches, let last = outbox.indices.last, outbox[last].type == .streamItem,
         outbox[last].correlationID == frame.correlationID, outbox[last].serializer == frame.serializer,
         lastItemBytes + frame.payload.count <= min(Self.itemFrameBytes, chunkSize), bulkPending[frame.correlationID] == nil
       {
@@ -663,12 +669,31 @@ extension Link {
         || bulkUnacked + frame.payload.count <= bulkWindow
     }
 
-    /// Everything small that is ready, plus large pieces up to `budget` bytes.
+    /// What is ready, in order, up to about `budget` bytes (at least one frame): the outbox
+    /// first, then pieces of the bulk queue within the acknowledgement window. A batch is one
+    /// message of the transport, so it must stay bounded even when many frames of up to a
+    /// chunk wait together.
     mutating func takeBatch(budget: Int) -> [Frame]? {
       if outbox.isEmpty && (bulkHead == bulk.count || !mayWritePiece(bulk[bulkHead])) { return nil }
-      var batch = outbox
-      outbox = []
       var bytes = 0
+      var cut = 0
+      while cut < outbox.count {
+        let size = outbox[cut].payload.count + outbox[cut].moreItems.reduce(0) { $0 + $1.count }
+        if cut > 0, bytes + size > budget { break }
+        bytes += size
+        cut += 1
+      }
+      var batch: [Frame]
+      if cut == outbox.count {
+        batch = outbox
+        outbox = []
+      } else {
+        // The rest of the outbox goes next, still ahead of the bulk queue (a stream's
+        // frames must not overtake each other between the two).
+        batch = Array(outbox[..<cut])
+        outbox.removeFirst(cut)
+        return batch
+      }
       while bulkHead < bulk.count, bytes == 0 || bytes + bulk[bulkHead].payload.count <= budget,
         mayWritePiece(bulk[bulkHead])
       {

@@ -46,35 +46,13 @@ public struct NodeStream: AsyncSequence, Sendable {
   /// Takes the items that have arrived up to a window at a time and hands them out one by
   /// one, so a fast stream costs one wake-up per batch, not per item. Credit goes back as
   /// items are handed out (half a window at a time), so the producer stays within a window
-  /// of this reader.
+  /// of this reader. Items taken but not handed out stay with the stream, so a second
+  /// iterator (after a `break`) goes on where the first stopped.
   public struct AsyncIterator: AsyncIteratorProtocol {
     let receiver: StreamReceiver
-    var buffer: [Payload] = []
-    var index = 0
-    /// Items handed out and not yet reported to the link.
-    var unreported = 0
 
     public mutating func next() async throws -> Payload? {
-      if index >= buffer.count {
-        let reported = unreported
-        unreported = 0
-        guard let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window, consumed: reported)
-        else {
-          buffer = []
-          index = 0
-          return nil
-        }
-        buffer = items
-        index = 0
-      }
-      let item = buffer[index]
-      index += 1
-      unreported += 1
-      if unreported >= Swift.max(1, receiver.window / 2) {
-        receiver.link.streamItemsConsumed(receiver.id, count: unreported)
-        unreported = 0
-      }
-      return item
+      try await receiver.next()
     }
   }
 
@@ -92,12 +70,9 @@ public struct NodeStream: AsyncSequence, Sendable {
 
     public struct AsyncIterator: AsyncIteratorProtocol {
       let receiver: StreamReceiver
-      var previous = 0
 
       public mutating func next() async throws -> [Payload]? {
-        let items = try await receiver.link.nextStreamItems(receiver.id, max: receiver.window, consumed: previous)
-        previous = items?.count ?? 0
-        return items
+        try await receiver.nextBatch()
       }
     }
 
@@ -115,11 +90,72 @@ final class StreamReceiver: Sendable {
   let link: Link
   let id: UInt64
   let window: Int
+  /// Items taken from the link and not yet handed out, and how many handed out are not yet
+  /// reported to the link (the producer's credit waits for them).
+  private let taken = Mutex<(items: [Payload], next: Int, unreported: Int)>(([], 0, 0))
 
   init(link: Link, id: UInt64, window: Int) {
     self.link = link
     self.id = id
     self.window = window
+  }
+
+  /// The items taken and not handed out yet, else the next batch from the link. A batch
+  /// counts as read when the next one is asked for.
+  func nextBatch() async throws -> [Payload]? {
+    let (leftover, consumed) = taken.withLock { state -> ([Payload]?, Int) in
+      if state.next < state.items.count {
+        let rest = Array(state.items[state.next...])
+        state.next = state.items.count
+        state.unreported += rest.count
+        return (rest, 0)
+      }
+      defer { state.unreported = 0 }
+      return (nil, state.unreported)
+    }
+    if let leftover { return leftover }
+    guard let items = try await link.nextStreamItems(id, max: window, consumed: consumed) else { return nil }
+    taken.withLock { state in
+      state.items = []
+      state.next = 0
+      state.unreported = items.count
+    }
+    return items
+  }
+
+  /// The next item: from those already taken, else the next batch from the link.
+  func next() async throws -> Payload? {
+    let half = Swift.max(1, window / 2)
+    enum Step { case item(Payload, report: Int), fetch(consumed: Int) }
+    let step = taken.withLock { state -> Step in
+      guard state.next < state.items.count else {
+        defer { state.unreported = 0 }
+        return .fetch(consumed: state.unreported)
+      }
+      let item = state.items[state.next]
+      state.next += 1
+      state.unreported += 1
+      guard state.unreported >= half else { return .item(item, report: 0) }
+      defer { state.unreported = 0 }
+      return .item(item, report: state.unreported)
+    }
+    switch step {
+    case .item(let item, let report):
+      if report > 0 { link.streamItemsConsumed(id, count: report) }
+      return item
+    case .fetch(let consumed):
+      guard let items = try await link.nextStreamItems(id, max: window, consumed: consumed) else { return nil }
+      let report = taken.withLock { state -> Int in
+        state.items = items
+        state.next = 1
+        state.unreported = 1
+        guard state.unreported >= half else { return 0 }
+        defer { state.unreported = 0 }
+        return state.unreported
+      }
+      if report > 0 { link.streamItemsConsumed(id, count: report) }
+      return items[0]
+    }
   }
 
   deinit {

@@ -19,6 +19,14 @@ struct JSONScalarsTests {
       #expect(try serializer.decode(String.self, from: JSONEncoder().encode(text)) == text)
     }
     #expect(JSONScalars.encode("needs \"escaping\"") == nil)
+    // Byte for byte what JSONEncoder writes, `\/` included.
+    for text in ["", "a/b", "//", "héllo ✓ / x"] {
+      #expect(try serializer.encode(text) == JSONEncoder().encode(text), "\(text)")
+    }
+    for data in [Data(), Data([0xff, 0xff, 0xff]), Data((0..<999).map { UInt8(truncatingIfNeeded: $0 &* 13) })] {
+      #expect(try serializer.encode(data) == JSONEncoder().encode(data))
+    }
+    for number in [0, -5, Int.max, Int.min] { #expect(try serializer.encode(number) == JSONEncoder().encode(number)) }
     for flag in [true, false] {
       #expect(try serializer.decode(Bool.self, from: serializer.encode(flag)) == flag)
     }

@@ -193,6 +193,31 @@ struct NodeStreamTests {
     }
   }
 
+  @Test("a second loop over the same stream goes on where the first broke off", arguments: TransportKind.allCases)
+  func resumedIteration(kind: TransportKind) async throws {
+    try await TestCluster(kind).withPair(setUp: { _, b in
+      b.registerStream("count") { (limit: Int, _) in
+        AsyncStream<Int> { continuation in
+          for i in 0..<limit { continuation.yield(i) }
+          continuation.finish()
+        }
+      }
+    }) { a, _ in
+      let items = try await a.stream("b", "count", payload: try .json(2000), window: 16)
+      var seen: [String] = []
+      for try await item in items {
+        seen.append(item.text)
+        if seen.count == 5 { break }
+      }
+      for try await batch in items.batches {
+        seen += batch.map(\.text)
+        if seen.count >= 1000 { break }
+      }
+      for try await item in items { seen.append(item.text) }
+      #expect(seen == (0..<2000).map(String.init), "no item lost or repeated, and credit kept flowing")
+    }
+  }
+
   @Test("a producer node that stops ends the stream with an error, not silence", arguments: TransportKind.allCases)
   func producerStops(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)

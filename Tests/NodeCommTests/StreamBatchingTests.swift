@@ -14,6 +14,7 @@ struct StreamBatchingTests {
   @Test("items of one stream waiting together share a frame; anything between them starts a new one")
   func coalescing() {
     var state = Link.State(lastReceived: .now)
+    state.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "a"), chunkSize: chunk)
     _ = state.enqueue(item(1, "b"), chunkSize: chunk)
     _ = state.enqueue(item(2, "x"), chunkSize: chunk)
@@ -34,6 +35,7 @@ struct StreamBatchingTests {
   @Test("a frame of items carries at most 64 KiB of payload")
   func sizeBound() {
     var state = Link.State(lastReceived: .now)
+    state.peerTakesItemBatches = true
     for _ in 0..<10 {
       _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 20 << 10), serializer: "raw", correlationID: 1), chunkSize: chunk)
     }
@@ -44,6 +46,7 @@ struct StreamBatchingTests {
   @Test("an item behind a large item's pieces waits behind them, not in an earlier frame")
   func behindPieces() {
     var state = Link.State(lastReceived: .now)
+    state.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "small"), chunkSize: 1024)
     _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 4096), serializer: "raw", correlationID: 1), chunkSize: 1024)
     _ = state.enqueue(item(1, "after"), chunkSize: 1024)
@@ -53,5 +56,23 @@ struct StreamBatchingTests {
     }
     // "small" alone, four pieces of the large item, then "after".
     #expect(sizes == [5, 1024, 1024, 1024, 1024, 5])
+  }
+
+  @Test("toward a peer that does not read batched items (an older node) each item keeps its frame")
+  func olderPeer() {
+    var state = Link.State(lastReceived: .now)
+    for text in ["a", "b", "c"] { _ = state.enqueue(item(1, text), chunkSize: chunk) }
+    #expect(state.takeBatch(budget: chunk)?.map(\.itemCount) == [1, 1, 1])
+  }
+
+  @Test("a batch stays within its budget however many large frames wait in the outbox")
+  func boundedBatches() {
+    var state = Link.State(lastReceived: .now)
+    for id in 1...10 {
+      _ = state.enqueue(Frame(id: UInt64(id), type: .request, payload: Data(count: 900 << 10)), chunkSize: chunk)
+    }
+    var sizes: [Int] = []
+    while let batch = state.takeBatch(budget: 2 << 20) { sizes.append(batch.count) }
+    #expect(sizes == [2, 2, 2, 2, 2])
   }
 }

@@ -91,6 +91,24 @@ struct RouterTests {
   }
 }
 
+extension RouterTests {
+  @Test("POST /functions/{name}/call answers JSON even when the gateway's default serializer is binary")
+  func callWithBinaryDefault() async throws {
+    let fabric = try await TaskFabric(serializer: "binary")
+    try await fabric.addNode("n1")
+    let app = Application(router: TaskCenterAPI(center: fabric.center, server: fabric.server).router())
+    try await app.test(.router) { client in
+      let body = ByteBuffer(string: #"{"args": [2, 3]}"#)
+      try await client.execute(uri: "/functions/sync_add/call", method: .post, body: body) { response in
+        #expect(response.status == .ok)
+        let object = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+        #expect(object?["result"] as? Double == 5, "\(String(buffer: response.body))")
+      }
+    }
+    await fabric.stop()
+  }
+}
+
 extension HTTPField.Name {
   static var easyRemoteToken: Self { Self("X-EasyRemote-Token")! }
 }

@@ -1,6 +1,7 @@
 import EasyRemote
 import ExampleFunctions
 import Foundation
+import NodeComm
 import Sandbox
 import Synchronization
 import TaskCenter
@@ -19,10 +20,14 @@ final class TaskFabric: Sendable {
 
   init(
     databasePath: String = temporaryDatabasePath(), port: Int = 0,
-    configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil
+    configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil,
+    serializer: String = JSONSerializer.name
   ) async throws {
     self.databasePath = databasePath
-    server = Server(port: port, config: .defaults { $0.authToken = token })
+    server = Server(port: port, config: .defaults {
+      $0.authToken = token
+      $0.serialization.defaultSerializer = serializer
+    })
     center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
     try await center.start()

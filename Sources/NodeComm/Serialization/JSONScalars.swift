@@ -14,17 +14,10 @@ enum JSONScalars {
     case let flag as Bool: return Data((flag ? "true" : "false").utf8)
     case let text as String:
       guard text.utf8.allSatisfy(isPlain) else { return nil }
-      var data = Data(capacity: text.utf8.count + 2)
-      data.append(quote)
-      data.append(contentsOf: text.utf8)
-      data.append(quote)
-      return data
+      return quotedEscapingSlashes(text.utf8, count: text.utf8.count)
     case let bytes as Data:
-      var data = Data(capacity: (bytes.count + 2) / 3 * 4 + 2)
-      data.append(quote)
-      data.append(bytes.base64EncodedData())
-      data.append(quote)
-      return data
+      let base64 = bytes.base64EncodedData()
+      return quotedEscapingSlashes(base64, count: base64.count)
     default: return nil
     }
   }
@@ -42,8 +35,23 @@ enum JSONScalars {
     return nil
   }
 
-  /// A byte a JSON string may hold without an escape (JSONEncoder also escapes `/`, which
-  /// needs none).
+  private static let slash = UInt8(ascii: "/")
+
+  /// `"…"` around `bytes`, with `/` written `\/` as JSONEncoder writes it by default.
+  private static func quotedEscapingSlashes(_ bytes: some Sequence<UInt8>, count: Int) -> Data {
+    var text: [UInt8] = []
+    text.reserveCapacity(count + count / 16 + 2)
+    text.append(quote)
+    for byte in bytes {
+      if byte == slash { text.append(backslash) }
+      text.append(byte)
+    }
+    text.append(quote)
+    return Data(text)
+  }
+
+  /// A byte a JSON string may hold without an escape (`/` is escaped when written, as
+  /// JSONEncoder does, but read either way).
   private static func isPlain(_ byte: UInt8) -> Bool {
     byte >= 0x20 && byte != quote && byte != backslash
   }

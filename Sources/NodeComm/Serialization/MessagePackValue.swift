@@ -111,8 +111,11 @@ struct MessagePackWriter {
 
   mutating func writeBinary<Bytes: Collection<UInt8>>(_ value: Bytes) throws {
     try writeHeader(value.count, fix: nil, fixMax: -1, codes: (0xc4, 0xc5, 0xc6), what: "binary data")
-    // Room for what usually follows, so a large value is copied once (a memcpy).
-    bytes.reserveCapacity(bytes.count + value.count + 1024)
+    // A large value: room for it and what usually follows, so that it is copied once (a
+    // memcpy); growing at least geometrically, so that many of them stay linear.
+    if value.count >= 64 << 10 {
+      bytes.reserveCapacity(Swift.max(bytes.count + value.count + 1024, bytes.capacity * 2))
+    }
     if value.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
       bytes.append(contentsOf: value)
     }
