@@ -78,8 +78,8 @@ public struct Frame: Sendable, Equatable {
     }
   }
 
-  /// Approximate size on the wire, used to bound batches.
-  var approximateSize: Int { payload.count + method.utf8.count + 64 }
+  /// Payload bytes, with every item of a batched stream frame: what bounds a batch.
+  var payloadBytes: Int { moreItems.reduce(payload.count) { $0 + $1.count } }
 
   /// How many stream items the frame carries.
   var itemCount: Int { 1 + moreItems.count }

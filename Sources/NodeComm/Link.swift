@@ -678,7 +678,7 @@ extension Link {
       var bytes = 0
       var cut = 0
       while cut < outbox.count {
-        let size = outbox[cut].payload.count + outbox[cut].moreItems.reduce(0) { $0 + $1.count }
+        let size = outbox[cut].payloadBytes
         if cut > 0, bytes + size > budget { break }
         bytes += size
         cut += 1
