@@ -13,6 +13,7 @@ let package = Package(
   products: [
     .library(name: "NodeComm", targets: ["NodeComm"]),
     .library(name: "NodeCommGRPC", targets: ["NodeCommGRPC"]),
+    .library(name: "EasyRemoteCore", targets: ["EasyRemoteCore"]),
     .library(name: "EasyRemote", targets: ["EasyRemote"]),
     .library(name: "TaskCenter", targets: ["TaskCenter"]),
     .library(name: "Sandbox", targets: ["Sandbox"]),
@@ -62,14 +63,24 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
-    // Layer 2: the gateway, compute nodes and clients, all nodes of layer 1.
+    // Layer 2: the gateway, compute nodes and clients, all nodes of layer 1, over any transport.
+    .target(
+      name: "EasyRemoteCore",
+      dependencies: [
+        "NodeComm",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: strict
+    ),
+    // The edge users import: the compute layer with gRPC as its default transport.
     .target(
       name: "EasyRemote",
       dependencies: [
+        "EasyRemoteCore",
         "NodeComm",
         "NodeCommGRPC",
         .product(name: "Logging", package: "swift-log"),
-        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       swiftSettings: strict
     ),
@@ -77,7 +88,7 @@ let package = Package(
     .target(
       name: "TaskCenter",
       dependencies: [
-        "EasyRemote",
+        "EasyRemoteCore",
         "NodeComm",
         "Sandbox",
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -91,7 +102,7 @@ let package = Package(
       name: "TaskCenterHTTP",
       dependencies: [
         "TaskCenter",
-        "EasyRemote",
+        "EasyRemoteCore",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
         .product(name: "Logging", package: "swift-log"),
@@ -104,7 +115,7 @@ let package = Package(
     // Running code tasks on a node: child processes under limits.
     .target(name: "Sandbox", swiftSettings: strict),
     // The seed 002 example functions, shared by the demo, the examples and the tests.
-    .target(name: "ExampleFunctions", dependencies: ["EasyRemote"], swiftSettings: strict),
+    .target(name: "ExampleFunctions", dependencies: ["EasyRemoteCore"], swiftSettings: strict),
     .executableTarget(
       name: "EasyRemoteCLI",
       dependencies: [
@@ -165,7 +176,8 @@ let package = Package(
     .testTarget(
       name: "TaskCenterTests",
       dependencies: [
-        "TaskCenter", "Sandbox", "EasyRemote", "ExampleFunctions", "TaskCenterHTTP",
+        "TaskCenter", "Sandbox", "EasyRemote", "EasyRemoteCore", "ExampleFunctions", "TaskCenterHTTP", "NodeComm",
+        "NodeCommGRPC",
         .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
         .product(name: "Yams", package: "Yams"),
@@ -176,6 +188,8 @@ let package = Package(
       name: "EasyRemoteTests",
       dependencies: [
         "EasyRemote",
+        "EasyRemoteCore",
+        "NodeCommGRPC",
         "ExampleFunctions",
         "NodeComm",
       ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Foundation
+import NodeComm
 import TaskCenter
 
 /// `easyremote-bench [SUITE...] [--json FILE]`: measures EasyRemote beside its floors.
@@ -38,6 +39,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
       handler.logLevel = .warning
       return handler
     }
+    AllocatorTuning.applyOnce()  // as `easyremote` does: the figures are the executable's
     if profileStore {
       _ = try await TasksSuite.storeOps(
         "profile", try SQLiteTaskStore(path: NSTemporaryDirectory() + "/profile-\(UUID().uuidString).sqlite"),

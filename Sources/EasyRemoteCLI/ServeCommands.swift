@@ -33,6 +33,7 @@ struct GatewayCommand: AsyncParsableCommand {
     // Flags win over the file; the file's port counts when it names one (not 0).
     let host = host ?? file?.transport.host ?? "127.0.0.1"
     let port = port ?? file.flatMap { $0.transport.port == 0 ? nil : $0.transport.port } ?? 8080
+    if nodeConfig.limits.tuneAllocator { AllocatorTuning.applyOnce() }
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     let http = noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
@@ -63,6 +64,7 @@ struct NodeCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
+    if gateway.config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
     let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: gateway.config)
     SeedExamples.register(on: node)
     let runner = interpreter == "none" ? nil : CodeRunner(interpreter: interpreter)
@@ -100,6 +102,7 @@ struct DemoCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
+    AllocatorTuning.applyOnce()
     let server = Server(host: host, port: port)
     let databasePath =
       db ?? URL(fileURLWithPath: SQLiteTaskStore.defaultPath).deletingLastPathComponent()

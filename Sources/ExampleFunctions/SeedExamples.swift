@@ -1,4 +1,4 @@
-public import EasyRemote
+public import EasyRemoteCore
 import Foundation
 import Synchronization
 

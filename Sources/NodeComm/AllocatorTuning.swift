@@ -14,10 +14,11 @@ import Glibc
 /// settings (BENCHMARKS.md). Blocks up to 4 MiB now come from the heap, and up to 32 MiB of
 /// free memory stays mapped for the next payload.
 ///
-/// Applied once per process by the first node that starts, unless its
-/// ``LimitsConfig/tuneAllocator`` is off or `GLIBC_TUNABLES`/`MALLOC_*_` settings are
-/// present (those win).
-enum AllocatorTuning {
+/// The process's allocator is the executable's business, not a library's: `easyremote` and
+/// `easyremote-bench` call ``applyOnce()`` at start (unless ``LimitsConfig/tuneAllocator`` is
+/// off); a program embedding nodes may call it too. `GLIBC_TUNABLES`/`MALLOC_*_` settings
+/// present in the environment win.
+public enum AllocatorTuning {
   // glibc's <malloc.h> is not in Swift's Glibc module: `mallopt` is looked up at run time
   // and its parameter numbers are glibc's stable ABI values.
   private static let mTrimThreshold: Int32 = -1
@@ -26,7 +27,8 @@ enum AllocatorTuning {
   static let trimThreshold: Int32 = 32 << 20
   private static let applied = Atomic<Bool>(false)
 
-  static func applyOnce() {
+  /// Applies the settings once per process; later calls do nothing.
+  public static func applyOnce() {
     guard !applied.exchange(true, ordering: .relaxed) else { return }
     #if canImport(Glibc)
     let environment = ProcessInfo.processInfo.environment

@@ -160,7 +160,6 @@ public final class Node: Sendable {
       state.phase = .running
       return config.transport.listen
     }
-    if config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
     guard shouldListen else { return }
     do {
       let listener = try await transport.listen(

@@ -156,9 +156,10 @@ public struct LimitsConfig: Sendable, Equatable {
   /// Payloads above this size (plus an eighth) travel in pieces of this size, interleaved
   /// with other frames: a small call waits behind at most one piece.
   public var chunkSize: Int
-  /// Tune glibc's malloc for large payloads when the first node of the process starts
-  /// (blocks up to 4 MiB from the heap instead of their own `mmap`, freed memory kept up to
-  /// 32 MiB): about 3x the throughput of 1 MiB payloads. Off leaves malloc as it is.
+  /// Whether the `easyremote` executable tunes glibc's malloc for large payloads at start
+  /// (``AllocatorTuning``: blocks up to 4 MiB from the heap instead of their own `mmap`, freed
+  /// memory kept up to 32 MiB): about 3x the throughput of 1 MiB payloads. Off leaves malloc
+  /// as it is. Libraries never change the allocator themselves.
   public var tuneAllocator: Bool
 
   public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 1 << 20, tuneAllocator: Bool = true) {

@@ -1,4 +1,4 @@
-public import EasyRemote
+public import EasyRemoteCore
 public import Foundation
 public import Logging
 import NodeComm
@@ -152,7 +152,7 @@ public final class TaskCenter: Sendable {
   public func submit(_ submission: TaskSubmission) async throws -> TaskRecord {
     let task = try validate(submission)
     try await store.insert(task)
-    emit(.taskCreated, task)
+    emit(.taskCreated, TaskView(task: task))
     kick()
     return task
   }
@@ -283,7 +283,7 @@ public final class TaskCenter: Sendable {
       if request.runsCode { state.runsCode.insert(nodeID) } else { state.runsCode.remove(nodeID) }
       return (wasOnline, state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) })
     }
-    if !wasOnline, let info { emit(.nodeJoined, info) }
+    if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
     logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
     kick()
   }
@@ -373,7 +373,7 @@ public final class TaskCenter: Sendable {
       let joined = known == nil || known == .offline
       return (joined, joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil)
     }
-    if let info { emit(.nodeJoined, info) }
+    if let info { emit(.nodeJoined, NodeView(node: info)) }
     return joined
   }
 
@@ -392,7 +392,7 @@ public final class TaskCenter: Sendable {
       guard took else { continue }
       if let started = try await store.start(task.id, on: nodeID, at: now) {
         state.withLock { $0.running[task.id] = nodeID }
-        emit(.taskStarted, started)
+        emit(.taskStarted, TaskView(task: started))
         return started
       }
       state.withLock { $0.scheduler.unassign(nodeID) }
@@ -479,7 +479,7 @@ public final class TaskCenter: Sendable {
         continue
       }
       state.withLock { $0.running[record.id] = nodeID }
-      emit(.taskStarted, record)
+      emit(.taskStarted, TaskView(task: record))
       launches.append((record, nodeID))
     }
     if queued.count == batch && !launches.isEmpty { kick() }
@@ -539,7 +539,7 @@ public final class TaskCenter: Sendable {
         state.finishedTimes.removeAll { now.timeIntervalSince($0) > 3600 }
       }
     }
-    emit(task.status == .completed ? .taskCompleted : .taskFailed, task)
+    emit(task.status == .completed ? .taskCompleted : .taskFailed, TaskView(task: task))
     let waiters = state.withLock { $0.waiters.removeValue(forKey: task.id) ?? [:] }
     for waiter in waiters.values { waiter.open() }
   }
@@ -559,10 +559,16 @@ public final class TaskCenter: Sendable {
     return stream
   }
 
+  /// How many subscribers ``events(buffer:)`` has now (tests wait on it).
+  package var eventSubscriberCount: Int { state.withLock { $0.subscribers.count } }
+
   private func emit(_ kind: TaskCenterEvent.Kind, _ data: some Encodable) {
     let subscribers = state.withLock { $0.subscribers }
     guard !subscribers.isEmpty else { return }
-    let event = TaskCenterEvent(event: kind, data: (try? JSONValue(encoding: data)) ?? .null)
+    guard let event = try? TaskCenterEvent(event: kind, data: data) else {
+      logger.error("an event could not be encoded", metadata: ["event": "\(kind.rawValue)"])
+      return
+    }
     for (key, subscriber) in subscribers {
       if case .dropped = subscriber.yield(event) {
         subscriber.finish()
@@ -619,7 +625,9 @@ public final class TaskCenter: Sendable {
       }
       if known { self.kick() }  // the load may have dropped below the thresholds
       if revived {
-        self.emit(.nodeJoined, self.nodes().first { $0.nodeID == context.callerID })
+        if let info = self.nodes().first(where: { $0.nodeID == context.callerID }) {
+          self.emit(.nodeJoined, NodeView(node: info))
+        }
       }
       return HeartbeatReply(known: known)
     }

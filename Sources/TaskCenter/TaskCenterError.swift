@@ -1,4 +1,4 @@
-import EasyRemote
+import EasyRemoteCore
 import NodeComm
 
 /// An error of the task center, by ``code`` (the HTTP API maps each to a status).

@@ -1,4 +1,4 @@
-public import EasyRemote
+public import EasyRemoteCore
 public import Foundation
 
 // What clients, the gateway's task center and task-running nodes say to each other, as
@@ -117,7 +117,11 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
 }
 
 /// Something that happened in the task center, as `GET /ws/updates` sends it.
-public struct TaskCenterEvent: Codable, Sendable, Equatable {
+///
+/// The data of a task or node event is the object `GET /tasks/{id}` or `GET /nodes/{id}`
+/// answers at that moment: the same keys, dates as ISO-8601 text. An event is encoded once,
+/// when it happens; every subscriber gets the same bytes (``json``).
+public struct TaskCenterEvent: Sendable, Equatable {
   public enum Kind: String, Codable, Sendable {
     case nodeJoined = "node_joined"
     case nodeLeft = "node_left"
@@ -127,8 +131,25 @@ public struct TaskCenterEvent: Codable, Sendable, Equatable {
     case taskFailed = "task_failed"
   }
 
-  public var event: Kind
-  public var data: JSONValue
+  public let event: Kind
+  /// The whole event as JSON text: `{"data":{…},"event":"task_completed"}`.
+  public let json: Data
+
+  package init<Payload: Encodable>(event: Kind, data: Payload) throws {
+    self.event = event
+    self.json = try TaskCenterJSON.encoder.encode(EventEnvelope(event: event, data: data))
+  }
+
+  /// The event's data, read back from ``json``.
+  public var data: JSONValue {
+    guard case .object(let fields)? = try? JSONValue(parsing: String(decoding: json, as: UTF8.self)) else { return .null }
+    return fields["data"] ?? .null
+  }
+}
+
+private struct EventEnvelope<Payload: Encodable>: Encodable {
+  var event: TaskCenterEvent.Kind
+  var data: Payload
 }
 
 /// The task center's counters (`GET /stats`).

@@ -1,6 +1,6 @@
 public import Hummingbird
 import TaskCenter
-import EasyRemote
+import EasyRemoteCore
 import Foundation
 
 /// An error as the HTTP API answers it: `{"error": {"code", "message", "details"}}` with the

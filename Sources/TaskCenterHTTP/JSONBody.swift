@@ -1,15 +1,11 @@
 import Hummingbird
 import Foundation
 import NIOCore
+import TaskCenter
 
 /// Reading and writing JSON bodies, with errors that name the field.
 enum JSONBody {
-  static let encoder: JSONEncoder = {
-    let encoder = JSONEncoder()
-    encoder.dateEncodingStrategy = .iso8601
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return encoder
-  }()
+  static var encoder: JSONEncoder { TaskCenterJSON.encoder }
 
   static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
     let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"INTERNAL_ERROR","message":"encoding failed"}}"#.utf8)

@@ -1,4 +1,4 @@
-public import EasyRemote
+public import EasyRemoteCore
 import Foundation
 public import Hummingbird
 public import HummingbirdWebSocket
@@ -280,9 +280,8 @@ public struct TaskCenterAPI: Sendable {
       }
       group.addTask {
         for await event in events {
-          guard let data = try? JSONBody.encoder.encode(event) else { continue }
           do {
-            try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
+            try await outbound.write(.text(String(decoding: event.json, as: UTF8.self)))
           } catch {
             return
           }

@@ -1,4 +1,4 @@
-import EasyRemote
+import EasyRemoteCore
 import Foundation
 import TaskCenter
 
@@ -36,73 +36,11 @@ struct NewTaskResponse: Encodable {
   }
 }
 
-/// A task (`GET /tasks/{id}`): the stored record, plus `completed_at` and `executed_on` as the
-/// seed document names them.
-struct TaskView: Encodable {
-  var task: TaskRecord
-
-  enum CodingKeys: String, CodingKey {
-    case completedAt = "completed_at"
-    case executedOn = "executed_on"
-  }
-
-  func encode(to encoder: any Encoder) throws {
-    try task.encode(to: encoder)
-    var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encodeIfPresent(task.finishedAt, forKey: .completedAt)
-    try container.encodeIfPresent(task.nodeID, forKey: .executedOn)
-  }
-}
-
 struct TaskList: Encodable {
   var tasks: [TaskView]
   var total: Int
   var limit: Int
   var offset: Int
-}
-
-/// A node (`GET /nodes`, `GET /nodes/{id}`).
-struct NodeView: Encodable {
-  var node: TaskNodeInfo
-
-  struct Resources: Encodable {
-    var cpuCores: Int
-    var memoryMB: Int
-
-    enum CodingKeys: String, CodingKey {
-      case cpuCores = "cpu_cores"
-      case memoryMB = "memory_mb"
-    }
-  }
-
-  enum CodingKeys: String, CodingKey {
-    case nodeID = "node_id"
-    case status, platform, resources, slots, running
-    case currentLoad = "current_load"
-    case lastHeartbeat = "last_heartbeat"
-    case joinedAt = "joined_at"
-    case completedTasks = "completed_tasks"
-    case failedTasks = "failed_tasks"
-    case totalComputeTime = "total_compute_time"
-    case runsCode = "runs_code"
-  }
-
-  func encode(to encoder: any Encoder) throws {
-    var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(node.nodeID, forKey: .nodeID)
-    try container.encode(node.status, forKey: .status)
-    try container.encode(node.resources.platform, forKey: .platform)
-    try container.encode(Resources(cpuCores: node.resources.cores, memoryMB: node.resources.memoryMB), forKey: .resources)
-    try container.encode(node.load, forKey: .currentLoad)
-    try container.encode(node.slots, forKey: .slots)
-    try container.encode(node.running, forKey: .running)
-    try container.encode(node.lastHeartbeat, forKey: .lastHeartbeat)
-    try container.encode(node.joinedAt, forKey: .joinedAt)
-    try container.encode(node.completedTasks, forKey: .completedTasks)
-    try container.encode(node.failedTasks, forKey: .failedTasks)
-    try container.encode(node.totalComputeTime, forKey: .totalComputeTime)
-    try container.encode(node.runsCode, forKey: .runsCode)
-  }
 }
 
 struct NodeList: Encodable {

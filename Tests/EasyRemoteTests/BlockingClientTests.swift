@@ -20,7 +20,7 @@ struct BlockingClientTests {
 
   @Test("calls, streams and errors from a plain thread")
   func blocking() async throws {
-    var fabric = try await Fabric.start()
+    var fabric = try await Fabric.start(.grpc)  // BlockingClient(serverAddress:) is the gRPC edge
     _ = try await fabric.addNode("n1")
     let address = fabric.address
     let (sum, items, functions) = try await onThread { () throws -> (Int, [Int], Int) in

@@ -1,19 +1,43 @@
 import EasyRemote
 import Foundation
 import NodeComm
+import NodeCommGRPC
 import Synchronization
 import Testing
 
-/// A gateway on a free loopback port with compute nodes and a client, stopped afterwards.
+/// The transports the gateway suites run over: in one process, and real gRPC on loopback.
+enum TransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+  case memory, grpc
+  var testDescription: String { rawValue }
+
+  func make() -> any Transport {
+    switch self {
+    case .memory: MemoryTransport()
+    case .grpc: GRPCTransport()
+    }
+  }
+}
+
+/// A gateway (in memory, or on a free loopback port) with compute nodes and a client, stopped
+/// afterwards.
 struct Fabric {
   let server: Server
   let address: String
+  let transport: any Transport
   var nodes: [ComputeNode] = []
 
-  static func start(balancing: Server.Balancing = .leastInFlight, port: Int = 0) async throws -> Fabric {
-    let server = Server(port: port, balancing: balancing, config: .defaults { $0.shutdownGracePeriod = .milliseconds(200) })
+  /// - Parameters:
+  ///   - transport: reuse this transport (a gateway restarting on the same memory transport).
+  static func start(
+    _ kind: TransportKind = .memory, balancing: Server.Balancing = .leastInFlight, port: Int = 0,
+    transport: (any Transport)? = nil
+  ) async throws -> Fabric {
+    let transport = transport ?? kind.make()
+    let server = Server(
+      port: port, balancing: balancing, config: .defaults { $0.shutdownGracePeriod = .milliseconds(200) },
+      transport: transport)
     try await server.start()
-    return Fabric(server: server, address: try #require(server.address))
+    return Fabric(server: server, address: try #require(server.address), transport: transport)
   }
 
   /// A compute node with the test functions, joined to the gateway.
@@ -22,7 +46,7 @@ struct Fabric {
   ) async throws -> ComputeNode {
     let node = ComputeNode(
       serverAddress: address, nodeID: id, maxWorkers: maxWorkers, queueLimit: queueLimit,
-      config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) })
+      config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) }, transport: transport)
     TestFunctions.register(on: node)
     extra(node)
     try await node.start()
@@ -30,7 +54,9 @@ struct Fabric {
     return node
   }
 
-  func client(timeout: Duration = .seconds(20)) -> Client { Client(serverAddress: address, timeout: timeout) }
+  func client(timeout: Duration = .seconds(20)) -> Client {
+    Client(serverAddress: address, timeout: timeout, transport: transport)
+  }
 
   func stop() async {
     for node in nodes { await node.stop() }

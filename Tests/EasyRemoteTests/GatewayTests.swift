@@ -4,12 +4,12 @@ import NodeComm
 import Synchronization
 import Testing
 
-/// The gateway, compute nodes and clients over real gRPC on loopback.
+/// The gateway, compute nodes and clients, over the memory transport and real gRPC on loopback.
 @Suite("Gateway, nodes and clients", .timeLimit(.minutes(2)))
 struct GatewayTests {
-  @Test("typed calls with positional and keyword arguments; results decode")
-  func execute() async throws {
-    var fabric = try await Fabric.start()
+  @Test("typed calls with positional and keyword arguments; results decode", arguments: TransportKind.allCases)
+  func execute(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     _ = try await fabric.addNode("n1")
     let client = fabric.client()
     let sum: Int = try await client.execute("add", 2, 3)
@@ -34,9 +34,9 @@ struct GatewayTests {
     await fabric.stop()
   }
 
-  @Test("wrong arguments name the parameter; unknown functions and remote errors are typed")
-  func typedErrors() async throws {
-    var fabric = try await Fabric.start()
+  @Test("wrong arguments name the parameter; unknown functions and remote errors are typed", arguments: TransportKind.allCases)
+  func typedErrors(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     _ = try await fabric.addNode("n1")
     let client = fabric.client()
     let wrongType = try await expectRemoteError { let _: Int = try await client.execute("add", 1, "two") }
@@ -73,9 +73,9 @@ struct GatewayTests {
     await fabric.stop()
   }
 
-  @Test("functions are listed with their parameters, nodes and availability")
-  func listing() async throws {
-    var fabric = try await Fabric.start()
+  @Test("functions are listed with their parameters, nodes and availability", arguments: TransportKind.allCases)
+  func listing(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     _ = try await fabric.addNode("n1")
     _ = try await fabric.addNode("n2")
     let client = fabric.client()
@@ -90,16 +90,16 @@ struct GatewayTests {
     #expect(try await client.functionInfo("count").streaming)
     let missing = try await expectRemoteError { _ = try await client.functionInfo("nope") }
     #expect(missing.code == .functionNotFound)
-    let health = try await healthCheck(fabric.address)
+    let health = try await healthCheck(fabric.address, transport: fabric.transport)
     #expect(health == HealthReport(status: "healthy", nodes: 2, functions: functions.count))
     await client.close()
     await fabric.stop()
   }
 
-  @Test("calls spread over the nodes sharing a function; a call can name its node")
-  func balancing() async throws {
+  @Test("calls spread over the nodes sharing a function; a call can name its node", arguments: TransportKind.allCases)
+  func balancing(_ kind: TransportKind) async throws {
     for balancing in [Server.Balancing.leastInFlight, .roundRobin] {
-      var fabric = try await Fabric.start(balancing: balancing)
+      var fabric = try await Fabric.start(kind, balancing: balancing)
       let n1 = try await fabric.addNode("n1")
       let n2 = try await fabric.addNode("n2")
       let client = fabric.client()
@@ -119,9 +119,9 @@ struct GatewayTests {
     }
   }
 
-  @Test("at most maxWorkers run at once; beyond the queue calls are refused as busy")
-  func maxWorkers() async throws {
-    var fabric = try await Fabric.start()
+  @Test("at most maxWorkers run at once; beyond the queue calls are refused as busy", arguments: TransportKind.allCases)
+  func maxWorkers(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     let running = Gauge()
     _ = try await fabric.addNode("small", maxWorkers: 2, queueLimit: 2) { node in
       node.register("hold", parameters: ["ms"]) { (ms: Int) async throws -> Int in
@@ -151,9 +151,9 @@ struct GatewayTests {
     await fabric.stop()
   }
 
-  @Test("a node lost mid-call: idempotent calls retry elsewhere, others fail fast with node_lost")
-  func nodeLost() async throws {
-    var fabric = try await Fabric.start()
+  @Test("a node lost mid-call: idempotent calls retry elsewhere, others fail fast with node_lost", arguments: TransportKind.allCases)
+  func nodeLost(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     let doomed = try await fabric.addNode("doomed")
     let client = fabric.client()
     // Only the doomed node serves at first, so the call lands there.
@@ -176,9 +176,9 @@ struct GatewayTests {
     await fabric.stop()
   }
 
-  @Test("streams deliver items as produced; breaking out cancels the node's producer")
-  func streaming() async throws {
-    var fabric = try await Fabric.start()
+  @Test("streams deliver items as produced; breaking out cancels the node's producer", arguments: TransportKind.allCases)
+  func streaming(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     let stopped = Moment()
     _ = try await fabric.addNode("streamer") { node in
       node.registerStream("ticks", parameters: []) { () in
@@ -218,25 +218,18 @@ struct GatewayTests {
     await fabric.stop()
   }
 
-  @Test("a node comes back by itself when the gateway restarts")
-  func gatewayRestart() async throws {
-    var fabric = try await Fabric.start()
-    let port = try #require(Int(fabric.address.split(separator: ":").last ?? ""))
+  @Test("a node comes back by itself when the gateway restarts", arguments: TransportKind.allCases)
+  func gatewayRestart(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
+    let port = kind == .grpc ? try #require(Int(fabric.address.split(separator: ":").last ?? "")) : 0
     let node = try await fabric.addNode("faithful")
     #expect(node.isConnected)
     await fabric.server.stop()
-    try await Task.sleep(for: .milliseconds(300))
-    #expect(!node.isConnected)
-    let again = try await Fabric.start(port: port)
+    try await waitUntil { !node.isConnected }
+    let again = try await Fabric.start(kind, port: port, transport: fabric.transport)
     let client = again.client()
-    var answer: Int?
-    for _ in 0..<100 {
-      if again.server.nodeCount == 1 {
-        answer = try await client.execute("add", 20, 22)
-        break
-      }
-      try await Task.sleep(for: .milliseconds(50))
-    }
+    try await waitUntil(.seconds(20)) { again.server.nodeCount == 1 }
+    let answer: Int = try await client.execute("add", 20, 22)
     #expect(answer == 42)
     #expect(node.isConnected)
     await client.close()
@@ -244,9 +237,9 @@ struct GatewayTests {
     await again.stop()
   }
 
-  @Test("10,000 concurrent calls from 8 clients are all answered correctly")
-  func manyCalls() async throws {
-    var fabric = try await Fabric.start()
+  @Test("10,000 concurrent calls from 8 clients are all answered correctly", arguments: TransportKind.allCases)
+  func manyCalls(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     _ = try await fabric.addNode("w1", maxWorkers: 64)
     _ = try await fabric.addNode("w2", maxWorkers: 64)
     let clients = (0..<8).map { _ in fabric.client(timeout: .seconds(60)) }

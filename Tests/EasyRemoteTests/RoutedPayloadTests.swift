@@ -4,9 +4,9 @@ import Testing
 
 @Suite("Routed payloads", .timeLimit(.minutes(1)))
 struct RoutedPayloadTests {
-  @Test("1 MiB of bytes goes through the gateway and back intact, by name or to a named node")
-  func bytes() async throws {
-    var fabric = try await Fabric.start()
+  @Test("1 MiB of bytes goes through the gateway and back intact, by name or to a named node", arguments: TransportKind.allCases)
+  func bytes(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
     for id in ["a", "b"] {
       _ = try await fabric.addNode(id) { node in
         node.register("reverse", parameters: ["data"]) { (data: Data) in Data(data.reversed()) }

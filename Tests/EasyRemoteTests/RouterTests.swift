@@ -1,6 +1,6 @@
 import Testing
 
-@testable import EasyRemote
+@testable import EasyRemoteCore
 
 @Suite("Router")
 struct RouterTests {

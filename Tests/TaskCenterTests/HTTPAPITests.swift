@@ -178,7 +178,10 @@ struct HTTPAPITests {
 
   @Test("a node in another language pulls work over HTTP: heartbeat, request, result")
   func pullNode() async throws {
-    let stack = try await Stack()
+    // This node sends one heartbeat: a timeout that a slow machine cannot reach mid-test.
+    var configuration = TaskFabric.configuration
+    configuration.scheduler.heartbeatTimeout = 600
+    let stack = try await Stack(configuration: configuration)
     let beat: [String: Any] = [
       "node_id": "py-1", "resources": ["cpu_cores": 2, "memory_mb": 2048, "platform": "linux"],
       "current_load": ["cpu_percent": 3.5, "memory_percent": 40.0],
@@ -234,7 +237,8 @@ struct HTTPAPITests {
     }
     for _ in 0..<500 where !connected.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
     try #require(connected.withLock { $0 }, "the WebSocket did not connect")
-    try await Task.sleep(for: .milliseconds(100))  // the subscription is made after the upgrade
+    // The subscription is made after the upgrade.
+    try #require(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
     try await stack.fabric.addNode("ws-node")
     let created = try await stack.post("/tasks", ["code": "print(3)"])
     let id = try #require(created.object["task_id"] as? String)
@@ -286,7 +290,8 @@ struct SlowWebSocketTests {
         + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     let head = try await offPool { try socket.readUntil("\r\n\r\n") }
     #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
-    try await Task.sleep(for: .milliseconds(200))  // the subscription starts after the upgrade
+    // The subscription starts after the upgrade.
+    try #require(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
 
     // Events of 9 KB (the code travels in task_created): 1,500 of them are more than the
     // kernel's socket buffers hold.
@@ -412,7 +417,7 @@ final class BrokenStore: TaskStore {
 struct FailingStoreTests {
   @Test("a store that fails gives INTERNAL_ERROR and an unhealthy /health, not a crash")
   func internalError() async throws {
-    let server = Server(port: 0)
+    let server = Server(transport: MemoryTransport())
     let center = TaskCenter(server: server, store: BrokenStore())
     let http = TaskCenterHTTPServer(center: center, server: server, port: 0)
     try await server.start()

@@ -6,12 +6,13 @@ import Testing
 
 @testable import TaskCenter
 
-/// The task center in a real gateway, with real nodes over gRPC and a real SQLite file.
+/// The task center in a real gateway, with real nodes (over the memory transport, and over
+/// gRPC for the end-to-end test) and a real SQLite file.
 @Suite("Task center", .timeLimit(.minutes(3)))
 struct TaskCenterTests {
-  @Test("code and function tasks run on a node; results are stored; events tell the story")
-  func endToEnd() async throws {
-    let fabric = try await TaskFabric()
+  @Test("code and function tasks run on a node; results are stored; events tell the story", arguments: [false, true])
+  func endToEnd(overGRPC: Bool) async throws {
+    let fabric = try await TaskFabric(transport: overGRPC ? GRPCTransport() : MemoryTransport())
     let events = fabric.center.events()
     try await fabric.addNode("n1")
     let client = fabric.client()
@@ -167,13 +168,17 @@ struct TaskCenterTests {
   func load() async throws {
     let fabric = try await TaskFabric()
     let busy = Mutex(true)
+    let beats = Mutex(0)
     try await fabric.addNode("laptop", heartbeat: .milliseconds(100)) {
-      busy.withLock { $0 } ? NodeLoad(cpuPercent: 95, memoryPercent: 20) : NodeLoad(cpuPercent: 5, memoryPercent: 20)
+      beats.withLock { $0 += 1 }
+      return busy.withLock { $0 } ? NodeLoad(cpuPercent: 95, memoryPercent: 20) : NodeLoad(cpuPercent: 5, memoryPercent: 20)
     }
     let client = fabric.client()
     #expect(await eventually { fabric.center.nodes().first?.status == .busy })
     let id = try await client.submitCode("print('when idle')")
-    try await Task.sleep(for: .milliseconds(500))
+    // Each heartbeat makes the dispatcher look again; after three more, the task must still wait.
+    let seen = beats.withLock { $0 }
+    #expect(await eventually { beats.withLock { $0 } >= seen + 3 })
     #expect(try await client.task(id).status == .queued, "the owner's machine is busy")
     busy.withLock { $0 = false }
     let done = try await client.waitForTask(id, timeout: .seconds(20))

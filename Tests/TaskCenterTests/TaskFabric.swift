@@ -7,11 +7,12 @@ import Synchronization
 import TaskCenter
 
 /// A gateway with its task center (SQLite in a temporary file) and task-running nodes, over
-/// real gRPC on loopback.
+/// the memory transport unless the test gives another (gRPC on loopback).
 final class TaskFabric: Sendable {
   let server: Server
   let center: TaskCenter
   let databasePath: String
+  let transport: any Transport
   private let members = Mutex<[(ComputeNode, TaskWorker)]>([])
   private let clients = Mutex<[Client]>([])
 
@@ -21,13 +22,16 @@ final class TaskFabric: Sendable {
   init(
     databasePath: String = temporaryDatabasePath(), port: Int = 0,
     configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil,
-    serializer: String = JSONSerializer.name
+    serializer: String = JSONSerializer.name, transport: any Transport = MemoryTransport()
   ) async throws {
     self.databasePath = databasePath
-    server = Server(port: port, config: .defaults {
-      $0.authToken = token
-      $0.serialization.defaultSerializer = serializer
-    })
+    self.transport = transport
+    server = Server(
+      port: port,
+      config: .defaults {
+        $0.authToken = token
+        $0.serialization.defaultSerializer = serializer
+      }, transport: transport)
     center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
     try await center.start()
@@ -41,7 +45,7 @@ final class TaskFabric: Sendable {
     _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200),
     load: (@Sendable () -> NodeLoad)? = nil
   ) async throws -> (ComputeNode, TaskWorker) {
-    let node = ComputeNode(serverAddress: address, nodeID: id, maxWorkers: slots)
+    let node = ComputeNode(serverAddress: address, nodeID: id, maxWorkers: slots, transport: transport)
     SeedExamples.register(on: node)
     node.register("hold", parameters: ["seconds"]) { (seconds: Double) async throws -> String in
       try await Task.sleep(for: .seconds(seconds))
@@ -59,7 +63,7 @@ final class TaskFabric: Sendable {
   }
 
   func client() -> Client {
-    let client = Client(serverAddress: address, timeout: .seconds(20))
+    let client = Client(serverAddress: address, timeout: .seconds(20), transport: transport)
     clients.withLock { $0.append(client) }
     return client
   }

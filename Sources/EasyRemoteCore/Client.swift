@@ -1,6 +1,5 @@
 import Foundation
 public import NodeComm
-import NodeCommGRPC
 import Synchronization
 
 /// Calls functions of the pool through the gateway, as if they were local.
@@ -19,14 +18,18 @@ public final class Client: Sendable {
   /// - Parameters:
   ///   - serverAddress: the gateway's `host:port`.
   ///   - timeout: the default limit of a call.
-  public init(serverAddress: String, timeout: Duration = .seconds(30), config: NodeConfig = .defaults) {
+  ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
+  ///     `Client(serverAddress:)` picks gRPC).
+  public init(
+    serverAddress: String, timeout: Duration = .seconds(30), config: NodeConfig = .defaults, transport: any Transport
+  ) {
     self.serverAddress = serverAddress
     self.timeout = timeout
     var config = config
-    config.transport.mode = .grpc
     config.transport.listen = false
     config.defaultTimeout = timeout
-    self.node = Node(id: "client-\(UUID().uuidString.prefix(8).lowercased())", config: config)
+    self.node = Node(
+      id: "client-\(UUID().uuidString.prefix(8).lowercased())", config: config, transport: transport)
   }
 
   /// Connects to the gateway (done on the first call otherwise).
@@ -189,15 +192,18 @@ public final class Client: Sendable {
 /// Asks the gateway at `address` how it is.
 ///
 /// - Throws: ``EasyRemoteError`` `connectionFailed` when it cannot be reached.
-public func healthCheck(_ address: String, timeout: Duration = .seconds(5), authToken: String? = nil) async throws
-  -> HealthReport
-{
-  let client = Client(serverAddress: address, timeout: timeout, config: .defaults { $0.authToken = authToken })
-  defer { Task { await client.close() } }
-  try await client.connect()
+public func healthCheck(
+  _ address: String, timeout: Duration = .seconds(5), authToken: String? = nil, transport: any Transport
+) async throws -> HealthReport {
+  let client = Client(
+    serverAddress: address, timeout: timeout, config: .defaults { $0.authToken = authToken }, transport: transport)
   do {
-    return try await client.node.call(Server.nodeID, Methods.health, Empty())
+    try await client.connect()
+    let report: HealthReport = try await client.node.call(Server.nodeID, Methods.health, Empty())
+    await client.close()
+    return report
   } catch {
+    await client.close()
     throw EasyRemoteError(error, function: nil)
   }
 }

@@ -1,7 +1,6 @@
 package import Foundation
 public import Logging
 public import NodeComm
-import NodeCommGRPC
 public import ServiceLifecycle
 import Synchronization
 
@@ -11,7 +10,8 @@ import Synchronization
 /// node → back over the same links; nothing polls.
 ///
 /// ```swift
-/// let server = Server(port: 8080)
+/// let server = Server(port: 8080)   // gRPC, from the `EasyRemote` module
+/// // or, in one process: Server(transport: MemoryTransport())
 /// try await server.start()
 /// print(server.stats().nodes)
 /// ```
@@ -35,19 +35,20 @@ public final class Server: Sendable {
   ///   - host: the address to listen on; loopback unless you mean to serve other machines.
   ///   - port: the port; 0 picks a free one (read ``address`` after ``start()``).
   ///   - balancing: how the next node is picked among those serving a function.
-  ///   - config: node-layer settings (TLS, heartbeat, limits); its transport mode is gRPC.
+  ///   - config: node-layer settings (heartbeat, limits, token).
+  ///   - transport: what carries the links: a `MemoryTransport` in one process, the gRPC
+  ///     transport between machines (the `EasyRemote` module's `Server(host:port:)` picks it).
   public init(
     host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight,
-    config: NodeConfig = .defaults, logger: Logger? = nil
+    config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
   ) {
     self.host = host
     self.port = port
     var config = config
-    config.transport.mode = .grpc
     config.transport.listen = true
     config.transport.host = host
     config.transport.port = port
-    self.node = Node(id: Self.nodeID, config: config, logger: logger)
+    self.node = Node(id: Self.nodeID, config: config, transport: transport, logger: logger)
     self.state = Mutex(State(router: Router(strategy: balancing.strategy)))
     registerMethods()
   }

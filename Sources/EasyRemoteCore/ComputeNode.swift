@@ -1,7 +1,6 @@
 package import Foundation
 public import Logging
 public import NodeComm
-import NodeCommGRPC
 import Synchronization
 
 /// A machine's contribution to the pool: it dials the gateway (so it works behind NAT),
@@ -42,17 +41,18 @@ public final class ComputeNode: Sendable {
   ///   - serverAddress: the gateway's `host:port`.
   ///   - nodeID: this node's id; a random one when nil.
   ///   - maxWorkers: calls run at once; the rest wait (up to `queueLimit`) or are refused.
+  ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
+  ///     `ComputeNode(serverAddress:)` picks gRPC).
   public init(
     serverAddress: String, nodeID: String? = nil, maxWorkers: Int = 5, queueLimit: Int? = nil,
-    config: NodeConfig = .defaults, logger: Logger? = nil
+    config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
   ) {
     self.serverAddress = serverAddress
     self.maxWorkers = max(1, maxWorkers)
     self.queueLimit = queueLimit ?? max(1, maxWorkers) * 16
     var config = config
-    config.transport.mode = .grpc
     config.transport.listen = false
-    self.node = Node(id: nodeID ?? config.nodeID, config: config, logger: logger)
+    self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger)
     self.state = Mutex(State())
     registerMethods()
   }

@@ -16,8 +16,9 @@ import Synchronization
 public final class BlockingClient: Sendable {
   public let client: Client
 
-  public init(serverAddress: String, timeout: Duration = .seconds(30)) {
-    client = Client(serverAddress: serverAddress, timeout: timeout)
+  /// Wraps `client` (any transport).
+  public init(client: Client) {
+    self.client = client
   }
 
   /// Runs `name` and decodes its result; throws what ``Client/execute(_:_:kwargs:node:timeout:as:)`` throws.
