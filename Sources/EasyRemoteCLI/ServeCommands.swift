@@ -42,11 +42,10 @@ struct GatewayCommand: AsyncParsableCommand {
     try await http?.start()
     if let address = http?.address { emit("http api on http://\(address)") }
     emit("gateway listening on \(server.address ?? "\(host):\(port)")")
-    try await runUntilSignalled(stop: {
-      await http?.stop()
-      await center.stop()
-      await server.stop()
-    })
+    // SIGTERM/SIGINT stop them in reverse: HTTP, the task center (running tasks go back to
+    // the queue), the gateway (calls in flight get the grace period).
+    try await runServices([server, center] + (http.map { [$0] } ?? []))
+    emit("gateway stopped")
   }
 }
 
@@ -81,10 +80,10 @@ struct NodeCommand: AsyncParsableCommand {
       throw fail(error)
     }
     emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
-    try await runUntilSignalled(stop: {
-      await worker.stop()
-      await node.stop()
-    })
+    // SIGTERM/SIGINT: the worker leaves (its tasks go back to the queue), then the node's
+    // calls in flight get the grace period.
+    try await runServices([node, worker])
+    emit("node \(node.nodeID) stopped")
   }
 }
 
@@ -151,33 +150,28 @@ struct DemoCommand: AsyncParsableCommand {
         curl -s http://\(http.address ?? "127.0.0.1:8000")/stats
         curl -s -X POST http://\(http.address ?? "127.0.0.1:8000")/tasks -d '{"code": "print(2 ** 10)"}'
       """)
-    if !once {
+    if once {
+      await worker.stop()
+      await node.stop()
+      await http.stop()
+      await center.stop()
+      await server.stop()
+    } else {
       emit("Serving until Ctrl-C.")
-      try await runUntilSignalled(stop: {})
+      try await runServices([server, center, http, node, worker])
     }
-    await worker.stop()
-    await node.stop()
-    await http.stop()
-    await center.stop()
-    await server.stop()
     emit("stopped")
   }
 }
 
-/// Waits for SIGINT or SIGTERM, then runs `stop`.
-func runUntilSignalled(stop: @escaping @Sendable () async -> Void) async throws {
+/// Runs `services` (already started, in the order they were started) in one `ServiceGroup`
+/// until SIGINT or SIGTERM, then stops them gracefully in reverse order.
+func runServices(_ services: [any Service]) async throws {
   let group = ServiceGroup(
-    services: [SignalWaiter(stop: stop)], gracefulShutdownSignals: [.sigterm, .sigint],
-    logger: Logger(label: "easyremote.cli"))
+    configuration: .init(
+      services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+      logger: Logger(label: "easyremote.cli")))
   try await group.run()
-}
-
-private struct SignalWaiter: Service {
-  let stop: @Sendable () async -> Void
-  func run() async throws {
-    try? await gracefulShutdown()
-    await stop()
-  }
 }
 
 /// Logs at warning and above on stderr unless `EASYREMOTE_LOG` names another level.

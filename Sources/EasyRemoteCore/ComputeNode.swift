@@ -1,6 +1,7 @@
 package import Foundation
 public import Logging
 public import NodeComm
+public import ServiceLifecycle
 import Synchronization
 
 /// A machine's contribution to the pool: it dials the gateway (so it works behind NAT),
@@ -58,6 +59,8 @@ public final class ComputeNode: Sendable {
   }
 
   public var nodeID: String { node.id }
+  /// Whether ``start()`` was called.
+  public var isStarted: Bool { state.withLock { $0.started } }
   public var isConnected: Bool { state.withLock { $0.connected } }
   public var functionCount: Int { state.withLock { $0.functions.count } }
 
@@ -360,4 +363,15 @@ public struct NodeStats: Codable, Sendable, Equatable {
   public var running: Int
   public var queued: Int
   public var averageSeconds: Double
+}
+
+extension ComputeNode: Service {
+  /// Runs the compute node as a service: joins the gateway (unless ``start()`` was called
+  /// already), serves until graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`) or
+  /// cancellation, then stops: running calls get the grace period.
+  public func run() async throws {
+    if !isStarted { try await start() }
+    try? await gracefulShutdown()
+    await stop()
+  }
 }

@@ -261,8 +261,9 @@ public final class Server: Sendable {
 extension Server: Service {
   /// Runs the gateway as a service: starts it, waits for graceful shutdown (SIGTERM/SIGINT
   /// in a `ServiceGroup`) or cancellation, then stops it.
+  /// Calling ``start()`` first (to know the address before the group runs) is fine.
   public func run() async throws {
-    try await start()
+    if !isRunning { try await start() }
     try? await gracefulShutdown()
     await stop()
   }

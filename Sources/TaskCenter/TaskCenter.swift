@@ -104,8 +104,9 @@ public final class TaskCenter: Sendable {
     kick()
   }
 
-  /// Stops dispatching. Tasks still running stay `running` in the store and are queued again
-  /// at the next start.
+  /// Stops dispatching and hands the running tasks back to the queue: their calls to the
+  /// nodes are cancelled (which kills the tasks there) and they are queued again, to run
+  /// after the next start. (After a crash instead, the next start requeues them.)
   public func stop() async {
     let (loops, subscribers) = state.withLock { state in
       defer {
@@ -114,9 +115,18 @@ public final class TaskCenter: Sendable {
       }
       return (state.loops, Array(state.subscribers.values))
     }
-    for subscriber in subscribers { subscriber.finish() }  // (outside the lock: it calls back)
     loops?.cancel()
     await loops?.value
+    if loops != nil {
+      do {
+        let requeued = try await store.requeueRunning(on: nil, reason: "the gateway stopped", at: clock())
+        state.withLock { $0.running = [:] }
+        if !requeued.isEmpty { logger.info("running tasks handed back to the queue", metadata: ["count": "\(requeued.count)"]) }
+      } catch {
+        logger.error("could not hand running tasks back; the next start will", metadata: ["error": "\(error)"])
+      }
+    }
+    for subscriber in subscribers { subscriber.finish() }  // (outside the lock: it calls back)
   }
 
   private func runLoops() async {

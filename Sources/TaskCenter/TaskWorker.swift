@@ -2,6 +2,7 @@ public import EasyRemoteCore
 import Foundation
 import NodeComm
 public import Sandbox
+public import ServiceLifecycle
 import Synchronization
 
 /// Makes a ``ComputeNode`` a worker of the gateway's task center: it joins with its machine's
@@ -30,6 +31,7 @@ public final class TaskWorker: Sendable {
     var heartbeat: Task<Void, Never>?
     var connectToken: EventToken?
     var completed = 0
+    var started = false
   }
 
   /// - Parameters:
@@ -57,6 +59,7 @@ public final class TaskWorker: Sendable {
   /// Joins the task center (the node must be started) and keeps the membership up: heartbeats,
   /// and a new join whenever the link to the gateway comes back.
   public func start() async throws {
+    state.withLock { $0.started = true }
     registerMethods()
     let token = node.node.on(.connect) { [weak self] event in
       guard let self, event.peerID == Server.nodeID else { return }
@@ -190,5 +193,15 @@ public final class TaskWorker: Sendable {
         return .failed("\(error)", executionTime: elapsed())
       }
     }
+  }
+}
+
+extension TaskWorker: Service {
+  /// Runs the worker as a service: joins (unless ``start()`` was called already), works until
+  /// graceful shutdown or cancellation, then leaves: its running tasks go back to the queue.
+  public func run() async throws {
+    if !state.withLock({ $0.started }) { try await start() }
+    try? await gracefulShutdown()
+    await stop()
   }
 }

@@ -75,8 +75,10 @@ public final class TaskCenterHTTPServer: Sendable {
 }
 
 extension TaskCenterHTTPServer: Service {
+  /// Runs the HTTP server as a service: starts it (unless ``start()`` was called already),
+  /// serves until graceful shutdown or cancellation, then stops.
   public func run() async throws {
-    try await start()
+    if address == nil { try await start() }
     try? await gracefulShutdown()
     await stop()
   }

@@ -117,4 +117,53 @@ struct TaskCommandLineTests {
     #expect(done["attempts"] as? Int == 2)
     #expect(done["node_id"] as? String == "spare")
   }
+
+  @Test("SIGTERM to a gateway: the call in flight completes, the running task goes back to the queue, exit status 0")
+  func gracefulGatewayStop() async throws {
+    let port = String(Int.random(in: 20_000...40_000))
+    let db = temporaryDatabase()
+    let env = ["EASYREMOTE_GATEWAY": "127.0.0.1:\(port)"]
+    let first = try await BackgroundProcess.start(
+      ["gateway", "--port", port, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    defer { first.stop() }
+    let node = try await BackgroundProcess.start(["node", "--id", "worker"], environment: env, readyPrefix: "node worker joined")
+    defer { node.stop() }
+    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
+    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
+    defer { try? FileManager.default.removeItem(atPath: marker) }
+    let code = "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('after the restart')"
+    let id = try await runTool(["submit", "--code", code], environment: env).stdout
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    _ = try await waitForTask(id, env) { $0["status"] as? String == "running" }
+    // A call of 3 s, in flight at the gateway when it is told to stop.
+    let call = Task { try await runTool(["call", "async_ai_simulation", "\"in flight\"", "3"], environment: env) }
+    var inFlight = 0
+    for _ in 0..<200 where inFlight == 0 {
+      let nodes = try await runTool(["nodes", "--json"], environment: env)
+      let listed = try? JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8)) as? [[String: Any]]
+      inFlight = listed?.first?["inFlight"] as? Int ?? listed?.first?["in_flight"] as? Int ?? 0
+    }
+    try #require(inFlight == 1, "the call never reached the node")
+
+    first.process.terminate()  // SIGTERM
+    first.process.waitUntilExit()
+    #expect(first.process.terminationReason == .exit && first.process.terminationStatus == 0)
+    let answered = try await call.value
+    #expect(answered.status == 0, "\(answered.stderr)")
+    #expect(answered.stdout.contains("in flight"))
+
+    // What the stopped gateway left in its database (read by Python's sqlite3): queued again.
+    let stored = try await runCommand(
+      "/usr/bin/env",
+      ["python3", "-c", "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute("
+        + "'SELECT status, attempts, errorMessage FROM task WHERE id = ?', (sys.argv[2],)).fetchone(), sep='|')", db, id])
+    #expect(stored.stdout == "queued|1|the gateway stopped\n", "\(stored.stderr)")
+
+    let second = try await BackgroundProcess.start(
+      ["gateway", "--port", port, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    defer { second.stop() }
+    let done = try await waitForTask(id, env) { $0["status"] as? String == "completed" }
+    #expect(done["result"] as? String == "after the restart\n")
+    #expect(done["attempts"] as? Int == 2)
+  }
 }

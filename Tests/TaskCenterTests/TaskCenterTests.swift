@@ -228,7 +228,7 @@ struct TaskCenterTests {
     let again = restarted.client()
     let before = try await again.task(interrupted)
     #expect(before.status == .queued && before.attempts == 1)
-    #expect(before.errorMessage == "the gateway restarted")
+    #expect(before.errorMessage == "the gateway stopped")
     try await restarted.addNode("n2", slots: 2)
     let finished = try await again.waitForTask(interrupted, timeout: .seconds(30))
     #expect(finished.status == .completed && finished.result == "second try\n" && finished.attempts == 2)

@@ -68,7 +68,7 @@ final class TaskFabric: Sendable {
     return client
   }
 
-  /// Stops the gateway as a crash would, leaving the nodes running.
+  /// Stops the gateway (its running tasks go back to the queue), leaving the nodes running.
   func stopGateway() async {
     await center.stop()
     await server.stop()
