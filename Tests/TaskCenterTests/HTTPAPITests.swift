@@ -253,6 +253,37 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
+  @Test("events say what REST says: the same keys and values, dates as ISO-8601")
+  func eventsAgreeWithREST() async throws {
+    let stack = try await Stack()
+    let events = stack.fabric.center.events()
+    try await stack.fabric.addNode("agreeing")
+    let created = try await stack.post("/tasks", ["code": "print('same')"])
+    let id = try #require(created.object["task_id"] as? String)
+    _ = try await stack.finished(id)
+    var seen: [String: [String: Any]] = [:]
+    for await event in events {
+      let object = try #require(try JSONSerialization.jsonObject(with: event.json) as? [String: Any])
+      #expect(object["event"] as? String == event.event.rawValue)
+      seen[event.event.rawValue] = try #require(object["data"] as? [String: Any])
+      if event.event == .taskCompleted { break }
+    }
+    let task = try await stack.get("/tasks/\(id)").object
+    let completed = try #require(seen["task_completed"])
+    #expect(NSDictionary(dictionary: completed) == NSDictionary(dictionary: task), "\(completed) vs \(task)")
+    let node = try await stack.get("/nodes/agreeing").object
+    let joined = try #require(seen["node_joined"])
+    #expect(Set(joined.keys) == Set(node.keys))
+    #expect(joined["joined_at"] as? String == node["joined_at"] as? String)
+    #expect(NSDictionary(dictionary: joined["resources"] as? [String: Any] ?? [:]) == NSDictionary(dictionary: node["resources"] as? [String: Any] ?? [:]))
+    for (event, key) in [("task_created", "created_at"), ("task_started", "started_at"), ("node_joined", "joined_at")] {
+      let text = try #require(seen[event]?[key] as? String, "\(event).\(key) is not text")
+      #expect(ISO8601DateFormatter().date(from: text) != nil, "\(event).\(key) = \(text)")
+    }
+    #expect(seen["task_created"]?["created_at"] as? String == task["created_at"] as? String)
+    await stack.stop()
+  }
+
   @Test("an event subscriber that falls behind is dropped; the others and the gateway go on")
   func slowSubscriber() async throws {
     let fabric = try await TaskFabric()
