@@ -189,6 +189,20 @@ public final class Client: Sendable {
   }
 }
 
+extension Client {
+  /// Calls `method` on the gateway (connecting first): how extensions of the gateway (the
+  /// task center) give clients their own methods.
+  ///
+  /// - Throws: ``EasyRemoteError`` `connectionFailed`; `NodeError` or the handler's error
+  ///   as the gateway sent it.
+  public func callGateway<Request: Encodable, Response: Decodable & Sendable>(
+    _ method: String, _ request: Request, as: Response.Type = Response.self, timeout: Duration? = nil
+  ) async throws -> Response {
+    try await connect()
+    return try await node.call(Server.nodeID, method, request, as: Response.self, timeout: timeout ?? self.timeout)
+  }
+}
+
 /// Asks the gateway at `address` how it is.
 ///
 /// - Throws: ``EasyRemoteError`` `connectionFailed` when it cannot be reached.

@@ -21,9 +21,9 @@ public final class ComputeNode: Sendable {
   /// Calls beyond `maxWorkers` wait in a queue of this size; beyond it they are refused (`busy`).
   public let queueLimit: Int
   package let node: Node
-  private let state: Mutex<State>
+  let state: Mutex<State>
 
-  private struct State {
+  struct State {
     var functions: [String: FunctionDescriptor] = [:]
     var running = 0
     var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
@@ -36,6 +36,8 @@ public final class ComputeNode: Sendable {
     var started = false
     var connected = false
     var reconnect: Task<Void, Never>?
+    var connectListeners: [UInt64: @Sendable () -> Void] = [:]
+    var nextListener: UInt64 = 0
   }
 
   /// - Parameters:
@@ -124,7 +126,11 @@ public final class ComputeNode: Sendable {
         NodeAnnouncement(nodeID: node.id, maxWorkers: maxWorkers, functions: Array(state.functions.values))
       }
       let _: Empty = try await node.call(Server.nodeID, Methods.announce, announcement, timeout: .seconds(10))
-      state.withLock { $0.connected = true }
+      let listeners = state.withLock { state in
+        state.connected = true
+        return state.connectListeners.sorted { $0.key < $1.key }.map(\.value)
+      }
+      for listener in listeners { listener() }
       node.logger.info("registered with the gateway", metadata: ["gateway": "\(serverAddress)"])
     } catch {
       throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress): \(error)")
@@ -304,7 +310,7 @@ public final class ComputeNode: Sendable {
   }
 
   /// Waits for a free worker (first come, first served), or refuses when the queue is full.
-  private func acquireWorker(_ function: String) async throws {
+  func acquireWorker(_ function: String) async throws {
     let ticket: UInt64? = try state.withLock { state in
       if state.running < maxWorkers && state.waiting.isEmpty {
         state.running += 1
@@ -339,7 +345,7 @@ public final class ComputeNode: Sendable {
     }
   }
 
-  private func releaseWorker(start: ContinuousClock.Instant, failed: Bool) {
+  func releaseWorker(start: ContinuousClock.Instant, failed: Bool) {
     let elapsed = ContinuousClock.now - start
     let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
       state.executions += 1

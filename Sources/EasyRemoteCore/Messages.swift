@@ -53,10 +53,16 @@ public struct FunctionDescriptor: Codable, Sendable, Equatable {
 }
 
 /// What a compute node tells the gateway when it (re)connects.
-struct NodeAnnouncement: Codable, Sendable {
-  var nodeID: String
-  var maxWorkers: Int
-  var functions: [FunctionDescriptor]
+package struct NodeAnnouncement: Codable, Sendable {
+  package var nodeID: String
+  package var maxWorkers: Int
+  package var functions: [FunctionDescriptor]
+
+  package init(nodeID: String, maxWorkers: Int, functions: [FunctionDescriptor]) {
+    self.nodeID = nodeID
+    self.maxWorkers = maxWorkers
+    self.functions = functions
+  }
 }
 
 /// A function as the gateway knows it: which nodes serve it and whether one can take a call.
@@ -106,5 +112,25 @@ public struct NodeInfo: Codable, Sendable, Equatable {
   public var id: String
   public var functions: [String]
   public var maxWorkers: Int
+  /// Calls routed to it and not yet answered.
   public var inFlight: Int
+  /// Tasks of the task center running on it; they share its `maxWorkers` with the calls.
+  public var tasks: Int
+
+  public init(id: String, functions: [String], maxWorkers: Int, inFlight: Int, tasks: Int = 0) {
+    self.id = id
+    self.functions = functions
+    self.maxWorkers = maxWorkers
+    self.inFlight = inFlight
+    self.tasks = tasks
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    id = try container.decode(String.self, forKey: .id)
+    functions = try container.decode([String].self, forKey: .functions)
+    maxWorkers = try container.decode(Int.self, forKey: .maxWorkers)
+    inFlight = try container.decode(Int.self, forKey: .inFlight)
+    tasks = try container.decodeIfPresent(Int.self, forKey: .tasks) ?? 0  // gateways before 0.9 do not say
+  }
 }

@@ -22,13 +22,17 @@ public final class Server: Sendable {
   public let host: String
   public let port: Int
   package let node: Node
-  private let state: Mutex<State>
+  let state: Mutex<State>
 
-  private struct State {
-    var router: Router
+  /// Everything the gateway knows, behind one lock: the membership (the one list of nodes)
+  /// and the counters.
+  struct State {
+    var membership: Membership
     var totalRequests = 0
     var failedRequests = 0
     var perFunction: [String: (calls: Int, failures: Int, totalMilliseconds: Double)] = [:]
+    var listeners: [UInt64: @Sendable (MembershipEvent) -> Void] = [:]
+    var nextListener: UInt64 = 0
   }
 
   /// - Parameters:
@@ -49,13 +53,13 @@ public final class Server: Sendable {
     config.transport.host = host
     config.transport.port = port
     self.node = Node(id: Self.nodeID, config: config, transport: transport, logger: logger)
-    self.state = Mutex(State(router: Router(strategy: balancing.strategy)))
+    self.state = Mutex(State(membership: Membership(strategy: balancing.strategy)))
     registerMethods()
   }
 
   /// How the gateway spreads calls over the nodes serving a function.
   public struct Balancing: Sendable {
-    let strategy: Router.Strategy
+    let strategy: Membership.Strategy
     /// The node with the fewest calls in flight (the default).
     public static let leastInFlight = Balancing(strategy: .leastInFlight)
     /// Each node in turn.
@@ -65,7 +69,9 @@ public final class Server: Sendable {
   /// Starts listening; returns once the gateway accepts links.
   public func start() async throws {
     node.on(.disconnect) { [weak self] event in
-      self?.state.withLock { $0.router.remove(event.peerID) }
+      guard let self, self.state.withLock({ $0.membership.leave(event.peerID) }) != nil else { return }
+      self.node.logger.info("node left", metadata: ["peer": "\(event.peerID)"])
+      self.announce(.left(nodeID: event.peerID))
     }
     try await node.start()
   }
@@ -81,16 +87,17 @@ public final class Server: Sendable {
   public var address: String? { node.listeningAddress }
   public var isRunning: Bool { node.isRunning }
   /// Connected compute nodes.
-  public var nodeCount: Int { state.withLock { $0.router.nodes.count } }
+  public var nodeCount: Int { state.withLock { $0.membership.members.count } }
   /// Distinct functions served.
-  public var functionCount: Int { state.withLock { $0.router.functions.count } }
+  public var functionCount: Int { state.withLock { $0.membership.functions.count } }
 
   /// Counters of the gateway.
   public func stats() -> GatewayStats {
     state.withLock { state in
       GatewayStats(
-        nodes: state.router.nodes.count, functions: state.router.functions.count,
-        totalRequests: state.totalRequests, failedRequests: state.failedRequests, inFlight: state.router.inFlight,
+        nodes: state.membership.members.count, functions: state.membership.functions.count,
+        totalRequests: state.totalRequests, failedRequests: state.failedRequests,
+        inFlight: state.membership.callsInFlight,
         perFunction: state.perFunction.mapValues { entry in
           GatewayStats.FunctionStats(
             calls: entry.calls, failures: entry.failures,
@@ -100,15 +107,10 @@ public final class Server: Sendable {
   }
 
   /// The functions served, with their nodes.
-  public func functions() -> [FunctionInfo] { state.withLock { $0.router.functions } }
+  public func functions() -> [FunctionInfo] { state.withLock { $0.membership.functions } }
 
   /// The connected compute nodes.
-  public func nodes() -> [NodeInfo] { state.withLock { $0.router.nodeInfos } }
-
-  /// The nodes serving `function`.
-  package func nodes(serving function: String) -> Set<String> {
-    state.withLock { $0.router.nodes(serving: function) }
-  }
+  public func nodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos } }
 
   // MARK: - Methods
 
@@ -118,9 +120,10 @@ public final class Server: Sendable {
       guard announcement.nodeID == context.callerID else {
         throw EasyRemoteError(code: .invalidArguments, message: "a node may only announce itself").nodeError
       }
-      self.state.withLock { $0.router.add(announcement) }
+      let joined = self.state.withLock { $0.membership.join(announcement, at: Date()) }
       self.node.logger.info(
         "node registered", metadata: ["peer": "\(announcement.nodeID)", "functions": "\(announcement.functions.count)"])
+      if joined { self.announce(.joined(nodeID: announcement.nodeID)) }
       return Empty()
     }
     node.register(Methods.functions) { [weak self] (_: Empty, _) in self?.functions() ?? [] }
@@ -139,121 +142,6 @@ public final class Server: Sendable {
     node.registerStream(Methods.stream) { [weak self] payload, context, sink in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "gateway is gone").nodeError }
       try await self.forwardStream(payload, context: context, sink: sink)
-    }
-  }
-
-  /// Routes one call: picks a node, runs the call there, retries an idempotent function once
-  /// on another node when the first is lost.
-  private func execute(_ payload: Payload, context: CallContext) async throws -> Payload {
-    // Clients name the function (and node) in the call's metadata, so the arguments pass
-    // through without being parsed here; other callers' payloads are read for them.
-    if let function = context.metadata[Methods.functionKey] {
-      return try await route(function, node: context.metadata[Methods.nodeKey], payload: payload, timeout: context.remaining)
-    }
-    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.execute)
-    return try await route(invocation.function, node: invocation.node, payload: payload, timeout: context.remaining)
-  }
-
-  /// Calls a function of the pool from inside the gateway (the HTTP API's
-  /// `POST /functions/{name}/call`), balanced like a client's call. Returns the JSON result.
-  ///
-  /// - Throws: ``EasyRemoteError``.
-  package func call(_ invocation: Invocation, timeout: Duration) async throws -> Data {
-    do {
-      // JSON whatever the gateway's default serializer: the node answers in kind, and the
-      // HTTP API passes the answer on as JSON.
-      let payload = try node.serializers.encode(invocation, method: Methods.execute, explicit: JSONSerializer.name)
-      return try await route(invocation.function, node: invocation.node, payload: payload, timeout: timeout).data
-    } catch {
-      throw EasyRemoteError(error, function: invocation.function)
-    }
-  }
-
-  private func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
-    -> Payload
-  {
-    let start = ContinuousClock.now
-    var tried: Set<String> = []
-    var lastError: EasyRemoteError?
-    while true {
-      let pick = state.withLock { state in
-        state.router.pick(function, target: target, excluding: tried)
-      }
-      let chosen: (nodeID: String, descriptor: FunctionDescriptor)
-      switch pick {
-      case .success(let value): chosen = value
-      case .failure(let error):
-        let failure = lastError ?? error
-        record(function, start: start, failed: true)
-        throw failure.nodeError
-      }
-      if chosen.descriptor.streaming {
-        state.withLock { $0.router.finish(chosen.nodeID) }
-        record(function, start: start, failed: true)
-        throw EasyRemoteError(
-          code: .invalidArguments, message: "'\(function)' is a streaming function: use stream()",
-          function: function
-        ).nodeError
-      }
-      tried.insert(chosen.nodeID)
-      do {
-        let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: timeout)
-        state.withLock { $0.router.finish(chosen.nodeID) }
-        record(function, start: start, failed: false)
-        return result
-      } catch {
-        state.withLock { $0.router.finish(chosen.nodeID) }
-        let failure = EasyRemoteError(error, function: function)
-        if failure.code == .nodeLost {
-          lastError = EasyRemoteError(
-            code: .nodeLost, message: "node '\(chosen.nodeID)' was lost while running '\(function)'",
-            function: function, details: ["node": chosen.nodeID])
-          if chosen.descriptor.idempotent, tried.count < 2, target == nil { continue }
-          record(function, start: start, failed: true)
-          throw lastError!.nodeError
-        }
-        record(function, start: start, failed: true)
-        throw failure.nodeError
-      }
-    }
-  }
-
-  /// Opens the stream on a node and passes its items on as they come, within the client's
-  /// credit; when the client goes away the node's stream is cancelled with it.
-  private func forwardStream(_ payload: Payload, context: CallContext, sink: StreamSink) async throws {
-    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.stream)
-    let start = ContinuousClock.now
-    let pick = state.withLock { $0.router.pick(invocation.function, target: invocation.node) }
-    guard case .success(let chosen) = pick else {
-      if case .failure(let error) = pick { throw error.nodeError }
-      return
-    }
-    defer { state.withLock { $0.router.finish(chosen.nodeID) } }
-    do {
-      let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow)
-      for try await batch in items.batches { try await sink.send(contentsOf: batch) }
-      record(invocation.function, start: start, failed: false)
-    } catch {
-      record(invocation.function, start: start, failed: true)
-      var failure = EasyRemoteError(error, function: invocation.function)
-      if failure.code == .nodeLost {
-        failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(invocation.function)'"
-      }
-      throw failure.nodeError
-    }
-  }
-
-  private func record(_ function: String, start: ContinuousClock.Instant, failed: Bool) {
-    let elapsed = ContinuousClock.now - start
-    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-    state.withLock { state in
-      state.totalRequests += 1
-      if failed { state.failedRequests += 1 }
-      var entry = state.perFunction[function] ?? (0, 0, 0)
-      entry.calls += 1
-      if failed { entry.failures += 1 }
-      entry.totalMilliseconds += milliseconds
-      state.perFunction[function] = entry
     }
   }
 }

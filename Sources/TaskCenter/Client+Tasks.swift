@@ -85,9 +85,10 @@ extension Client {
   private func taskCall<R: Decodable & Sendable>(_ method: String, _ argument: some Encodable, timeout: Duration? = nil)
     async throws -> R
   {
-    try await connect()
     do {
-      return try await node.call(Server.nodeID, method, argument, as: R.self, timeout: timeout ?? self.timeout)
+      return try await callGateway(method, argument, as: R.self, timeout: timeout ?? self.timeout)
+    } catch let error as EasyRemoteError {
+      throw error
     } catch {
       throw TaskCenterError.fromWire(error)
     }

@@ -53,6 +53,9 @@ public final class TaskCenter: Sendable {
   private let state: Mutex<State>
   private let kicks: AsyncStream<Void>
   private let kicker: AsyncStream<Void>.Continuation
+  /// Nodes that left the scheduler and whose running tasks are still to be requeued.
+  private let departed: AsyncStream<(String, String)>
+  private let departures: AsyncStream<(String, String)>.Continuation
 
   private struct State {
     var scheduler: FairScheduler
@@ -68,6 +71,7 @@ public final class TaskCenter: Sendable {
     var waiters: [String: [UUID: Latch]] = [:]
     var subscribers: [UUID: AsyncStream<TaskCenterEvent>.Continuation] = [:]
     var loops: Task<Void, Never>?
+    var membershipToken: UInt64?
     var started = false
   }
 
@@ -82,6 +86,7 @@ public final class TaskCenter: Sendable {
     self.logger = logger ?? Logger(label: "easyremote.tasks")
     self.state = Mutex(State(scheduler: FairScheduler(configuration: configuration.scheduler)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
   }
 
   // MARK: - Lifecycle
@@ -93,13 +98,14 @@ public final class TaskCenter: Sendable {
     let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
     if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
     registerMethods()
-    server.node.on(.disconnect) { [weak self] event in
-      guard let self, self.state.withLock({ $0.loops != nil && $0.scheduler.nodes[event.peerID] != nil }) else {
-        return
-      }
-      Task { await self.nodeGone(event.peerID, reason: "node \(event.peerID) disconnected") }
+    // A node whose link closed is out of scheduling at once; its tasks are requeued by the
+    // loops (in order, off the gateway's event path).
+    let token = server.onMembershipChange { [weak self] event in
+      guard let self, case .left(let nodeID) = event, self.state.withLock({ $0.loops != nil }) else { return }
+      if self.leaveScheduler(nodeID) { self.departures.yield((nodeID, "node \(nodeID) disconnected")) }
     }
     let loops = Task { await self.runLoops() }
+    state.withLock { $0.membershipToken = token }
     state.withLock { $0.loops = loops }
     kick()
   }
@@ -108,13 +114,15 @@ public final class TaskCenter: Sendable {
   /// nodes are cancelled (which kills the tasks there) and they are queued again, to run
   /// after the next start. (After a crash instead, the next start requeues them.)
   public func stop() async {
-    let (loops, subscribers) = state.withLock { state in
+    let (loops, subscribers, token) = state.withLock { state in
       defer {
         state.loops = nil
         state.subscribers = [:]
+        state.membershipToken = nil
       }
-      return (state.loops, Array(state.subscribers.values))
+      return (state.loops, Array(state.subscribers.values), state.membershipToken)
     }
+    if let token { server.removeMembershipListener(token) }
     loops?.cancel()
     await loops?.value
     if loops != nil {
@@ -132,6 +140,12 @@ public final class TaskCenter: Sendable {
   private func runLoops() async {
     await withDiscardingTaskGroup { group in
       group.addTask { await self.expireLoop() }
+      group.addTask {
+        for await (nodeID, reason) in self.departed {
+          if Task.isCancelled { break }
+          await self.requeueTasks(of: nodeID, reason: reason)
+        }
+      }
       for await _ in kicks {
         if Task.isCancelled { break }
         for (task, nodeID) in await dispatch() {
@@ -250,8 +264,7 @@ public final class TaskCenter: Sendable {
     guard let cancelled = try await store.finish(id, with: outcome, by: nil, at: clock()) else { return try await task(id) }
     finished(cancelled)
     if current.status == .running, let nodeID = current.nodeID {
-      _ = try? await server.node.call(
-        nodeID, TaskMethods.abort, TaskQuery(id: id), as: Empty.self, timeout: .seconds(5))
+      _ = try? await server.call(node: nodeID, TaskMethods.abort, TaskQuery(id: id), as: Empty.self, timeout: .seconds(5))
     }
     return cancelled
   }
@@ -298,16 +311,23 @@ public final class TaskCenter: Sendable {
     kick()
   }
 
-  /// A node went away: its running tasks go back to the queue (or fail after their last
-  /// attempt).
+  /// A node went away: it leaves the scheduler and its running tasks go back to the queue
+  /// (or fail after their last attempt).
   func nodeGone(_ nodeID: String, reason: String, alreadyLeft: Bool = false) async {
-    let known = state.withLock { state -> Bool in
-      guard let node = state.scheduler.nodes[nodeID] else { return false }
-      if !alreadyLeft && node.offline { return false }
+    guard alreadyLeft || leaveScheduler(nodeID) else { return }
+    await requeueTasks(of: nodeID, reason: reason)
+  }
+
+  /// Takes `nodeID` out of scheduling; `false` when it was unknown or already offline.
+  private func leaveScheduler(_ nodeID: String) -> Bool {
+    state.withLock { state -> Bool in
+      guard let node = state.scheduler.nodes[nodeID], !node.offline else { return false }
       state.scheduler.leave(nodeID)
       return true
     }
-    guard known else { return }
+  }
+
+  private func requeueTasks(of nodeID: String, reason: String) async {
     emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)]))
     do {
       for task in try await store.requeueRunning(on: nodeID, reason: reason, at: clock()) {
@@ -451,14 +471,19 @@ public final class TaskCenter: Sendable {
         if serving[function] == nil { serving[function] = server.nodes(serving: function) }
         eligible = serving[function]
       }
+      // One capacity: a node is eligible only while its calls and tasks leave a worker free
+      // (the gateway's membership), and the worker is reserved there before the task starts.
+      let server = self.server
       let pick = state.withLock { state -> String? in
         state.scheduler.assign(task.resources, where: { node in
-          if state.pull.contains(node.id) { return false }
+          if state.pull.contains(node.id) || !server.hasFreeWorker(node.id) { return false }
           if let eligible { return eligible.contains(node.id) }
           return state.runsCode.contains(node.id)
         }, at: now)
       }
-      if let nodeID = pick {
+      if let nodeID = pick, !server.reserveTask(on: nodeID) {
+        state.withLock { $0.scheduler.unassign(nodeID) }  // a call took the worker meanwhile
+      } else if let nodeID = pick {
         chosen.append((task, nodeID))
       } else if !state.withLock({ $0.scheduler.hasIdleNode(at: now) }) {
         break
@@ -484,8 +509,9 @@ public final class TaskCenter: Sendable {
     for index in picks.indices {
       let nodeID = picks[index].1
       guard let record = started[index] else {
-        // Cancelled meanwhile, or the store failed: the slot goes back.
+        // Cancelled meanwhile, or the store failed: the slot and the worker go back.
         state.withLock { $0.scheduler.unassign(nodeID) }
+        server.finishTask(on: nodeID)
         continue
       }
       state.withLock { $0.running[record.id] = nodeID }
@@ -499,10 +525,18 @@ public final class TaskCenter: Sendable {
   /// Pushes `task` to its node and records how it ended.
   private func execute(_ task: TaskRecord, on nodeID: String) async {
     var outcome: TaskOutcome?
+    let answer: Result<TaskOutcome, any Error>
     do {
-      outcome = try await server.node.call(
-        nodeID, TaskMethods.run, task, as: TaskOutcome.self, timeout: .seconds(task.timeout + 30))
+      answer = .success(
+        try await server.call(
+          node: nodeID, TaskMethods.run, task, as: TaskOutcome.self, timeout: .seconds(task.timeout + 30)))
     } catch {
+      answer = .failure(error)
+    }
+    server.finishTask(on: nodeID)  // the node's worker is free again, whatever happened
+    switch answer {
+    case .success(let value): outcome = value
+    case .failure(let error):
       if Task.isCancelled { return }  // the gateway is stopping: the task stays running, requeued at start
       let failure = EasyRemoteError(error, function: task.function)
       switch failure.code {
@@ -590,42 +624,42 @@ public final class TaskCenter: Sendable {
   // MARK: - Methods over links
 
   private func registerMethods() {
-    let node = server.node
-    node.register(TaskMethods.submit) { [weak self] (submission: TaskSubmission, _) -> TaskRecord in
+    let gateway = server
+    gateway.serve(TaskMethods.submit) { [weak self] (submission: TaskSubmission, _) -> TaskRecord in
       guard let self else { throw Self.gone }
       return try await self.wire { try await self.submit(submission) }
     }
-    node.register(TaskMethods.get) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+    gateway.serve(TaskMethods.get) { [weak self] (query: TaskQuery, _) -> TaskRecord in
       guard let self else { throw Self.gone }
       return try await self.wire { try await self.task(query.id) }
     }
-    node.register(TaskMethods.wait) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+    gateway.serve(TaskMethods.wait) { [weak self] (query: TaskQuery, _) -> TaskRecord in
       guard let self else { throw Self.gone }
       return try await self.wire {
         _ = try await self.task(query.id)
         return try await self.wait(query.id, timeout: .seconds(min(max(query.timeout ?? 30, 0), 3600)))
       }
     }
-    node.register(TaskMethods.list) { [weak self] (query: TaskListQuery, _) -> [TaskRecord] in
+    gateway.serve(TaskMethods.list) { [weak self] (query: TaskListQuery, _) -> [TaskRecord] in
       guard let self else { throw Self.gone }
       return try await self.wire { try await self.tasks(status: query.status, limit: query.limit, offset: query.offset) }
     }
-    node.register(TaskMethods.cancel) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+    gateway.serve(TaskMethods.cancel) { [weak self] (query: TaskQuery, _) -> TaskRecord in
       guard let self else { throw Self.gone }
       return try await self.wire { try await self.cancel(query.id) }
     }
-    node.register(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [TaskNodeInfo] in
+    gateway.serve(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [TaskNodeInfo] in
       self?.nodes() ?? []
     }
-    node.register(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
+    gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
       self?.join(context.callerID, request)
       return Empty()
     }
-    node.register(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
+    gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
       await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
       return Empty()
     }
-    node.register(TaskMethods.heartbeat) { [weak self] (beat: TaskNodeHeartbeat, context) -> HeartbeatReply in
+    gateway.serve(TaskMethods.heartbeat) { [weak self] (beat: TaskNodeHeartbeat, context) -> HeartbeatReply in
       guard let self else { throw Self.gone }
       let now = self.clock()
       let (known, revived) = self.state.withLock { state -> (Bool, Bool) in

@@ -29,7 +29,7 @@ public final class TaskWorker: Sendable {
   private struct State {
     var running: [String: Task<TaskOutcome, Never>] = [:]
     var heartbeat: Task<Void, Never>?
-    var connectToken: EventToken?
+    var connectToken: UInt64?
     var completed = 0
     var started = false
   }
@@ -61,8 +61,8 @@ public final class TaskWorker: Sendable {
   public func start() async throws {
     state.withLock { $0.started = true }
     registerMethods()
-    let token = node.node.on(.connect) { [weak self] event in
-      guard let self, event.peerID == Server.nodeID else { return }
+    let token = node.onGatewayConnected { [weak self] in
+      guard let self else { return }
       Task { try? await self.join() }
     }
     try await join()
@@ -82,7 +82,7 @@ public final class TaskWorker: Sendable {
   /// Leaves the task center (its running tasks are queued again for other nodes), stops the
   /// heartbeats and cancels the running tasks.
   public func stop() async {
-    _ = try? await node.node.call(Server.nodeID, TaskMethods.leave, Empty(), as: Empty.self, timeout: .seconds(2))
+    _ = try? await node.callGateway(TaskMethods.leave, Empty(), as: Empty.self, timeout: .seconds(2))
     let (heartbeat, token, running) = state.withLock { state in
       defer {
         state.heartbeat = nil
@@ -91,31 +91,31 @@ public final class TaskWorker: Sendable {
       return (state.heartbeat, state.connectToken, Array(state.running.values))
     }
     heartbeat?.cancel()
-    if let token { node.node.off(token) }
+    if let token { node.removeGatewayListener(token) }
     for task in running { task.cancel() }
   }
 
   private func join() async throws {
     let request = TaskNodeJoin(resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil)
-    let _: Empty = try await node.node.call(Server.nodeID, TaskMethods.join, request, timeout: .seconds(10))
+    _ = try await node.callGateway(TaskMethods.join, request, as: Empty.self, timeout: .seconds(10))
   }
 
   private func beat() async {
     do {
-      let reply: HeartbeatReply = try await node.node.call(
-        Server.nodeID, TaskMethods.heartbeat, TaskNodeHeartbeat(load: load()), timeout: .seconds(10))
+      let reply = try await node.callGateway(
+        TaskMethods.heartbeat, TaskNodeHeartbeat(load: load()), as: HeartbeatReply.self, timeout: .seconds(10))
       if !reply.known { try await join() }
     } catch {
-      node.node.logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
+      node.logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
     }
   }
 
   private func registerMethods() {
-    node.node.register(TaskMethods.run) { [weak self] (task: TaskRecord, _) -> TaskOutcome in
+    node.serve(TaskMethods.run) { [weak self] (task: TaskRecord, _) -> TaskOutcome in
       guard let self else { return .failed("the worker is gone") }
       return await self.run(task)
     }
-    node.node.register(TaskMethods.abort) { [weak self] (query: TaskQuery, _) -> Empty in
+    node.serve(TaskMethods.abort) { [weak self] (query: TaskQuery, _) -> Empty in
       self?.state.withLock { $0.running[query.id] }?.cancel()
       return Empty()
     }
@@ -143,7 +143,8 @@ public final class TaskWorker: Sendable {
     case .code:
       guard let runner else { return .failed("node \(node.nodeID) does not run code tasks") }
       do {
-        let result = try await runner.run(task.code ?? "", timeout: task.timeout)
+        // In one of the node's workers: calls and tasks together stay within maxWorkers.
+        let result = try await node.withWorker { try await runner.run(task.code ?? "", timeout: task.timeout) }
         let status: TaskStatus =
           switch result.status {
           case .completed: .completed

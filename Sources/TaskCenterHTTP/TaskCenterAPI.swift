@@ -47,7 +47,7 @@ public struct TaskCenterAPI: Sendable {
   public func router() -> Router<BasicWebSocketRequestContext> {
     let router = Router(context: BasicWebSocketRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
-    if let token = configuration.token ?? server.node.config.authToken {
+    if let token = configuration.token ?? server.authToken {
       router.middlewares.add(TokenAuthMiddleware(token: token))
     }
     let api = self

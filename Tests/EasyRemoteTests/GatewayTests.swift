@@ -157,13 +157,13 @@ struct GatewayTests {
     let doomed = try await fabric.addNode("doomed")
     let client = fabric.client()
     // Only the doomed node serves at first, so the call lands there.
-    let plain = Task { () async throws -> String in try await client.execute("sleep", 10_000) }
+    let plain = Task { () async throws -> String in try await client.execute("sleep", 60_000, timeout: .seconds(60)) }
     try await waitUntil { doomed.stats().running == 1 }
     let start = ContinuousClock.now
     await doomed.stop()
     let lost = try await expectRemoteError { _ = try await plain.value }
     #expect(lost.code == .nodeLost)
-    #expect(ContinuousClock.now - start < .seconds(3))
+    #expect(ContinuousClock.now - start < .seconds(30), "failed when the node went, not at the call's end")
 
     let doomed2 = try await fabric.addNode("doomed2")
     // Pin the first attempt by having only doomed2 at first, then add a survivor.

@@ -1,0 +1,65 @@
+public import Logging
+public import NodeComm
+
+/// What a compute node offers the parts that extend it (the task worker is one): methods the
+/// gateway calls on this node, calls to the gateway, word of each (re)connection, and its
+/// workers, shared with the calls it runs.
+///
+/// ```swift
+/// node.serve("my.ext.run") { (job: Job, _) -> Outcome in try await node.withWorker { work(job) } }
+/// node.onGatewayConnected { Task { try await node.callGateway("my.ext.join", Hello(), as: Empty.self) } }
+/// ```
+extension ComputeNode {
+  /// Serves `method` to the gateway on this node's link.
+  public func serve<Request: Decodable & SendableMetatype, Response: Encodable & SendableMetatype>(
+    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
+  ) {
+    node.register(method, handler)
+  }
+
+  /// Calls `method` on the gateway.
+  ///
+  /// - Throws: `NodeError` (`not_connected` while the link is down, `timed_out`...) or the
+  ///   gateway handler's error.
+  public func callGateway<Request: Encodable, Response: Decodable & Sendable>(
+    _ method: String, _ request: Request, as: Response.Type = Response.self, timeout: Duration? = nil
+  ) async throws -> Response {
+    try await node.call(Server.nodeID, method, request, as: Response.self, timeout: timeout)
+  }
+
+  /// Calls `handler` each time the node has (re)joined the gateway: linked, and its functions
+  /// announced. Returns a token for ``removeGatewayListener(_:)``.
+  @discardableResult
+  public func onGatewayConnected(_ handler: @escaping @Sendable () -> Void) -> UInt64 {
+    state.withLock { state in
+      state.nextListener += 1
+      state.connectListeners[state.nextListener] = handler
+      return state.nextListener
+    }
+  }
+
+  /// Stops calling a handler given to ``onGatewayConnected(_:)``.
+  public func removeGatewayListener(_ token: UInt64) {
+    _ = state.withLock { $0.connectListeners.removeValue(forKey: token) }
+  }
+
+  /// Runs `body` in one of this node's workers, the ones its calls use, waiting in line
+  /// when all `maxWorkers` are busy: so calls and tasks together never exceed `maxWorkers`.
+  ///
+  /// - Throws: ``EasyRemoteError`` `busy` when the queue is full; what `body` throws.
+  public func withWorker<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+    try await acquireWorker("task")
+    let start = ContinuousClock.now
+    do {
+      let result = try await body()
+      releaseWorker(start: start, failed: false)
+      return result
+    } catch {
+      releaseWorker(start: start, failed: true)
+      throw error
+    }
+  }
+
+  /// The node's logger (its id in the metadata).
+  public var logger: Logger { node.logger }
+}

@@ -1,0 +1,82 @@
+import Foundation
+public import NodeComm
+
+/// A change in the gateway's membership, as a gateway extension (the task center) hears it.
+public enum MembershipEvent: Sendable, Equatable {
+  /// A compute node announced itself (first time, or back after its link dropped).
+  case joined(nodeID: String)
+  /// A compute node's link closed: it is already gone from routing and from
+  /// ``Server/reserveTask(on:)``.
+  case left(nodeID: String)
+}
+
+/// What the gateway offers the parts that extend it (the task center is one): methods they
+/// serve to nodes and clients, the membership's events, calls to compute nodes, and the
+/// workers of a node, shared by calls and tasks.
+///
+/// ```swift
+/// server.serve("my.ext.ping") { (request: Ping, caller) -> Pong in Pong(from: caller.callerID) }
+/// server.onMembershipChange { event in if case .left(let id) = event { forget(id) } }
+/// let answer: Pong = try await server.call(node: "gpu-box", "my.ext.ping", Ping(), as: Pong.self)
+/// ```
+extension Server {
+  /// Serves `method` to compute nodes and clients on their links to the gateway. The request
+  /// is decoded as `Request`; the answer is encoded the way the request came.
+  public func serve<Request: Decodable & SendableMetatype, Response: Encodable & SendableMetatype>(
+    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
+  ) {
+    node.register(method, handler)
+  }
+
+  /// Calls `method` on the compute node `nodeID` over its link.
+  ///
+  /// - Throws: `NodeError` (`not_connected`, `timed_out`, `connection_lost`...) or the
+  ///   handler's error as the node sent it; ``EasyRemoteError/init(_:function:)`` reads either.
+  public func call<Request: Encodable, Response: Decodable & Sendable>(
+    node nodeID: String, _ method: String, _ request: Request, as: Response.Type = Response.self,
+    timeout: Duration? = nil
+  ) async throws -> Response {
+    try await node.call(nodeID, method, request, as: Response.self, timeout: timeout)
+  }
+
+  /// Calls `handler` on every membership change, in order, outside the gateway's lock.
+  /// Returns a token for ``removeMembershipListener(_:)``.
+  @discardableResult
+  public func onMembershipChange(_ handler: @escaping @Sendable (MembershipEvent) -> Void) -> UInt64 {
+    state.withLock { state in
+      state.nextListener += 1
+      state.listeners[state.nextListener] = handler
+      return state.nextListener
+    }
+  }
+
+  public func removeMembershipListener(_ token: UInt64) {
+    _ = state.withLock { $0.listeners.removeValue(forKey: token) }
+  }
+
+  func announce(_ event: MembershipEvent) {
+    let listeners = state.withLock { $0.listeners.sorted { $0.key < $1.key }.map(\.value) }
+    for listener in listeners { listener(event) }
+  }
+
+  /// Whether compute node `nodeID` is connected.
+  public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID] != nil } }
+
+  /// The nodes serving `function`.
+  public func nodes(serving function: String) -> Set<String> {
+    state.withLock { $0.membership.nodes(serving: function) }
+  }
+
+  /// Whether `nodeID` is connected and has a worker free of calls and tasks.
+  public func hasFreeWorker(_ nodeID: String) -> Bool { state.withLock { $0.membership.hasFreeWorker(nodeID) } }
+
+  /// Takes a worker of `nodeID` for a task: `false` when the node is gone or its calls and
+  /// tasks already use all its `maxWorkers`. Give it back with ``finishTask(on:)``.
+  public func reserveTask(on nodeID: String) -> Bool { state.withLock { $0.membership.reserveTask(on: nodeID) } }
+
+  /// A task reserved with ``reserveTask(on:)`` ended.
+  public func finishTask(on nodeID: String) { state.withLock { $0.membership.finishTask(on: nodeID) } }
+
+  /// The shared token nodes and clients present, if the gateway has one.
+  public var authToken: String? { node.config.authToken }
+}

@@ -1,0 +1,121 @@
+package import Foundation
+import NodeComm
+
+// The data path of a routed call and a routed stream: pick a node in the membership, forward
+// the payload unparsed, count the call until it is answered.
+extension Server {
+  /// Routes one call: picks a node, runs the call there, retries an idempotent function once
+  /// on another node when the first is lost.
+  func execute(_ payload: Payload, context: CallContext) async throws -> Payload {
+    // Clients name the function (and node) in the call's metadata, so the arguments pass
+    // through without being parsed here; other callers' payloads are read for them.
+    if let function = context.metadata[Methods.functionKey] {
+      return try await route(function, node: context.metadata[Methods.nodeKey], payload: payload, timeout: context.remaining)
+    }
+    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.execute)
+    return try await route(invocation.function, node: invocation.node, payload: payload, timeout: context.remaining)
+  }
+
+  /// Calls a function of the pool from inside the gateway (the HTTP API's
+  /// `POST /functions/{name}/call`), balanced like a client's call. Returns the JSON result.
+  ///
+  /// - Throws: ``EasyRemoteError``.
+  package func call(_ invocation: Invocation, timeout: Duration) async throws -> Data {
+    do {
+      // JSON whatever the gateway's default serializer: the node answers in kind, and the
+      // HTTP API passes the answer on as JSON.
+      let payload = try node.serializers.encode(invocation, method: Methods.execute, explicit: JSONSerializer.name)
+      return try await route(invocation.function, node: invocation.node, payload: payload, timeout: timeout).data
+    } catch {
+      throw EasyRemoteError(error, function: invocation.function)
+    }
+  }
+
+  func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
+    -> Payload
+  {
+    let start = ContinuousClock.now
+    var tried: Set<String> = []
+    var lastError: EasyRemoteError?
+    while true {
+      let pick = state.withLock { state in
+        state.membership.routeCall(function, target: target, excluding: tried)
+      }
+      let chosen: Membership.Route
+      switch pick {
+      case .success(let value): chosen = value
+      case .failure(let error):
+        let failure = lastError ?? error
+        record(function, start: start, failed: true)
+        throw failure.nodeError
+      }
+      if chosen.descriptor.streaming {
+        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        record(function, start: start, failed: true)
+        throw EasyRemoteError(
+          code: .invalidArguments, message: "'\(function)' is a streaming function: use stream()",
+          function: function
+        ).nodeError
+      }
+      tried.insert(chosen.nodeID)
+      do {
+        let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: timeout)
+        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        record(function, start: start, failed: false)
+        return result
+      } catch {
+        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        let failure = EasyRemoteError(error, function: function)
+        if failure.code == .nodeLost {
+          lastError = EasyRemoteError(
+            code: .nodeLost, message: "node '\(chosen.nodeID)' was lost while running '\(function)'",
+            function: function, details: ["node": chosen.nodeID])
+          if chosen.descriptor.idempotent, tried.count < 2, target == nil { continue }
+          record(function, start: start, failed: true)
+          throw lastError!.nodeError
+        }
+        record(function, start: start, failed: true)
+        throw failure.nodeError
+      }
+    }
+  }
+
+  /// Opens the stream on a node and passes its items on as they come, within the client's
+  /// credit; when the client goes away the node's stream is cancelled with it.
+  func forwardStream(_ payload: Payload, context: CallContext, sink: StreamSink) async throws {
+    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.stream)
+    let start = ContinuousClock.now
+    let pick = state.withLock { $0.membership.routeCall(invocation.function, target: invocation.node) }
+    guard case .success(let chosen) = pick else {
+      if case .failure(let error) = pick { throw error.nodeError }
+      return
+    }
+    defer { state.withLock { $0.membership.finishCall(on: chosen.nodeID) } }
+    do {
+      let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow)
+      for try await batch in items.batches { try await sink.send(contentsOf: batch) }
+      record(invocation.function, start: start, failed: false)
+    } catch {
+      record(invocation.function, start: start, failed: true)
+      var failure = EasyRemoteError(error, function: invocation.function)
+      if failure.code == .nodeLost {
+        failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(invocation.function)'"
+      }
+      throw failure.nodeError
+    }
+  }
+
+  func record(_ function: String, start: ContinuousClock.Instant, failed: Bool) {
+    let elapsed = ContinuousClock.now - start
+    let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    state.withLock { state in
+      state.totalRequests += 1
+      if failed { state.failedRequests += 1 }
+      var entry = state.perFunction[function] ?? (0, 0, 0)
+      entry.calls += 1
+      if failed { entry.failures += 1 }
+      entry.totalMilliseconds += milliseconds
+      state.perFunction[function] = entry
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+
+@testable import EasyRemoteCore
+
+/// The gateway's one list of nodes, as a pure state machine: time is passed in, nothing runs.
+@Suite("Membership")
+struct MembershipTests {
+  static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+  static func announce(_ id: String, _ functions: [String], maxWorkers: Int = 2) -> NodeAnnouncement {
+    NodeAnnouncement(
+      nodeID: id, maxWorkers: maxWorkers,
+      functions: functions.map {
+        FunctionDescriptor(name: $0, description: "", parameters: [], streaming: false, idempotent: false)
+      })
+  }
+
+  static func members(_ specs: [(String, [String], Int)], strategy: Membership.Strategy = .leastInFlight) -> Membership {
+    var membership = Membership(strategy: strategy)
+    for (offset, (id, functions, workers)) in specs.enumerated() {
+      membership.join(announce(id, functions, maxWorkers: workers), at: t0.addingTimeInterval(Double(offset)))
+    }
+    return membership
+  }
+
+  @Test("least in flight picks the idlest node, then spreads ties")
+  func leastInFlight() throws {
+    var membership = Self.members([("a", ["f"], 2), ("b", ["f"], 2)])
+    let first = try membership.routeCall("f").get().nodeID
+    let second = try membership.routeCall("f").get().nodeID
+    #expect(first != second)
+    membership.finishCall(on: first)
+    #expect(try membership.routeCall("f").get().nodeID == first)
+    #expect(membership.callsInFlight == 2)
+  }
+
+  @Test("full nodes are skipped while another has a free worker")
+  func skipsFull() throws {
+    var membership = Self.members([("a", ["f"], 1), ("b", ["f"], 5)], strategy: .roundRobin)
+    var picks: [String] = []
+    for _ in 0..<4 { picks.append(try membership.routeCall("f").get().nodeID) }
+    #expect(picks.filter { $0 == "a" }.count == 1)
+    #expect(picks.filter { $0 == "b" }.count == 3)
+  }
+
+  @Test("round robin takes each node in turn")
+  func roundRobin() throws {
+    var membership = Self.members([("a", ["f"], 100), ("b", ["f"], 100), ("c", ["f"], 100)], strategy: .roundRobin)
+    let picks = try (0..<6).map { _ in try membership.routeCall("f").get().nodeID }
+    #expect(picks == ["a", "b", "c", "a", "b", "c"])
+  }
+
+  @Test("targets, exclusions and unknown functions")
+  func targeting() throws {
+    var membership = Self.members([("a", ["f"], 2), ("b", ["f", "g"], 2)])
+    #expect(try membership.routeCall("g").get().nodeID == "b")
+    #expect(try membership.routeCall("f", target: "a").get().nodeID == "a")
+    #expect(try membership.routeCall("f", excluding: ["a"]).get().nodeID == "b")
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("g", target: "a").get() }
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("h").get() }
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("g", excluding: ["b"]).get() }
+    membership.leave("b")
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("g").get() }
+    #expect(membership.functions.map(\.name) == ["f"])
+    #expect(membership.functions.first?.nodes == ["a"])
+  }
+
+  /// One step of a capacity table: what happens, and what the membership must answer.
+  enum Step: CustomStringConvertible {
+    case call, finishCall, task(expect: Bool), finishTask
+    var description: String {
+      switch self {
+      case .call: "call"
+      case .finishCall: "finishCall"
+      case .task(let expect): "task → \(expect)"
+      case .finishTask: "finishTask"
+      }
+    }
+  }
+
+  static let capacityTables: [(workers: Int, steps: [Step])] = [
+    // Calls fill the workers: no task until one ends.
+    (2, [.call, .call, .task(expect: false), .finishCall, .task(expect: true), .task(expect: false)]),
+    // Tasks fill the workers: calls still route (the node queues them), tasks do not.
+    (2, [.task(expect: true), .task(expect: true), .task(expect: false), .call, .finishTask, .task(expect: false),
+         .finishCall, .task(expect: true)]),
+    // One worker, shared.
+    (1, [.task(expect: true), .task(expect: false), .finishTask, .call, .task(expect: false), .finishCall,
+         .task(expect: true)]),
+  ]
+
+  @Test("a node's calls and tasks share its maxWorkers: a task gets a worker only when one is free",
+        arguments: capacityTables.indices)
+  func oneCapacity(table: Int) throws {
+    let (workers, steps) = Self.capacityTables[table]
+    var membership = Self.members([("n", ["f"], workers)])
+    for (index, step) in steps.enumerated() {
+      switch step {
+      case .call: _ = try membership.routeCall("f").get()
+      case .finishCall: membership.finishCall(on: "n")
+      case .task(let expected):
+        let reserved = membership.reserveTask(on: "n")
+        #expect(reserved == expected, "step \(index): \(step)")
+      case .finishTask: membership.finishTask(on: "n")
+      }
+      let node = try #require(membership.members["n"])
+      // Tasks never take a worker that calls or tasks hold.
+      #expect(node.tasks <= workers, "step \(index)")
+      if case .task(true) = step { #expect(node.busy <= workers, "step \(index)") }
+      #expect(membership.hasFreeWorker("n") == (node.busy < workers))
+    }
+  }
+
+  @Test("busy counts tasks too: calls go to the node with less work of either kind")
+  func callsSeeTasks() throws {
+    var membership = Self.members([("a", ["f"], 4), ("b", ["f"], 4)])
+    let first = membership.reserveTask(on: "a")
+    let second = membership.reserveTask(on: "a")
+    #expect(first && second)
+    #expect(try membership.routeCall("f").get().nodeID == "b")
+    #expect(membership.nodeInfos.map(\.tasks) == [2, 0])
+    #expect(membership.nodeInfos.map(\.inFlight) == [0, 1])
+  }
+
+  @Test("a node lost mid-call and mid-task is gone from routing and from tasks at once")
+  func lostMidWork() throws {
+    var membership = Self.members([("doomed", ["f"], 2), ("other", ["f"], 2)])
+    _ = try membership.routeCall("f", target: "doomed").get()
+    let reserved = membership.reserveTask(on: "doomed")
+    #expect(reserved)
+    let left = membership.leave("doomed")
+    let gone = try #require(left)
+    #expect(gone.calls == 1 && gone.tasks == 1)
+    #expect(membership.members["doomed"] == nil)
+    let again = membership.reserveTask(on: "doomed")
+    #expect(!again)
+    #expect(!membership.hasFreeWorker("doomed"))
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("f", target: "doomed").get() }
+    for _ in 0..<3 { #expect(try membership.routeCall("f").get().nodeID == "other") }
+    // Late news of the lost node's work changes nothing.
+    membership.finishCall(on: "doomed")
+    membership.finishTask(on: "doomed")
+    #expect(membership.members.keys.sorted() == ["other"])
+    let twice = membership.leave("doomed")
+    #expect(twice == nil)
+  }
+
+  @Test("joining again keeps the work counted and the first join time; new functions replace the old")
+  func rejoin() throws {
+    var membership = Self.members([("n", ["f"], 2)])
+    _ = try membership.routeCall("f").get()
+    let reserved = membership.reserveTask(on: "n")
+    #expect(reserved)
+    let isNew = membership.join(Self.announce("n", ["g"], maxWorkers: 3), at: Self.t0.addingTimeInterval(60))
+    #expect(!isNew)
+    let node = try #require(membership.members["n"])
+    #expect(node.calls == 1 && node.tasks == 1 && node.maxWorkers == 3)
+    #expect(node.joinedAt == Self.t0)
+    #expect(membership.nodes(serving: "g") == ["n"] && membership.nodes(serving: "f").isEmpty)
+  }
+}
