@@ -164,6 +164,58 @@ struct TaskCenterTests {
     await fabric.stop()
   }
 
+  @Test("calls and tasks share a node's maxWorkers: a call waits while a task holds the only worker")
+  func oneCapacity() async throws {
+    let fabric = try await TaskFabric()
+    let (node, _) = try await fabric.addNode("solo", slots: 1)
+    let client = fabric.client()
+    let id = try await client.submitCode("import time\ntime.sleep(60)")
+    #expect(try await eventually { try await client.task(id).status == .running })
+    #expect(fabric.server.nodes().first?.tasks == 1)
+    #expect(!fabric.server.hasFreeWorker("solo"))
+    #expect(node.stats().running == 1)
+    let call = Task { () async throws -> String in try await client.execute("whoami") }
+    #expect(await eventually { node.stats().queued == 1 }, "the call waits for the worker the task holds")
+    #expect(node.stats().running == 1)
+    // A second task is not given to the node meanwhile.
+    let second = try await client.submitCode("print('second')")
+    _ = try await client.cancelTask(id)
+    #expect(try await call.value == "solo")
+    let done = try await client.waitForTask(second, timeout: .seconds(20))
+    #expect(done.status == .completed && done.nodeID == "solo")
+    #expect(await eventually { fabric.server.nodes().first?.tasks == 0 && node.stats().running == 0 })
+    await fabric.stop()
+  }
+
+  @Test("a node lost mid-call and mid-task is out of routing and scheduling when the gateway hears of it")
+  func lostAtOnce() async throws {
+    let fabric = try await TaskFabric()
+    let (doomed, doomedWorker) = try await fabric.addNode("doomed", slots: 2)
+    let client = fabric.client()
+    let task = try await client.submitCode("import time\ntime.sleep(60)")
+    #expect(try await eventually { try await client.task(task).status == .running })
+    let call = Task { () async throws -> Double in try await client.execute("hold", 60.0) }
+    #expect(await eventually { doomed.stats().running == 2 })
+    // Listeners hear membership changes in order: the task center's came first.
+    let seen = Mutex<(member: Bool, status: NodeStatus?)?>(nil)
+    let center = fabric.center
+    let server = fabric.server
+    server.onMembershipChange { event in
+      guard case .left("doomed") = event else { return }
+      let status = try? center.node("doomed").status
+      seen.withLock { $0 = (server.isMember("doomed"), status) }
+    }
+    _ = doomedWorker  // the worker does not leave first: the node's link just goes
+    await doomed.stop()
+    #expect(await eventually { seen.withLock { $0 } != nil })
+    #expect(seen.withLock { $0?.member } == false)
+    #expect(seen.withLock { $0?.status } == .offline)
+    let lost = try await expectTaskError { _ = try await call.value }
+    #expect(lost.code == .nodeLost)
+    #expect(try await eventually { try await client.task(task).status == .queued })
+    await fabric.stop()
+  }
+
   @Test("a loaded machine gets no work until its owner's load drops")
   func load() async throws {
     let fabric = try await TaskFabric()
@@ -269,4 +321,15 @@ struct TaskCenterTests {
     #expect(fabric.center.queue().count == 4)
     await fabric.stop()
   }
+}
+
+/// Expects `body` to throw an ``EasyRemoteError``; returns it.
+func expectTaskError(_ body: () async throws -> Void) async throws -> EasyRemoteError {
+  do {
+    try await body()
+  } catch let error as EasyRemoteError {
+    return error
+  }
+  Issue.record("expected an EasyRemoteError")
+  throw EasyRemoteError(code: .internalError, message: "no error")
 }
