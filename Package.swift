@@ -182,6 +182,7 @@ let package = Package(
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
         .product(name: "Yams", package: "Yams"),
       ],
+      exclude: ["Fixtures"],  // read by path (`#filePath`), copied before use
       swiftSettings: strict
     ),
     .testTarget(

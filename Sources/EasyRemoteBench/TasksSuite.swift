@@ -25,10 +25,10 @@ enum TasksSuite {
     let start = ContinuousClock.now
     for index in 0..<count {
       let began = ContinuousClock.now
-      let task = TaskRecord.function("inc", arguments: "[\(index)]")
+      let task = try TaskRecord.function("inc", args: [.int(Int64(index))])
       try await store.insert(task)
       _ = try await store.start(task.id, on: "n", at: Date())
-      _ = try await store.finish(task.id, with: .completed("1"), by: "n", at: Date())
+      _ = try await store.finish(task.id, with: .completed(.json("1")), by: "n", at: Date())
       latencies.append(ContinuousClock.now - began)
     }
     let rate = Double(count) / (ContinuousClock.now - start).secondsDouble
@@ -84,7 +84,9 @@ enum TasksSuite {
     }
     // Spot check: results are there and right.
     for task in try await store.tasks(status: .completed, limit: 50, offset: 0) {
-      let argument = Int(task.arguments?.dropFirst().dropLast() ?? "") ?? -1
+      guard case .int(let argument)? = task.arguments?.first else {
+        throw TaskCenterError(code: .internalError, message: "task \(task.id) lost its argument")
+      }
       guard task.result == String(argument + 1) else {
         throw TaskCenterError(code: .internalError, message: "task \(task.id): \(task.result ?? "") for \(argument)")
       }

@@ -260,17 +260,17 @@ public final class ComputeNode: Sendable {
     }
   }
 
-  /// Runs one of this node's functions here (a worker slot like any call): the task center's
-  /// way to run a function task. Returns the JSON result.
-  package func runLocally(_ invocation: Invocation) async throws -> Data {
+  /// Runs one of this node's functions here, in a worker like any call: the task center's way
+  /// to run a function task. `call` is the invocation as it was stored (JSON, or MessagePack
+  /// when it carries bytes); the result comes back in the same serializer.
+  package func runLocally(_ call: Payload, function: String) async throws -> Payload {
     let output = FunctionOutput.single()
     do {
-      let payload = try JSONSerializer().encode(invocation)
-      try await run(Payload(data: payload, serializer: JSONSerializer.name), output: output)
+      try await run(call, output: output)
     } catch {
-      throw EasyRemoteError(error, function: invocation.function)
+      throw EasyRemoteError(error, function: function)
     }
-    return output.result?.data ?? Data("null".utf8)
+    return output.result ?? Payload(data: Data("null".utf8), serializer: JSONSerializer.name)
   }
 
   /// Runs a call in a worker slot. The result (or each item) is encoded the way the call

@@ -32,11 +32,14 @@ extension Server {
   ///
   /// - Throws: `NodeError` (`not_connected`, `timed_out`, `connection_lost`...) or the
   ///   handler's error as the node sent it; ``EasyRemoteError/init(_:function:)`` reads either.
+  /// - Parameters:
+  ///   - serializer: how the request is encoded (`json` by default; `binary`, MessagePack,
+  ///     carries `Data` as it is); the node answers the same way.
   public func call<Request: Encodable, Response: Decodable & Sendable>(
     node nodeID: String, _ method: String, _ request: Request, as: Response.Type = Response.self,
-    timeout: Duration? = nil
+    serializer: String? = nil, timeout: Duration? = nil
   ) async throws -> Response {
-    try await node.call(nodeID, method, request, as: Response.self, timeout: timeout)
+    try await node.call(nodeID, method, request, as: Response.self, serializer: serializer, timeout: timeout)
   }
 
   /// Calls `handler` on every membership change, in order, outside the gateway's lock.

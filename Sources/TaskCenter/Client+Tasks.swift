@@ -50,7 +50,10 @@ extension Client {
     switch task.status {
     case .completed:
       do {
-        return try JSONDecoder().decode(R.self, from: Data((task.result ?? "null").utf8))
+        // Straight from the result's bytes, with the serializer that wrote them.
+        let output = task.output ?? TaskPayload(data: Data("null".utf8), serializer: JSONSerializer.name)
+        if output.serializer == BinarySerializer.name { return try BinarySerializer().decode(R.self, from: output.data) }
+        return try JSONDecoder().decode(R.self, from: output.data)
       } catch {
         throw EasyRemoteError(
           code: .invalidResult, message: "the result of task \(id) is not \(R.self): \((task.result ?? "").prefix(200))")

@@ -89,6 +89,29 @@ public final class SQLiteTaskStore: TaskStore {
       try db.create(index: "task_by_status", on: TaskRow.databaseTableName, columns: ["status", "createdAt"])
       try db.create(index: "task_by_age", on: TaskRow.databaseTableName, columns: ["createdAt"])
     }
+    // v2: a function task's call and every task's output as payload bytes plus the name of
+    // their serializer, instead of JSON text inside a column (`arguments`, `result`).
+    migrator.registerMigration("v2-payloads") { db in
+      try db.alter(table: TaskRow.databaseTableName) { table in
+        table.add(column: "invocation", .blob)
+        table.add(column: "invocationSerializer", .text)
+        table.add(column: "output", .blob)
+        table.add(column: "outputSerializer", .text)
+      }
+      try db.execute(
+        sql: """
+          UPDATE task SET invocation = CAST(json_object('function', function, 'args', json(arguments),
+            'kwargs', json_object()) AS BLOB), invocationSerializer = 'json'
+          WHERE kind = 'function' AND arguments IS NOT NULL;
+          UPDATE task SET output = CAST(result AS BLOB),
+            outputSerializer = CASE kind WHEN 'function' THEN 'json' ELSE 'text' END
+          WHERE result IS NOT NULL;
+          """)
+      try db.alter(table: TaskRow.databaseTableName) { table in
+        table.drop(column: "arguments")
+        table.drop(column: "result")
+      }
+    }
     return migrator
   }
 
@@ -298,8 +321,9 @@ private final class GroupCommit: Sendable {
 private struct TaskRow: FetchableRecord {
   static let databaseTableName = "task"
   static let columns = [
-    "id", "kind", "status", "code", "function", "arguments", "timeout", "cpu", "memoryMB", "attempts", "maxAttempts",
-    "nodeID", "result", "stderr", "exitStatus", "errorMessage", "createdAt", "startedAt", "finishedAt", "executionTime",
+    "id", "kind", "status", "code", "function", "invocation", "timeout", "cpu", "memoryMB", "attempts", "maxAttempts",
+    "nodeID", "output", "stderr", "exitStatus", "errorMessage", "createdAt", "startedAt", "finishedAt", "executionTime",
+    "invocationSerializer", "outputSerializer",
   ]
   static let columnList = columns.joined(separator: ", ")
   static let insertSQL =
@@ -315,13 +339,13 @@ private struct TaskRow: FetchableRecord {
 
   init(row: Row) throws {
     var task = TaskRecord(
-      id: row[0], kind: TaskKind(rawValue: row[1]) ?? .code, code: row[3], function: row[4], arguments: row[5],
-      timeout: row[6], resources: ResourceRequest(cpu: row[7], memoryMB: row[8]), maxAttempts: row[10],
-      createdAt: Date(timeIntervalSince1970: row[16]))
+      id: row[0], kind: TaskKind(rawValue: row[1]) ?? .code, code: row[3], function: row[4],
+      invocation: Self.payload(row[5], row[20]), timeout: row[6], resources: ResourceRequest(cpu: row[7], memoryMB: row[8]),
+      maxAttempts: row[10], createdAt: Date(timeIntervalSince1970: row[16]))
     task.status = TaskStatus(rawValue: row[2]) ?? .failed
     task.attempts = row[9]
     task.nodeID = row[11]
-    task.result = row[12]
+    task.output = Self.payload(row[12], row[21])
     task.stderr = row[13]
     task.exitStatus = row[14]
     task.errorMessage = row[15]
@@ -329,6 +353,11 @@ private struct TaskRow: FetchableRecord {
     task.finishedAt = (row[18] as Double?).map(Date.init(timeIntervalSince1970:))
     task.executionTime = row[19]
     record = task
+  }
+
+  private static func payload(_ data: Data?, _ serializer: String?) -> TaskPayload? {
+    guard let data else { return nil }
+    return TaskPayload(data: data, serializer: serializer ?? TaskPayload.text)
   }
 
   static func fetch(_ db: Database, id: String) throws -> TaskRow? {
@@ -339,10 +368,11 @@ private struct TaskRow: FetchableRecord {
   private var values: [(any DatabaseValueConvertible)?] {
     let task = record
     return [
-      task.kind.rawValue, task.status.rawValue, task.code, task.function, task.arguments, task.timeout,
-      task.resources.cpu, task.resources.memoryMB, task.attempts, task.maxAttempts, task.nodeID, task.result,
+      task.kind.rawValue, task.status.rawValue, task.code, task.function, task.invocation?.data, task.timeout,
+      task.resources.cpu, task.resources.memoryMB, task.attempts, task.maxAttempts, task.nodeID, task.output?.data,
       task.stderr, task.exitStatus, task.errorMessage, task.createdAt.timeIntervalSince1970,
       task.startedAt?.timeIntervalSince1970, task.finishedAt?.timeIntervalSince1970, task.executionTime,
+      task.invocation?.serializer, task.output?.serializer,
     ]
   }
 

@@ -215,10 +215,12 @@ public final class TaskCenter: Sendable {
       guard !server.nodes(serving: function).isEmpty else {
         throw TaskCenterError.invalid("function", "no node serves a function named '\(function)'")
       }
-      let arguments = try JSONEncoder().encode(submission.args ?? [])
-      return TaskRecord.function(
-        function, arguments: String(decoding: arguments, as: UTF8.self), timeout: timeout, resources: resources,
-        maxAttempts: maxAttempts)
+      do {
+        return try TaskRecord.function(
+          function, args: submission.args ?? [], timeout: timeout, resources: resources, maxAttempts: maxAttempts)
+      } catch {
+        throw TaskCenterError.invalid("args", "the arguments cannot be encoded: \(error)")
+      }
     case (nil, nil):
       throw TaskCenterError.invalid("code", "a task needs either code or a function")
     case (.some, .some):
@@ -529,7 +531,8 @@ public final class TaskCenter: Sendable {
     do {
       answer = .success(
         try await server.call(
-          node: nodeID, TaskMethods.run, task, as: TaskOutcome.self, timeout: .seconds(task.timeout + 30)))
+          node: nodeID, TaskMethods.run, TaskAssignment(task), as: TaskOutcome.self, serializer: BinarySerializer.name,
+          timeout: .seconds(task.timeout + 30)))
     } catch {
       answer = .failure(error)
     }

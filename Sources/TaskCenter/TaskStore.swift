@@ -53,7 +53,7 @@ extension TaskRecord {
     if let nodeID, status != .running || self.nodeID != nodeID { return nil }
     var task = self
     task.status = outcome.status
-    task.result = outcome.result
+    task.output = outcome.output
     task.stderr = outcome.stderr
     task.exitStatus = outcome.exitStatus
     task.errorMessage = outcome.errorMessage

@@ -111,7 +111,7 @@ public final class TaskWorker: Sendable {
   }
 
   private func registerMethods() {
-    node.serve(TaskMethods.run) { [weak self] (task: TaskRecord, _) -> TaskOutcome in
+    node.serve(TaskMethods.run) { [weak self] (task: TaskAssignment, _) -> TaskOutcome in
       guard let self else { return .failed("the worker is gone") }
       return await self.run(task)
     }
@@ -122,7 +122,7 @@ public final class TaskWorker: Sendable {
   }
 
   /// Runs one task to its outcome; cancelling the call (or an abort) kills it.
-  func run(_ task: TaskRecord) async -> TaskOutcome {
+  func run(_ task: TaskAssignment) async -> TaskOutcome {
     let work = Task { await self.execute(task) }
     state.withLock { $0.running[task.id] = work }
     let outcome = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
@@ -133,7 +133,7 @@ public final class TaskWorker: Sendable {
     return outcome
   }
 
-  private func execute(_ task: TaskRecord) async -> TaskOutcome {
+  private func execute(_ task: TaskAssignment) async -> TaskOutcome {
     let started = ContinuousClock.now
     func elapsed() -> Double {
       let duration = ContinuousClock.now - started
@@ -161,17 +161,17 @@ public final class TaskWorker: Sendable {
         }
         if result.stdoutTruncated { message = (message.map { $0 + "; " } ?? "") + "output truncated" }
         return TaskOutcome(
-          status: status, result: result.stdout, stderr: result.stderr, exitStatus: Int(result.exitStatus),
+          status: status, output: .text(result.stdout), stderr: result.stderr, exitStatus: Int(result.exitStatus),
           errorMessage: message, executionTime: result.duration)
       } catch {
         return .failed("\(error)", executionTime: elapsed())
       }
     case .function:
-      let arguments = (try? JSONDecoder().decode([JSONValue].self, from: Data((task.arguments ?? "[]").utf8))) ?? []
-      let invocation = Invocation(function: task.function ?? "", args: arguments)
+      guard let call = task.invocation else { return .failed("task \(task.id) has no call to make") }
+      let function = task.function ?? ""
       do {
-        let data = try await withThrowingTaskGroup(of: Data?.self) { group in
-          group.addTask { try await self.node.runLocally(invocation) }
+        let result = try await withThrowingTaskGroup(of: Payload?.self) { group in
+          group.addTask { try await self.node.runLocally(call.payload, function: function) }
           group.addTask {
             try await Task.sleep(for: .seconds(task.timeout))
             return nil
@@ -179,11 +179,11 @@ public final class TaskWorker: Sendable {
           defer { group.cancelAll() }
           return try await group.next() ?? nil
         }
-        guard let data else {
+        guard let result else {
           return TaskOutcome(
             status: .timeout, errorMessage: "killed after its timeout of \(task.timeout) s", executionTime: elapsed())
         }
-        return .completed(String(decoding: data, as: UTF8.self), executionTime: elapsed())
+        return .completed(TaskPayload(result), executionTime: elapsed())
       } catch is CancellationError {
         return TaskOutcome(status: .cancelled, errorMessage: "cancelled", executionTime: elapsed())
       } catch let error as EasyRemoteError {

@@ -229,7 +229,7 @@ public struct TaskCenterAPI: Sendable {
     default: throw APIError.invalid("status", "status must be success, failed or timeout")
     }
     let outcome = TaskOutcome(
-      status: status, result: report.result, stderr: report.stderr, exitStatus: report.exitStatus,
+      status: status, output: report.result.map(TaskPayload.text), stderr: report.stderr, exitStatus: report.exitStatus,
       errorMessage: report.errorMessage, executionTime: report.executionTime)
     let task = try await center.report(report.taskID, from: report.nodeID, outcome: outcome)
     return JSONBody.response(TaskView(task: task))

@@ -365,7 +365,8 @@ struct NodeBehaviourTests {
   func heartbeatExpiry(kind: TransportKind) async throws {
     let disconnected = Signal()
     try await TestCluster(kind).withPair(
-      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .milliseconds(1000)) },
+      // (3 s: a gRPC handshake on a busy machine can take more than 1 s.)
+      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .seconds(3)) },
       // b never sends heartbeats: to a it is silent.
       configureB: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .seconds(3600), timeout: .seconds(7200)) },
       setUp: { a, _ in
@@ -493,7 +494,8 @@ struct NodeBehaviourTests {
     try await b.start()
     try await a.start()
     try await a.connect(to: "b", at: try #require(b.listeningAddress))
-    let call = Task { () throws -> Int in try await a.call("b", "work", 600) }
+    // In flight for 3 s: the window in which b refuses new calls, wide enough for a busy machine.
+    let call = Task { () throws -> Int in try await a.call("b", "work", 3000) }
     #expect(await started.wait() != nil)
     // b's own call out to a is pending when b stops.
     let own = Task { () throws -> Empty in try await b.call("a", "hang", Empty(), timeout: .seconds(60)) }
@@ -514,7 +516,7 @@ struct NodeBehaviourTests {
     #expect(refusal?.code == .nodeStopping)
     #expect(refusal?.nodeID == "b")
 
-    #expect(try await call.value == 600, "the in-flight call finished within the grace period")
+    #expect(try await call.value == 3000, "the in-flight call finished within the grace period")
     await stopping.value
     let ownResult = await own.result
     guard case .failure(let error as NodeError) = ownResult else {

@@ -24,8 +24,10 @@ struct HTTPAPITests {
     let validator: OpenAPIValidator
     let problems = Mutex<[String]>([])
 
-    init(configuration: TaskCenter.Configuration = TaskFabric.configuration) async throws {
-      fabric = try await TaskFabric(configuration: configuration)
+    init(
+      configuration: TaskCenter.Configuration = TaskFabric.configuration, databasePath: String = temporaryDatabasePath()
+    ) async throws {
+      fabric = try await TaskFabric(databasePath: databasePath, configuration: configuration)
       http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
       try await http.start()
       base = "http://\(http.address ?? "")"
@@ -82,7 +84,8 @@ struct HTTPAPITests {
 
     let function = try await stack.post("/tasks", ["function": "sync_add", "args": [20, 22]])
     let functionTask = try await stack.finished(try #require(function.object["task_id"] as? String))
-    #expect(functionTask["result"] as? String == "42")
+    #expect(functionTask["result"] as? Int == 42, "a function task's result is the JSON value itself")
+    #expect(functionTask["arguments"] as? [Int] == [20, 22])
 
     let list = try await stack.get("/tasks?status=completed&limit=1")
     #expect(list.object["total"] as? Int == 2)
@@ -284,6 +287,46 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
+  @Test("a database written by the v1 release opens, migrates and keeps every task; queued tasks still run")
+  func migratesV1() async throws {
+    let path = temporaryDatabasePath()
+    try FileManager.default.createDirectory(
+      atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: v1DatabaseFixture, toPath: path)
+    let stack = try await Stack(databasePath: path)
+    // Every task is there, results and arguments now JSON values; the running one was requeued.
+    let listed = try await stack.get("/tasks?limit=100").object
+    let tasks = try #require(listed["tasks"] as? [[String: Any]])
+    #expect(tasks.count == 8)
+    let byID = Dictionary(uniqueKeysWithValues: tasks.map { ($0["task_id"] as? String ?? "", $0) })
+    let add = try #require(byID["task_6676edaf8030446e8ecebb43"])
+    #expect(add["status"] as? String == "completed" && add["result"] as? Int == 42)
+    #expect(add["arguments"] as? [Int] == [20, 22])
+    let summary = try #require(byID["task_2c1fdaf337c54226b672af92"]?["result"] as? [String: Any])
+    #expect(summary["sum"] as? Int == 6 && summary["count"] as? Int == 3)
+    #expect(byID["task_6c77e736b766436da669c0c2"]?["result"] as? String == "42\n")
+    #expect(byID["task_e1087f8bb72648a1a85838b7"]?["status"] as? String == "failed")
+    #expect(byID["task_e2e9a0ef75be41eea7de5fc4"]?["arguments"] as? [AnyHashable] == ["two", 1])
+    let interrupted = try #require(byID["task_a9f0140b55274a5896efae3a"])
+    #expect(interrupted["status"] as? String == "queued" && interrupted["attempts"] as? Int == 1)
+    #expect(try await stack.fabric.center.counts() == [.completed: 3, .failed: 2, .queued: 3])
+    // The client reads a migrated result straight from its bytes.
+    let client = stack.fabric.client()
+    let sum: Double = try await client.result("task_6676edaf8030446e8ecebb43")
+    #expect(sum == 42)
+    // The queued tasks run on a node of this release.
+    _ = try await client.cancelTask("task_a9f0140b55274a5896efae3a")  // it sleeps an hour
+    try await stack.fabric.addNode("upgraded")
+    let three: Double = try await client.result("task_e7f1960bd2bf4d1fa28294df", timeout: .seconds(20))
+    #expect(three == 3)
+    let code = try await client.waitForTask("task_1609e0d6a275489f99d129f2", timeout: .seconds(20))
+    #expect(code.status == .completed && code.result == "queued before the upgrade\n")
+    let rest = try await stack.get("/tasks/task_e7f1960bd2bf4d1fa28294df").object
+    #expect(rest["result"] as? Int == 3 && rest["arguments"] as? [Int] == [1, 2])
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
   @Test("an event subscriber that falls behind is dropped; the others and the gateway go on")
   func slowSubscriber() async throws {
     let fabric = try await TaskFabric()
@@ -471,3 +514,8 @@ struct FailingStoreTests {
     await server.stop()
   }
 }
+
+/// A task database written by the v1 release (`easyremote gateway` of 2026-11-29, killed with
+/// SIGKILL while a task ran): 3 completed, 2 failed, 1 running and 2 queued tasks.
+let v1DatabaseFixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+  .appendingPathComponent("Fixtures/tasks-v1.sqlite").path

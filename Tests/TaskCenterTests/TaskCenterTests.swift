@@ -173,7 +173,7 @@ struct TaskCenterTests {
     #expect(try await eventually { try await client.task(id).status == .running })
     #expect(fabric.server.nodes().first?.tasks == 1)
     #expect(!fabric.server.hasFreeWorker("solo"))
-    #expect(node.stats().running == 1)
+    #expect(await eventually { node.stats().running == 1 }, "the task holds the node's worker")
     let call = Task { () async throws -> String in try await client.execute("whoami") }
     #expect(await eventually { node.stats().queued == 1 }, "the call waits for the worker the task holds")
     #expect(node.stats().running == 1)

@@ -53,14 +53,14 @@ struct TaskStoreTests {
   @Test("a task starts once, finishes once, and counts its attempts", arguments: StoreKind.allCases)
   func lifecycle(kind: StoreKind) async throws {
     let store = try kind.make()
-    let task = TaskRecord.function("sync_add", arguments: "[1,2]")
+    let task = try TaskRecord.function("sync_add", args: [.int(1), .int(2)])
     try await store.insert(task)
     let started = try #require(try await store.start(task.id, on: "n1", at: t0))
     #expect(started.status == .running && started.nodeID == "n1" && started.attempts == 1 && started.startedAt == t0)
     #expect(try await store.start(task.id, on: "n2", at: t0) == nil)
     #expect(try await store.queued(limit: 10).isEmpty)
 
-    let outcome = TaskOutcome.completed("3", executionTime: 0.25)
+    let outcome = TaskOutcome.completed(.json("3"), executionTime: 0.25)
     let finished = try #require(try await store.finish(task.id, with: outcome, by: nil, at: t0.addingTimeInterval(1)))
     #expect(finished.status == .completed && finished.result == "3" && finished.executionTime == 0.25)
     #expect(finished.finishedAt == t0.addingTimeInterval(1))
@@ -78,11 +78,11 @@ struct TaskStoreTests {
     _ = try await store.start(task.id, on: "old", at: t0)
     #expect(try await store.requeue(task.id, from: "other", reason: "x", at: t0) == nil)
     #expect(try await store.requeue(task.id, from: "old", reason: "old left", at: t0)?.status == .queued)
-    #expect(try await store.finish(task.id, with: .completed("stale"), by: "old", at: t0) == nil)
+    #expect(try await store.finish(task.id, with: .completed(.text("stale")), by: "old", at: t0) == nil)
     _ = try await store.start(task.id, on: "new", at: t0)
-    #expect(try await store.finish(task.id, with: .completed("stale"), by: "old", at: t0) == nil)
+    #expect(try await store.finish(task.id, with: .completed(.text("stale")), by: "old", at: t0) == nil)
     #expect(try await store.requeue(task.id, from: "old", reason: "late", at: t0) == nil)
-    let done = try await store.finish(task.id, with: .completed("fresh"), by: "new", at: t0)
+    let done = try await store.finish(task.id, with: .completed(.text("fresh")), by: "new", at: t0)
     #expect(done?.result == "fresh" && done?.attempts == 2)
   }
 
@@ -136,13 +136,13 @@ struct SQLiteTaskStoreTests {
       let store = try SQLiteTaskStore(path: path)
       #expect(try await store.journalMode() == "wal")
       for index in 0..<3 {
-        let task = TaskRecord.function("f\(index)", arguments: "[\(index)]", timeout: 7.5, maxAttempts: 4)
+        let task = try TaskRecord.function("f\(index)", args: [.int(Int64(index))], timeout: 7.5, maxAttempts: 4)
         try await store.insert(task)
       }
       let all = try await store.tasks(status: nil, limit: 10, offset: 0)
       _ = try await store.start(all[0].id, on: "n1", at: Date())
       _ = try await store.start(all[1].id, on: "n1", at: Date())
-      _ = try await store.finish(all[1].id, with: .completed("{\"ok\":true}", executionTime: 1.5), by: "n1", at: Date())
+      _ = try await store.finish(all[1].id, with: .completed(.json("{\"ok\":true}"), executionTime: 1.5), by: "n1", at: Date())
       records = try await store.tasks(status: nil, limit: 10, offset: 0)
     }
     let reopened = try SQLiteTaskStore(path: path)
