@@ -34,13 +34,14 @@ func fail(_ error: any Error) -> ExitCode {
   if let task = error as? TaskCenterError {
     text = "error: \(task.code): \(task.message)" + (task.details.map { " (\($0))" } ?? "")
   }
-  FileHandle.standardError.write(Data((text + "\n").utf8))
+  try? FileHandle.standardError.write(contentsOf: Data((text + "\n").utf8))
   return remote?.code == .connectionFailed ? ExitCode(2) : ExitCode(1)
 }
 
-/// Writes a line to stdout at once (scripts read streams line by line).
+/// Writes a line to stdout at once (scripts read streams line by line); a reader that went
+/// away (EPIPE) is not an error worth a crash.
 func emit(_ line: String) {
-  FileHandle.standardOutput.write(Data((line + "\n").utf8))
+  try? FileHandle.standardOutput.write(contentsOf: Data((line + "\n").utf8))
 }
 
 /// A table for people: columns padded to their widest cell.

@@ -25,7 +25,7 @@ struct PeerCommand: AsyncParsableCommand {
     ExampleMethods.register(on: node)
     try await node.start()
     // Written unbuffered: the parent process reads this line to learn the address.
-    FileHandle.standardOutput.write(Data("LISTENING \(node.listeningAddress ?? "")\n".utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data("LISTENING \(node.listeningAddress ?? "")\n".utf8))
     // Serve until stdin closes or the process is killed.
     while let line = readLine() {
       if line == "quit" { break }

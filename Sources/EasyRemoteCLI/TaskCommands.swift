@@ -46,8 +46,8 @@ struct SubmitCommand: AsyncParsableCommand {
       }
       progress(nil)
       if json { return emit(jsonText(task)) }
-      if let result = task.result, !result.isEmpty { FileHandle.standardOutput.write(Data(result.utf8)) }
-      if let stderr = task.stderr, !stderr.isEmpty { FileHandle.standardError.write(Data(stderr.utf8)) }
+      if let result = task.result, !result.isEmpty { try? FileHandle.standardOutput.write(contentsOf: Data(result.utf8)) }
+      if let stderr = task.stderr, !stderr.isEmpty { try? FileHandle.standardError.write(contentsOf: Data(stderr.utf8)) }
       guard task.status == .completed else {
         throw fail(
           TaskCenterError(
@@ -68,7 +68,7 @@ struct SubmitCommand: AsyncParsableCommand {
   /// One status line on stderr, rewritten in place on a terminal.
   private func progress(_ line: String?) {
     guard isatty(STDERR_FILENO) == 1 else { return }
-    FileHandle.standardError.write(Data(("\r\u{1B}[K" + (line ?? "")).utf8))
+    try? FileHandle.standardError.write(contentsOf: Data(("\r\u{1B}[K" + (line ?? "")).utf8))
   }
 }
 

@@ -141,8 +141,12 @@ public final class Client: Sendable {
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
     do {
       let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
+      // Like a call: the function (and node) in metadata, so the gateway need not parse the arguments.
+      var metadata = [Methods.functionKey: name]
+      if let target { metadata[Methods.nodeKey] = target }
       return try await node.stream(
-        Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow)
+        Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow,
+        metadata: metadata)
     } catch {
       throw EasyRemoteError(error, function: name)
     }

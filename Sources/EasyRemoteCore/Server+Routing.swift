@@ -83,9 +83,17 @@ extension Server {
   /// Opens the stream on a node and passes its items on as they come, within the client's
   /// credit; when the client goes away the node's stream is cancelled with it.
   func forwardStream(_ payload: Payload, context: CallContext, sink: StreamSink) async throws {
-    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.stream)
+    // Clients name the function (and node) in metadata; other callers' payloads are read for them.
+    let function: String
+    let target: String?
+    if let named = context.metadata[Methods.functionKey] {
+      (function, target) = (named, context.metadata[Methods.nodeKey])
+    } else {
+      let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.stream)
+      (function, target) = (invocation.function, invocation.node)
+    }
     let start = ContinuousClock.now
-    let pick = state.withLock { $0.membership.routeCall(invocation.function, target: invocation.node) }
+    let pick = state.withLock { $0.membership.routeCall(function, target: target) }
     guard case .success(let chosen) = pick else {
       if case .failure(let error) = pick { throw error.nodeError }
       return
@@ -94,12 +102,12 @@ extension Server {
     do {
       let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow)
       for try await batch in items.batches { try await sink.send(contentsOf: batch) }
-      record(invocation.function, start: start, failed: false)
+      record(function, start: start, failed: false)
     } catch {
-      record(invocation.function, start: start, failed: true)
-      var failure = EasyRemoteError(error, function: invocation.function)
+      record(function, start: start, failed: true)
+      var failure = EasyRemoteError(error, function: function)
       if failure.code == .nodeLost {
-        failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(invocation.function)'"
+        failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(function)'"
       }
       throw failure.nodeError
     }

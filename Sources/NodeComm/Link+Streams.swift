@@ -386,7 +386,7 @@ extension Link.State {
       if let waiter = stream.waiter { streams.producers.append(waiter) }
     }
     outStreams.removeAll()
-    bulkPending.removeAll()
+    outbox.bulkPending.removeAll()
     return streams
   }
 }

@@ -137,16 +137,10 @@ struct TaskCommandLineTests {
     _ = try await waitForTask(id, env) { $0["status"] as? String == "running" }
     // A call of 3 s, in flight at the gateway when it is told to stop.
     let call = Task { try await runTool(["call", "async_ai_simulation", "\"in flight\"", "3"], environment: env) }
-    var inFlight = 0
-    for _ in 0..<200 where inFlight == 0 {
-      let nodes = try await runTool(["nodes", "--json"], environment: env)
-      let listed = try? JSONSerialization.jsonObject(with: Data(nodes.stdout.utf8)) as? [[String: Any]]
-      inFlight = listed?.first?["inFlight"] as? Int ?? listed?.first?["in_flight"] as? Int ?? 0
-    }
-    try #require(inFlight == 1, "the call never reached the node")
+    try #require(try await callInFlight(on: "worker", gateway: "127.0.0.1:\(port)"), "the call never reached the node")
 
-    first.process.terminate()  // SIGTERM
-    first.process.waitUntilExit()
+    first.stop()  // SIGTERM
+    await first.exited()
     #expect(first.process.terminationReason == .exit && first.process.terminationStatus == 0)
     let answered = try await call.value
     #expect(answered.status == 0, "\(answered.stderr)")

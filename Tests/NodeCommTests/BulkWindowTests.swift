@@ -19,18 +19,18 @@ struct BulkWindowTests {
   @Test("with an acknowledging peer, pieces stop at the window while small frames keep going")
   func window() {
     var state = Link.State(lastReceived: .now)
-    state.peerAcksPieces = true
-    state.bulkWindow = 2 * chunk
+    state.outbox.peerAcksPieces = true
+    state.outbox.bulkWindow = 2 * chunk
     _ = state.enqueue(large(1, bytes: 8 * chunk), chunkSize: chunk)
     let first = state.takeBatch(budget: 1 << 20) ?? []
     #expect(first.map(\.chunk?.index) == [0, 1])
-    #expect(state.bulkUnacked == 2 * chunk)
+    #expect(state.outbox.bulkUnacked == 2 * chunk)
     #expect(state.takeBatch(budget: 1 << 20) == nil, "no piece beyond the window")
 
     _ = state.enqueue(small(2), chunkSize: chunk)
     #expect(state.takeBatch(budget: 1 << 20)?.map(\.method) == ["ping"], "small frames are not held back")
 
-    state.bulkUnacked -= chunk  // the peer acknowledged one piece
+    state.outbox.bulkUnacked -= chunk  // the peer acknowledged one piece
     #expect(state.takeBatch(budget: 1 << 20)?.map(\.chunk?.index) == [2])
     state.closing = true  // closing sends the rest without waiting
     #expect(state.takeBatch(budget: 1 << 20)?.map(\.chunk?.index) == [3, 4, 5, 6, 7])
@@ -39,9 +39,9 @@ struct BulkWindowTests {
   @Test("a peer that does not acknowledge (an older node) gets pieces as before")
   func olderPeer() {
     var state = Link.State(lastReceived: .now)
-    state.bulkWindow = 2 * chunk
+    state.outbox.bulkWindow = 2 * chunk
     _ = state.enqueue(large(1, bytes: 8 * chunk), chunkSize: chunk)
     #expect(state.takeBatch(budget: 1 << 20)?.count == 8)
-    #expect(state.bulkUnacked == 0)
+    #expect(state.outbox.bulkUnacked == 0)
   }
 }

@@ -14,7 +14,7 @@ struct StreamBatchingTests {
   @Test("items of one stream waiting together share a frame; anything between them starts a new one")
   func coalescing() {
     var state = Link.State(lastReceived: .now)
-    state.peerTakesItemBatches = true
+    state.outbox.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "a"), chunkSize: chunk)
     _ = state.enqueue(item(1, "b"), chunkSize: chunk)
     _ = state.enqueue(item(2, "x"), chunkSize: chunk)
@@ -35,7 +35,7 @@ struct StreamBatchingTests {
   @Test("a frame of items carries at most 64 KiB of payload")
   func sizeBound() {
     var state = Link.State(lastReceived: .now)
-    state.peerTakesItemBatches = true
+    state.outbox.peerTakesItemBatches = true
     for _ in 0..<10 {
       _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 20 << 10), serializer: "raw", correlationID: 1), chunkSize: chunk)
     }
@@ -46,7 +46,7 @@ struct StreamBatchingTests {
   @Test("an item behind a large item's pieces waits behind them, not in an earlier frame")
   func behindPieces() {
     var state = Link.State(lastReceived: .now)
-    state.peerTakesItemBatches = true
+    state.outbox.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "small"), chunkSize: 1024)
     _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 4096), serializer: "raw", correlationID: 1), chunkSize: 1024)
     _ = state.enqueue(item(1, "after"), chunkSize: 1024)

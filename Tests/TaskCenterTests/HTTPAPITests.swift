@@ -401,7 +401,9 @@ extension SlowWebSocketTests {
     #expect(try await offPool { try socket.readUntil("\r\n\r\n") }.hasPrefix("HTTP/1.1 101"))
     let started = ContinuousClock.now
     await stack.http.stop()
-    #expect(ContinuousClock.now - started < .seconds(5))
+    // Bounded, not instant: the close path takes ~3 s on a quiet machine (a close timeout in
+    // the WebSocket layer), more on a busy one. Without the bound it would wait for the client.
+    #expect(ContinuousClock.now - started < .seconds(15))
     await stack.stop()
   }
 }

@@ -1,0 +1,70 @@
+import EasyRemoteCore
+import Foundation
+import NodeComm
+
+// The task center's methods on the gateway, for clients and task workers, through the gateway-extension API.
+extension TaskCenter {
+  func registerMethods() {
+    let gateway = server
+    gateway.serve(TaskMethods.submit) { [weak self] (submission: TaskSubmission, _) -> TaskRecord in
+      guard let self else { throw Self.gone }
+      return try await self.wire { try await self.submit(submission) }
+    }
+    gateway.serve(TaskMethods.get) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+      guard let self else { throw Self.gone }
+      return try await self.wire { try await self.task(query.id) }
+    }
+    gateway.serve(TaskMethods.wait) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+      guard let self else { throw Self.gone }
+      return try await self.wire {
+        _ = try await self.task(query.id)
+        return try await self.wait(query.id, timeout: .seconds(min(max(query.timeout ?? 30, 0), 3600)))
+      }
+    }
+    gateway.serve(TaskMethods.list) { [weak self] (query: TaskListQuery, _) -> [TaskRecord] in
+      guard let self else { throw Self.gone }
+      return try await self.wire { try await self.tasks(status: query.status, limit: query.limit, offset: query.offset) }
+    }
+    gateway.serve(TaskMethods.cancel) { [weak self] (query: TaskQuery, _) -> TaskRecord in
+      guard let self else { throw Self.gone }
+      return try await self.wire { try await self.cancel(query.id) }
+    }
+    gateway.serve(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [TaskNodeInfo] in
+      self?.nodes() ?? []
+    }
+    gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
+      self?.join(context.callerID, request)
+      return Empty()
+    }
+    gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
+      await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
+      return Empty()
+    }
+    gateway.serve(TaskMethods.heartbeat) { [weak self] (beat: TaskNodeHeartbeat, context) -> HeartbeatReply in
+      guard let self else { throw Self.gone }
+      let now = self.clock()
+      let (known, revived) = self.state.withLock { state -> (Bool, Bool) in
+        let wasOffline = state.scheduler.status(of: context.callerID, at: now) == .offline
+        let known = state.scheduler.heartbeat(context.callerID, load: beat.load, at: now)
+        return (known, known && wasOffline)
+      }
+      if known { self.kick() }  // the load may have dropped below the thresholds
+      if revived {
+        if let info = self.nodes().first(where: { $0.nodeID == context.callerID }) {
+          self.emit(.nodeJoined, NodeView(node: info))
+        }
+      }
+      return HeartbeatReply(known: known)
+    }
+  }
+
+  static var gone: NodeError { TaskCenterError(code: .internalError, message: "the task center is gone").nodeError }
+
+  func wire<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+      return try await body()
+    } catch let error as TaskCenterError {
+      throw error.nodeError
+    }
+  }
+}

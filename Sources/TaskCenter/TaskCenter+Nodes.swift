@@ -1,0 +1,178 @@
+public import EasyRemoteCore
+public import Foundation
+import NodeComm
+
+// The nodes of the task center: joining, leaving (their tasks requeued), what they look like, and the nodes that pull work over HTTP.
+extension TaskCenter {
+  /// The nodes that joined the task center (offline ones too), by id.
+  public func nodes() -> [TaskNodeInfo] {
+    let now = clock()
+    return state.withLock { state in
+      state.scheduler.nodes.values.sorted { $0.id < $1.id }.map { info(for: $0, state: state, now: now) }
+    }
+  }
+
+  /// The idle nodes, next to be served first (`GET /stats/nodes/queue`).
+  public func queue() -> [FairScheduler.QueueEntry] {
+    let now = clock()
+    return state.withLock { $0.scheduler.queue(at: now) }
+  }
+
+  func info(for node: SchedulerNode, state: State, now: Date) -> TaskNodeInfo {
+    TaskNodeInfo(
+      nodeID: node.id, status: node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout),
+      resources: node.resources, load: node.load, slots: node.slots, running: node.running,
+      completedTasks: node.completed, failedTasks: node.failed, totalComputeTime: node.totalComputeTime,
+      lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id))
+  }
+
+  /// A node joined (or came back): it is idle until it is given work.
+  func join(_ nodeID: String, _ request: TaskNodeJoin) {
+    let now = clock()
+    let (wasOnline, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
+      let wasOnline = state.scheduler.status(of: nodeID, at: now).map { $0 != .offline } ?? false
+      state.scheduler.join(
+        nodeID, resources: request.resources, slots: request.slots, thresholds: request.thresholds, at: now)
+      if request.runsCode { state.runsCode.insert(nodeID) } else { state.runsCode.remove(nodeID) }
+      return (wasOnline, state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) })
+    }
+    if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
+    logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
+    kick()
+  }
+
+  /// A node went away: it leaves the scheduler and its running tasks go back to the queue
+  /// (or fail after their last attempt).
+  func nodeGone(_ nodeID: String, reason: String, alreadyLeft: Bool = false) async {
+    guard alreadyLeft || leaveScheduler(nodeID) else { return }
+    await requeueTasks(of: nodeID, reason: reason)
+  }
+
+  /// Takes `nodeID` out of scheduling; `false` when it was unknown or already offline.
+  func leaveScheduler(_ nodeID: String) -> Bool {
+    state.withLock { state -> Bool in
+      guard let node = state.scheduler.nodes[nodeID], !node.offline else { return false }
+      state.scheduler.leave(nodeID)
+      return true
+    }
+  }
+
+  func requeueTasks(of nodeID: String, reason: String) async {
+    emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)]))
+    do {
+      for task in try await store.requeueRunning(on: nodeID, reason: reason, at: clock()) {
+        state.withLock { _ = $0.running.removeValue(forKey: task.id) }
+        if task.status.isFinal { finished(task) }
+      }
+    } catch {
+      logger.error("could not requeue tasks", metadata: ["node": "\(nodeID)", "error": "\(error)"])
+    }
+    kick()
+  }
+
+  /// Node `id`. - Throws: `nodeNotFound`.
+  public func node(_ id: String) throws -> TaskNodeInfo {
+    let now = clock()
+    let found = state.withLock { state in state.scheduler.nodes[id].map { info(for: $0, state: state, now: now) } }
+    guard let node = found else {
+      throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
+    }
+    return node
+  }
+
+  /// Seconds a task submitted now may wait before it starts: the queue ahead of it shared by
+  /// the online nodes' slots, at the average run time so far.
+  public func estimatedWait(queued: Int) -> Double {
+    let now = clock()
+    let (slots, average) = state.withLock { state -> (Int, Double) in
+      let slots = state.scheduler.nodes.values
+        .filter { $0.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout) != .offline }
+        .reduce(0) { $0 + $1.slots }
+      let average = state.finishedCount == 0 ? 1 : state.finishedSeconds / Double(state.finishedCount)
+      return (slots, average)
+    }
+    guard slots > 0 else { return -1 }
+    return (Double(queued) / Double(slots) * average * 10).rounded() / 10
+  }
+
+  /// Counters of tasks and nodes (`GET /stats`).
+  public func stats() async throws -> TaskCenterStats {
+    let counts = try await store.counts()
+    let now = clock()
+    let nodes = nodes()
+    let (finished, seconds, lastHour) = state.withLock { state in
+      (state.finishedCount, state.finishedSeconds, state.finishedTimes.filter { now.timeIntervalSince($0) <= 3600 }.count)
+    }
+    return TaskCenterStats(
+      tasks: .init(
+        total: counts.values.reduce(0, +), queued: counts[.queued] ?? 0, running: counts[.running] ?? 0,
+        completed: counts[.completed] ?? 0, failed: counts[.failed] ?? 0, timeout: counts[.timeout] ?? 0,
+        cancelled: counts[.cancelled] ?? 0, averageSeconds: finished == 0 ? 0 : seconds / Double(finished)),
+      nodes: .init(
+        total: nodes.count, idle: nodes.filter { $0.status == .idle }.count,
+        busy: nodes.filter { $0.status == .busy }.count, offline: nodes.filter { $0.status == .offline }.count),
+      throughput: .init(
+        tasksPerHour: lastHour, computeHours: nodes.reduce(0) { $0 + $1.totalComputeTime } / 3600))
+  }
+
+  // MARK: - Nodes that pull over HTTP
+
+  /// A heartbeat of a node that pulls its work (`POST /internal/heartbeat`); the first one
+  /// joins it. Returns whether the node is new.
+  @discardableResult
+  public func pullHeartbeat(_ nodeID: String, resources: NodeResources, load: NodeLoad, slots: Int = 1) -> Bool {
+    let now = clock()
+    let (joined, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
+      let known = state.scheduler.status(of: nodeID, at: now)
+      if known == nil || known == .offline {
+        state.scheduler.join(nodeID, resources: resources, slots: slots, at: now)
+        state.pull.insert(nodeID)
+        state.runsCode.insert(nodeID)
+      }
+      state.scheduler.heartbeat(nodeID, load: load, resources: resources, at: now)
+      let joined = known == nil || known == .offline
+      return (joined, joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil)
+    }
+    if let info { emit(.nodeJoined, NodeView(node: info)) }
+    return joined
+  }
+
+  /// The next code task for a pulling node, started on it; `nil` when it is not idle or
+  /// nothing fits (`GET /internal/task/request`).
+  public func claim(for nodeID: String) async throws -> TaskRecord? {
+    let now = clock()
+    let known = state.withLock { $0.pull.contains(nodeID) ? $0.scheduler.status(of: nodeID, at: now) : nil }
+    guard let status = known else {
+      throw TaskCenterError(
+        code: .nodeNotFound, message: "node \(nodeID) has not sent a heartbeat", details: "node_id: \(nodeID)")
+    }
+    guard status == .idle else { return nil }
+    for task in try await store.queued(limit: 64) where task.kind == .code {
+      let took = state.withLock { $0.scheduler.assign(task.resources, where: { $0.id == nodeID }, at: now) != nil }
+      guard took else { continue }
+      if let started = try await store.start(task.id, on: nodeID, at: now) {
+        state.withLock { $0.running[task.id] = nodeID }
+        emit(.taskStarted, TaskView(task: started))
+        return started
+      }
+      state.withLock { $0.scheduler.unassign(nodeID) }
+    }
+    return nil
+  }
+
+  /// The outcome of a task a pulling node ran (`POST /internal/task/result`).
+  @discardableResult
+  public func report(_ taskID: String, from nodeID: String, outcome: TaskOutcome) async throws -> TaskRecord {
+    guard let record = try await store.finish(taskID, with: outcome, by: nodeID, at: clock()) else {
+      return try await task(taskID)  // unknown → taskNotFound; already final or moved → as it is
+    }
+    state.withLock { state in
+      state.running.removeValue(forKey: taskID)
+      state.scheduler.release(
+        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+    }
+    finished(record)
+    kick()
+    return record
+  }
+}

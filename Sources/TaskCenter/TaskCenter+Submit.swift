@@ -1,0 +1,113 @@
+public import EasyRemoteCore
+public import Foundation
+import NodeComm
+import Sandbox
+
+// Submitting, reading, waiting for and cancelling tasks: validation names the field at fault.
+extension TaskCenter {
+  /// Validates and stores a new task; it is queued (and, if a node is idle, started) at once.
+  ///
+  /// - Throws: ``TaskCenterError`` `invalidRequest` naming the field, `resourceUnavailable`
+  ///   when no node could ever run it, `internalError` when the store fails.
+  @discardableResult
+  public func submit(_ submission: TaskSubmission) async throws -> TaskRecord {
+    let task = try validate(submission)
+    try await store.insert(task)
+    emit(.taskCreated, TaskView(task: task))
+    kick()
+    return task
+  }
+
+  func validate(_ submission: TaskSubmission) throws -> TaskRecord {
+    let timeout = submission.timeout ?? configuration.defaultTimeout
+    guard timeout > 0, timeout <= configuration.maxTimeout, timeout.isFinite else {
+      throw TaskCenterError.invalid(
+        "timeout", "timeout must be more than 0 and at most \(Int(configuration.maxTimeout)) seconds, got \(timeout)")
+    }
+    let resources = submission.resources ?? ResourceRequest()
+    guard resources.cpu > 0, resources.cpu.isFinite else {
+      throw TaskCenterError.invalid("resources.cpu", "resources.cpu must be a positive number of cores")
+    }
+    guard resources.memoryMB > 0 else {
+      throw TaskCenterError.invalid("resources.memory", "resources.memory must be a positive number of MiB")
+    }
+    let maxAttempts = submission.maxAttempts ?? configuration.maxAttempts
+    guard maxAttempts >= 1 else { throw TaskCenterError.invalid("max_attempts", "max_attempts must be at least 1") }
+    guard state.withLock({ $0.scheduler.couldRun(resources, at: clock()) }) else {
+      throw TaskCenterError(
+        code: .resourceUnavailable, message: "no node can provide \(resources.cpu) cores and \(resources.memoryMB) MiB",
+        details: "resources: cpu \(resources.cpu), memory \(resources.memoryMB)")
+    }
+    switch (submission.code, submission.function) {
+    case (let code?, nil):
+      guard !code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+        throw TaskCenterError.invalid("code", "code is empty")
+      }
+      guard code.utf8.count <= configuration.maxCodeBytes else {
+        throw TaskCenterError.invalid(
+          "code", "code is \(code.utf8.count) bytes; the limit is \(configuration.maxCodeBytes)")
+      }
+      return TaskRecord.code(code, timeout: timeout, resources: resources, maxAttempts: maxAttempts)
+    case (nil, let function?):
+      guard !server.nodes(serving: function).isEmpty else {
+        throw TaskCenterError.invalid("function", "no node serves a function named '\(function)'")
+      }
+      do {
+        return try TaskRecord.function(
+          function, args: submission.args ?? [], timeout: timeout, resources: resources, maxAttempts: maxAttempts)
+      } catch {
+        throw TaskCenterError.invalid("args", "the arguments cannot be encoded: \(error)")
+      }
+    case (nil, nil):
+      throw TaskCenterError.invalid("code", "a task needs either code or a function")
+    case (.some, .some):
+      throw TaskCenterError.invalid("function", "a task has either code or a function, not both")
+    }
+  }
+
+  /// The task `id`. - Throws: `taskNotFound`.
+  public func task(_ id: String) async throws -> TaskRecord {
+    guard let task = try await store.task(id) else { throw TaskCenterError.notFound(id) }
+    return task
+  }
+
+  public func tasks(status: TaskStatus? = nil, limit: Int = 100, offset: Int = 0) async throws -> [TaskRecord] {
+    try await store.tasks(status: status, limit: limit, offset: offset)
+  }
+
+  /// Waits until task `id` is final, or `timeout` passes; returns it as it is then.
+  public func wait(_ id: String, timeout: Duration) async throws -> TaskRecord {
+    let key = UUID()
+    let latch = Latch()
+    // Registered before the store is read, so a finish in between is not missed.
+    state.withLock { $0.waiters[id, default: [:]][key] = latch }
+    defer { _ = state.withLock { $0.waiters[id]?.removeValue(forKey: key) } }
+    let current = try await task(id)
+    if current.status.isFinal { return current }
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await latch.wait() }
+      group.addTask { try? await Task.sleep(for: timeout) }
+      await group.next()
+      latch.open()  // ends the other child when the timeout came first
+      group.cancelAll()
+    }
+    return try await task(id)
+  }
+
+  /// Cancels task `id`: a queued task never starts; a running one is killed on its node.
+  /// A task already final is returned as it is.
+  public func cancel(_ id: String) async throws -> TaskRecord {
+    let current = try await task(id)
+    guard !current.status.isFinal else { return current }
+    let outcome = TaskOutcome(status: .cancelled, errorMessage: "cancelled by request")
+    guard let cancelled = try await store.finish(id, with: outcome, by: nil, at: clock()) else { return try await task(id) }
+    finished(cancelled)
+    if current.status == .running, let nodeID = current.nodeID {
+      _ = try? await server.call(node: nodeID, TaskMethods.abort, TaskQuery(id: id), as: Empty.self, timeout: .seconds(5))
+    }
+    return cancelled
+  }
+
+  /// Counts of tasks by status.
+  public func counts() async throws -> [TaskStatus: Int] { try await store.counts() }
+}
