@@ -74,9 +74,11 @@ public final class Client: Sendable {
     _ name: String, _ arguments: repeat each A, kwargs: [String: JSONValue] = [:], node target: String? = nil,
     timeout: Duration? = nil, as: R.Type = R.self
   ) async throws -> R {
-    var positional: [JSONValue] = []
-    for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
-    let payload = try await executeRaw(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
+    // The argument list encoded once, each value straight with the call's serializer.
+    let call = TypedCall(function: name, args: (repeat each arguments), kwargs: kwargs, node: target)
+    let payload = try await send(name, node: target, timeout: timeout) {
+      try node.serializers.encode(call, method: Methods.execute, explicit: call.serializer)
+    }
     do {
       return try node.serializers.decodeResult(R.self, from: payload, function: name)
     } catch {
@@ -98,10 +100,19 @@ public final class Client: Sendable {
   private func executeRaw(
     _ name: String, args: [JSONValue], kwargs: [String: JSONValue], node target: String?, timeout: Duration?
   ) async throws -> Payload {
-    try await connect()
     let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
+    return try await send(name, node: target, timeout: timeout) {
+      try node.serializers.encode(invocation, method: Methods.execute, explicit: invocation.serializer)
+    }
+  }
+
+  /// Sends one call to the gateway, naming its function (and node) in metadata.
+  private func send(
+    _ name: String, node target: String?, timeout: Duration?, payload encode: () throws -> Payload
+  ) async throws -> Payload {
+    try await connect()
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.execute, explicit: invocation.serializer)
+      let payload = try encode()
       var metadata = [Methods.functionKey: name]
       if let target { metadata[Methods.nodeKey] = target }
       return try await node.call(
@@ -119,9 +130,10 @@ public final class Client: Sendable {
     _ name: String, _ arguments: repeat each A, kwargs: [String: JSONValue] = [:], node target: String? = nil,
     timeout: Duration? = nil, as: Item.Type = Item.self
   ) async throws -> some AsyncSequence<Item, any Error> & Sendable {
-    var positional: [JSONValue] = []
-    for argument in repeat each arguments { positional.append(try JSONValue(encoding: argument)) }
-    let items = try await openStream(name, args: positional, kwargs: kwargs, node: target, timeout: timeout)
+    let call = TypedCall(function: name, args: (repeat each arguments), kwargs: kwargs, node: target)
+    let items = try await openStream(name, node: target, timeout: timeout) {
+      try node.serializers.encode(call, method: Methods.stream, explicit: call.serializer)
+    }
     return DecodedStream<Item>(items: items, function: name, serializers: node.serializers)
   }
 
@@ -130,17 +142,19 @@ public final class Client: Sendable {
     _ name: String, args: [JSONValue], kwargs: [String: JSONValue] = [:], node target: String? = nil,
     timeout: Duration? = nil
   ) async throws -> some AsyncSequence<JSONValue, any Error> & Sendable {
-    let items = try await openStream(name, args: args, kwargs: kwargs, node: target, timeout: timeout)
+    let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
+    let items = try await openStream(name, node: target, timeout: timeout) {
+      try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
+    }
     return DecodedStream<JSONValue>(items: items, function: name, serializers: node.serializers)
   }
 
   private func openStream(
-    _ name: String, args: [JSONValue], kwargs: [String: JSONValue], node target: String?, timeout: Duration?
+    _ name: String, node target: String?, timeout: Duration?, payload encode: () throws -> Payload
   ) async throws -> NodeStream {
     try await connect()
-    let invocation = Invocation(function: name, args: args, kwargs: kwargs, node: target)
     do {
-      let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: invocation.serializer)
+      let payload = try encode()
       // Like a call: the function (and node) in metadata, so the gateway need not parse the arguments.
       var metadata = [Methods.functionKey: name]
       if let target { metadata[Methods.nodeKey] = target }

@@ -172,13 +172,13 @@ public final class ComputeNode: Sendable {
     _ name: String, description: String = "", parameters: [String] = [], idempotent: Bool = false,
     _ function: @escaping @Sendable (repeat each A) async throws -> R
   ) {
-    let count = Self.arity((repeat (each A).self))
-    let names = Self.names(parameters, count: count)
+    let names = Self.names(parameters, count: Self.arity((repeat (each A).self)))
+    let serializers = node.serializers
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: false, idempotent: idempotent)) {
-      invocation, serializer, output in
-      var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
-      let arguments = (repeat try decoder.next((each A).self))
-      try decoder.finish(count: count)
+      payload, serializer, output in
+      // Each parameter straight from the caller's bytes, in its own type.
+      let arguments = try ArgumentReader.decode(
+        repeat (each A).self, function: name, parameters: names, from: payload, serializers: serializers)
       let result = try await function(repeat each arguments)
       try await output.send(try Self.encode(result, with: serializer))
     }
@@ -190,13 +190,12 @@ public final class ComputeNode: Sendable {
     _ name: String, description: String = "", parameters: [String] = [],
     _ function: @escaping @Sendable (repeat each A) async throws -> Items
   ) where Items.Element: Encodable & SendableMetatype {
-    let count = Self.arity((repeat (each A).self))
-    let names = Self.names(parameters, count: count)
+    let names = Self.names(parameters, count: Self.arity((repeat (each A).self)))
+    let serializers = node.serializers
     add(FunctionDescriptor(name: name, description: description, parameters: names, streaming: true, idempotent: false)) {
-      invocation, serializer, output in
-      var decoder = ArgumentDecoder(function: name, parameters: names, invocation: invocation)
-      let arguments = (repeat try decoder.next((each A).self))
-      try decoder.finish(count: count)
+      payload, serializer, output in
+      let arguments = try ArgumentReader.decode(
+        repeat (each A).self, function: name, parameters: names, from: payload, serializers: serializers)
       for try await item in try await function(repeat each arguments) {
         let payload = try Self.encode(item, with: serializer)
         if try !output.offer(payload) { try await output.send(payload) }
@@ -223,7 +222,7 @@ public final class ComputeNode: Sendable {
 
   /// Runs one call: decodes the arguments, runs the function, sends its result (or each
   /// item) encoded with `serializer` to the output.
-  private typealias Body = @Sendable (Invocation, _ serializer: any PayloadSerializer, FunctionOutput) async throws -> Void
+  private typealias Body = @Sendable (Payload, _ serializer: any PayloadSerializer, FunctionOutput) async throws -> Void
 
   private let bodies = Mutex<[String: Body]>([:])
 
@@ -248,15 +247,15 @@ public final class ComputeNode: Sendable {
   // MARK: - Running calls
 
   private func registerMethods() {
-    node.register(Methods.run) { [weak self] payload, _ in
+    node.register(Methods.run) { [weak self] payload, context in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
       let output = FunctionOutput.single()
-      try await self.run(payload, output: output)
+      try await self.run(payload, function: context.metadata[Methods.functionKey], output: output)
       return output.result ?? Payload(data: Data("null".utf8), serializer: JSONSerializer.name)
     }
-    node.registerStream(Methods.runStream) { [weak self] payload, _, sink in
+    node.registerStream(Methods.runStream) { [weak self] payload, context, sink in
       guard let self else { throw EasyRemoteError(code: .internalError, message: "node is gone").nodeError }
-      try await self.run(payload, output: .stream(sink))
+      try await self.run(payload, function: context.metadata[Methods.functionKey], output: .stream(sink))
     }
   }
 
@@ -266,7 +265,7 @@ public final class ComputeNode: Sendable {
   package func runLocally(_ call: Payload, function: String) async throws -> Payload {
     let output = FunctionOutput.single()
     do {
-      try await run(call, output: output)
+      try await run(call, function: function, output: output)
     } catch {
       throw EasyRemoteError(error, function: function)
     }
@@ -275,22 +274,25 @@ public final class ComputeNode: Sendable {
 
   /// Runs a call in a worker slot. The result (or each item) is encoded the way the call
   /// came: MessagePack for a MessagePack call (bytes stay bytes), JSON otherwise.
-  private func run(_ payload: Payload, output: FunctionOutput) async throws {
+  ///
+  /// `named` is the function the call's metadata names (gateways say it, so the payload is
+  /// read once, by the function's own parameter types); without it the payload's
+  /// `function` field is read first.
+  private func run(_ payload: Payload, function named: String?, output: FunctionOutput) async throws {
     let serializer: any PayloadSerializer =
       payload.serializer == BinarySerializer.name ? BinarySerializer() : JSONSerializer()
-    let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.run)
-    guard let body = bodies.withLock({ $0[invocation.function] }) else {
+    let function = try named ?? node.serializers.decode(InvocationHeader.self, from: payload, method: Methods.run).function
+    guard let body = bodies.withLock({ $0[function] }) else {
       throw EasyRemoteError(
-        code: .functionNotFound, message: "node '\(node.id)' has no function '\(invocation.function)'",
-        function: invocation.function
+        code: .functionNotFound, message: "node '\(node.id)' has no function '\(function)'", function: function
       ).nodeError
     }
-    try await acquireWorker(invocation.function)
+    try await acquireWorker(function)
     let start = ContinuousClock.now
     var failed = false
     defer { releaseWorker(start: start, failed: failed) }
     do {
-      try await body(invocation, serializer, output)
+      try await body(payload, serializer, output)
     } catch let error as EasyRemoteError {
       failed = true
       throw error.nodeError
@@ -303,7 +305,7 @@ public final class ComputeNode: Sendable {
     } catch {
       failed = true
       throw EasyRemoteError(
-        code: .remoteExecutionFailed, message: "\(error)", function: invocation.function,
+        code: .remoteExecutionFailed, message: "\(error)", function: function,
         remoteType: String(reflecting: type(of: error))
       ).nodeError
     }

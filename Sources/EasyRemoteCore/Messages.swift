@@ -42,6 +42,11 @@ package struct Invocation: Codable, Sendable {
   }
 }
 
+/// Just the function an invocation names (a node reads it when the call's metadata does not).
+struct InvocationHeader: Decodable {
+  var function: String
+}
+
 /// A function as a node registers it.
 public struct FunctionDescriptor: Codable, Sendable, Equatable {
   public var name: String

@@ -59,7 +59,8 @@ extension Server {
       }
       tried.insert(chosen.nodeID)
       do {
-        let result = try await node.call(chosen.nodeID, Methods.run, payload: payload, timeout: timeout)
+        let result = try await node.call(
+          chosen.nodeID, Methods.run, payload: payload, timeout: timeout, metadata: [Methods.functionKey: function])
         state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
         record(function, start: start, failed: false)
         return result
@@ -100,7 +101,9 @@ extension Server {
     }
     defer { state.withLock { $0.membership.finishCall(on: chosen.nodeID) } }
     do {
-      let items = try await node.stream(chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow)
+      let items = try await node.stream(
+        chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow,
+        metadata: [Methods.functionKey: function])
       for try await batch in items.batches { try await sink.send(contentsOf: batch) }
       record(function, start: start, failed: false)
     } catch {
