@@ -39,10 +39,13 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
   ],
   targets: [
+    // MessagePack for `Codable` values (the `binary` serializer), on its own: no dependencies.
+    .target(name: "MessagePack", swiftSettings: strict),
     // Layer 1: the node layer — messages, links, transports, serializers, interceptors.
     .target(
       name: "NodeComm",
       dependencies: [
+        "MessagePack",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -68,6 +71,7 @@ let package = Package(
       name: "EasyRemoteCore",
       dependencies: [
         "NodeComm",
+        "MessagePack",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
@@ -165,6 +169,7 @@ let package = Package(
       name: "NodeCommTests",
       dependencies: [
         "NodeComm",
+        "MessagePack",
         "NodeCommGRPC",
         .product(name: "X509", package: "swift-certificates"),
         .product(name: "Crypto", package: "swift-crypto"),

@@ -30,7 +30,7 @@ struct GatewayOptions: ParsableArguments {
 /// (2 when the gateway cannot be reached, 1 otherwise).
 func fail(_ error: any Error) -> ExitCode {
   let remote = error as? EasyRemoteError
-  var text = remote.map { "error: \($0.code): \($0.message)" } ?? "error: \(error)"
+  var text = remote.map { "error: \($0.code): \($0.message)" + ($0.cause.map { " (\($0))" } ?? "") } ?? "error: \(error)"
   if let task = error as? TaskCenterError {
     text = "error: \(task.code): \(task.message)" + (task.details.map { " (\($0))" } ?? "")
   }

@@ -49,7 +49,7 @@ public final class Client: Sendable {
       try await task.value
     } catch {
       connection.withLock { $0 = nil }
-      throw EasyRemoteError(code: .connectionFailed, message: "cannot reach the gateway at \(serverAddress): \(error)")
+      throw EasyRemoteError(code: .connectionFailed, message: "cannot reach the gateway at \(serverAddress)", cause: error)
     }
     if !node.isConnected(to: Server.nodeID) {
       // The link dropped since: dial again.

@@ -133,7 +133,7 @@ public final class ComputeNode: Sendable {
       for listener in listeners { listener() }
       node.logger.info("registered with the gateway", metadata: ["gateway": "\(serverAddress)"])
     } catch {
-      throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress): \(error)")
+      throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress)", cause: error)
     }
   }
 

@@ -52,18 +52,24 @@ public struct EasyRemoteError: Error, Sendable, CustomStringConvertible {
   /// For remote failures: the type of the error the function threw.
   public var remoteType: String?
   public var details: [String: String]
+  /// The error underneath (a `NodeError`, a decoding error), when this one wraps another.
+  public var cause: (any Error)?
 
   public init(
-    code: Code, message: String, function: String? = nil, remoteType: String? = nil, details: [String: String] = [:]
+    code: Code, message: String, function: String? = nil, remoteType: String? = nil, details: [String: String] = [:],
+    cause: (any Error)? = nil
   ) {
     self.code = code
     self.message = message
     self.function = function
     self.remoteType = remoteType
     self.details = details
+    self.cause = cause
   }
 
-  public var description: String { "EasyRemoteError(\(code)): \(message)" }
+  public var description: String {
+    "EasyRemoteError(\(code)): \(message)" + (cause.map { " (cause: \($0))" } ?? "")
+  }
 }
 
 extension EasyRemoteError {
@@ -83,7 +89,7 @@ extension EasyRemoteError {
       return
     }
     guard let error = error as? NodeError else {
-      self.init(code: .internalError, message: "\(error)", function: function)
+      self.init(code: .internalError, message: "\(error)", function: function, cause: error)
       return
     }
     if let code = error.details["er_code"] {
@@ -105,6 +111,6 @@ extension EasyRemoteError {
       }
     self.init(
       code: code, message: error.message, function: function, remoteType: error.details["type"],
-      details: ["node_code": error.code.rawValue])
+      details: ["node_code": error.code.rawValue], cause: error)
   }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import MessagePack
 import NodeComm
 
 /// Any JSON value: how arguments travel from clients (Swift, the command line, HTTP) to the

@@ -171,7 +171,7 @@ public final class Node: Sendable {
       logger.debug("node listening", metadata: ["address": "\(listener.address)"])
     } catch {
       state.withLock { $0.phase = .stopped }
-      throw NodeError(code: .connectFailed, message: "node '\(id)' cannot listen: \(error)")
+      throw NodeError(code: .connectFailed, message: "node '\(id)' cannot listen on \(config.transport.host):\(config.transport.port)", cause: error)
     }
   }
 
@@ -246,7 +246,7 @@ public final class Node: Sendable {
     do {
       channel = try await transport.dial(address)
     } catch {
-      throw NodeError(code: .connectFailed, message: "cannot reach \(address): \(error)", nodeID: nodeID)
+      throw NodeError(code: .connectFailed, message: "cannot reach \(address)", nodeID: nodeID, cause: error)
     }
     let link = Link(node: self, channel: channel, role: .dialer)
     state.withLock { $0.unnamedLinks[ObjectIdentifier(link)] = link }

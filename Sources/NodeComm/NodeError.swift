@@ -67,10 +67,13 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
   public var details: [String: String]
   /// Debug detail from a remote node running in debug mode.
   public var debugDetail: String?
+  /// The error underneath, when this one wraps another in this process (a transport's,
+  /// a decoder's). It does not travel to peers; ``description`` shows it.
+  public var cause: (any Error)?
 
   public init(
     code: Code, message: String, nodeID: String? = nil, method: String? = nil,
-    details: [String: String] = [:], debugDetail: String? = nil
+    details: [String: String] = [:], debugDetail: String? = nil, cause: (any Error)? = nil
   ) {
     self.code = code
     self.message = message
@@ -78,11 +81,13 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
     self.method = method
     self.details = details
     self.debugDetail = debugDetail
+    self.cause = cause
   }
 
   public var description: String {
     var text = "NodeError(\(code)): \(message)"
     if let nodeID { text += " [node: \(nodeID)" + (method.map { ", method: \($0)]" } ?? "]") }
+    if let cause { text += " (cause: \(cause))" }
     return text
   }
 

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 
-@testable import NodeComm
+@testable import MessagePack
+import NodeComm
 
 /// Fixtures for the MessagePack tests.
 private enum Color: String, Codable { case red, green }

@@ -1,4 +1,5 @@
 public import Foundation
+import MessagePack
 
 /// Turns values into payload bytes and back.
 ///
