@@ -1,3 +1,4 @@
+public import Foundation
 public import Logging
 public import NodeComm
 
@@ -59,6 +60,11 @@ extension ComputeNode {
       throw error
     }
   }
+
+  /// Sets what this node's heartbeats carry to the gateway (and sends one now): the
+  /// gateway's extensions hear it as ``MembershipEvent/status(nodeID:payload:)``. The task
+  /// worker reports the machine's load this way.
+  public func reportStatus(_ payload: Data) { node.reportStatus(payload) }
 
   /// The node's logger (its id in the metadata).
   public var logger: Logger { node.logger }

@@ -1,13 +1,16 @@
-import Foundation
+public import Foundation
 public import NodeComm
 
 /// A change in the gateway's membership, as a gateway extension (the task center) hears it.
 public enum MembershipEvent: Sendable, Equatable {
   /// A compute node announced itself (first time, or back after its link dropped).
   case joined(nodeID: String)
-  /// A compute node's link closed: it is already gone from routing and from
-  /// ``Server/reserveTask(on:)``.
-  case left(nodeID: String)
+  /// A compute node's link closed (`reason`: `closed by peer`, `heartbeat timeout …`, …): it
+  /// is already gone from routing and from ``Server/reserveTask(on:)``.
+  case left(nodeID: String, reason: String)
+  /// A compute node's heartbeat carried a status (``ComputeNode/reportStatus(_:)``): the
+  /// task worker's load.
+  case status(nodeID: String, payload: Data)
 }
 
 /// What the gateway offers the parts that extend it (the task center is one): methods they
@@ -16,7 +19,7 @@ public enum MembershipEvent: Sendable, Equatable {
 ///
 /// ```swift
 /// server.serve("my.ext.ping") { (request: Ping, caller) -> Pong in Pong(from: caller.callerID) }
-/// server.onMembershipChange { event in if case .left(let id) = event { forget(id) } }
+/// server.onMembershipChange { event in if case .left(let id, _) = event { forget(id) } }
 /// let answer: Pong = try await server.call(node: "gpu-box", "my.ext.ping", Ping(), as: Pong.self)
 /// ```
 extension Server {

@@ -69,9 +69,16 @@ public final class Server: Sendable {
   /// Starts listening; returns once the gateway accepts links.
   public func start() async throws {
     node.on(.disconnect) { [weak self] event in
-      guard let self, self.state.withLock({ $0.membership.leave(event.peerID) }) != nil else { return }
-      self.node.logger.info("node left", metadata: ["peer": "\(event.peerID)"])
-      self.announce(.left(nodeID: event.peerID))
+      guard case .disconnect(let peer, let reason) = event, let self,
+        self.state.withLock({ $0.membership.leave(peer) }) != nil
+      else { return }
+      self.node.logger.info("node left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+      self.announce(.left(nodeID: peer, reason: reason))
+    }
+    // The link's heartbeat is a node's one sign of life; what it carries goes to the extensions.
+    node.on(.status) { [weak self] event in
+      guard case .status(let peer, let payload) = event, let self, self.isMember(peer) else { return }
+      self.announce(.status(nodeID: peer, payload: payload))
     }
     try await node.start()
   }

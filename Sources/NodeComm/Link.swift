@@ -55,7 +55,7 @@ final class Link: Sendable {
 
   /// Sends HELLO and waits for the peer's; returns the peer's node id.
   func handshake(timeout: Duration) async throws -> String {
-    enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: Self.helloMetadata))
+    enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: helloMetadata))
     return try await withThrowingTaskGroup(of: String.self) { group in
       group.addTask {
         try await withCheckedThrowingContinuation { continuation in
@@ -275,7 +275,7 @@ final class Link: Sendable {
     case .goodbye:
       state.withLock { $0.peerStopping = true }
     case .heartbeat:
-      break
+      if !frame.payload.isEmpty, let peer = state.withLock({ $0.peerID }) { node.heard(status: frame.payload, from: peer) }
     case .streamItem:
       deliverStreamItems(frame)
     case .streamEnd:
@@ -293,13 +293,14 @@ final class Link: Sendable {
       state.peerID = frame.source
       state.outbox.peerAcksPieces = frame.metadata[Self.bulkAckKey] == "1"
       state.outbox.peerTakesItemBatches = frame.metadata[Self.itemBatchesKey] == "1"
+      state.peerHeartbeatTimeout = frame.metadata[Self.heartbeatTimeoutKey].flatMap(Int64.init).map(Duration.milliseconds)
       let waiter = state.helloWaiter
       state.helloWaiter = nil
       return (true, waiter)
     }
     guard first else { return }
     if role == .listener {
-      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: Self.helloMetadata))
+      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: helloMetadata))
       node.linkEstablished(self, peerID: frame.source)
     }
     waiter?.resume(returning: frame.source)
@@ -400,7 +401,17 @@ final class Link: Sendable {
   static let bulkAckKey = "bulk-ack"
   /// HELLO metadata: this node reads STREAM_ITEM frames carrying `more_items`.
   static let itemBatchesKey = "item-batches"
-  static let helloMetadata = [bulkAckKey: "1", itemBatchesKey: "1"]
+  /// HELLO metadata: after how long (ms) this node closes a silent link, so the peer sends
+  /// its heartbeats often enough (at least three per timeout) whatever its own settings.
+  static let heartbeatTimeoutKey = "heartbeat-timeout-ms"
+
+  var helloMetadata: [String: String] {
+    var metadata = [Self.bulkAckKey: "1", Self.itemBatchesKey: "1"]
+    if node.config.heartbeat.enabled {
+      metadata[Self.heartbeatTimeoutKey] = String(node.config.heartbeat.timeout.microseconds / 1000)
+    }
+    return metadata
+  }
   /// The CREDIT frames with this correlation id acknowledge bytes of pieces (stream ids
   /// start at 1).
   static let bulkAckID: UInt64 = 0
@@ -450,13 +461,16 @@ final class Link: Sendable {
 
   private func heartbeatLoop() async {
     let config = node.config.heartbeat
-    let tick = min(config.interval, config.timeout / 4)
     var lastSent = ContinuousClock.now
     while !Task.isCancelled {
+      // Often enough for this node's settings and for the peer's timeout (said in its HELLO).
+      let peerTimeout = state.withLock { $0.peerHeartbeatTimeout }
+      let interval = max(peerTimeout.map { min(config.interval, $0 / 3) } ?? config.interval, .milliseconds(10))
+      let tick = max(min(interval, config.timeout / 4), .milliseconds(10))
       guard (try? await Task.sleep(for: tick)) != nil else { return }
       let now = ContinuousClock.now
-      if now - lastSent >= config.interval {
-        enqueue(Frame(type: .heartbeat, source: node.id, timestampMicros: Frame.nowMicros()))
+      if now - lastSent >= interval {
+        sendHeartbeat()
         lastSent = now
       }
       let silent = now - state.withLock { $0.lastReceived }
@@ -466,6 +480,13 @@ final class Link: Sendable {
         return
       }
     }
+  }
+
+  /// A heartbeat now, with the node's status (if it set one).
+  func sendHeartbeat() {
+    var frame = Frame(type: .heartbeat, source: node.id, timestampMicros: Frame.nowMicros())
+    frame.payload = node.status
+    enqueue(frame)
   }
 
   // MARK: - Closing
@@ -564,6 +585,8 @@ extension Link {
     var outStreams: [UInt64: OutboundStream] = [:]
     var lastReceived: ContinuousClock.Instant
     var peerStopping = false
+    /// After how long the peer closes a silent link (from its HELLO), if it said.
+    var peerHeartbeatTimeout: Duration?
     /// The link is closing (drains what it has, takes nothing new); the outbox then sends
     /// its pieces without waiting for acknowledgements.
     var closing: Bool {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 import Synchronization
 
@@ -42,6 +42,8 @@ public final class Node: Sendable {
     var listener: (any TransportListener)?
     var unnamedLinks: [ObjectIdentifier: Link] = [:]
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    /// What this node's heartbeats carry (``reportStatus(_:)``).
+    var status = Data()
   }
 
   /// Creates a node; it takes no calls until ``start()``.
@@ -139,6 +141,23 @@ public final class Node: Sendable {
   public func off(_ token: EventToken) {
     _ = state.withLock { $0.subscribers.removeValue(forKey: token.value) }
   }
+
+  /// Sets what this node's heartbeats carry from now on (its load, for example) and sends
+  /// one heartbeat with it at once on every link: peers hear it as ``NodeEvent/status(peerID:payload:)``.
+  /// The heartbeat is the one sign of life a link has; the status rides on it.
+  public func reportStatus(_ payload: Data) {
+    let links = state.withLock { state in
+      state.status = payload
+      return Array(state.links.values)
+    }
+    for link in links { link.sendHeartbeat() }
+  }
+
+  /// What heartbeats carry now.
+  var status: Data { state.withLock { $0.status } }
+
+  /// A peer's heartbeat carried a status.
+  func heard(status: Data, from peerID: String) { emit(.status(peerID: peerID, payload: status)) }
 
   private func emit(_ event: NodeEvent) {
     let handlers = state.withLock { state in

@@ -13,7 +13,7 @@ import Foundation
 ///   host: 127.0.0.1
 ///   port: 7700
 ///   tls: { cert: node.pem, key: node.key, ca: ca.pem, require_client_cert: false }
-/// heartbeat: { enabled: true, interval: 30, timeout: 90 }
+/// heartbeat: { enabled: true, interval: 10, timeout: 30 }
 /// serialization: { default: json }
 /// limits: { max_payload_size: 67108864, chunk_size: 1048576, tune_allocator: true }
 /// ```
@@ -128,7 +128,7 @@ public struct HeartbeatConfig: Sendable, Equatable {
   /// A link that received nothing for this long is closed and `disconnect` fires.
   public var timeout: Duration
 
-  public init(enabled: Bool = true, interval: Duration = .seconds(30), timeout: Duration = .seconds(90)) {
+  public init(enabled: Bool = true, interval: Duration = .seconds(10), timeout: Duration = .seconds(30)) {
     self.enabled = enabled
     self.interval = interval
     self.timeout = timeout

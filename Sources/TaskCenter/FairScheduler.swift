@@ -78,14 +78,19 @@ public struct FairScheduler: Sendable {
 
   /// A node joins (or comes back, keeping its counts). Returns whether it is new.
   @discardableResult
+  ///
+  /// - Parameters:
+  ///   - expiresWithoutHeartbeats: missed heartbeats make it offline (nodes that pull over
+  ///     HTTP); `false` for a node on a link, alive while its link is.
   public mutating func join(
     _ id: String, resources: NodeResources, slots: Int, thresholds: LoadThresholds = LoadThresholds(),
-    at now: Date
+    expiresWithoutHeartbeats: Bool = true, at now: Date
   ) -> Bool {
     if var node = nodes[id] {
       node.resources = resources
       node.slots = max(1, slots)
       node.thresholds = thresholds
+      node.expiresWithoutHeartbeats = expiresWithoutHeartbeats
       node.offline = false
       node.running = 0
       node.lastHeartbeat = now
@@ -96,7 +101,7 @@ public struct FairScheduler: Sendable {
     nodes[id] = SchedulerNode(
       id: id, resources: resources, thresholds: thresholds, load: NodeLoad(), slots: max(1, slots), running: 0,
       completed: 0, failed: 0, totalComputeTime: 0, joinedAt: now, lastHeartbeat: now, waitingSince: now,
-      lastServedAt: nil, offline: false)
+      lastServedAt: nil, offline: false, expiresWithoutHeartbeats: expiresWithoutHeartbeats)
     return true
   }
 
@@ -110,10 +115,11 @@ public struct FairScheduler: Sendable {
     nodes[id]?.lastServedAt = lastServedAt
   }
 
-  /// A heartbeat with the machine's current load. `false` for an unknown node.
+  /// A heartbeat with the machine's current load. `false` for an unknown node, and for a
+  /// node on a link that left (it comes back by joining, not by a heartbeat).
   @discardableResult
   public mutating func heartbeat(_ id: String, load: NodeLoad, resources: NodeResources? = nil, at now: Date) -> Bool {
-    guard var node = nodes[id] else { return false }
+    guard var node = nodes[id], node.expiresWithoutHeartbeats || !node.offline else { return false }
     let wasOffline = node.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .offline
     node.load = load
     if let resources { node.resources = resources }
@@ -138,7 +144,7 @@ public struct FairScheduler: Sendable {
   /// tasks and announce them).
   public mutating func expire(at now: Date) -> [String] {
     var expired: [String] = []
-    for (id, node) in nodes where !node.offline {
+    for (id, node) in nodes where !node.offline && node.expiresWithoutHeartbeats {
       if now.timeIntervalSince(node.lastHeartbeat) > configuration.heartbeatTimeout {
         nodes[id]?.offline = true
         nodes[id]?.running = 0

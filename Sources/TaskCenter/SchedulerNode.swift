@@ -94,10 +94,15 @@ public struct SchedulerNode: Sendable, Equatable {
   public var lastServedAt: Date?
   /// Left (link closed), or missed its heartbeats.
   public var offline: Bool
+  /// Whether missed heartbeats make it offline (nodes that pull over HTTP); a node on a link
+  /// is alive while its link is, and goes offline only when it leaves.
+  public var expiresWithoutHeartbeats = true
 
   /// The node's status at `now`, given the heartbeat timeout.
   public func status(at now: Date, heartbeatTimeout: Double) -> NodeStatus {
-    if offline || now.timeIntervalSince(lastHeartbeat) > heartbeatTimeout { return .offline }
+    if offline || (expiresWithoutHeartbeats && now.timeIntervalSince(lastHeartbeat) > heartbeatTimeout) {
+      return .offline
+    }
     return running < slots && thresholds.allows(load) ? .idle : .busy
   }
 }

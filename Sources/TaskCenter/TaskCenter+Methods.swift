@@ -40,22 +40,6 @@ extension TaskCenter {
       await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
       return Empty()
     }
-    gateway.serve(TaskMethods.heartbeat) { [weak self] (beat: TaskNodeHeartbeat, context) -> HeartbeatReply in
-      guard let self else { throw Self.gone }
-      let now = self.clock()
-      let (known, revived) = self.state.withLock { state -> (Bool, Bool) in
-        let wasOffline = state.scheduler.status(of: context.callerID, at: now) == .offline
-        let known = state.scheduler.heartbeat(context.callerID, load: beat.load, at: now)
-        return (known, known && wasOffline)
-      }
-      if known { self.kick() }  // the load may have dropped below the thresholds
-      if revived {
-        if let info = self.nodes().first(where: { $0.nodeID == context.callerID }) {
-          self.emit(.nodeJoined, NodeView(node: info))
-        }
-      }
-      return HeartbeatReply(known: known)
-    }
   }
 
   static var gone: NodeError { TaskCenterError(code: .internalError, message: "the task center is gone").nodeError }

@@ -31,14 +31,22 @@ extension TaskCenter {
     let now = clock()
     let (wasOnline, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
       let wasOnline = state.scheduler.status(of: nodeID, at: now).map { $0 != .offline } ?? false
+      // Linked: alive while its link is (the link's heartbeats), not by a clock of our own.
       state.scheduler.join(
-        nodeID, resources: request.resources, slots: request.slots, thresholds: request.thresholds, at: now)
+        nodeID, resources: request.resources, slots: request.slots, thresholds: request.thresholds,
+        expiresWithoutHeartbeats: false, at: now)
       if request.runsCode { state.runsCode.insert(nodeID) } else { state.runsCode.remove(nodeID) }
       return (wasOnline, state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) })
     }
     if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
     logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
     kick()
+  }
+
+  /// A linked node's heartbeat carried its machine's load.
+  func loadReported(_ nodeID: String, _ load: NodeLoad) {
+    let known = state.withLock { $0.scheduler.heartbeat(nodeID, load: load, at: clock()) }
+    if known { kick() }  // the load may have dropped below the thresholds
   }
 
   /// A node went away: it leaves the scheduler and its running tasks go back to the queue

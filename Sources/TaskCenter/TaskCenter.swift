@@ -98,11 +98,21 @@ public final class TaskCenter: Sendable {
     let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
     if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
     registerMethods()
-    // A node whose link closed is out of scheduling at once; its tasks are requeued by the
-    // loops (in order, off the gateway's event path).
+    // The gateway's membership is the one liveness: a node whose link closed (its heartbeats
+    // stopped, or it went) is out of scheduling at once, its tasks requeued by the loops (in
+    // order, off the gateway's event path); its heartbeats carry its load.
     let token = server.onMembershipChange { [weak self] event in
-      guard let self, case .left(let nodeID) = event, self.state.withLock({ $0.loops != nil }) else { return }
-      if self.leaveScheduler(nodeID) { self.departures.yield((nodeID, "node \(nodeID) disconnected")) }
+      guard let self, self.state.withLock({ $0.loops != nil }) else { return }
+      switch event {
+      case .left(let nodeID, let reason):
+        let why = reason.hasPrefix("heartbeat timeout") ? "missed its heartbeats" : "disconnected"
+        if self.leaveScheduler(nodeID) { self.departures.yield((nodeID, "node \(nodeID) \(why)")) }
+      case .status(let nodeID, let payload):
+        guard let beat = try? JSONDecoder().decode(TaskNodeHeartbeat.self, from: payload) else { return }
+        self.loadReported(nodeID, beat.load)
+      case .joined:
+        break  // a node joins the task center with its own `join` (resources, slots, thresholds)
+      }
     }
     let loops = Task { await self.runLoops() }
     state.withLock { $0.membershipToken = token }

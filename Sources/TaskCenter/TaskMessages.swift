@@ -14,7 +14,6 @@ enum TaskMethods {
   static let nodes = "er.tasks.nodes"
   // node → gateway
   static let join = "er.tasks.join"
-  static let heartbeat = "er.tasks.heartbeat"
   static let leave = "er.tasks.leave"
   // gateway → node
   static let run = "er.node.task.run"
@@ -68,13 +67,9 @@ struct TaskNodeJoin: Codable, Sendable {
   var runsCode: Bool
 }
 
+/// What a task worker's heartbeats carry (``ComputeNode/reportStatus(_:)``).
 struct TaskNodeHeartbeat: Codable, Sendable {
   var load: NodeLoad
-}
-
-struct HeartbeatReply: Codable, Sendable {
-  /// false when the task center does not know the node (it restarted): join again.
-  var known: Bool
 }
 
 struct TaskQuery: Codable, Sendable {

@@ -37,6 +37,8 @@ public final class TaskWorker: Sendable {
   /// - Parameters:
   ///   - slots: tasks run at once; the node's `maxWorkers` by default.
   ///   - thresholds: above this CPU or memory use the machine is its owner's, and gets no tasks.
+  ///   - heartbeatInterval: how often the machine's load is sampled and reported; it rides on
+  ///     the link's heartbeat to the gateway (``ComputeNode/reportStatus(_:)``).
   ///   - load: how the machine's load is read (the real one by default).
   public init(
     node: ComputeNode, runner: CodeRunner? = CodeRunner(), slots: Int? = nil,
@@ -66,11 +68,12 @@ public final class TaskWorker: Sendable {
       Task { try? await self.join() }
     }
     try await join()
+    beat()
     let heartbeat = Task { [weak self] in
       while !Task.isCancelled {
         guard let interval = self?.heartbeatInterval else { return }
         try? await Task.sleep(for: interval)
-        await self?.beat()
+        self?.beat()
       }
     }
     state.withLock { state in
@@ -91,6 +94,7 @@ public final class TaskWorker: Sendable {
       return (state.heartbeat, state.connectToken, Array(state.running.values))
     }
     heartbeat?.cancel()
+    node.reportStatus(Data())  // heartbeats carry no load any more: this node takes no tasks
     if let token { node.removeGatewayListener(token) }
     for task in running { task.cancel() }
   }
@@ -100,14 +104,11 @@ public final class TaskWorker: Sendable {
     _ = try await node.callGateway(TaskMethods.join, request, as: Empty.self, timeout: .seconds(10))
   }
 
-  private func beat() async {
-    do {
-      let reply = try await node.callGateway(
-        TaskMethods.heartbeat, TaskNodeHeartbeat(load: load()), as: HeartbeatReply.self, timeout: .seconds(10))
-      if !reply.known { try await join() }
-    } catch {
-      node.logger.debug("heartbeat failed", metadata: ["error": "\(error)"])
-    }
+  /// The machine's load rides on the link's heartbeat (one sign of life, not two): sent now,
+  /// and carried by every heartbeat until the next sample.
+  private func beat() {
+    guard let status = try? JSONEncoder().encode(TaskNodeHeartbeat(load: load())) else { return }
+    node.reportStatus(status)
   }
 
   private func registerMethods() {

@@ -8,7 +8,7 @@ struct NodeConfigTests {
   func defaults() {
     let config = NodeConfig.defaults
     #expect(config.defaultTimeout == .seconds(30))
-    #expect(config.heartbeat == HeartbeatConfig(enabled: true, interval: .seconds(30), timeout: .seconds(90)))
+    #expect(config.heartbeat == HeartbeatConfig(enabled: true, interval: .seconds(10), timeout: .seconds(30)))
     #expect(config.serialization.defaultSerializer == "json")
     #expect(config.transport.mode == .memory)
     #expect(!config.debug)

@@ -162,6 +162,23 @@ struct FairSchedulerTests {
     #expect(scheduler.status(of: "nobody", at: t0) == nil)
   }
 
+  @Test("a node on a link does not expire by the clock: it is alive while its link is, until it leaves")
+  func linkedNodes() {
+    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 90))
+    scheduler.join("linked", resources: machine, slots: 1, expiresWithoutHeartbeats: false, at: t0)
+    scheduler.join("pulling", resources: machine, slots: 1, at: t0)
+    let later = t0.addingTimeInterval(3600)
+    #expect(scheduler.expire(at: later) == ["pulling"])
+    #expect(scheduler.status(of: "linked", at: later) == .idle)
+    scheduler.leave("linked")
+    #expect(scheduler.status(of: "linked", at: later) == .offline)
+    let revived = scheduler.heartbeat("linked", load: NodeLoad(), at: later)
+    #expect(!revived && scheduler.status(of: "linked", at: later) == .offline, "a late heartbeat does not bring it back")
+    // Joining again (its link came back) makes it online, still judged by its link.
+    scheduler.join("linked", resources: machine, slots: 1, expiresWithoutHeartbeats: false, at: later)
+    #expect(scheduler.status(of: "linked", at: later.addingTimeInterval(3600)) == .idle)
+  }
+
   @Test("300 short tasks on 3 nodes: every node is served, and a newcomer gets work at once")
   func fairness() {
     var scheduler = FairScheduler()

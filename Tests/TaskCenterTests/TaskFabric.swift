@@ -16,6 +16,10 @@ final class TaskFabric: Sendable {
   private let members = Mutex<[(ComputeNode, TaskWorker)]>([])
   private let clients = Mutex<[Client]>([])
 
+  /// The gateway's link heartbeats in these tests: every 200 ms, a link silent for 3 s closes.
+  static let linkHeartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(200), timeout: .seconds(3))
+
+  /// (The scheduler's heartbeat timeout is for nodes that pull over HTTP.)
   static let configuration = TaskCenter.Configuration(
     scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100))
 
@@ -31,6 +35,7 @@ final class TaskFabric: Sendable {
       config: .defaults {
         $0.authToken = token
         $0.serialization.defaultSerializer = serializer
+        $0.heartbeat = TaskFabric.linkHeartbeat  // a silent node is dropped after 3 s
       }, transport: transport)
     center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
@@ -40,12 +45,18 @@ final class TaskFabric: Sendable {
   var address: String { server.address ?? "" }
 
   /// A compute node with the seed 002 functions (and `hold`, which waits `seconds`), joined to the task center.
+  ///
+  /// - Parameters:
+  ///   - heartbeat: how often the worker reports its load (on the link's heartbeat).
+  ///   - silent: the node sends no heartbeats at all (a frozen machine, to the gateway).
   @discardableResult
   func addNode(
-    _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200),
+    _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200), silent: Bool = false,
     load: (@Sendable () -> NodeLoad)? = nil
   ) async throws -> (ComputeNode, TaskWorker) {
-    let node = ComputeNode(serverAddress: address, nodeID: id, maxWorkers: slots, transport: transport)
+    let node = ComputeNode(
+      serverAddress: address, nodeID: id, maxWorkers: slots,
+      config: .defaults { $0.heartbeat = HeartbeatConfig(enabled: !silent) }, transport: transport)
     SeedExamples.register(on: node)
     node.register("hold", parameters: ["seconds"]) { (seconds: Double) async throws -> String in
       try await Task.sleep(for: .seconds(seconds))
