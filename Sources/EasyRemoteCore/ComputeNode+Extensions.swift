@@ -32,16 +32,12 @@ extension ComputeNode {
   /// announced. Returns a token for ``removeGatewayListener(_:)``.
   @discardableResult
   public func onGatewayConnected(_ handler: @escaping @Sendable () -> Void) -> UInt64 {
-    state.withLock { state in
-      state.nextListener += 1
-      state.connectListeners[state.nextListener] = handler
-      return state.nextListener
-    }
+    state.withLock { $0.connectListeners.add { _ in handler() } }
   }
 
   /// Stops calling a handler given to ``onGatewayConnected(_:)``.
   public func removeGatewayListener(_ token: UInt64) {
-    _ = state.withLock { $0.connectListeners.removeValue(forKey: token) }
+    state.withLock { $0.connectListeners.remove(token) }
   }
 
   /// Runs `body` in one of this node's workers, the ones its calls use, waiting in line

@@ -36,8 +36,7 @@ public final class ComputeNode: Sendable {
     var started = false
     var connected = false
     var reconnect: Task<Void, Never>?
-    var connectListeners: [UInt64: @Sendable () -> Void] = [:]
-    var nextListener: UInt64 = 0
+    var connectListeners = Listeners<Void>()
   }
 
   /// - Parameters:
@@ -128,9 +127,9 @@ public final class ComputeNode: Sendable {
       let _: Empty = try await node.call(Server.nodeID, Methods.announce, announcement, timeout: .seconds(10))
       let listeners = state.withLock { state in
         state.connected = true
-        return state.connectListeners.sorted { $0.key < $1.key }.map(\.value)
+        return state.connectListeners.all
       }
-      for listener in listeners { listener() }
+      for listener in listeners { listener(()) }
       node.logger.info("registered with the gateway", metadata: ["gateway": "\(serverAddress)"])
     } catch {
       throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress)", cause: error)

@@ -49,20 +49,15 @@ extension Server {
   /// Returns a token for ``removeMembershipListener(_:)``.
   @discardableResult
   public func onMembershipChange(_ handler: @escaping @Sendable (MembershipEvent) -> Void) -> UInt64 {
-    state.withLock { state in
-      state.nextListener += 1
-      state.listeners[state.nextListener] = handler
-      return state.nextListener
-    }
+    state.withLock { $0.listeners.add(handler) }
   }
 
   public func removeMembershipListener(_ token: UInt64) {
-    _ = state.withLock { $0.listeners.removeValue(forKey: token) }
+    state.withLock { $0.listeners.remove(token) }
   }
 
   func announce(_ event: MembershipEvent) {
-    let listeners = state.withLock { $0.listeners.sorted { $0.key < $1.key }.map(\.value) }
-    for listener in listeners { listener(event) }
+    for listener in state.withLock({ $0.listeners.all }) { listener(event) }
   }
 
   /// Whether compute node `nodeID` is connected.

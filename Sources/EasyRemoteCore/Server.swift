@@ -1,4 +1,4 @@
-package import Foundation
+public import Foundation
 public import Logging
 public import NodeComm
 public import ServiceLifecycle
@@ -31,8 +31,7 @@ public final class Server: Sendable {
     var totalRequests = 0
     var failedRequests = 0
     var perFunction: [String: (calls: Int, failures: Int, totalMilliseconds: Double)] = [:]
-    var listeners: [UInt64: @Sendable (MembershipEvent) -> Void] = [:]
-    var nextListener: UInt64 = 0
+    var listeners = Listeners<MembershipEvent>()
   }
 
   /// - Parameters:
@@ -110,6 +109,31 @@ public final class Server: Sendable {
             calls: entry.calls, failures: entry.failures,
             averageMilliseconds: entry.calls == 0 ? 0 : entry.totalMilliseconds / Double(entry.calls))
         })
+    }
+  }
+
+  /// Everything the gateway knows now, read under one lock (for metrics and consoles).
+  public func snapshot(at now: Date = Date()) -> GatewaySnapshot {
+    state.withLock { state in
+      let served = state.membership.functions
+      var names = Set(served.map(\.name))
+      names.formUnion(state.perFunction.keys)
+      let byName = Dictionary(uniqueKeysWithValues: served.map { ($0.name, $0) })
+      let functions = names.sorted().map { name -> GatewaySnapshot.Function in
+        let counted = state.perFunction[name] ?? (0, 0, 0)
+        return GatewaySnapshot.Function(
+          name: name, nodes: byName[name]?.nodes ?? [], streaming: byName[name]?.streaming ?? false,
+          calls: counted.calls, failures: counted.failures,
+          averageMilliseconds: counted.calls == 0 ? 0 : counted.totalMilliseconds / Double(counted.calls))
+      }
+      let nodes = state.membership.members.values.sorted { $0.id < $1.id }.map { member in
+        GatewaySnapshot.Node(
+          id: member.id, functions: member.functions.keys.sorted(), maxWorkers: member.maxWorkers, calls: member.calls,
+          tasks: member.tasks, joinedAt: member.joinedAt)
+      }
+      return GatewaySnapshot(
+        takenAt: now, nodes: nodes, functions: functions, totalRequests: state.totalRequests,
+        failedRequests: state.failedRequests)
     }
   }
 

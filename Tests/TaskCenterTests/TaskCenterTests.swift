@@ -216,6 +216,42 @@ struct TaskCenterTests {
     await fabric.stop()
   }
 
+  @Test("one snapshot says what the gateway and the task center know: nodes, work, functions, fair order, tasks")
+  func snapshot() async throws {
+    let fabric = try await TaskFabric()
+    let (node, _) = try await fabric.addNode("snap", slots: 2)
+    try await fabric.addNode("idle", slots: 1)
+    let client = fabric.client()
+    let sum: Double = try await client.execute("sync_add", 1, 2)
+    #expect(sum == 3)
+    let refused = try? await client.execute("sync_add", "one", 2, node: "snap") as Double
+    #expect(refused == nil)
+    let task = try await client.submitCode("import time\ntime.sleep(60)")
+    #expect(try await eventually { try await client.task(task).status == .running })
+    let call = Task { () async throws -> String in try await client.execute("hold", 60.0, node: "snap") }
+    #expect(await eventually { fabric.server.nodes().first { $0.id == "snap" }?.inFlight == 1 })
+    let running = try await client.task(task)
+    let snapshot = try await fabric.center.snapshot()
+    let gatewayNodes = Dictionary(uniqueKeysWithValues: snapshot.gateway.nodes.map { ($0.id, $0) })
+    let busy = try #require(gatewayNodes[running.nodeID ?? ""])
+    #expect(busy.tasks == 1)
+    #expect(gatewayNodes["snap"]?.calls == 1 && gatewayNodes["snap"]?.maxWorkers == 2)
+    let add = try #require(snapshot.gateway.functions.first { $0.name == "sync_add" })
+    #expect(add.calls == 2 && add.failures == 1 && add.nodes == ["idle", "snap"] && add.averageMilliseconds > 0)
+    #expect(snapshot.gateway.functions.first { $0.name == "hold" }?.calls == 0, "counted when answered")
+    #expect(snapshot.gateway.callsInFlight == 1)
+    #expect(snapshot.tasks[.running] == 1 && snapshot.queueLength == 0 && snapshot.tasks[.completed] == 0)
+    #expect(snapshot.nodes.map(\.nodeID) == ["idle", "snap"])
+    #expect(snapshot.nodes.first { $0.nodeID == running.nodeID }?.running == 1)
+    // The fair order lists the idle nodes only.
+    #expect(Set(snapshot.fairOrder.map(\.nodeID)).isSubset(of: ["idle", "snap"]))
+    #expect(!snapshot.fairOrder.contains { $0.nodeID == running.nodeID && running.nodeID == "idle" })
+    _ = try await client.cancelTask(task)
+    call.cancel()
+    _ = node
+    await fabric.stop()
+  }
+
   @Test("a loaded machine gets no work until its owner's load drops")
   func load() async throws {
     let fabric = try await TaskFabric()
@@ -240,7 +276,7 @@ struct TaskCenterTests {
 
   @Test("a node whose link goes silent goes offline; one that leaves says so")
   func heartbeats() async throws {
-    let fabric = try await TaskFabric()
+    let fabric = try await TaskFabric(linkHeartbeat: TaskFabric.quickSilence)
     let events = fabric.center.events()
     // Joined, then silent: no link heartbeats (nor load reports); the gateway drops its link
     // after 3 s (it comes back and goes again, as a frozen machine would).
