@@ -72,9 +72,7 @@ struct FunctionsCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       let functions = try await client.listFunctions()
       if json { return emit(jsonText(functions)) }
       emit(
@@ -86,8 +84,6 @@ struct FunctionsCommand: AsyncParsableCommand {
               $0.nodes.joined(separator: ","), $0.available ? "yes" : "no", $0.description,
             ]
           }))
-    } catch {
-      throw fail(error)
     }
   }
 }
@@ -100,17 +96,13 @@ struct NodesCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       let nodes = try await client.listNodes()
       if json { return emit(jsonText(nodes)) }
       emit(
         table(
           ["NODE", "FUNCTIONS", "IN FLIGHT", "MAX WORKERS"],
           nodes.map { [$0.id, String($0.functions.count), String($0.inFlight), String($0.maxWorkers)] }))
-    } catch {
-      throw fail(error)
     }
   }
 }

@@ -24,6 +24,22 @@ struct GatewayOptions: ParsableArguments {
   func client(timeout: Duration = .seconds(30)) -> Client {
     Client(serverAddress: address, timeout: timeout, config: config)
   }
+
+  /// Runs `body` with a client of the gateway and closes it before returning, also when
+  /// `body` throws; a failure is printed and becomes the exit code (``fail(_:)``).
+  func withClient(_ body: (Client) async throws -> Void) async throws {
+    let client = client()
+    do {
+      try await body(client)
+      await client.close()
+    } catch let exit as ExitCode {
+      await client.close()
+      throw exit
+    } catch {
+      await client.close()
+      throw fail(error)
+    }
+  }
 }
 
 /// Prints a failure the way scripts expect: the message on stderr, a non-zero exit code

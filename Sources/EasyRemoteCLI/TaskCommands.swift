@@ -31,9 +31,7 @@ struct SubmitCommand: AsyncParsableCommand {
     } else {
       source = code ?? ""
     }
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       var task = try await client.submit(
         .code(source, timeout: timeout, resources: ResourceRequest(cpu: cpu, memoryMB: memory)))
       guard wait else {
@@ -54,10 +52,6 @@ struct SubmitCommand: AsyncParsableCommand {
             code: task.status == .timeout ? .taskTimeout : .internalError,
             message: "task \(task.id) \(task.status.rawValue): \(task.errorMessage ?? "")"))
       }
-    } catch let exit as ExitCode {
-      throw exit
-    } catch {
-      throw fail(error)
     }
   }
 
@@ -88,9 +82,7 @@ struct TasksCommand: AsyncParsableCommand {
       guard let parsed = TaskStatus(rawValue: status) else { throw ValidationError("unknown status '\(status)'") }
       filter = parsed
     }
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       let tasks = try await client.tasks(status: filter, limit: limit)
       if json { return emit(jsonText(tasks)) }
       emit(
@@ -103,8 +95,6 @@ struct TasksCommand: AsyncParsableCommand {
               task.executionTime.map { String(format: "%.2f", $0) } ?? "-", String(what.prefix(40)),
             ]
           }))
-    } catch {
-      throw fail(error)
     }
   }
 }
@@ -118,13 +108,9 @@ struct TaskCommand: AsyncParsableCommand {
   @Flag(help: "JSON for scripts.") var json = false
 
   func run() async throws {
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       let task = try await client.task(id)
       emit(json ? jsonText(task) : jsonText(task, pretty: true))
-    } catch {
-      throw fail(error)
     }
   }
 }
@@ -138,13 +124,9 @@ struct CancelCommand: AsyncParsableCommand {
   @Argument(help: "The task id.") var id: String
 
   func run() async throws {
-    let client = gateway.client()
-    defer { Task { await client.close() } }
-    do {
+    try await gateway.withClient { client in
       let task = try await client.cancelTask(id)
       emit("\(task.id): \(task.status.rawValue)")
-    } catch {
-      throw fail(error)
     }
   }
 }

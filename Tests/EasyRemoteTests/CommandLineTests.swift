@@ -71,7 +71,8 @@ struct CommandLineTests {
     #expect(result.status == 1)
     #expect(result.stderr.contains("node_lost"), "\(result.stderr)")
     #expect(result.stderr.contains("doomed"))
-    #expect(ContinuousClock.now - killed < .seconds(10), "failed fast, not at the 60 s timeout")
+    // Well before the call's 60 s timeout (on a loaded machine, process start-up alone takes seconds).
+    #expect(ContinuousClock.now - killed < .seconds(40), "failed when the node died, not at the 60 s timeout")
   }
 
   @Test("an idempotent function whose node is killed with SIGKILL mid-call runs again on another node")
