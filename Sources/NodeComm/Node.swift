@@ -44,6 +44,10 @@ public final class Node: Sendable {
     var stopWaiters: [CheckedContinuation<Void, Never>] = []
     /// What this node's heartbeats carry (``reportStatus(_:)``).
     var status = Data()
+    /// The links this node dialed, each running in a task the node owns: `stop` awaits them.
+    var dialed: [ObjectIdentifier: Task<Void, Never>] = [:]
+    /// Dialed links whose task ended before it was recorded (so it is not recorded at all).
+    var dialedEnded: Set<ObjectIdentifier> = []
   }
 
   /// Creates a node; it takes no calls until ``start()``.
@@ -233,6 +237,8 @@ public final class Node: Sendable {
     }
     let listener = state.withLock { $0.listener }
     await listener?.close()
+    // The links this node dialed end with their channels: nothing of theirs outlives the node.
+    for running in state.withLock({ Array($0.dialed.values) }) { await running.value }
     let waiters = state.withLock { state in
       state.phase = .stopped
       defer { state.stopWaiters.removeAll() }
@@ -268,8 +274,17 @@ public final class Node: Sendable {
       throw NodeError(code: .connectFailed, message: "cannot reach \(address)", nodeID: nodeID, cause: error)
     }
     let link = Link(node: self, channel: channel, role: .dialer)
-    state.withLock { $0.unnamedLinks[ObjectIdentifier(link)] = link }
-    Task { await link.run() }
+    let key = ObjectIdentifier(link)
+    state.withLock { $0.unnamedLinks[key] = link }
+    let running = Task { [self] in
+      await link.run()
+      state.withLock { state in
+        if state.dialed.removeValue(forKey: key) == nil { state.dialedEnded.insert(key) }
+      }
+    }
+    state.withLock { state in
+      if state.dialedEnded.remove(key) == nil { state.dialed[key] = running }
+    }
     let peerID = try await link.handshake(timeout: timeout)
     if let nodeID, nodeID != peerID {
       link.terminate(reason: "expected node '\(nodeID)', found '\(peerID)'", error: nil)
