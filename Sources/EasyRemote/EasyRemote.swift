@@ -29,7 +29,8 @@ extension ComputeNode {
   ///
   /// - Parameters:
   ///   - nodeID: this node's id; a random one when nil.
-  ///   - maxWorkers: calls run at once; the rest wait (up to `queueLimit`) or are refused.
+  ///   - maxWorkers: calls and tasks run at once; the rest wait (up to `queueLimit`) or are
+  ///     refused.
   public convenience init(
     serverAddress: String, nodeID: String? = nil, maxWorkers: Int = 5, queueLimit: Int? = nil,
     config: NodeConfig = .defaults, logger: Logger? = nil

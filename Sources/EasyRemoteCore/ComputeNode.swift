@@ -5,7 +5,8 @@ public import ServiceLifecycle
 import Synchronization
 
 /// A machine's contribution to the pool: it dials the gateway (so it works behind NAT),
-/// registers functions and runs the calls routed to it, at most `maxWorkers` at once.
+/// registers functions and runs the calls routed to it (and, with a `TaskWorker`, tasks),
+/// at most `maxWorkers` at once, calls and tasks together.
 ///
 /// ```swift
 /// let node = ComputeNode(serverAddress: "127.0.0.1:8080", nodeID: "gpu-box", maxWorkers: 4)
@@ -42,7 +43,8 @@ public final class ComputeNode: Sendable {
   /// - Parameters:
   ///   - serverAddress: the gateway's `host:port`.
   ///   - nodeID: this node's id; a random one when nil.
-  ///   - maxWorkers: calls run at once; the rest wait (up to `queueLimit`) or are refused.
+  ///   - maxWorkers: calls and tasks run at once; the rest wait (up to `queueLimit`) or are
+  ///     refused.
   ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
   ///     `ComputeNode(serverAddress:)` picks gRPC).
   public init(
