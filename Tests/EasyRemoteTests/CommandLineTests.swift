@@ -66,7 +66,7 @@ struct CommandLineTests {
     }
     #expect(try await callInFlight(on: "doomed", gateway: address), "the call never reached the node")
     let killed = ContinuousClock.now
-    node.kill()
+    await node.kill()
     let result = try await call.value
     #expect(result.status == 1)
     #expect(result.stderr.contains("node_lost"), "\(result.stderr)")
@@ -92,7 +92,7 @@ struct CommandLineTests {
     defer { survivor.stop() }
     let nodes = try await runTool(["nodes", "--gateway", address, "--json"])
     #expect(nodes.stdout.contains("\"doomed\"") && nodes.stdout.contains("\"survivor\""))
-    doomed.kill()
+    await doomed.kill()
     #expect(ContinuousClock.now - started < .seconds(14), "the first attempt had to be still running when its node died")
     let result = try await call.value
     #expect(result.status == 0, "\(result.stderr)")
@@ -330,10 +330,11 @@ final class BackgroundProcess: Sendable {
     return (gateway, gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: ""))
   }
 
-  /// SIGKILL: no chance to clean up, as when a machine dies.
-  func kill() {
+  /// SIGKILL: no chance to clean up, as when a machine dies. Returns once it is gone (waiting
+  /// off the cooperative thread pool).
+  func kill() async {
     guard process.isRunning else { return }
     _ = Foundation.kill(process.processIdentifier, SIGKILL)
-    process.waitUntilExit()
+    await exited()
   }
 }

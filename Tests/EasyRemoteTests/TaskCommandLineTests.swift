@@ -43,7 +43,7 @@ struct TaskCommandLineTests {
     let listed = try JSONSerialization.jsonObject(with: Data(queued.stdout.utf8)) as? [[String: Any]]
     #expect(Set(listed?.compactMap { $0["task_id"] as? String } ?? []) == Set(accepted))
 
-    first.kill()
+    await first.kill()
     let second = try await BackgroundProcess.start(
       ["gateway", "--port", port, "--http-port", "0", "--db", db], readyPrefix: "gateway listening on ")
     defer { second.stop() }
@@ -110,7 +110,7 @@ struct TaskCommandLineTests {
 
     let spare = try await BackgroundProcess.start(["node", "--id", "spare"], environment: env, readyPrefix: "node spare joined")
     defer { spare.stop() }
-    doomed.kill()
+    await doomed.kill()
     let done = try await waitForTask(id, env) { ($0["status"] as? String).map { $0 != "running" && $0 != "queued" } ?? false }
     #expect(done["status"] as? String == "completed")
     #expect(done["result"] as? String == "survived\n")
