@@ -117,10 +117,14 @@ package struct Membership: Sendable {
     return .success(Route(nodeID: chosen, descriptor: members[chosen]!.functions[function]!))
   }
 
-  /// A call on `nodeID` was answered (or failed).
-  package mutating func finishCall(on nodeID: String) {
-    guard let calls = members[nodeID]?.calls else { return }
-    members[nodeID]!.calls = max(0, calls - 1)
+  /// A call on `nodeID` was answered (or failed). Returns whether that freed the node's
+  /// only worker left for a task (it was full, now it is not): the one moment a waiting task
+  /// can start there.
+  @discardableResult
+  package mutating func finishCall(on nodeID: String) -> Bool {
+    guard let member = members[nodeID] else { return false }
+    members[nodeID]!.calls = max(0, member.calls - 1)
+    return !member.hasFreeWorker && members[nodeID]!.hasFreeWorker
   }
 
   // MARK: Tasks

@@ -8,6 +8,9 @@ public enum MembershipEvent: Sendable, Equatable {
   /// A compute node's link closed (`reason`: `closed by peer`, `heartbeat timeout …`, …): it
   /// is already gone from routing and from ``Server/reserveTask(on:)``.
   case left(nodeID: String, reason: String)
+  /// A compute node that was full (calls and tasks using all its workers) has a free worker
+  /// again because a call ended: a queued task may start there now.
+  case workerFree(nodeID: String)
   /// A compute node's heartbeat carried a status (``ComputeNode/reportStatus(_:)``): the
   /// task worker's load.
   case status(nodeID: String, payload: Data)

@@ -50,7 +50,7 @@ extension Server {
         throw failure.nodeError
       }
       if chosen.descriptor.streaming {
-        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        finishedCall(on: chosen.nodeID)
         record(function, start: start, failed: true)
         throw EasyRemoteError(
           code: .invalidArguments, message: "'\(function)' is a streaming function: use stream()",
@@ -61,11 +61,11 @@ extension Server {
       do {
         let result = try await node.call(
           chosen.nodeID, Methods.run, payload: payload, timeout: timeout, metadata: [Methods.functionKey: function])
-        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        finishedCall(on: chosen.nodeID)
         record(function, start: start, failed: false)
         return result
       } catch {
-        state.withLock { $0.membership.finishCall(on: chosen.nodeID) }
+        finishedCall(on: chosen.nodeID)
         let failure = EasyRemoteError(error, function: function)
         if failure.code == .nodeLost {
           lastError = EasyRemoteError(
@@ -99,7 +99,7 @@ extension Server {
       if case .failure(let error) = pick { throw error.nodeError }
       return
     }
-    defer { state.withLock { $0.membership.finishCall(on: chosen.nodeID) } }
+    defer { finishedCall(on: chosen.nodeID) }
     do {
       let items = try await node.stream(
         chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow,
@@ -114,6 +114,11 @@ extension Server {
       }
       throw failure.nodeError
     }
+  }
+
+  /// Counts a call as answered; tells the extensions when that frees a full node's worker.
+  func finishedCall(on nodeID: String) {
+    if state.withLock({ $0.membership.finishCall(on: nodeID) }) { announce(.workerFree(nodeID: nodeID)) }
   }
 
   func record(_ function: String, start: ContinuousClock.Instant, failed: Bool) {

@@ -110,6 +110,8 @@ public final class TaskCenter: Sendable {
       case .status(let nodeID, let payload):
         guard let beat = try? JSONDecoder().decode(TaskNodeHeartbeat.self, from: payload) else { return }
         self.loadReported(nodeID, beat.load)
+      case .workerFree:
+        self.kick()  // a task waiting for that node's worker can start now
       case .joined:
         break  // a node joins the task center with its own `join` (resources, slots, thresholds)
       }

@@ -112,6 +112,20 @@ struct MembershipTests {
     }
   }
 
+  @Test("finishing a call says when it frees a full node's worker, and only then")
+  func workerFreed() throws {
+    var membership = Self.members([("n", ["f"], 2)])
+    _ = try membership.routeCall("f").get()
+    _ = try membership.routeCall("f").get()
+    _ = try membership.routeCall("f").get()  // queued on the node: 3 calls, 2 workers
+    let stillFull = membership.finishCall(on: "n")
+    let freed = membership.finishCall(on: "n")
+    let alreadyFree = membership.finishCall(on: "n")
+    #expect(!stillFull && freed && !alreadyFree)
+    let gone = membership.finishCall(on: "nobody")
+    #expect(!gone)
+  }
+
   @Test("busy counts tasks too: calls go to the node with less work of either kind")
   func callsSeeTasks() throws {
     var membership = Self.members([("a", ["f"], 4), ("b", ["f"], 4)])

@@ -187,6 +187,23 @@ struct TaskCenterTests {
     await fabric.stop()
   }
 
+  @Test("a task waiting for a node full of calls starts when a call ends, without waiting for a heartbeat")
+  func startsWhenCallEnds() async throws {
+    let fabric = try await TaskFabric()
+    // Load reported once, at join, and link heartbeats (which carry it) once a minute: only
+    // the end of the call can wake the dispatcher within the test.
+    let (node, _) = try await fabric.addNode("full", slots: 1, heartbeat: .seconds(3600), linkHeartbeat: .seconds(60))
+    let client = fabric.client()
+    let call = Task { () async throws -> String in try await client.execute("hold", 3.0) }
+    #expect(await eventually { node.stats().running == 1 })
+    let id = try await client.submitCode("print('after the call')")
+    #expect(try await client.task(id).status == .queued)
+    #expect(try await call.value == "full")
+    let done = try await client.waitForTask(id, timeout: .seconds(20))
+    #expect(done.status == .completed && done.result == "after the call\n")
+    await fabric.stop()
+  }
+
   @Test("a node lost mid-call and mid-task is out of routing and scheduling when the gateway hears of it")
   func lostAtOnce() async throws {
     let fabric = try await TaskFabric()

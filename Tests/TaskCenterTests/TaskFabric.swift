@@ -51,14 +51,17 @@ final class TaskFabric: Sendable {
   /// - Parameters:
   ///   - heartbeat: how often the worker reports its load (on the link's heartbeat).
   ///   - silent: the node sends no heartbeats at all (a frozen machine, to the gateway).
+  ///   - linkHeartbeat: how often the node's link heartbeats (they carry its last load).
   @discardableResult
   func addNode(
     _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200), silent: Bool = false,
+    linkHeartbeat: Duration = .seconds(10),
     load: (@Sendable () -> NodeLoad)? = nil
   ) async throws -> (ComputeNode, TaskWorker) {
     let node = ComputeNode(
       serverAddress: address, nodeID: id, maxWorkers: slots,
-      config: .defaults { $0.heartbeat = HeartbeatConfig(enabled: !silent) }, transport: transport)
+      config: .defaults { $0.heartbeat = HeartbeatConfig(enabled: !silent, interval: linkHeartbeat, timeout: linkHeartbeat * 3) },
+      transport: transport)
     SeedExamples.register(on: node)
     node.register("hold", parameters: ["seconds"]) { (seconds: Double) async throws -> String in
       try await Task.sleep(for: .seconds(seconds))
