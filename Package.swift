@@ -116,8 +116,10 @@ let package = Package(
       resources: [.copy("openapi.yaml")],
       swiftSettings: strict
     ),
-    // Running code tasks on a node: child processes under limits.
-    .target(name: "Sandbox", swiftSettings: strict),
+    // Running code tasks on a node: child processes in a bubblewrap sandbox, under limits.
+    .target(name: "Sandbox", dependencies: ["CSpawn"], swiftSettings: strict),
+    // posix_spawn with exact descriptors and a session of its own, memfd and pipe2 (Linux).
+    .target(name: "CSpawn"),
     // The seed 002 example functions, shared by the demo, the examples and the tests.
     .target(name: "ExampleFunctions", dependencies: ["EasyRemoteCore"], swiftSettings: strict),
     .executableTarget(

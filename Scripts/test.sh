@@ -5,11 +5,14 @@ cd "$(dirname "$0")/.."
 
 # What the suites need beyond the Swift toolchain, installed only when missing:
 # python3 (the sandbox's interpreter), SQLite's headers (GRDB), util-linux's prlimit,
-# setpriv and unshare (the sandbox's limits).
+# setpriv and unshare (the sandbox's limits), bubblewrap (the sandbox itself), procps (`ps`,
+# which the sandbox tests run inside a task).
 need=()
 command -v python3 >/dev/null || need+=(python3)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v ps >/dev/null || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi

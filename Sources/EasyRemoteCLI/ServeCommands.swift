@@ -57,7 +57,7 @@ struct NodeCommand: AsyncParsableCommand {
   @OptionGroup var gateway: GatewayOptions
   @Option(help: "The node id (random when omitted).") var id: String?
   @Option(help: "Calls and tasks run at once.") var maxWorkers = 5
-  @Option(help: "The interpreter of code tasks ('none' takes function tasks only).") var interpreter = "python3"
+  @OptionGroup(title: "Code tasks") var sandbox: SandboxOptions
   @Option(help: "Above this CPU use (%) the machine is its owner's and takes no tasks.") var maxCpuPercent = 80.0
   @Option(help: "Above this memory use (%) the machine takes no tasks.") var maxMemoryPercent = 90.0
 
@@ -66,10 +66,7 @@ struct NodeCommand: AsyncParsableCommand {
     if gateway.config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
     let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: gateway.config)
     SeedExamples.register(on: node)
-    let runner = interpreter == "none" ? nil : CodeRunner(interpreter: interpreter)
-    if let runner, runner.resolvedInterpreter() == nil {
-      throw ValidationError("interpreter '\(interpreter)' not found in \(CodeRunner.sandboxPath)")
-    }
+    let runner = try sandbox.runner()
     let worker = TaskWorker(
       node: node, runner: runner,
       thresholds: LoadThresholds(maxCPUPercent: maxCpuPercent, maxMemoryPercent: maxMemoryPercent))

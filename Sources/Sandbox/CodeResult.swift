@@ -11,6 +11,19 @@ public struct CodeResult: Sendable, Equatable {
     case cancelled
   }
 
+  /// A limit of ``SandboxLimits`` that the run ran into.
+  public enum Limit: String, Sendable, CaseIterable {
+    case wallTime = "wall time"
+    case cpuTime = "CPU time"
+    case memory
+    case processes
+    case fileSize = "file size"
+    case scratch = "scratch space"
+    case openFiles = "open files"
+    case stdout = "stdout size"
+    case stderr = "stderr size"
+  }
+
   public var status: Status
   /// stdout, at most `maxOutputBytes` of it.
   public var stdout: String
@@ -23,4 +36,8 @@ public struct CodeResult: Sendable, Equatable {
   public var stderrTruncated: Bool
   /// Wall-clock seconds from start to exit.
   public var duration: Double
+  /// The limits it ran into, as far as they can be told from outside: the timeout, a CPU or
+  /// file-size signal, the interpreter's own report of a failed allocation, fork, write or
+  /// open, or output cut short.
+  public var limitsHit: [Limit] = []
 }

@@ -23,7 +23,8 @@ extension TaskCenter {
       nodeID: node.id, status: node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout),
       resources: node.resources, load: node.load, slots: node.slots, running: node.running,
       completedTasks: node.completed, failedTasks: node.failed, totalComputeTime: node.totalComputeTime,
-      lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id))
+      lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id),
+      isolation: state.isolation[node.id])
   }
 
   /// A node joined (or came back): it is idle until it is given work.
@@ -36,6 +37,7 @@ extension TaskCenter {
         nodeID, resources: request.resources, slots: request.slots, thresholds: request.thresholds,
         expiresWithoutHeartbeats: false, at: now)
       if request.runsCode { state.runsCode.insert(nodeID) } else { state.runsCode.remove(nodeID) }
+      state.isolation[nodeID] = request.isolation
       return (wasOnline, state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) })
     }
     if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }

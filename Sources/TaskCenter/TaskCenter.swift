@@ -60,6 +60,8 @@ public final class TaskCenter: Sendable {
   struct State {
     var scheduler: FairScheduler
     var runsCode: Set<String> = []
+    /// How each linked node isolates its code tasks (what it said when it joined).
+    var isolation: [String: SandboxIsolation] = [:]
     /// Nodes that pull work over HTTP instead of having it pushed over a link.
     var pull: Set<String> = []
     /// Finished tasks: how many, their total run time, and when each of the last hour ended.

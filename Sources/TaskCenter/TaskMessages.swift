@@ -1,5 +1,6 @@
 public import EasyRemoteCore
 public import Foundation
+public import Sandbox
 
 // What clients, the gateway's task center and task-running nodes say to each other, as
 // node-layer methods over their existing links.
@@ -65,6 +66,8 @@ struct TaskNodeJoin: Codable, Sendable {
   var thresholds: LoadThresholds
   /// Whether it runs code tasks (it has an interpreter).
   var runsCode: Bool
+  /// How its code tasks are isolated (`nil` when it runs none, or from an older node).
+  var isolation: SandboxIsolation?
 }
 
 /// What a task worker's heartbeats carry (``ComputeNode/reportStatus(_:)``).
@@ -98,6 +101,8 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
   public var lastHeartbeat: Date
   public var joinedAt: Date
   public var runsCode: Bool
+  /// How its code tasks are isolated; `nil` when it runs none or did not say (HTTP pull).
+  public var isolation: SandboxIsolation?
 
   enum CodingKeys: String, CodingKey {
     case nodeID = "node_id"
@@ -108,6 +113,7 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
     case lastHeartbeat = "last_heartbeat"
     case joinedAt = "joined_at"
     case runsCode = "runs_code"
+    case isolation
   }
 }
 

@@ -32,6 +32,7 @@ public final class TaskWorker: Sendable {
     var connectToken: UInt64?
     var completed = 0
     var started = false
+    var isolation: SandboxIsolation?
   }
 
   /// - Parameters:
@@ -62,6 +63,13 @@ public final class TaskWorker: Sendable {
   /// and a new join whenever the link to the gateway comes back.
   public func start() async throws {
     state.withLock { $0.started = true }
+    // Finds what isolation this machine offers, and removes what dead predecessors left.
+    let isolation = await runner?.prepare()
+    state.withLock { $0.isolation = isolation }
+    if let isolation {
+      node.logger.info(
+        "code tasks run sandboxed", metadata: ["mechanism": "\(isolation.mechanism.rawValue)", "per-task-user": "\(isolation.perTaskUser)"])
+    }
     registerMethods()
     let token = node.onGatewayConnected { [weak self] in
       guard let self else { return }
@@ -100,7 +108,9 @@ public final class TaskWorker: Sendable {
   }
 
   private func join() async throws {
-    let request = TaskNodeJoin(resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil)
+    let request = TaskNodeJoin(
+      resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil,
+      isolation: state.withLock { $0.isolation })
     _ = try await node.callGateway(TaskMethods.join, request, as: Empty.self, timeout: .seconds(10))
   }
 
@@ -153,17 +163,18 @@ public final class TaskWorker: Sendable {
           case .timeout: .timeout
           case .cancelled: .cancelled
           }
-        var message: String?
+        var parts: [String] = []
         switch result.status {
-        case .failed: message = "exited with status \(result.exitStatus)" + (result.signal.map { " (signal \($0))" } ?? "")
-        case .timeout: message = "killed after its timeout of \(task.timeout) s"
-        case .cancelled: message = "cancelled"
-        case .completed: message = nil
+        case .failed: parts.append("exited with status \(result.exitStatus)" + (result.signal.map { " (signal \($0))" } ?? ""))
+        case .timeout: parts.append("killed after its timeout of \(task.timeout) s")
+        case .cancelled: parts.append("cancelled")
+        case .completed: break
         }
-        if result.stdoutTruncated { message = (message.map { $0 + "; " } ?? "") + "output truncated" }
+        // Which limits it ran into, stdout and stderr alike (the timeout is said above).
+        parts += result.limitsHit.filter { $0 != .wallTime }.map { "hit the \(runner.limits.describe($0))" }
         return TaskOutcome(
           status: status, output: .text(result.stdout), stderr: result.stderr, exitStatus: Int(result.exitStatus),
-          errorMessage: message, executionTime: result.duration)
+          errorMessage: parts.isEmpty ? nil : parts.joined(separator: "; "), executionTime: result.duration)
       } catch {
         return .failed("\(error)", executionTime: elapsed())
       }

@@ -60,6 +60,7 @@ package struct NodeView: Encodable, Sendable {
     case failedTasks = "failed_tasks"
     case totalComputeTime = "total_compute_time"
     case runsCode = "runs_code"
+    case isolation
   }
 
   package func encode(to encoder: any Encoder) throws {
@@ -77,6 +78,7 @@ package struct NodeView: Encodable, Sendable {
     try container.encode(node.failedTasks, forKey: .failedTasks)
     try container.encode(node.totalComputeTime, forKey: .totalComputeTime)
     try container.encode(node.runsCode, forKey: .runsCode)
+    try container.encode(node.isolation, forKey: .isolation)
   }
 }
 

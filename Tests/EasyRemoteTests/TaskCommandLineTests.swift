@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The task center through the `easyremote` tool, with real gateway and node processes that
 /// are killed as machines die.
 @Suite("easyremote tasks on the command line", .timeLimit(.minutes(3)))
@@ -98,11 +102,19 @@ struct TaskCommandLineTests {
     let (gateway, address) = try await BackgroundProcess.gateway()
     defer { gateway.stop() }
     let env = ["EASYREMOTE_GATEWAY": address]
-    let doomed = try await BackgroundProcess.start(["node", "--id", "doomed"], environment: env, readyPrefix: "node doomed joined")
-    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
-    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: marker) }
-    let code = "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('survived')"
+    // The doomed node's tasks can tell where they run: their memory limit is 300 MiB.
+    let doomed = try await BackgroundProcess.start(
+      ["node", "--id", "doomed", "--task-memory-mb", "300"], environment: env, readyPrefix: "node doomed joined")
+    // On the doomed node the task starts a grandchild that names itself, and hangs; on the
+    // spare it finishes.
+    let marker = "er\(Int.random(in: 10_000_000...99_999_999))"
+    let code = """
+      import resource, subprocess, sys, time
+      if resource.getrlimit(resource.RLIMIT_AS)[0] == 300 << 20:
+          subprocess.Popen([sys.executable, '-c', "open('/proc/self/comm', 'w').write('\(marker)')\\nimport time\\ntime.sleep(999)"])
+          time.sleep(60)
+      print('survived')
+      """
     let submitted = try await runTool(["submit", "--code", code], environment: env)
     let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     let running = try await waitForTask(id, env) { $0["status"] as? String == "running" }
@@ -110,7 +122,15 @@ struct TaskCommandLineTests {
 
     let spare = try await BackgroundProcess.start(["node", "--id", "spare"], environment: env, readyPrefix: "node spare joined")
     defer { spare.stop() }
+    for _ in 0..<500 where taskProcesses(named: marker).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+    try #require(!taskProcesses(named: marker).isEmpty, "the task's grandchild never started")
     await doomed.kill()
+    // Whatever kills the node kills its task's processes: none is left 2 s later.
+    let killed = ContinuousClock.now
+    while !taskProcesses(named: marker).isEmpty && ContinuousClock.now - killed < .seconds(2) {
+      try await Task.sleep(for: .milliseconds(20))
+    }
+    #expect(taskProcesses(named: marker).isEmpty, "left: \(taskProcesses(named: marker))")
     let done = try await waitForTask(id, env) { ($0["status"] as? String).map { $0 != "running" && $0 != "queued" } ?? false }
     #expect(done["status"] as? String == "completed")
     #expect(done["result"] as? String == "survived\n")
@@ -126,7 +146,10 @@ struct TaskCommandLineTests {
     let first = try await BackgroundProcess.start(
       ["gateway", "--port", port, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
     defer { first.stop() }
-    let node = try await BackgroundProcess.start(["node", "--id", "worker"], environment: env, readyPrefix: "node worker joined")
+    // Both attempts run on this node: they tell each other apart by a mark in the host's /tmp,
+    // which a bubblewrap sandbox would keep from them.
+    let node = try await BackgroundProcess.start(
+      ["node", "--id", "worker", "--sandbox", "limits-only"], environment: env, readyPrefix: "node worker joined")
     defer { node.stop() }
     // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
     let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
@@ -159,5 +182,54 @@ struct TaskCommandLineTests {
     let done = try await waitForTask(id, env) { $0["status"] as? String == "completed" }
     #expect(done["result"] as? String == "after the restart\n")
     #expect(done["attempts"] as? Int == 2)
+  }
+  @Test(
+    "a node that is not root still boxes its tasks (user namespaces), and says what it offers",
+    .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap"), "runs as nobody from root"))
+  func nonRootSandbox() async throws {
+    let code = """
+      import json, os, subprocess
+      outcome = {'uid': os.getuid(), 'ps': subprocess.run(['ps', '-e', '-o', 'comm='], capture_output=True, text=True).stdout.split()}
+      for path in ['/tmp/task/mine', '/usr/theirs', '/etc/theirs']:
+          try:
+              open(path, 'w').write('x'); outcome[path] = 'written'
+          except OSError as error:
+              outcome[path] = error.strerror
+      print(json.dumps(outcome))
+      """
+    let nobody = ["--reuid=65534", "--regid=65534", "--clear-groups", "--", productURL().path, "sandbox"]
+    let run = try await runCommand("/usr/bin/setpriv", nobody + ["--run", code])
+    #expect(run.status == 0, "\(run.stderr)")
+    let report = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any], "\(run.stdout)")
+    let isolation = try #require(report["isolation"] as? [String: Any])
+    #expect(isolation["mechanism"] as? String == "bubblewrap")
+    #expect(isolation["per_task_user"] as? Bool == false)
+    #expect(isolation["own_processes"] as? Bool == true)
+    #expect(isolation["seccomp"] as? Bool == true)
+    #expect(report["status"] as? String == "completed", "\(report["stderr"] ?? "")")
+    let stdout = try #require(report["stdout"] as? String)
+    let outcome = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any])
+    #expect(outcome["uid"] as? Int == 65534)
+    #expect(Set(outcome["ps"] as? [String] ?? []).isSubset(of: ["bwrap", "python3", "ps"]), "\(outcome["ps"] ?? "")")
+    #expect(outcome["/tmp/task/mine"] as? String == "written")
+    #expect(outcome["/usr/theirs"] as? String == "Read-only file system")
+    #expect(outcome["/etc/theirs"] as? String == "Read-only file system")
+
+    // Without --run it says what it offers, and runs nothing.
+    let shown = try await runCommand("/usr/bin/setpriv", nobody)
+    #expect(shown.stdout.contains("\"mechanism\" : \"bubblewrap\""), "\(shown.stdout) \(shown.stderr)")
+  }
+
+}
+
+/// Processes named (`comm`) `name`, zombies included, as "pid state".
+func taskProcesses(named name: String) -> [String] {
+  let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
+  return pids.compactMap { pid in
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains("(\(name))") else {
+      return nil
+    }
+    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
+    return "\(pid) \(zombie ? "zombie" : "alive")"
   }
 }

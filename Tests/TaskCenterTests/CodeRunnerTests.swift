@@ -7,14 +7,20 @@ import Testing
   import Glibc
 #endif
 
-/// Real child processes of python3 under real limits.
+/// Real child processes of python3 under real limits, with each isolation this machine
+/// offers (bubblewrap is installed by the test script; the others are the fallbacks).
 @Suite("Sandboxed code runner", .timeLimit(.minutes(2)))
 struct CodeRunnerTests {
-  let runner = CodeRunner()
   static let isRoot = geteuid() == 0
+  static let hasBubblewrap = FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap")
+  static let mechanisms: [SandboxIsolation.Mechanism] =
+    (hasBubblewrap ? [.bubblewrap] : []) + (isRoot ? [.namespaces] : []) + [.limitsOnly]
+  /// Those that give the task a network namespace of its own.
+  static let offline: [SandboxIsolation.Mechanism] = mechanisms.filter { $0 != .limitsOnly }
 
-  @Test("stdout is the result; stderr and the exit status are kept")
-  func outputs() async throws {
+  @Test("stdout is the result; stderr and the exit status are kept", arguments: mechanisms)
+  func outputs(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     let ok = try await runner.run("print('hello', 6 * 7)", timeout: 10)
     #expect(ok.status == .completed)
     #expect(ok.stdout == "hello 42\n")
@@ -31,12 +37,14 @@ struct CodeRunnerTests {
     #expect(raising.stderr.contains("ValueError: nope"))
   }
 
-  @Test("an infinite loop, and what it started, is killed at the timeout")
-  func timeout() async throws {
-    let marker = "\(Int.random(in: 1000...9999)).\(Int.random(in: 1000...9999))"
+  @Test("an infinite loop, and what it started, is killed at the timeout", arguments: mechanisms)
+  func timeout(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
+    // The grandchild names itself, so that even as a zombie (no command line left) it is found.
+    let marker = "er\(Int.random(in: 10_000_000...99_999_999))"
     let code = """
-      import subprocess
-      subprocess.Popen(['sleep', '\(marker)'])
+      import subprocess, sys
+      subprocess.Popen([sys.executable, '-c', "open('/proc/self/comm', 'w').write('\(marker)')\\nimport time\\ntime.sleep(999)"])
       print('started', flush=True)
       while True:
           pass
@@ -44,30 +52,38 @@ struct CodeRunnerTests {
     let started = ContinuousClock.now
     let result = try await runner.run(code, timeout: 1)
     #expect(result.status == .timeout)
+    #expect(result.limitsHit == [.wallTime])
     #expect(result.stdout == "started\n")
     #expect(ContinuousClock.now - started < .seconds(10))
     #expect(result.duration >= 1)
-    // The sleeping grandchild went too, and was reaped (no zombie left).
-    var left = processes(matching: marker)
-    for _ in 0..<50 where !left.isEmpty {
+    // The sleeping grandchild went too, and — inside a PID namespace, whose first process
+    // reaps it — no zombie is left. (Without one, an orphan's zombie is PID 1's to reap.)
+    var left = processes(named: marker, zombies: mechanism != .limitsOnly)
+    for _ in 0..<100 where !left.isEmpty {
       try await Task.sleep(for: .milliseconds(20))
-      left = processes(matching: marker)
+      left = processes(named: marker, zombies: mechanism != .limitsOnly)
     }
     #expect(left.isEmpty, "still there: \(left)")
   }
 
-  @Test("a memory bomb is stopped by the memory limit")
-  func memoryBomb() async throws {
+  @Test("a memory bomb is stopped by the memory limit", arguments: mechanisms)
+  func memoryBomb(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     var limited = runner
     limited.limits.memoryBytes = 256 << 20
     let result = try await limited.run("data = bytearray(4 * 1024 ** 3)\nprint('allocated', len(data))", timeout: 20)
     #expect(result.status == .failed)
     #expect(result.stderr.contains("MemoryError"))
     #expect(!result.stdout.contains("allocated"))
+    #expect(result.limitsHit == [.memory])
   }
 
-  @Test("a fork bomb is stopped by the process limit", .enabled(if: isRoot, "the limit binds only as an unprivileged user"))
-  func forkBomb() async throws {
+  // One case at a time: without bubblewrap, tasks share one user (nobody), and so its limit.
+  @Test(
+    "a fork bomb is stopped by the process limit", .enabled(if: isRoot, "the limit binds only as a user of its own"),
+    .serialized, arguments: mechanisms)
+  func forkBomb(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     var limited = runner
     limited.limits.maxProcesses = 10
     let code = """
@@ -88,8 +104,9 @@ struct CodeRunnerTests {
     #expect(started < 10)
   }
 
-  @Test("huge output is truncated at the limit, and the task still completes")
-  func hugeOutput() async throws {
+  @Test("huge output is truncated at the limit, and the task still completes", arguments: mechanisms)
+  func hugeOutput(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     var limited = runner
     limited.limits.maxOutputBytes = 100_000
     let result = try await limited.run("import sys\nfor _ in range(1000):\n    sys.stdout.write('x' * 10000)", timeout: 20)
@@ -97,10 +114,12 @@ struct CodeRunnerTests {
     #expect(result.stdout.utf8.count == 100_000)
     #expect(result.stdoutTruncated)
     #expect(!result.stderrTruncated)
+    #expect(result.limitsHit == [.stdout])
   }
 
-  @Test("the task sees none of the node's environment, and a scratch directory of its own")
-  func environment() async throws {
+  @Test("the task sees none of the node's environment, and a scratch folder of its own", arguments: mechanisms)
+  func environment(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     setenv("EASYREMOTE_SECRET_TOKEN", "hunter2", 1)
     defer { unsetenv("EASYREMOTE_SECRET_TOKEN") }
     let code = """
@@ -114,16 +133,22 @@ struct CodeRunnerTests {
     let seen = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
     let env = try #require(seen?["env"] as? [String: String])
     #expect(env["EASYREMOTE_SECRET_TOKEN"] == nil)
-    #expect(Set(env.keys).isSubset(of: ["PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"]))
+    #expect(Set(env.keys).isSubset(of: ["PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE", "PWD"]))
     let cwd = try #require(seen?["cwd"] as? String)
     #expect(env["HOME"] == cwd)
     #expect(seen?["files"] as? [String] == ["main.py"])
-    // The scratch directory is gone afterwards.
-    #expect(!FileManager.default.fileExists(atPath: cwd))
+    if mechanism == .bubblewrap {
+      #expect(cwd == CodeRunner.boxFolder)
+    } else {
+      // The scratch folder on the host is gone afterwards.
+      #expect(cwd.hasPrefix(runner.scratchParent.path))
+      #expect(!FileManager.default.fileExists(atPath: cwd))
+    }
   }
 
-  @Test("no network: the task cannot reach a server on the node's loopback", .enabled(if: isRoot, "needs a network namespace"))
-  func noNetwork() async throws {
+  @Test("no network: the task cannot reach a server on the node's loopback", arguments: offline)
+  func noNetwork(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(listener) }
     var address = sockaddr_in()
@@ -153,8 +178,9 @@ struct CodeRunnerTests {
     #expect(allowed.stdout == "connected\n", "\(allowed.stderr)")
   }
 
-  @Test("cancelling the caller kills the run at once")
-  func cancellation() async throws {
+  @Test("cancelling the caller kills the run at once", arguments: mechanisms)
+  func cancellation(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
     let started = ContinuousClock.now
     let run = Task { try await runner.run("import time\ntime.sleep(60)", timeout: 60) }
     try await Task.sleep(for: .milliseconds(300))
@@ -166,6 +192,7 @@ struct CodeRunnerTests {
 
   @Test("a missing interpreter or a bad timeout is a typed error")
   func badInput() async throws {
+    let runner = CodeRunner()
     let missing = CodeRunner(interpreter: "no-such-interpreter-3")
     await #expect(throws: SandboxError(code: .interpreterNotFound, message: "interpreter 'no-such-interpreter-3' not found in \(CodeRunner.sandboxPath)")) {
       try await missing.run("print(1)", timeout: 1)
@@ -175,9 +202,9 @@ struct CodeRunnerTests {
     }
   }
 
-  @Test("another interpreter: a shell script")
-  func shell() async throws {
-    let sh = CodeRunner(interpreter: "sh")
+  @Test("another interpreter: a shell script", arguments: mechanisms)
+  func shell(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let sh = CodeRunner(interpreter: "sh", mechanism: mechanism)
     let result = try await sh.run("echo \"$((6 * 7))\"; echo oops >&2; exit 4", timeout: 10)
     #expect(result.stdout == "42\n")
     #expect(result.stderr == "oops\n")
@@ -185,17 +212,15 @@ struct CodeRunnerTests {
   }
 }
 
-/// Processes (zombies included) whose command line contains `marker`, as "pid state".
-func processes(matching marker: String) -> [String] {
+/// Processes named (`comm`) `name`, as "pid state"; zombies too when `zombies`.
+func processes(named name: String, zombies: Bool = true) -> [String] {
   let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
   return pids.compactMap { pid in
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
-    let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
-    // A zombie has no command line left; its name (in stat) is what remains.
-    guard String(decoding: cmdline, as: UTF8.self).contains(marker) || (zombie && stat.contains("(sleep)")) else {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains("(\(name))") else {
       return nil
     }
+    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
+    guard zombies || !zombie else { return nil }
     return "\(pid) \(zombie ? "zombie" : "alive")"
   }
 }

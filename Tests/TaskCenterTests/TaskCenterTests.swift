@@ -1,6 +1,7 @@
 import EasyRemote
 import ExampleFunctions
 import Foundation
+import Sandbox
 import Synchronization
 import Testing
 
@@ -134,13 +135,9 @@ struct TaskCenterTests {
   @Test("a task on a node that goes away runs again elsewhere; attempts are counted")
   func nodeLost() async throws {
     let fabric = try await TaskFabric()
-    let (first, firstWorker) = try await fabric.addNode("first")
+    let (first, firstWorker) = try await fabric.addNode("first", runner: hangingNode)
     let client = fabric.client()
-    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
-    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: marker) }
-    let id = try await client.submitCode(
-      "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('done')")
+    let id = try await client.submitCode(hangsOnHangingNode("done"))
     #expect(try await eventually { try await client.task(id).status == .running })
     let (second, secondWorker) = try await fabric.addNode("second")
     await firstWorker.stop()
@@ -322,12 +319,8 @@ struct TaskCenterTests {
     let path = temporaryDatabasePath()
     let fabric = try await TaskFabric(databasePath: path)
     let client = fabric.client()
-    try await fabric.addNode("n1", slots: 1)
-    // The first attempt leaves a mark and hangs; the second finds the mark and finishes.
-    let marker = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-mark-\(UUID().uuidString)").path
-    defer { try? FileManager.default.removeItem(atPath: marker) }
-    let interrupted = try await client.submitCode(
-      "import os, time\nif not os.path.exists('\(marker)'):\n    open('\(marker)', 'w').close()\n    time.sleep(60)\nprint('second try')")
+    try await fabric.addNode("n1", slots: 1, runner: hangingNode)
+    let interrupted = try await client.submitCode(hangsOnHangingNode("second try"))
     #expect(try await eventually { try await client.task(interrupted).status == .running })
     var waiting: [String] = []
     for index in 0..<3 { waiting.append(try await client.submit("sync_add", index, 1)) }
@@ -385,4 +378,13 @@ func expectTaskError(_ body: () async throws -> Void) async throws -> EasyRemote
   }
   Issue.record("expected an EasyRemoteError")
   throw EasyRemoteError(code: .internalError, message: "no error")
+}
+
+/// A node whose code tasks can tell it apart: their memory limit is 300 MiB.
+let hangingNode = CodeRunner(limits: SandboxLimits(memoryBytes: 300 << 20))
+
+/// Code that hangs on ``hangingNode`` and prints `text` anywhere else: the first attempt
+/// hangs until its node goes, the next one (on another node) finishes.
+func hangsOnHangingNode(_ text: String) -> String {
+  "import resource, time\nif resource.getrlimit(resource.RLIMIT_AS)[0] == 300 << 20:\n    time.sleep(60)\nprint('\(text)')"
 }

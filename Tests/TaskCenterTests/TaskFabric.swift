@@ -55,7 +55,7 @@ final class TaskFabric: Sendable {
   @discardableResult
   func addNode(
     _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200), silent: Bool = false,
-    linkHeartbeat: Duration = .seconds(10),
+    linkHeartbeat: Duration = .seconds(10), runner: CodeRunner = CodeRunner(),
     load: (@Sendable () -> NodeLoad)? = nil
   ) async throws -> (ComputeNode, TaskWorker) {
     let node = ComputeNode(
@@ -69,7 +69,7 @@ final class TaskFabric: Sendable {
     }
     node.register("whoami") { () -> String in id }
     let worker = TaskWorker(
-      node: node, runner: code ? CodeRunner() : nil, slots: slots,
+      node: node, runner: code ? runner : nil, slots: slots,
       resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"), heartbeatInterval: heartbeat,
       load: load ?? { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
     try await node.start()
