@@ -2,6 +2,12 @@ public import Foundation
 import GRDB
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Tasks in a SQLite file (WAL mode) through GRDB: what the gateway uses by default. Each
 /// change is one transaction, committed before the method returns, so a task acknowledged to a
 /// client survives a SIGKILL of the gateway.
@@ -24,10 +30,17 @@ public final class SQLiteTaskStore: TaskStore {
   }
 
   /// Opens (creating if needed) the store at `path`, creating the folders on the way.
+  ///
+  /// The store holds every task's code and results, so it is its owner's alone: the file is
+  /// made (or made again) `0600` — SQLite gives its `-wal` and `-shm` files the same mode —
+  /// and a folder made for it is `0700`.
   public init(path: String = SQLiteTaskStore.defaultPath, durability: Durability = .processCrash) throws {
     self.path = path
-    let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    do {
+      try Self.makePrivate(path)
+    } catch {
+      throw TaskCenterError.storage(error)
+    }
     var configuration = Configuration()
     configuration.busyMode = .timeout(5)
     let synchronous = durability == .powerLoss ? "FULL" : "NORMAL"
@@ -44,6 +57,23 @@ public final class SQLiteTaskStore: TaskStore {
       statusCounts.withLock { $0 = initial }
     } catch {
       throw TaskCenterError.storage(error)
+    }
+  }
+
+  /// Creates the folders on the way to `path` (`0700`) and the file itself (`0600`), or
+  /// takes group and world access away from an existing file and its `-wal` and `-shm`.
+  static func makePrivate(_ path: String) throws {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+    try FileManager.default.createDirectory(
+      at: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    if !FileManager.default.fileExists(atPath: path) {
+      let fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+      if fd >= 0 { close(fd) }
+    }
+    for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+      var info = stat()
+      guard stat(file, &info) == 0, info.st_mode & 0o077 != 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+      _ = chmod(file, info.st_mode & 0o700)
     }
   }
 

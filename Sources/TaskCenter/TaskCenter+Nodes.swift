@@ -127,12 +127,46 @@ extension TaskCenter {
 
   // MARK: - Nodes that pull over HTTP
 
+  /// Who is speaking over HTTP: the node it names (if any), the key it presents (if any),
+  /// and the IP address it speaks from. See ``PullRegistry`` for the rules.
+  public struct PullCaller: Sendable {
+    public var nodeID: String?
+    public var key: String?
+    public var address: String?
+
+    public init(nodeID: String?, key: String? = nil, address: String? = nil) {
+      self.nodeID = nodeID
+      self.key = key
+      self.address = address
+    }
+  }
+
+  /// What a pulling node's heartbeat is answered with.
+  public struct PullHeartbeatReply: Sendable, Equatable {
+    /// It joined (or came back) with this heartbeat.
+    public var joined: Bool
+    /// Its key, until it presents it.
+    public var nodeKey: String?
+  }
+
+  /// Whether `nodeID` is a node connected over a link (which nobody may speak for over HTTP).
+  func isLinked(_ nodeID: String, _ state: State) -> Bool {
+    server.isMember(nodeID) || (state.scheduler.nodes[nodeID] != nil && !state.pull.contains(nodeID))
+  }
+
   /// A heartbeat of a node that pulls its work (`POST /internal/heartbeat`); the first one
-  /// joins it. Returns whether the node is new.
+  /// joins it. Throws ``TaskCenterError/Code/forbidden`` — changing nothing — for a node
+  /// connected over a link, or a key that is missing or wrong.
   @discardableResult
-  public func pullHeartbeat(_ nodeID: String, resources: NodeResources, load: NodeLoad, slots: Int = 1) -> Bool {
+  public func pullHeartbeat(
+    _ caller: PullCaller, resources: NodeResources, load: NodeLoad, slots: Int = 1
+  ) throws(TaskCenterError) -> PullHeartbeatReply {
+    guard let nodeID = caller.nodeID, !nodeID.isEmpty else { throw .invalid("node_id", "node_id is required") }
     let now = clock()
-    let (joined, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
+    let linked = server.isMember(nodeID)
+    let (reply, info) = try state.withLock { state throws(TaskCenterError) -> (PullHeartbeatReply, TaskNodeInfo?) in
+      let key = try state.pullRegistry.heartbeat(
+        nodeID, key: caller.key, address: caller.address, linked: linked || isLinked(nodeID, state), at: now)
       let known = state.scheduler.status(of: nodeID, at: now)
       if known == nil || known == .offline {
         state.scheduler.join(nodeID, resources: resources, slots: slots, at: now)
@@ -141,16 +175,32 @@ extension TaskCenter {
       }
       state.scheduler.heartbeat(nodeID, load: load, resources: resources, at: now)
       let joined = known == nil || known == .offline
-      return (joined, joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil)
+      return (
+        PullHeartbeatReply(joined: joined, nodeKey: key),
+        joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil
+      )
     }
     if let info { emit(.nodeJoined, NodeView(node: info)) }
-    return joined
+    return reply
   }
 
   /// The next code task for a pulling node, started on it; `nil` when it is not idle or
-  /// nothing fits (`GET /internal/task/request`).
-  public func claim(for nodeID: String) async throws -> TaskRecord? {
+  /// nothing fits (`GET /internal/task/request`). A caller that names no node is the key-less
+  /// node that last sent a heartbeat from its address.
+  public func claim(for caller: PullCaller) async throws -> TaskRecord? {
     let now = clock()
+    let nodeID = try state.withLock { state throws(TaskCenterError) -> String in
+      guard let named = caller.nodeID, !named.isEmpty else {
+        guard let anonymous = state.pullRegistry.anonymousNode(at: caller.address) else {
+          throw TaskCenterError(
+            code: .nodeNotFound, message: "no node has sent a heartbeat from \(caller.address ?? "here"): send one first",
+            details: "field: node_id")
+        }
+        return anonymous
+      }
+      try state.pullRegistry.authorize(named, key: caller.key, linked: isLinked(named, state))
+      return named
+    }
     let known = state.withLock { $0.pull.contains(nodeID) ? $0.scheduler.status(of: nodeID, at: now) : nil }
     guard let status = known else {
       throw TaskCenterError(
@@ -171,15 +221,46 @@ extension TaskCenter {
   }
 
   /// The outcome of a task a pulling node ran (`POST /internal/task/result`).
+  ///
+  /// Accepted only from the node the task is running on (with its key, once it has
+  /// presented it), and — when `attempt` is given — for the task's current attempt. A report
+  /// that names no node is accepted from the key-less node the task was handed to, at the
+  /// address it heartbeats from. Anything else is ``TaskCenterError/Code/forbidden`` and
+  /// changes nothing. A report for a task that is no longer running returns it as it is.
   @discardableResult
-  public func report(_ taskID: String, from nodeID: String, outcome: TaskOutcome) async throws -> TaskRecord {
-    guard let record = try await store.finish(taskID, with: outcome, by: nodeID, at: clock()) else {
-      return try await task(taskID)  // unknown → taskNotFound; already final or moved → as it is
+  public func report(
+    _ taskID: String, from caller: PullCaller, attempt: Int? = nil, outcome: TaskOutcome
+  ) async throws -> TaskRecord {
+    let current = try await task(taskID)  // unknown → taskNotFound
+    guard current.status == .running, let runner = state.withLock({ $0.running[taskID] }) else { return current }
+    try state.withLock { state throws(TaskCenterError) in
+      if isLinked(runner, state) {
+        throw TaskCenterError(
+          code: .forbidden, message: "task \(taskID) runs on node \(runner), connected over a link: its result comes over the link",
+          details: "task_id: \(taskID)")
+      }
+      if let named = caller.nodeID, !named.isEmpty {
+        guard named == runner else {
+          throw TaskCenterError(
+            code: .forbidden, message: "task \(taskID) is not running on node \(named)", details: "node_id: \(named)")
+        }
+        try state.pullRegistry.authorize(named, key: caller.key, linked: false)
+      } else {
+        try state.pullRegistry.authorizeAnonymous(for: runner, address: caller.address)
+      }
+    }
+    if let attempt, attempt != current.attempts {
+      throw TaskCenterError(
+        code: .forbidden, message: "the result is for attempt \(attempt); task \(taskID) is on attempt \(current.attempts)",
+        details: "field: attempt")
+    }
+    guard let record = try await store.finish(taskID, with: outcome, by: runner, at: clock()) else {
+      return try await task(taskID)  // finished or moved meanwhile → as it is
     }
     state.withLock { state in
       state.running.removeValue(forKey: taskID)
       state.scheduler.release(
-        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+        runner, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
     }
     finished(record)
     kick()

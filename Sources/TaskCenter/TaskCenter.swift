@@ -64,6 +64,8 @@ public final class TaskCenter: Sendable {
     var isolation: [String: SandboxIsolation] = [:]
     /// Nodes that pull work over HTTP instead of having it pushed over a link.
     var pull: Set<String> = []
+    /// Who may speak for each of them.
+    var pullRegistry = PullRegistry()
     /// Finished tasks: how many, their total run time, and when each of the last hour ended.
     var finishedCount = 0
     var finishedSeconds = 0.0

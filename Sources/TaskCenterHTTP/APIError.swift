@@ -20,6 +20,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
   public static let statuses: [String: HTTPResponse.Status] = [
     "INVALID_REQUEST": .badRequest,
     "UNAUTHORIZED": .unauthorized,
+    "FORBIDDEN": .forbidden,
     "TASK_NOT_FOUND": .notFound,
     "NODE_NOT_FOUND": .notFound,
     "FUNCTION_NOT_FOUND": .notFound,

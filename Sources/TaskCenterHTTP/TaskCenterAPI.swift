@@ -44,8 +44,8 @@ public struct TaskCenterAPI: Sendable {
   }
 
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
-  public func router() -> Router<BasicWebSocketRequestContext> {
-    let router = Router(context: BasicWebSocketRequestContext.self)
+  public func router() -> Router<APIRequestContext> {
+    let router = Router(context: APIRequestContext.self)
     router.middlewares.add(ErrorMiddleware())
     if let token = configuration.token ?? server.authToken {
       router.middlewares.add(TokenAuthMiddleware(token: token))
@@ -70,9 +70,9 @@ public struct TaskCenterAPI: Sendable {
     }
     router.get("/stats/nodes/top") { request, _ in try api.topNodes(request) }
     router.get("/stats/nodes/queue") { request, _ in try api.queue(request) }
-    router.post("/internal/heartbeat") { request, _ in try await api.heartbeat(request) }
-    router.get("/internal/task/request") { request, _ in try await api.offer(request) }
-    router.post("/internal/task/result") { request, _ in try await api.result(request) }
+    router.post("/internal/heartbeat") { request, context in try await api.heartbeat(request, from: context.remoteIP) }
+    router.get("/internal/task/request") { request, context in try await api.offer(request, from: context.remoteIP) }
+    router.post("/internal/task/result") { request, context in try await api.result(request, from: context.remoteIP) }
     router.get("/functions") { _, _ in JSONBody.response(["functions": api.server.functions()]) }
     router.post("/functions/{name}/call") { request, context in
       try await api.call(try context.parameters.require("name"), request)
@@ -193,33 +193,43 @@ public struct TaskCenterAPI: Sendable {
         }))
   }
 
-  func heartbeat(_ request: Request) async throws -> Response {
+  /// The node key a pulling node presents: the `X-Node-Key` header, else `fallback` (from the
+  /// body or the query).
+  static func nodeKey(_ request: Request, _ fallback: String?) -> String? {
+    request.headers.first { $0.name.canonicalName == "x-node-key" }?.value ?? fallback
+  }
+
+  func heartbeat(_ request: Request, from address: String?) async throws -> Response {
     let beat = try await JSONBody.decode(HeartbeatRequest.self, from: request, limit: 64 << 10)
     guard !beat.nodeID.isEmpty else { throw APIError.invalid("node_id", "node_id is empty") }
     guard beat.resources.cpuCores > 0 else { throw APIError.invalid("resources.cpu_cores", "cpu_cores must be positive") }
     guard beat.resources.memoryMB > 0 else { throw APIError.invalid("resources.memory_mb", "memory_mb must be positive") }
     let slots = beat.slots ?? 1
     guard slots >= 1 else { throw APIError.invalid("slots", "slots must be at least 1") }
-    center.pullHeartbeat(
-      beat.nodeID,
+    let reply = try center.pullHeartbeat(
+      .init(nodeID: beat.nodeID, key: Self.nodeKey(request, beat.nodeKey), address: address),
       resources: NodeResources(
         cores: beat.resources.cpuCores, memoryMB: beat.resources.memoryMB, platform: beat.resources.platform ?? "unknown"),
       load: beat.currentLoad ?? NodeLoad(), slots: slots)
-    return JSONBody.response(["status": "ok", "timestamp": ISO8601DateFormatter().string(from: Date())])
+    var answer = ["status": "ok", "timestamp": ISO8601DateFormatter().string(from: Date())]
+    if let key = reply.nodeKey { answer["node_key"] = key }
+    return JSONBody.response(answer)
   }
 
-  func offer(_ request: Request) async throws -> Response {
-    guard let nodeID = request.uri.queryParameters.get("node_id"), !nodeID.isEmpty else {
-      throw APIError.invalid("node_id", "node_id is required")
-    }
-    guard let task = try await center.claim(for: nodeID) else {
+  func offer(_ request: Request, from address: String?) async throws -> Response {
+    let query = request.uri.queryParameters
+    let caller = TaskCenter.PullCaller(
+      nodeID: query.get("node_id"), key: Self.nodeKey(request, query.get("node_key")), address: address)
+    guard let task = try await center.claim(for: caller) else {
       return JSONBody.response(TaskOffer(hasTask: false, waitTime: 5))
     }
     return JSONBody.response(
-      TaskOffer(hasTask: true, task: .init(taskID: task.id, code: task.code ?? "", timeout: task.timeout)))
+      TaskOffer(
+        hasTask: true,
+        task: .init(taskID: task.id, code: task.code ?? "", timeout: task.timeout, attempt: task.attempts)))
   }
 
-  func result(_ request: Request) async throws -> Response {
+  func result(_ request: Request, from address: String?) async throws -> Response {
     let report = try await JSONBody.decode(TaskResultRequest.self, from: request, limit: configuration.maxBodyBytes)
     let status: TaskStatus
     switch report.status {
@@ -231,7 +241,9 @@ public struct TaskCenterAPI: Sendable {
     let outcome = TaskOutcome(
       status: status, output: report.result.map(TaskPayload.text), stderr: report.stderr, exitStatus: report.exitStatus,
       errorMessage: report.errorMessage, executionTime: report.executionTime)
-    let task = try await center.report(report.taskID, from: report.nodeID, outcome: outcome)
+    let caller = TaskCenter.PullCaller(
+      nodeID: report.nodeID, key: Self.nodeKey(request, report.nodeKey), address: address)
+    let task = try await center.report(report.taskID, from: caller, attempt: report.attempt, outcome: outcome)
     return JSONBody.response(TaskView(task: task))
   }
 

@@ -107,12 +107,14 @@ struct HeartbeatRequest: Decodable {
   var resources: Resources
   var currentLoad: NodeLoad?
   var slots: Int?
+  var nodeKey: String?
 
   enum CodingKeys: String, CodingKey {
     case nodeID = "node_id"
     case resources
     case currentLoad = "current_load"
     case slots
+    case nodeKey = "node_key"
   }
 }
 
@@ -122,10 +124,12 @@ struct TaskOffer: Encodable {
     var taskID: String
     var code: String
     var timeout: Double
+    /// Which attempt this is: a result may name it, and is refused for any other.
+    var attempt: Int
 
     enum CodingKeys: String, CodingKey {
       case taskID = "task_id"
-      case code, timeout
+      case code, timeout, attempt
     }
   }
 
@@ -143,7 +147,10 @@ struct TaskOffer: Encodable {
 /// `POST /internal/task/result`.
 struct TaskResultRequest: Decodable {
   var taskID: String
-  var nodeID: String
+  /// Who ran it; a key-less worker that follows the seed's bodies leaves it out.
+  var nodeID: String?
+  var nodeKey: String?
+  var attempt: Int?
   /// success | failed | timeout
   var status: String
   var result: String?
@@ -155,7 +162,8 @@ struct TaskResultRequest: Decodable {
   enum CodingKeys: String, CodingKey {
     case taskID = "task_id"
     case nodeID = "node_id"
-    case status, result, stderr
+    case nodeKey = "node_key"
+    case status, result, stderr, attempt
     case exitStatus = "exit_status"
     case executionTime = "execution_time"
     case errorMessage = "error_message"

@@ -34,8 +34,10 @@ struct HTTPAPITests {
       validator = try OpenAPIValidator()
     }
 
-    func send(_ method: String, _ path: String, json: Any? = nil, raw: String? = nil) async throws -> HTTPClient.Reply {
-      let reply = try await HTTPClient(base: base).send(method, path, json: json, raw: raw)
+    func send(
+      _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
+    ) async throws -> HTTPClient.Reply {
+      let reply = try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
       let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
       problems.withLock { $0 += found }
       return reply
@@ -160,7 +162,7 @@ struct HTTPAPITests {
       ("POST", "/functions/sync_add/call", ["args": "1, 2"], nil, 400, "INVALID_REQUEST", "field: args"),
       ("POST", "/functions/hold/call", ["args": [5], "timeout": 0.3], nil, 408, "TASK_TIMEOUT", nil),
       ("POST", "/functions/sync_add/call", ["args": [1, 2], "timeout": -1], nil, 400, "INVALID_REQUEST", "field: timeout"),
-      ("GET", "/internal/task/request", nil, nil, 400, "INVALID_REQUEST", "field: node_id"),
+      ("GET", "/internal/task/request", nil, nil, 404, "NODE_NOT_FOUND", "field: node_id"),
       ("GET", "/internal/task/request?node_id=ghost", nil, nil, 404, "NODE_NOT_FOUND", nil),
       ("POST", "/internal/heartbeat", ["node_id": "x"], nil, 400, "INVALID_REQUEST", "field: resources"),
       ("POST", "/internal/task/result", ["task_id": "task_nope", "node_id": "x", "status": "success"], nil, 404, "TASK_NOT_FOUND", nil),
@@ -218,6 +220,115 @@ struct HTTPAPITests {
     #expect(again.object["status"] as? String == "completed")
     #expect(try await stack.get("/nodes/py-1").object["completed_tasks"] as? Int == 1)
     #expect(try await stack.get("/internal/task/request?node_id=py-1").object["has_task"] as? Bool == true)
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("a node on a link cannot be spoken for over HTTP: a forged result and heartbeat are refused and change nothing")
+  func forgedForLinkedNode() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("linked")
+    let before = try await stack.get("/nodes/linked").object
+    // It says how it isolates its code tasks.
+    let isolation = before["isolation"] as? [String: Any]
+    #expect(isolation?["mechanism"] as? String == (CodeRunnerTests.hasBubblewrap ? "bubblewrap" : "namespaces"))
+    #expect(isolation?["dies_with_node"] as? Bool == CodeRunnerTests.hasBubblewrap)
+    let created = try await stack.post("/tasks", ["code": "import time\ntime.sleep(0.5)\nprint('real')"])
+    let id = try #require(created.object["task_id"] as? String)
+    #expect(await eventually { (try? await stack.get("/tasks/\(id)").object["status"] as? String) == "running" })
+
+    let forged = try await stack.post(
+      "/internal/task/result", ["task_id": id, "node_id": "linked", "status": "success", "result": "forged"])
+    #expect(forged.status == 403 && forged.errorCode == "FORBIDDEN", "\(forged.text)")
+    let anonymous = try await stack.post("/internal/task/result", ["task_id": id, "status": "success", "result": "forged"])
+    #expect(anonymous.status == 403 && anonymous.errorCode == "FORBIDDEN", "\(anonymous.text)")
+    let beat = try await stack.post(
+      "/internal/heartbeat",
+      ["node_id": "linked", "resources": ["cpu_cores": 1, "memory_mb": 1], "current_load": ["cpu_percent": 99, "memory_percent": 99]])
+    #expect(beat.status == 403 && beat.errorCode == "FORBIDDEN", "\(beat.text)")
+    #expect(try await stack.get("/internal/task/request?node_id=linked").status == 403)
+
+    // Nothing changed: the real result is the one stored, the node's resources are its own,
+    // and tasks are still accepted.
+    let task = try await stack.finished(id)
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "real\n")
+    let after = try await stack.get("/nodes/linked").object
+    #expect(after["resources"] as? NSDictionary == before["resources"] as? NSDictionary)
+    #expect(try await stack.post("/tasks", ["code": "print(1)"]).status == 201)
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("a pulling node gets a key; once it presents it, nobody else speaks for it; results only from the runner, for its attempt")
+  func pullNodeKey() async throws {
+    var configuration = TaskFabric.configuration
+    configuration.scheduler.heartbeatTimeout = 600
+    let stack = try await Stack(configuration: configuration)
+    func beat(_ id: String, key: String? = nil) async throws -> HTTPClient.Reply {
+      try await stack.send(
+        "POST", "/internal/heartbeat", json: ["node_id": id, "resources": ["cpu_cores": 2, "memory_mb": 2048]],
+        headers: key.map { ["X-Node-Key": $0] } ?? [:])
+    }
+    let first = try await beat("py-2")
+    let key = try #require(first.object["node_key"] as? String)
+    // Presenting it makes it required; the answer no longer carries it.
+    let keyed = try await beat("py-2", key: key)
+    #expect(keyed.status == 200 && keyed.object["node_key"] == nil)
+    #expect(try await beat("py-2").status == 403)
+    #expect(try await beat("py-2", key: "wrong").status == 403)
+    #expect(try await stack.get("/internal/task/request?node_id=py-2").status == 403)
+
+    let created = try await stack.post("/tasks", ["code": "print(2)"])
+    let id = try #require(created.object["task_id"] as? String)
+    let offer = try await stack.send("GET", "/internal/task/request?node_id=py-2", headers: ["X-Node-Key": key])
+    let offered = try #require(offer.object["task"] as? [String: Any], "\(offer.text)")
+    #expect(offered["task_id"] as? String == id && offered["attempt"] as? Int == 1)
+
+    // Another pulling node, a missing key, a wrong attempt: refused, and the task still runs.
+    _ = try await beat("py-3")
+    let other = try await stack.post("/internal/task/result", ["task_id": id, "node_id": "py-3", "status": "success", "result": "x"])
+    #expect(other.status == 403, "\(other.text)")
+    let keyless = try await stack.post("/internal/task/result", ["task_id": id, "node_id": "py-2", "status": "success", "result": "x"])
+    #expect(keyless.status == 403, "\(keyless.text)")
+    let stale = try await stack.send(
+      "POST", "/internal/task/result", json: ["task_id": id, "node_id": "py-2", "attempt": 7, "status": "success", "result": "x"],
+      headers: ["X-Node-Key": key])
+    #expect(stale.status == 403 && stale.errorDetails == "field: attempt", "\(stale.text)")
+    #expect(try await stack.get("/tasks/\(id)").object["status"] as? String == "running")
+
+    let real = try await stack.send(
+      "POST", "/internal/task/result",
+      json: ["task_id": id, "node_id": "py-2", "node_key": key, "attempt": 1, "status": "success", "result": "2\n"])
+    #expect(real.status == 200, "\(real.text)")
+    #expect(try await stack.get("/tasks/\(id)").object["result"] as? String == "2\n")
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
+  @Test("a worker that follows the seed's bodies exactly still completes a task")
+  func seedPullBodies() async throws {
+    var configuration = TaskFabric.configuration
+    configuration.scheduler.heartbeatTimeout = 600
+    let stack = try await Stack(configuration: configuration)
+    let beat = try await stack.post(
+      "/internal/heartbeat",
+      [
+        "node_id": "node_macbook_001", "status": "idle", "resources": ["cpu_cores": 8, "memory_mb": 16384],
+        "current_load": ["cpu_percent": 15.5, "memory_percent": 45.2],
+      ])
+    #expect(beat.status == 200 && beat.object["status"] as? String == "ok")
+    let created = try await stack.post("/tasks", ["code": "print(1+1)", "timeout": 300])
+    let id = try #require(created.object["task_id"] as? String)
+    let offer = try await stack.get("/internal/task/request")
+    #expect(offer.object["has_task"] as? Bool == true, "\(offer.text)")
+    #expect((offer.object["task"] as? [String: Any])?["task_id"] as? String == id)
+    let result = try await stack.post(
+      "/internal/task/result",
+      ["task_id": id, "status": "success", "result": "2", "execution_time": 1.5, "error_message": NSNull()])
+    #expect(result.status == 200, "\(result.text)")
+    let task = try await stack.get("/tasks/\(id)").object
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "2")
+    #expect(task["executed_on"] as? String == "node_macbook_001")
     #expect(stack.problems.withLock { $0 } == [])
     await stack.stop()
   }

@@ -18,9 +18,12 @@ struct HTTPClient {
     var errorDetails: String? { (object["error"] as? [String: Any])?["details"] as? String }
   }
 
-  func send(_ method: String, _ path: String, json: Any? = nil, raw: String? = nil) async throws -> Reply {
+  func send(
+    _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
+  ) async throws -> Reply {
     var request = URLRequest(url: URL(string: base + path)!)
     request.httpMethod = method
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
     request.timeoutInterval = 30
     if let json {
       request.httpBody = try JSONSerialization.data(withJSONObject: json)

@@ -158,6 +158,36 @@ struct SQLiteTaskStoreTests {
     #expect(throws: TaskCenterError.self) { try SQLiteTaskStore(path: folder.path) }
   }
 
+  @Test("the database is its owner's alone: 0600 with its -wal and -shm, a new folder 0700, an old file tightened")
+  func fileModes() async throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let path = folder.appendingPathComponent("data/tasks.sqlite").path
+    let store = try SQLiteTaskStore(path: path)
+    try await store.insert(TaskRecord(kind: .code, code: "print(1)"))
+    #expect(try mode(of: folder.appendingPathComponent("data").path) == 0o700)
+    for file in [path, path + "-wal", path + "-shm"] {
+      #expect(try mode(of: file) == 0o600, "\(file)")
+    }
+
+    // A database made world-readable by an older version is tightened when it is opened.
+    let old = folder.appendingPathComponent("old.sqlite").path
+    _ = try SQLiteTaskStore(path: old)
+    for file in [old, old + "-wal", old + "-shm"] where FileManager.default.fileExists(atPath: file) {
+      try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+    }
+    let reopened = try SQLiteTaskStore(path: old)
+    try await reopened.insert(TaskRecord(kind: .code, code: "print(2)"))
+    for file in [old, old + "-wal", old + "-shm"] {
+      #expect(try mode(of: file) == 0o600, "\(file)")
+    }
+  }
+
+  func mode(of path: String) throws -> Int {
+    let attributes = try FileManager.default.attributesOfItem(atPath: path)
+    return (attributes[.posixPermissions] as? Int ?? -1) & 0o777
+  }
+
   @Test("the default path is in the user's data folder")
   func defaultPath() {
     #expect(SQLiteTaskStore.defaultPath.hasSuffix("easyremote/tasks.sqlite"))
