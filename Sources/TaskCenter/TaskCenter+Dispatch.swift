@@ -51,6 +51,7 @@ extension TaskCenter {
       for index in picks.indices {
         let (taskID, nodeID) = (picks[index].0.id, picks[index].1)
         group.addTask {
+          // (A failed start leaves the task queued: the store's status says why.)
           let record = try? await store.start(taskID, on: nodeID, at: now)
           return (index, record ?? nil)
         }
@@ -107,25 +108,34 @@ extension TaskCenter {
       }
     }
     guard let outcome else { return }
-    state.withLock { state in
-      state.running.removeValue(forKey: task.id)
-      state.scheduler.release(
-        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
-    }
+    await record(task.id, on: nodeID, outcome)
+  }
+
+  /// Records how a task ended, then frees its node's slot and counts it. When the store
+  /// fails (a full disk), nothing changes in memory either: the task stays running on its
+  /// node, as the store says, and the result is kept to be written again later.
+  func record(_ taskID: String, on nodeID: String, _ outcome: TaskOutcome) async {
+    let written: TaskRecord?
     do {
       if outcome.status == .cancelled {
         // Not cancelled by request (that made the task final already): the node stopped and
         // handed the task back. Queue it again.
         let reason = "node \(nodeID) stopped while running the task"
-        if let record = try await store.requeue(task.id, from: nodeID, reason: reason, at: clock()), record.status.isFinal {
-          finished(record)
-        }
-      } else if let record = try await store.finish(task.id, with: outcome, by: nodeID, at: clock()) {
-        finished(record)
+        written = try await store.requeue(taskID, from: nodeID, reason: reason, at: clock())
+      } else {
+        written = try await store.finish(taskID, with: outcome, by: nodeID, at: clock())
       }
     } catch {
-      logger.error("could not record a result", metadata: ["task": "\(task.id)", "error": "\(error)"])
+      logger.error("could not record a result; it will be tried again", metadata: ["task": "\(taskID)", "error": "\(error)"])
+      state.withLock { $0.unrecorded[taskID] = (nodeID, outcome) }
+      return
     }
+    state.withLock { state in
+      state.running.removeValue(forKey: taskID)
+      state.scheduler.release(
+        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+    }
+    if let written, written.status.isFinal { finished(written) }
     kick()
   }
 

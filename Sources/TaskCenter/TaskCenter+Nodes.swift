@@ -67,15 +67,18 @@ extension TaskCenter {
     }
   }
 
-  func requeueTasks(of nodeID: String, reason: String) async {
-    emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)]))
+  /// Queues again the tasks running on `nodeID`, which left; when the store fails, tries
+  /// again later (``recoveryLoop()``).
+  func requeueTasks(of nodeID: String, reason: String, announce: Bool = true) async {
+    if announce { emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)])) }
     do {
       for task in try await store.requeueRunning(on: nodeID, reason: reason, at: clock()) {
         state.withLock { _ = $0.running.removeValue(forKey: task.id) }
         if task.status.isFinal { finished(task) }
       }
     } catch {
-      logger.error("could not requeue tasks", metadata: ["node": "\(nodeID)", "error": "\(error)"])
+      logger.error("could not requeue tasks; it will be tried again", metadata: ["node": "\(nodeID)", "error": "\(error)"])
+      state.withLock { $0.unrequeued[nodeID] = reason }
     }
     kick()
   }
@@ -210,7 +213,14 @@ extension TaskCenter {
     for task in try await store.queued(limit: 64) where task.kind == .code {
       let took = state.withLock { $0.scheduler.assign(task.resources, where: { $0.id == nodeID }, at: now) != nil }
       guard took else { continue }
-      if let started = try await store.start(task.id, on: nodeID, at: now) {
+      let started: TaskRecord?
+      do {
+        started = try await store.start(task.id, on: nodeID, at: now)
+      } catch {
+        state.withLock { $0.scheduler.unassign(nodeID) }  // nothing started: the slot is free
+        throw error
+      }
+      if let started {
         state.withLock { $0.running[task.id] = nodeID }
         emit(.taskStarted, TaskView(task: started))
         return started
@@ -254,6 +264,7 @@ extension TaskCenter {
         code: .forbidden, message: "the result is for attempt \(attempt); task \(taskID) is on attempt \(current.attempts)",
         details: "field: attempt")
     }
+    // (When the store fails, this throws and nothing changes: the worker may send it again.)
     guard let record = try await store.finish(taskID, with: outcome, by: runner, at: clock()) else {
       return try await task(taskID)  // finished or moved meanwhile → as it is
     }

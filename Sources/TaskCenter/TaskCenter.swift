@@ -30,11 +30,13 @@ public final class TaskCenter: Sendable {
     public var maxAttempts: Int
     /// How often missed heartbeats are looked for.
     public var expiryInterval: Duration
+    /// While the store fails (a full disk): how often what could not be written is tried again.
+    public var storeRetryInterval: Duration
 
     public init(
       scheduler: FairScheduler.Configuration = .init(heartbeatTimeout: 30), maxCodeBytes: Int = 1 << 20,
       maxTimeout: Double = 86_400, defaultTimeout: Double = 300, maxAttempts: Int = 3,
-      expiryInterval: Duration = .seconds(1)
+      expiryInterval: Duration = .seconds(1), storeRetryInterval: Duration = .seconds(1)
     ) {
       self.scheduler = scheduler
       self.maxCodeBytes = maxCodeBytes
@@ -42,10 +44,13 @@ public final class TaskCenter: Sendable {
       self.defaultTimeout = defaultTimeout
       self.maxAttempts = maxAttempts
       self.expiryInterval = expiryInterval
+      self.storeRetryInterval = storeRetryInterval
     }
   }
 
+  /// The store, observed: a failed write makes ``storeStatus`` degraded.
   public let store: any TaskStore
+  let storeHealth = StoreHealth()
   public let configuration: Configuration
   let server: Server
   let clock: @Sendable () -> Date
@@ -74,6 +79,10 @@ public final class TaskCenter: Sendable {
     var running: [String: String] = [:]
     var waiters: [String: [UUID: Latch]] = [:]
     var subscribers: [UUID: AsyncStream<TaskCenterEvent>.Continuation] = [:]
+    /// Writes the store still owes, retried until it takes them (after a full disk):
+    /// results by task id, and nodes whose running tasks are to be queued again.
+    var unrecorded: [String: (nodeID: String, outcome: TaskOutcome)] = [:]
+    var unrequeued: [String: String] = [:]
     var loops: Task<Void, Never>?
     var membershipToken: UInt64?
     var started = false
@@ -84,7 +93,7 @@ public final class TaskCenter: Sendable {
     clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger? = nil
   ) {
     self.server = server
-    self.store = store
+    self.store = ObservedTaskStore(base: store, health: storeHealth)
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
@@ -156,6 +165,7 @@ public final class TaskCenter: Sendable {
   func runLoops() async {
     await withDiscardingTaskGroup { group in
       group.addTask { await self.expireLoop() }
+      group.addTask { await self.recoveryLoop() }
       group.addTask {
         for await (nodeID, reason) in self.departed {
           if Task.isCancelled { break }
@@ -179,6 +189,28 @@ public final class TaskCenter: Sendable {
       for nodeID in expired { await nodeGone(nodeID, reason: "node \(nodeID) missed its heartbeats", alreadyLeft: true) }
     }
   }
+
+  /// While the store fails, tries again what it could not write, and the queue: when space
+  /// comes back, everything moves again without a restart.
+  func recoveryLoop() async {
+    while !Task.isCancelled {
+      try? await Task.sleep(for: configuration.storeRetryInterval)
+      let (results, requeues) = state.withLock { ($0.unrecorded, $0.unrequeued) }
+      guard storeStatus != .healthy || !results.isEmpty || !requeues.isEmpty else { continue }
+      for (taskID, owed) in results where !Task.isCancelled {
+        state.withLock { _ = $0.unrecorded.removeValue(forKey: taskID) }
+        await record(taskID, on: owed.nodeID, owed.outcome)
+      }
+      for (nodeID, reason) in requeues where !Task.isCancelled {
+        state.withLock { _ = $0.unrequeued.removeValue(forKey: nodeID) }
+        await requeueTasks(of: nodeID, reason: reason, announce: false)
+      }
+      kick()
+    }
+  }
+
+  /// How the store is doing: degraded, with the reason, while its writes fail.
+  public var storeStatus: StoreStatus { storeHealth.status }
 
   func kick() { kicker.yield() }
 }

@@ -118,10 +118,15 @@ public struct TaskCenterAPI: Sendable {
       components["result_store"] = "unhealthy: \(error)"
       components["task_queue"] = "unhealthy"
     }
+    // Writes failing (a full disk) while reads work: degraded, with the reason.
+    if case .degraded(let reason, let since) = center.storeStatus, components["result_store"] == "healthy" {
+      components["result_store"] = "degraded since \(ISO8601DateFormatter().string(from: since)): \(reason)"
+    }
     if !server.isRunning { components["gateway"] = "stopped" }
     let healthy = components.values.allSatisfy { $0 == "healthy" }
+    let degraded = components.values.allSatisfy { $0 == "healthy" || $0.hasPrefix("degraded") }
     return JSONBody.response(
-      Health(status: healthy ? "healthy" : "unhealthy", timestamp: Date(), components: components),
+      Health(status: healthy ? "healthy" : degraded ? "degraded" : "unhealthy", timestamp: Date(), components: components),
       status: healthy ? .ok : .serviceUnavailable)
   }
 

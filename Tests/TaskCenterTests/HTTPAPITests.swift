@@ -333,6 +333,73 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
+  @Test(
+    "a full disk: no task is stuck, /health says degraded, and the queue moves again once space is back",
+    .enabled(if: geteuid() == 0, "mounts a small tmpfs"))
+  func diskFull() async throws {
+    let disk = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-disk-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: disk, withIntermediateDirectories: true)
+    try #require(mount("tmpfs", disk.path, "tmpfs", 0, "size=4m") == 0, "mount: \(String(cString: strerror(errno)))")
+    defer {
+      umount2(disk.path, Int32(MNT_DETACH))
+      try? FileManager.default.removeItem(at: disk)
+    }
+    var configuration = TaskFabric.configuration
+    configuration.storeRetryInterval = .milliseconds(100)
+    let stack = try await Stack(configuration: configuration, databasePath: disk.appendingPathComponent("tasks.sqlite").path)
+    try await stack.fabric.addNode("n1", slots: 2)
+
+    // Two tasks that run until the test lets them go (SIGUSR1), each known by its name.
+    let names = (0..<2).map { "disk\($0)\(Int.random(in: 10_000...99_999))" }
+    var ids: [String] = []
+    for name in names {
+      let code = """
+        import signal
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+        open('/proc/self/comm', 'w').write('\(name)')
+        signal.sigwait([signal.SIGUSR1])
+        print('\(name) done')
+        """
+      ids.append(try #require(try await stack.post("/tasks", ["code": code]).object["task_id"] as? String))
+    }
+    #expect(await eventually { names.allSatisfy { !pids(named: $0).isEmpty } })
+
+    // The disk fills up; then the tasks end.
+    let filler = disk.appendingPathComponent("filler")
+    FileManager.default.createFile(atPath: filler.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: filler)
+    let chunk = Data(count: 64 << 10)
+    while (try? handle.write(contentsOf: chunk)) != nil {}
+    try? handle.close()
+    for name in names { for pid in pids(named: name) { kill(pid, SIGUSR1) } }
+    #expect(await eventually { stack.fabric.center.storeStatus != .healthy })
+
+    // Degraded, and said so; nothing in memory ran ahead of the store.
+    let health = try await stack.get("/health")
+    #expect(health.status == 503 && health.object["status"] as? String == "degraded", "\(health.text)")
+    let store = (health.object["components"] as? [String: String])?["result_store"] ?? ""
+    #expect(store.hasPrefix("degraded"), "\(store)")
+    for id in ids { #expect(try await stack.get("/tasks/\(id)").object["status"] as? String == "running") }
+    #expect(try await stack.get("/nodes/n1").object["running"] as? Int == 2)
+    let refused = try await stack.post("/tasks", ["code": "print('no room')"])
+    #expect(refused.status == 500 && refused.errorCode == "INTERNAL_ERROR", "\(refused.text)")
+    #expect(try await stack.get("/tasks").object["total"] as? Int == 2)
+
+    // Space comes back: the results are written, and the queue moves — no restart.
+    try FileManager.default.removeItem(at: filler)
+    for (id, name) in zip(ids, names) {
+      let task = try await stack.finished(id)
+      #expect(task["status"] as? String == "completed" && task["result"] as? String == "\(name) done\n")
+    }
+    let after = try #require(try await stack.post("/tasks", ["code": "print('room again')"]).object["task_id"] as? String)
+    #expect(try await stack.finished(after)["result"] as? String == "room again\n")
+    let healthy = try await stack.get("/health")
+    #expect(healthy.status == 200 && healthy.object["status"] as? String == "healthy", "\(healthy.text)")
+    #expect(try await stack.get("/nodes/n1").object["running"] as? Int == 0)
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
   @Test("GET /ws/updates sends node and task events to a real WebSocket client")
   func webSocket() async throws {
     let stack = try await Stack()
