@@ -165,8 +165,13 @@ public struct CodeRunner: Sendable {
       } else {
         exitStatus == 0 ? .completed : .failed
       }
+    var stderrText = String(decoding: err, as: UTF8.self)
+    if mechanism == .namespaces && (status == .timeout || status == .cancelled) {
+      // util-linux `unshare` reports its child's SIGKILL — ours, not the task's doing.
+      stderrText = stderrText.replacingOccurrences(of: "unshare: sigprocmask unblock failed: Invalid argument\n", with: "")
+    }
     var result = CodeResult(
-      status: status, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self),
+      status: status, stdout: String(decoding: out, as: UTF8.self), stderr: stderrText,
       exitStatus: exitStatus, signal: signal, stdoutTruncated: outTruncated, stderrTruncated: errTruncated,
       duration: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     result.limitsHit = Self.limitsHit(by: result)

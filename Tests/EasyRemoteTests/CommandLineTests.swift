@@ -259,7 +259,7 @@ final class BackgroundProcess: Sendable {
 
   static func start(
     _ arguments: [String], executable: String = "easyremote", environment: [String: String] = [:],
-    readyPrefix: String, readyWithin seconds: Double = 60
+    readyPrefix: String, readyWithin seconds: Double = 60, stderr: URL? = nil
   ) async throws -> BackgroundProcess {
     try await withCheckedThrowingContinuation { continuation in
       Thread.detachNewThread {
@@ -270,6 +270,10 @@ final class BackgroundProcess: Sendable {
           process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
           let out = Pipe()
           process.standardOutput = out
+          if let stderr {
+            FileManager.default.createFile(atPath: stderr.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: stderr)
+          }
           try process.run()
           // A process that never prints its ready line is killed, which ends the read below.
           let watchdog = DispatchWorkItem { process.terminate() }

@@ -183,6 +183,32 @@ struct TaskCommandLineTests {
     #expect(done["result"] as? String == "after the restart\n")
     #expect(done["attempts"] as? Int == 2)
   }
+  @Test("task code and results never appear in the logs at info level")
+  func logsKeepSecrets() async throws {
+    let logs = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-logs-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: logs) }
+    let info = ["EASYREMOTE_LOG": "info"]
+    let db = logs.appendingPathComponent("tasks.sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--no-http", "--db", db], environment: info, readyPrefix: "gateway listening on ",
+      stderr: logs.appendingPathComponent("gateway.log"))
+    defer { gateway.stop() }
+    let env = ["EASYREMOTE_GATEWAY": gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: "")]
+    let node = try await BackgroundProcess.start(
+      ["node", "--id", "quiet"], environment: env.merging(info) { $1 }, readyPrefix: "node quiet joined",
+      stderr: logs.appendingPathComponent("node.log"))
+    defer { node.stop() }
+    let secret = "s3cr3t\(Int.random(in: 100_000...999_999))"
+    let answer = try await runTool(["submit", "--code", "print('\(secret)'[::-1] + '\(secret)')", "--wait"], environment: env)
+    #expect(answer.stdout.contains(secret), "\(answer.stdout) \(answer.stderr)")
+    for name in ["gateway.log", "node.log"] {
+      let log = try String(contentsOf: logs.appendingPathComponent(name), encoding: .utf8)
+      #expect(log.contains("info"), "\(name) has the info lines: \(log)")
+      #expect(!log.contains(secret) && !log.contains(String(secret.reversed())), "\(name): \(log)")
+    }
+  }
+
   @Test(
     "a node that is not root still boxes its tasks (user namespaces), and says what it offers",
     .enabled(if: geteuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/bwrap"), "runs as nobody from root"))

@@ -53,6 +53,7 @@ struct CodeRunnerTests {
     let result = try await runner.run(code, timeout: 1)
     #expect(result.status == .timeout)
     #expect(result.limitsHit == [.wallTime])
+    #expect(result.stderr == "", "only the task's own stderr: \(result.stderr)")
     #expect(result.stdout == "started\n")
     #expect(ContinuousClock.now - started < .seconds(10))
     #expect(result.duration >= 1)
@@ -188,6 +189,21 @@ struct CodeRunnerTests {
     let result = try await run.value
     #expect(result.status == .cancelled)
     #expect(ContinuousClock.now - started < .seconds(10))
+  }
+
+  @Test("a node that starts removes the scratch folders of nodes that died, and keeps those of live ones")
+  func staleScratch() throws {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-scratch-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: root) }
+    // A pid that is surely not running: past the kernel's pid_max.
+    let maxPID = (try? String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8))
+      .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 4_194_304
+    let dead = root.appendingPathComponent("easyremote-\(maxPID + 1)/task-1")
+    let live = root.appendingPathComponent("easyremote-1/task-2")  // PID 1 is always alive
+    for folder in [dead, live] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+    CodeRunner(scratchRoot: root).removeStaleScratch()
+    #expect(!FileManager.default.fileExists(atPath: dead.deletingLastPathComponent().path))
+    #expect(FileManager.default.fileExists(atPath: live.path))
   }
 
   @Test("a missing interpreter or a bad timeout is a typed error")
