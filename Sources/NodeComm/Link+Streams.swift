@@ -15,7 +15,10 @@ extension Link {
     var waiter: StreamReader?
     var end: Result<Void, NodeError>?
     var readSinceCredit = 0
-    var timer: Task<Void, Never>?
+    /// Who produces it, and its timeout: when the deadline loop fails it (`nil`: never).
+    var target = ""
+    var timeout: Duration?
+    var deadline: ContinuousClock.Instant?
   }
 
   /// A reader waiting for items: it takes up to `max` of them at once.
@@ -34,10 +37,8 @@ extension Link {
   struct StreamsToEnd {
     var readers: [StreamReader] = []
     var producers: [CheckedContinuation<Void, Never>] = []
-    var timers: [Task<Void, Never>] = []
 
     func end(error: NodeError) {
-      for timer in timers { timer.cancel() }
       for reader in readers { reader.continuation.resume(throwing: error) }
       for producer in producers { producer.resume() }
     }
@@ -60,24 +61,24 @@ extension Link {
     if payload.data.count > limit {
       throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
     }
-    let (id, wakeup): (UInt64, Wakeup?) = try state.withLock { state in
+    let deadline = timeout.map { ContinuousClock.now + $0 }
+    let (id, wakeup, sooner): (UInt64, Wakeup?, CheckedContinuation<Void, Never>?) = try state.withLock { state in
       if let error = state.refusal(peer: target, method: method) { throw error }
       let id = state.allocateID()
       var stream = InboundStream(method: method, window: window)
-      if let timeout {
-        stream.timer = Task { [weak self] in
-          guard (try? await Task.sleep(for: timeout)) != nil else { return }
-          self?.cancelInboundStream(id, error: .timedOut(target, method: method, after: timeout), keepForReader: true)
-        }
-      }
+      stream.target = target
+      stream.timeout = timeout
+      stream.deadline = deadline
+      let sooner = deadline.flatMap { state.deadlines.due(at: $0) }
       state.inStreams[id] = stream
       let request = Frame(
         id: id, type: .request, method: method, source: node.id, target: target, payload: payload.data,
         serializer: payload.serializer, timestampMicros: Frame.nowMicros(), metadata: metadata,
         timeoutMicros: timeout.map { $0.microseconds } ?? 0, credit: UInt32(window), streaming: true)
-      return (id, state.enqueue(request, chunkSize: node.config.limits.chunkSize))
+      return (id, state.enqueue(request, chunkSize: node.config.limits.chunkSize), sooner)
     }
     wakeup?.resume()
+    sooner?.resume()
     return id
   }
 
@@ -140,20 +141,19 @@ extension Link {
   /// stream is forgotten (the reader cancelled or dropped it).
   func cancelInboundStream(_ id: UInt64, error: NodeError, keepForReader: Bool = false) {
     var failure = error
-    let (found, waiter, timer) = state.withLock { state -> (Bool, StreamReader?, Task<Void, Never>?) in
+    let (found, waiter) = state.withLock { state -> (Bool, StreamReader?) in
       if failure.nodeID == nil { failure.nodeID = state.peerID }
-      guard var stream = state.inStreams.removeValue(forKey: id) else { return (false, nil, nil) }
+      guard var stream = state.inStreams.removeValue(forKey: id) else { return (false, nil) }
       let unfinished = stream.end == nil
       if keepForReader, unfinished, stream.waiter == nil {
         stream.buffer.removeAll()
         stream.head = 0
         stream.end = .failure(failure)
-        stream.timer = nil
+        stream.deadline = nil
         state.inStreams[id] = stream
       }
-      return (unfinished, stream.waiter, stream.timer)
+      return (unfinished, stream.waiter)
     }
-    timer?.cancel()
     guard found else { return }
     enqueue(Frame(type: .cancel, correlationID: id))
     waiter?.continuation.resume(throwing: failure)
@@ -185,21 +185,19 @@ extension Link {
   }
 
   func finishInboundStream(_ id: UInt64, error info: ErrorInfo?) {
-    let (waiter, method, timer): (StreamReader?, String, Task<Void, Never>?) = state.withLock { state in
-      guard var stream = state.inStreams[id], stream.end == nil else { return (nil, "", nil) }
+    let (waiter, method): (StreamReader?, String) = state.withLock { state in
+      guard var stream = state.inStreams[id], stream.end == nil else { return (nil, "") }
       let outcome: Result<Void, NodeError> =
         info.map { .failure(NodeError(remote: $0, nodeID: state.peerID ?? "", method: stream.method)) } ?? .success(())
-      let timer = stream.timer
-      stream.timer = nil
+      stream.deadline = nil
       if let waiter = stream.waiter {
         state.inStreams[id] = nil  // nothing buffered when a reader waits
-        return (waiter, stream.method, timer)
+        return (waiter, stream.method)
       }
       stream.end = outcome
       state.inStreams[id] = stream
-      return (nil, stream.method, timer)
+      return (nil, stream.method)
     }
-    timer?.cancel()
     guard let waiter else { return }
     if let info {
       waiter.continuation.resume(throwing: NodeError(remote: info, nodeID: peerID ?? "", method: method))
@@ -371,14 +369,13 @@ extension Link.State {
     var streams = Link.StreamsToEnd()
     for (id, var stream) in inStreams {
       if let waiter = stream.waiter { streams.readers.append(waiter) }
-      if let timer = stream.timer { streams.timers.append(timer) }
       if stream.waiter != nil {
         inStreams[id] = nil  // its reader is failed by `end(error:)`
       } else if stream.end == nil {
         var failure = error
         failure.method = stream.method
         stream.end = .failure(failure)
-        stream.timer = nil
+        stream.deadline = nil
         inStreams[id] = stream
       }  // else: already ended, the reader finds how after the buffered items
     }

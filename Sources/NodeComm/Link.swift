@@ -4,10 +4,12 @@ import Synchronization
 
 /// One link to a peer: calls in both directions multiplexed over one ``LinkChannel``.
 ///
-/// State lives in one `Mutex<State>`; three loops run per link: the reader (the channel's
-/// `read`), the writer (drains the outbox into batches) and the heartbeat. The link never
-/// blocks a caller on I/O: `call` registers a continuation and queues frames, the writer sends
-/// whatever is ready as one batch.
+/// State lives in one `Mutex<State>`; four loops run per link, all in ``run()``'s task
+/// group: the reader (the channel's `read`), the writer (drains the outbox into batches), the
+/// heartbeat and the deadlines (`Link+Deadlines.swift`). The link never blocks a caller on
+/// I/O: `call` registers a continuation and queues frames, the writer sends whatever is ready
+/// as one batch. Inbound requests run in handler tasks that the link owns: cancelled when it
+/// ends, and awaited (for a grace period) before ``run()`` returns.
 final class Link: Sendable {
   enum Role { case dialer, listener }
 
@@ -36,6 +38,7 @@ final class Link: Sendable {
   func run() async {
     let reason: String = await withTaskGroup(of: Void.self) { group in
       group.addTask { await self.writerLoop() }
+      group.addTask { await self.deadlineLoop() }
       if node.config.heartbeat.enabled {
         group.addTask { await self.heartbeatLoop() }
       }
@@ -51,6 +54,34 @@ final class Link: Sendable {
     }
     await channel.close()
     node.linkEnded(self, reason: reason)
+    await awaitEndedHandlers()
+  }
+
+  /// Waits for the handlers the link's end cancelled, up to the node's grace period: a
+  /// handler that ignores cancellation is let go then, with a warning.
+  private func awaitEndedHandlers() async {
+    let tasks = state.withLock { state in
+      defer { state.endedHandlers.removeAll() }
+      return state.endedHandlers
+    }
+    guard !tasks.isEmpty else { return }
+    let allEnded = await withTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        for task in tasks { await task.value }
+        return true
+      }
+      group.addTask {
+        try? await Task.sleep(for: self.node.config.shutdownGracePeriod)
+        return false
+      }
+      defer { group.cancelAll() }
+      return await group.next() ?? true
+    }
+    if !allEnded {
+      node.logger.warning(
+        "handlers still running after the link ended; they ignore cancellation",
+        metadata: ["peer": "\(peerID ?? channel.remoteDescription)", "count": "\(tasks.count)"])
+    }
   }
 
   /// Sends HELLO and waits for the peer's; returns the peer's node id.
@@ -102,23 +133,20 @@ final class Link: Sendable {
           id: id, type: .request, method: method, source: node.id, target: target, payload: payload.data,
           serializer: payload.serializer, timestampMicros: Frame.nowMicros(), metadata: metadata,
           timeoutMicros: timeout.map { $0.microseconds } ?? 0)
-        let outcome: (NodeError?, Wakeup?) = state.withLock { state in
-          if let error = state.refusal(peer: target, method: method) { return (error, nil) }
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let outcome: (NodeError?, Wakeup?, CheckedContinuation<Void, Never>?) = state.withLock { state in
+          if let error = state.refusal(peer: target, method: method) { return (error, nil, nil) }
           if Task.isCancelled {
-            return (NodeError(code: .cancelled, message: "call to '\(method)' was cancelled", nodeID: target, method: method), nil)
+            return (NodeError(code: .cancelled, message: "call to '\(method)' was cancelled", nodeID: target, method: method), nil, nil)
           }
-          var timer: Task<Void, Never>?
-          if let timeout {
-            timer = Task { [weak self] in
-              guard (try? await Task.sleep(for: timeout)) != nil else { return }
-              self?.abandon(id, error: .timedOut(target, method: method, after: timeout))
-            }
-          }
-          state.pending[id] = PendingCall(continuation: continuation, method: method, timer: timer)
-          return (nil, state.enqueue(request, chunkSize: node.config.limits.chunkSize))
+          state.pending[id] = PendingCall(
+            continuation: continuation, method: method, target: target, timeout: timeout, deadline: deadline)
+          let sooner = deadline.flatMap { state.deadlines.due(at: $0) }
+          return (nil, state.enqueue(request, chunkSize: node.config.limits.chunkSize), sooner)
         }
         if let error = outcome.0 { continuation.resume(throwing: error) }
         outcome.1?.resume()
+        outcome.2?.resume()
       }
     } onCancel: {
       self.abandon(id, error: NodeError(code: .cancelled, message: "call to '\(method)' was cancelled", nodeID: target, method: method))
@@ -151,7 +179,6 @@ final class Link: Sendable {
       return (pending, state.enqueue(cancel, chunkSize: node.config.limits.chunkSize))
     }
     guard let pending else { return }
-    pending.timer?.cancel()
     wakeup?.resume()
     pending.continuation.resume(throwing: error)
   }
@@ -232,7 +259,6 @@ final class Link: Sendable {
       send(Frame(type: .response, source: node.id, correlationID: header.id, error: refused.info))
     case .response:
       if let pending = state.withLock({ $0.pending.removeValue(forKey: header.correlationID) }) {
-        pending.timer?.cancel()
         var received = error
         received.nodeID = peerID
         received.method = pending.method
@@ -258,7 +284,6 @@ final class Link: Sendable {
     case .response:
       let pending = state.withLock { $0.pending.removeValue(forKey: frame.correlationID) }
       guard let pending else { return }  // abandoned (timed out or cancelled) before the answer came
-      pending.timer?.cancel()
       if let info = frame.error {
         pending.continuation.resume(throwing: NodeError(remote: info, nodeID: frame.source.isEmpty ? (peerID ?? "") : frame.source, method: pending.method))
       } else {
@@ -359,7 +384,6 @@ final class Link: Sendable {
       return Array(state.pending.values)
     }
     for call in pending {
-      call.timer?.cancel()
       var failure = error
       failure.method = call.method
       call.continuation.resume(throwing: failure)
@@ -510,28 +534,31 @@ final class Link: Sendable {
   /// Closes now: fails every pending call, cancels every handler. The first reason wins.
   @discardableResult
   func terminate(reason: String, error: NodeError?) -> String {
-    let (final, pending, handlers, writer, helloWaiter, drainWaiters, streams) = state.withLock { state in
+    let (final, pending, handlers, writer, helloWaiter, drainWaiters, streams, deadlineWaiter) = state.withLock { state in
       if let existing = state.closedReason {
-        return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>](), StreamsToEnd())
+        return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>](), StreamsToEnd(), CheckedContinuation<Void, Never>?.none)
       }
       let peer = state.peerID ?? channel.remoteDescription
       let streams = state.takeStreams(
         error: error ?? NodeError(code: .connectionLost, message: "link to node '\(peer)' lost: \(reason)", nodeID: peer))
       state.closedReason = reason
+      // The handlers are cancelled below and awaited by `run()` (see `awaitEndedHandlers`).
+      state.endedHandlers += state.handlers.values
       defer {
         state.pending.removeAll()
         state.handlers.removeAll()
+        state.deadlines.waiter = nil
         state.writer = nil
         state.helloWaiter = nil
         state.drainWaiters.removeAll()
         state.partial.removeAll()
         state.outbox.discardAll()
       }
-      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, Array(state.drainWaiters.values), streams)
+      return (reason, Array(state.pending.values), Array(state.handlers.values), state.writer, state.helloWaiter, Array(state.drainWaiters.values), streams, state.deadlines.waiter)
     }
+    deadlineWaiter?.resume()
     let peer = peerID ?? channel.remoteDescription
     for call in pending {
-      call.timer?.cancel()
       var failure = error ?? NodeError(code: .connectionLost, message: "link to node '\(peer)' lost: \(final)")
       failure.nodeID = peer
       failure.method = call.method
@@ -552,7 +579,10 @@ extension Link {
   struct PendingCall {
     let continuation: CheckedContinuation<Payload, any Error>
     let method: String
-    let timer: Task<Void, Never>?
+    let target: String
+    let timeout: Duration?
+    /// When the deadline loop fails it (`nil`: never).
+    let deadline: ContinuousClock.Instant?
   }
 
   struct WriterWaiter {
@@ -572,6 +602,10 @@ extension Link {
     var nextID: UInt64 = 1
     var pending: [UInt64: PendingCall] = [:]
     var handlers: [UInt64: Task<Void, Never>] = [:]
+    /// Handlers the link's end cancelled, for `run()` to await.
+    var endedHandlers: [Task<Void, Never>] = []
+    /// The deadline loop's schedule.
+    var deadlines = DeadlineClock()
     var partial: [UInt64: Frame] = [:]
     var discarding: Set<UInt64> = []
     /// What is to be sent (a pure value type, tested on its own).

@@ -327,6 +327,38 @@ struct NodeBehaviourTests {
     }
   }
 
+  @Test(
+    "one deadline loop per link: a short timeout behind a long one fires first, the long one keeps waiting",
+    arguments: TransportKind.allCases)
+  func deadlinesInAnyOrder(kind: TransportKind) async throws {
+    let entered = Signal()
+    let release = Signal()
+    try await TestCluster(kind).withPair(setUp: { _, b in
+      b.register("held") { (_: Empty, _) -> String in
+        entered.fire("held")
+        _ = await release.wait(upTo: .seconds(600))
+        return "released"
+      }
+      b.register("slow") { (_: Empty, _) -> String in
+        try await Task.sleep(for: .seconds(600))
+        return "late"
+      }
+    }) { a, _ in
+      // A call with a long deadline is waiting when calls with short deadlines start.
+      let long = Task { () throws -> String in try await a.call("b", "held", Empty(), timeout: .seconds(600)) }
+      #expect(await entered.wait() == "held")
+      for _ in 0..<3 {
+        let error = try await expectNodeError {
+          let _: String = try await a.call("b", "slow", Empty(), timeout: .milliseconds(100))
+        }
+        #expect(error.code == .timedOut)
+      }
+      // The long one is still waiting (not failed with the short ones), and completes.
+      release.fire("go")
+      #expect(try await long.value == "released")
+    }
+  }
+
   @Test("a peer stopping mid-call fails the caller fast, not at its timeout", arguments: TransportKind.allCases)
   func peerStoppedMidCall(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)
