@@ -23,6 +23,8 @@ public final class ComputeNode: Sendable {
   public let queueLimit: Int
   package let node: Node
   let state: Mutex<State>
+  /// What the node starts on its own: the reconnect loop, announcements after a late `register`.
+  let background = OwnedTasks()
 
   struct State {
     var functions: [String: FunctionDescriptor] = [:]
@@ -36,7 +38,7 @@ public final class ComputeNode: Sendable {
     var stopped = false
     var started = false
     var connected = false
-    var reconnect: Task<Void, Never>?
+    var reconnecting = false
     var connectListeners = Listeners<Void>()
   }
 
@@ -111,12 +113,8 @@ public final class ComputeNode: Sendable {
 
   /// Stops: running calls get the grace period; the node does not reconnect.
   public func stop() async {
-    let reconnect = state.withLock { state in
-      state.stopped = true
-      defer { state.reconnect = nil }
-      return state.reconnect
-    }
-    reconnect?.cancel()
+    state.withLock { $0.stopped = true }
+    await background.cancelAll()  // the reconnect loop and announcements, awaited
     await node.stop()
   }
 
@@ -141,11 +139,12 @@ public final class ComputeNode: Sendable {
   private func linkLost() {
     let start = state.withLock { state -> Bool in
       state.connected = false
-      guard !state.stopped, state.reconnect == nil else { return false }
+      guard !state.stopped, !state.reconnecting else { return false }
+      state.reconnecting = true
       return true
     }
     guard start else { return }
-    let task = Task { [weak self] in
+    background.start { [weak self] in
       var delay = Duration.milliseconds(100)
       while let self, !Task.isCancelled, !self.state.withLock({ $0.stopped }) {
         do {
@@ -157,9 +156,8 @@ public final class ComputeNode: Sendable {
           delay = min(delay * 2, .seconds(5))
         }
       }
-      self?.state.withLock { $0.reconnect = nil }
+      self?.state.withLock { $0.reconnecting = false }
     }
-    state.withLock { $0.reconnect = task }
   }
 
   // MARK: - Registration
@@ -235,7 +233,7 @@ public final class ComputeNode: Sendable {
     }
     // Registering after the node joined: tell the gateway again.
     if announce {
-      Task { [weak self] in
+      background.start { [weak self] in
         guard let self else { return }
         let announcement = self.state.withLock { state in
           NodeAnnouncement(nodeID: self.node.id, maxWorkers: self.maxWorkers, functions: Array(state.functions.values))

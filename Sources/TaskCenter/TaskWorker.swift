@@ -25,10 +25,11 @@ public final class TaskWorker: Sendable {
   public let heartbeatInterval: Duration
   private let load: @Sendable () -> NodeLoad
   private let state = Mutex(State())
+  /// The heartbeat loop and the joins after a reconnect: cancelled and awaited by `stop`.
+  private let background = OwnedTasks()
 
   private struct State {
     var running: [String: Task<TaskOutcome, Never>] = [:]
-    var heartbeat: Task<Void, Never>?
     var connectToken: UInt64?
     var completed = 0
     var started = false
@@ -71,39 +72,34 @@ public final class TaskWorker: Sendable {
         "code tasks run sandboxed", metadata: ["mechanism": "\(isolation.mechanism.rawValue)", "per-task-user": "\(isolation.perTaskUser)"])
     }
     registerMethods()
+    background.reopen()
     let token = node.onGatewayConnected { [weak self] in
       guard let self else { return }
-      Task { try? await self.join() }
+      self.background.start { try? await self.join() }
     }
     try await join()
     beat()
-    let heartbeat = Task { [weak self] in
+    background.start { [weak self] in
       while !Task.isCancelled {
         guard let interval = self?.heartbeatInterval else { return }
         try? await Task.sleep(for: interval)
         self?.beat()
       }
     }
-    state.withLock { state in
-      state.heartbeat = heartbeat
-      state.connectToken = token
-    }
+    state.withLock { $0.connectToken = token }
   }
 
   /// Leaves the task center (its running tasks are queued again for other nodes), stops the
   /// heartbeats and cancels the running tasks.
   public func stop() async {
     _ = try? await node.callGateway(TaskMethods.leave, Empty(), as: Empty.self, timeout: .seconds(2))
-    let (heartbeat, token, running) = state.withLock { state in
-      defer {
-        state.heartbeat = nil
-        state.connectToken = nil
-      }
-      return (state.heartbeat, state.connectToken, Array(state.running.values))
+    let (token, running) = state.withLock { state in
+      defer { state.connectToken = nil }
+      return (state.connectToken, Array(state.running.values))
     }
-    heartbeat?.cancel()
-    node.reportStatus(Data())  // heartbeats carry no load any more: this node takes no tasks
     if let token { node.removeGatewayListener(token) }
+    await background.cancelAll()
+    node.reportStatus(Data())  // heartbeats carry no load any more: this node takes no tasks
     for task in running { task.cancel() }
   }
 
