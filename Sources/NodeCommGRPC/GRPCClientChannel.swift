@@ -186,13 +186,25 @@ final class GRPCClientChannel: LinkChannel {
     }
     guard first else { return }
     endRequest.finish()
-    // The peer ends its side when it sees ours end; if it does not answer, cut the stream.
+    // The peer ends its side when it sees ours end; if it does not answer within 2 s, the
+    // stream is cut. Either way the channel's tasks have ended when this returns.
     let tasks = self.tasks.withLock { $0 }
-    let client = self.client
-    Task {
-      try? await Task.sleep(for: .seconds(2))
+    let ended = await withTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        for task in tasks { await task.value }
+        return true
+      }
+      group.addTask {
+        try? await Task.sleep(for: .seconds(2))
+        return false
+      }
+      defer { group.cancelAll() }
+      return await group.next() ?? true
+    }
+    if !ended {
       for task in tasks { task.cancel() }
       client.beginGracefulShutdown()
+      for task in tasks { await task.value }
     }
   }
 }
