@@ -61,7 +61,46 @@ extension Server {
 
   func announce(_ event: MembershipEvent) {
     for listener in state.withLock({ $0.listeners.all }) { listener(event) }
+    switch event {
+    case .joined(let nodeID):
+      let node = snapshot().nodes.first { $0.id == nodeID }
+      publish("node_connected", NodeConnected(nodeID: nodeID, functions: node?.functions ?? [], maxWorkers: node?.maxWorkers ?? 0))
+    case .left(let nodeID, let reason):
+      publish("node_disconnected", NodeDisconnected(nodeID: nodeID, reason: reason))
+    case .workerFree, .status:
+      break
+    }
   }
+
+  // MARK: Events
+
+  /// The gateway's events from now on — its own (`node_connected`, `node_disconnected`) and
+  /// those its extensions publish (the task center's) — each encoded once. A subscriber more
+  /// than `buffer` events behind is dropped (its sequence ends); every sequence ends when the
+  /// gateway stops.
+  public func events(buffer: Int = 1024) -> AsyncStream<GatewayEvent> {
+    hub.subscribe(buffer: buffer) { $0 }
+  }
+
+  /// The events that `transform` keeps, made into an extension's own type as they come.
+  package func events<Event: Sendable>(
+    buffer: Int, _ transform: @escaping @Sendable (GatewayEvent) -> Event?
+  ) -> AsyncStream<Event> {
+    hub.subscribe(buffer: buffer, transform)
+  }
+
+  /// Publishes an extension's event to every subscriber of ``events(buffer:)``; `data` is
+  /// encoded only when someone listens.
+  public func publish(_ name: String, _ data: some Encodable, encoder: JSONEncoder = GatewayEvent.encoder) {
+    do {
+      try hub.publish { try GatewayEvent(name: name, data: data, encoder: encoder) }
+    } catch {
+      node.logger.error("an event could not be encoded", metadata: ["event": "\(name)", "error": "\(error)"])
+    }
+  }
+
+  /// How many subscribers the gateway's events have now (tests wait on it).
+  package var eventSubscriberCount: Int { hub.subscriberCount }
 
   /// Whether compute node `nodeID` is connected.
   public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID] != nil } }
@@ -83,4 +122,28 @@ extension Server {
 
   /// The shared token nodes and clients present, if the gateway has one.
   public var authToken: String? { node.config.authToken }
+}
+
+/// `node_connected`: a compute node announced itself.
+struct NodeConnected: Encodable {
+  var nodeID: String
+  var functions: [String]
+  var maxWorkers: Int
+
+  enum CodingKeys: String, CodingKey {
+    case nodeID = "node_id"
+    case functions
+    case maxWorkers = "max_workers"
+  }
+}
+
+/// `node_disconnected`: a compute node's link closed.
+struct NodeDisconnected: Encodable {
+  var nodeID: String
+  var reason: String
+
+  enum CodingKeys: String, CodingKey {
+    case nodeID = "node_id"
+    case reason
+  }
 }

@@ -23,6 +23,8 @@ public final class Server: Sendable {
   public let port: Int
   package let node: Node
   let state: Mutex<State>
+  /// The one event stream (``events(buffer:)``).
+  let hub = EventHub()
 
   /// Everything the gateway knows, behind one lock: the membership (the one list of nodes)
   /// and the counters.
@@ -84,7 +86,10 @@ public final class Server: Sendable {
 
 
   /// Stops: in-flight calls get the grace period, then every link closes.
-  public func stop() async { await node.stop() }
+  public func stop() async {
+    await node.stop()
+    hub.finishAll()
+  }
 
   /// Returns once the gateway has stopped.
   public func waitUntilStopped() async { await node.waitUntilStopped() }

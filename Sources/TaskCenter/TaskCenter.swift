@@ -78,7 +78,6 @@ public final class TaskCenter: Sendable {
     /// Running tasks and their nodes.
     var running: [String: String] = [:]
     var waiters: [String: [UUID: Latch]] = [:]
-    var subscribers: [UUID: AsyncStream<TaskCenterEvent>.Continuation] = [:]
     /// Writes the store still owes, retried until it takes them (after a full disk):
     /// results by task id, and nodes whose running tasks are to be queued again.
     var unrecorded: [String: (nodeID: String, outcome: TaskOutcome)] = [:]
@@ -139,13 +138,12 @@ public final class TaskCenter: Sendable {
   /// nodes are cancelled (which kills the tasks there) and they are queued again, to run
   /// after the next start. (After a crash instead, the next start requeues them.)
   public func stop() async {
-    let (loops, subscribers, token) = state.withLock { state in
+    let (loops, token) = state.withLock { state in
       defer {
         state.loops = nil
-        state.subscribers = [:]
         state.membershipToken = nil
       }
-      return (state.loops, Array(state.subscribers.values), state.membershipToken)
+      return (state.loops, state.membershipToken)
     }
     if let token { server.removeMembershipListener(token) }
     loops?.cancel()
@@ -159,7 +157,6 @@ public final class TaskCenter: Sendable {
         logger.error("could not hand running tasks back; the next start will", metadata: ["error": "\(error)"])
       }
     }
-    for subscriber in subscribers { subscriber.finish() }  // (outside the lock: it calls back)
   }
 
   func runLoops() async {

@@ -133,24 +133,21 @@ public struct TaskCenterEvent: Sendable, Equatable {
   }
 
   public let event: Kind
-  /// The whole event as JSON text: `{"data":{…},"event":"task_completed"}`.
-  public let json: Data
+  /// The gateway event it is (``Server/events(buffer:)``), with its JSON text.
+  public let gatewayEvent: GatewayEvent
 
-  package init<Payload: Encodable>(event: Kind, data: Payload) throws {
-    self.event = event
-    self.json = try TaskCenterJSON.encoder.encode(EventEnvelope(event: event, data: data))
-  }
+  /// The whole event as JSON text: `{"data":{…},"event":"task_completed"}`.
+  public var json: Data { gatewayEvent.json }
 
   /// The event's data, read back from ``json``.
-  public var data: JSONValue {
-    guard case .object(let fields)? = try? JSONValue(parsing: String(decoding: json, as: UTF8.self)) else { return .null }
-    return fields["data"] ?? .null
-  }
-}
+  public var data: JSONValue { gatewayEvent.data }
 
-private struct EventEnvelope<Payload: Encodable>: Encodable {
-  var event: TaskCenterEvent.Kind
-  var data: Payload
+  /// The task-center event a gateway event is, if it is one.
+  public init?(_ event: GatewayEvent) {
+    guard let kind = Kind(rawValue: event.name) else { return nil }
+    self.event = kind
+    self.gatewayEvent = event
+  }
 }
 
 /// The task center's counters (`GET /stats`).

@@ -284,10 +284,11 @@ public struct TaskCenterAPI: Sendable {
       body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
   }
 
-  /// Sends each event as a text message until the client leaves, or falls `eventBuffer`
-  /// events behind (then it is closed with 1008 so it can reconnect).
+  /// Sends each of the gateway's events (the task center's and the gateway's own
+  /// `node_connected`/`node_disconnected`) as a text message until the client leaves, or
+  /// falls `eventBuffer` events behind (then it is closed with 1008 so it can reconnect).
   func streamEvents(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
-    let events = center.events(buffer: configuration.eventBuffer)
+    let events = server.events(buffer: configuration.eventBuffer)
     await withTaskGroup(of: Void.self) { group in
       group.addTask {
         // The client's messages are read (and dropped) so a close is noticed.
@@ -303,7 +304,7 @@ public struct TaskCenterAPI: Sendable {
             return
           }
         }
-        // Ended: the client fell behind (or the task center stopped). Say so if the socket
+        // Ended: the client fell behind (or the gateway stopped). Say so if the socket
         // takes it within a second; the connection closes either way.
         await withTaskGroup(of: Void.self) { closing in
           closing.addTask { try? await outbound.close(.policyViolation, reason: "too slow: fell behind the events") }

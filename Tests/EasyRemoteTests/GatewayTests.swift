@@ -34,6 +34,35 @@ struct GatewayTests {
     await fabric.stop()
   }
 
+  @Test("the gateway's event stream: nodes connecting and leaving, extensions' events, the end at stop", arguments: TransportKind.allCases)
+  func events(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
+    let events = fabric.server.events()
+    var iterator = events.makeAsyncIterator()
+    let node = try await fabric.addNode("n1", maxWorkers: 3)
+    let connected = try #require(await iterator.next())
+    #expect(connected.name == "node_connected")
+    guard case .object(let data) = connected.data else { Issue.record("no data: \(connected)"); return }
+    #expect(data["node_id"] == .string("n1") && data["max_workers"] == .int(3))
+    #expect(data["functions"].map { "\($0)".contains("add") } == true)
+
+    // An extension's event goes to the same stream, encoded once.
+    struct Custom: Encodable { var when: Date }
+    fabric.server.publish("custom_thing", Custom(when: Date(timeIntervalSince1970: 0)))
+    let custom = try #require(await iterator.next())
+    #expect(custom.name == "custom_thing")
+    #expect(String(decoding: custom.json, as: UTF8.self) == #"{"data":{"when":"1970-01-01T00:00:00Z"},"event":"custom_thing"}"#)
+
+    await node.stop()
+    let left = try #require(await iterator.next())
+    #expect(left.name == "node_disconnected")
+    guard case .object(let leftData) = left.data else { Issue.record("no data: \(left)"); return }
+    #expect(leftData["node_id"] == .string("n1"))
+    #expect(leftData["reason"] != nil)
+    await fabric.stop()
+    #expect(await iterator.next() == nil, "the stream ends when the gateway stops")
+  }
+
   @Test("wrong arguments name the parameter; unknown functions and remote errors are typed", arguments: TransportKind.allCases)
   func typedErrors(_ kind: TransportKind) async throws {
     var fabric = try await Fabric.start(kind)

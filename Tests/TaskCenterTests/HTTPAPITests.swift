@@ -400,7 +400,7 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
-  @Test("GET /ws/updates sends node and task events to a real WebSocket client")
+  @Test("GET /ws/updates sends the gateway's events — node and task — to a real WebSocket client")
   func webSocket() async throws {
     let stack = try await Stack()
     let url = stack.base.replacingOccurrences(of: "http://", with: "ws://") + "/ws/updates"
@@ -428,8 +428,14 @@ struct HTTPAPITests {
     let events = received.withLock { $0 }.compactMap {
       try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
     }
-    #expect(events.compactMap { $0["event"] as? String } == ["node_joined", "task_created", "task_started", "task_completed"])
-    #expect((events.first?["data"] as? [String: Any])?["node_id"] as? String == "ws-node")
+    // The gateway's own event (its link), then the task center's.
+    #expect(
+      events.compactMap { $0["event"] as? String }
+        == ["node_connected", "node_joined", "task_created", "task_started", "task_completed"])
+    let connectedNode = events.first?["data"] as? [String: Any]
+    #expect(connectedNode?["node_id"] as? String == "ws-node" && connectedNode?["max_workers"] as? Int == 1)
+    #expect((connectedNode?["functions"] as? [String])?.contains("sync_add") == true)
+    #expect((events.dropFirst().first?["data"] as? [String: Any])?["node_id"] as? String == "ws-node")
     #expect((events.last { $0["event"] as? String == "task_completed" }?["data"] as? [String: Any])?["result"] as? String == "3\n")
     await stack.stop()
   }
