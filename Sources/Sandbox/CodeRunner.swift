@@ -77,7 +77,7 @@ public struct CodeRunner: Sendable {
     case .namespaces:
       return SandboxIsolation(
         mechanism: .namespaces, perTaskUser: false, ownProcesses: true, privateFiles: false, seccomp: false,
-        network: limits.allowNetwork, diesWithNode: false)
+        network: limits.allowNetwork, diesWithNode: true)
     case .limitsOnly:
       return SandboxIsolation(
         mechanism: .limitsOnly, perTaskUser: false, ownProcesses: false, privateFiles: false, seccomp: false,
@@ -244,15 +244,18 @@ public struct CodeRunner: Sendable {
       var launch = Launch(command: [], environment: environment)
       launch.environment["HOME"] = Self.boxFolder
       launch.environment["TMPDIR"] = "/tmp"
+      // setpriv: the death signal (so the chain dies with the node from its first instant,
+      // before bwrap sets its own) and, as root, a user id of the task's own.
+      launch.command += ["/usr/bin/setpriv", "--pdeathsig", "KILL"]
       if root {
         guard let user = TaskUserPool.shared.acquire(in: limits.taskUserIDs) else {
           throw SandboxError(code: .launchFailed, message: "every task user id in \(limits.taskUserIDs) is in use")
         }
         launch.taskUser = user
-        launch.command += ["/usr/bin/setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups", "--"]
+        launch.command += ["--reuid=\(user)", "--regid=\(user)", "--clear-groups"]
         prlimit.append("--nproc=\(limits.maxProcesses)")
       }
-      launch.command += prlimit + ["--"]
+      launch.command += ["--"] + prlimit + ["--"]
       do {
         if let filter = SeccompFilter.current { launch.fds.append(try Self.memoryFile("seccomp", filter)) }
         launch.fds.append(try Self.memoryFile("main.py", Array(code.utf8)))
@@ -273,8 +276,11 @@ public struct CodeRunner: Sendable {
       launch.environment["HOME"] = scratch.path
       launch.environment["TMPDIR"] = scratch.path
       let dropUser = root && limits.runAsUser != nil
+      launch.command += ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"]
       if mechanism == .namespaces {
-        launch.command += ["/usr/bin/unshare", "--pid", "--fork"] + (limits.allowNetwork ? [] : ["--net"]) + ["--"]
+        // --kill-child: the namespace's first process dies with `unshare`, and so all of it.
+        launch.command +=
+          ["/usr/bin/unshare", "--pid", "--fork", "--kill-child"] + (limits.allowNetwork ? [] : ["--net"]) + ["--"]
       }
       if dropUser { prlimit.append("--nproc=\(limits.maxProcesses)") }
       launch.command += prlimit + ["--"]
@@ -393,24 +399,29 @@ public struct CodeRunner: Sendable {
 
   // MARK: Stopping
 
-  /// Kills a running task. Under bubblewrap, killing the outer `bwrap` (the process group)
-  /// kills the sandbox's first process (`--die-with-parent`), and with it every process of
-  /// the sandbox's PID namespace. Under `unshare`, the namespace's first process is killed
-  /// (the kernel then kills and reaps the rest, and `unshare` exits). Otherwise, or if it has
-  /// not exited two seconds later, the process group.
+  /// Kills a running task. In a PID namespace (bubblewrap, `unshare`) the namespace's first
+  /// process — the child of the outer `bwrap` or `unshare` — is killed: the kernel then kills
+  /// and reaps every process of the namespace, and the outer process exits by itself. The
+  /// outer one is not killed first: a sandbox still being set up would lose its parent before
+  /// it asked to die with it, and live on. While the first process does not exist yet, it is
+  /// waited for. Without a namespace, or if nothing has exited two seconds later, the process
+  /// group is killed.
   private static func stop(_ pid: Int32, mechanism: SandboxIsolation.Mechanism, exit: ChildExit) async {
-    if mechanism == .namespaces {
-      let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
-      let firstProcesses = children.split(separator: " ").compactMap {
-        Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+    if mechanism != .limitsOnly {
+      let deadline = ContinuousClock.now + .seconds(2)
+      var killed = false
+      while !exit.hasExited && ContinuousClock.now < deadline {
+        if !killed {
+          let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+          let first = children.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+          for child in first { _ = kill(child, SIGKILL) }
+          killed = !first.isEmpty
+        }
+        try? await Task.sleep(for: .milliseconds(5))
       }
-      if !firstProcesses.isEmpty {
-        for child in firstProcesses { _ = kill(child, SIGKILL) }
-        try? await Task.sleep(for: .seconds(2))
-        if exit.hasExited { return }
-      }
+      if exit.hasExited { return }
     }
-    if !exit.hasExited { killGroup(pid) }
+    killGroup(pid)
   }
 
   private static func killGroup(_ group: Int32) {

@@ -34,6 +34,8 @@ public final class TaskWorker: Sendable {
     var completed = 0
     var started = false
     var isolation: SandboxIsolation?
+    /// Tasks aborted before their run arrived.
+    var aborted: Set<String> = []
   }
 
   /// - Parameters:
@@ -123,15 +125,32 @@ public final class TaskWorker: Sendable {
       return await self.run(task)
     }
     node.serve(TaskMethods.abort) { [weak self] (query: TaskQuery, _) -> Empty in
-      self?.state.withLock { $0.running[query.id] }?.cancel()
+      self?.abort(query.id)
       return Empty()
     }
   }
 
+  /// Cancels task `id`. The abort may overtake the run it cancels (each request has a
+  /// handler of its own): then the run, when it comes, finds it and does not start.
+  func abort(_ id: String) {
+    let running = state.withLock { state -> Task<TaskOutcome, Never>? in
+      if let task = state.running[id] { return task }
+      state.aborted.insert(id)
+      if state.aborted.count > 1024, let any = state.aborted.first { state.aborted.remove(any) }
+      return nil
+    }
+    running?.cancel()
+  }
+
   /// Runs one task to its outcome; cancelling the call (or an abort) kills it.
   func run(_ task: TaskAssignment) async -> TaskOutcome {
-    let work = Task { await self.execute(task) }
-    state.withLock { $0.running[task.id] = work }
+    let started = state.withLock { state -> Task<TaskOutcome, Never>? in
+      if state.aborted.remove(task.id) != nil { return nil }
+      let work = Task { await self.execute(task) }
+      state.running[task.id] = work
+      return work
+    }
+    guard let work = started else { return TaskOutcome(status: .cancelled, errorMessage: "cancelled") }
     let outcome = await withTaskCancellationHandler { await work.value } onCancel: { work.cancel() }
     state.withLock { state in
       state.running.removeValue(forKey: task.id)

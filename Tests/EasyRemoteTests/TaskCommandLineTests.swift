@@ -94,7 +94,7 @@ struct TaskCommandLineTests {
     let created = try JSONSerialization.jsonObject(with: Data(posted.stdout.utf8)) as? [String: Any]
     let httpID = try #require(created?["task_id"] as? String)
     let viaHTTP = try await waitForTask(httpID, env) { $0["status"] as? String == "completed" }
-    #expect(viaHTTP["result"] as? String == "1024\n")
+    #expect(viaHTTP["result"] as? String == "1024\n", "\(viaHTTP)")
   }
 
   @Test("a node killed with SIGKILL while running a task: the task runs again on another node")

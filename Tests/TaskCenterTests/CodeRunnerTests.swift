@@ -206,6 +206,30 @@ struct CodeRunnerTests {
     #expect(FileManager.default.fileExists(atPath: live.path))
   }
 
+  @Test(
+    "cancelled while it is still being set up: the run ends at once and nothing of it is left", arguments: offline)
+  func cancelledWhileStarting(_ mechanism: SandboxIsolation.Mechanism) async throws {
+    let runner = CodeRunner(mechanism: mechanism)
+    let marker = "early\(Int.random(in: 1_000_000...9_999_999))"
+    let code = "open('/proc/self/comm', 'w').write('\(marker)')\nimport time\ntime.sleep(600)"
+    // Cancel at every moment of the start-up: before the sandbox exists, while it is made,
+    // and once the code runs.
+    for attempt in 0..<60 {
+      let run = Task { try await runner.run(code, timeout: 600) }
+      if attempt > 0 { try await Task.sleep(for: .microseconds(attempt * 250)) }
+      run.cancel()
+      let result = try await run.value
+      #expect(result.status == .cancelled || result.status == .completed, "\(result)")
+    }
+    // Nothing of any of them is left running.
+    var left = processes(named: marker, zombies: false)
+    for _ in 0..<100 where !left.isEmpty {
+      try await Task.sleep(for: .milliseconds(20))
+      left = processes(named: marker, zombies: false)
+    }
+    #expect(left.isEmpty, "still there: \(left)")
+  }
+
   @Test("a missing interpreter or a bad timeout is a typed error")
   func badInput() async throws {
     let runner = CodeRunner()

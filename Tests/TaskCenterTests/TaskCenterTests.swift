@@ -132,6 +132,23 @@ struct TaskCenterTests {
     await fabric.stop()
   }
 
+  @Test("an abort that overtakes its run: the run, when it comes, does not start")
+  func abortBeforeRun() async throws {
+    let fabric = try await TaskFabric()
+    let (_, worker) = try await fabric.addNode("n1")
+    var record = TaskRecord(kind: .code, code: "import time\ntime.sleep(600)")
+    record.id = "task_overtaken"
+    worker.abort(record.id)
+    let outcome = await worker.run(TaskAssignment(record))
+    #expect(outcome.status == .cancelled)
+    // Only that run: the next one with another id runs.
+    var next = TaskRecord(kind: .code, code: "print('ran')")
+    next.id = "task_next"
+    let ran = await worker.run(TaskAssignment(next))
+    #expect(ran.status == .completed, "\(ran)")
+    await fabric.stop()
+  }
+
   @Test("a task on a node that goes away runs again elsewhere; attempts are counted")
   func nodeLost() async throws {
     let fabric = try await TaskFabric()
