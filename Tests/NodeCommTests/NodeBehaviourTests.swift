@@ -397,8 +397,9 @@ struct NodeBehaviourTests {
   func heartbeatExpiry(kind: TransportKind) async throws {
     let disconnected = Signal()
     try await TestCluster(kind).withPair(
-      // (3 s: a gRPC handshake on a busy machine can take more than 1 s.)
-      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .seconds(3)) },
+      // (6 s: with both cores kept busy and the suite in parallel, even a handshake in
+      // memory was seen to take more than 3 s.)
+      configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .seconds(6)) },
       // b never sends heartbeats: to a it is silent.
       configureB: { $0.heartbeat = HeartbeatConfig(enabled: false) },
       setUp: { a, _ in
@@ -416,7 +417,7 @@ struct NodeBehaviourTests {
   @Test("heartbeats keep a quiet but live link up", arguments: TransportKind.allCases)
   func heartbeatKeepsLinkUp(kind: TransportKind) async throws {
     // Generous numbers: the whole suite runs in parallel on two cores in a debug build.
-    let fast = HeartbeatConfig(enabled: true, interval: .milliseconds(200), timeout: .seconds(3))
+    let fast = HeartbeatConfig(enabled: true, interval: .milliseconds(200), timeout: .seconds(6))
     let drops = Recorder<NodeEvent>()
     try await TestCluster(kind).withPair(
       configureA: { $0.heartbeat = fast }, configureB: { $0.heartbeat = fast },
@@ -425,7 +426,8 @@ struct NodeBehaviourTests {
         b.on(.disconnect) { drops.append($0) }
       }
     ) { a, b in
-      try await Task.sleep(for: .seconds(7))
+      // Watched for twice the timeout: a link kept up only by luck would have dropped.
+      try await Task.sleep(for: .seconds(13))
       #expect(drops.all.isEmpty)
       #expect(a.isConnected(to: "b"))
       #expect(b.isConnected(to: "a"))

@@ -214,9 +214,9 @@ struct CodeRunnerTests {
     let code = "open('/proc/self/comm', 'w').write('\(marker)')\nimport time\ntime.sleep(600)"
     // Cancel at every moment of the start-up: before the sandbox exists, while it is made,
     // and once the code runs.
-    for attempt in 0..<60 {
+    for attempt in 0..<30 {
       let run = Task { try await runner.run(code, timeout: 600) }
-      if attempt > 0 { try await Task.sleep(for: .microseconds(attempt * 250)) }
+      if attempt > 0 { try await Task.sleep(for: .microseconds(attempt * 400)) }
       run.cancel()
       let result = try await run.value
       #expect(result.status == .cancelled || result.status == .completed, "\(result)")
