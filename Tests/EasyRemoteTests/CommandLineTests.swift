@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// The `easyremote` tool as a user runs it: real processes, stdout, stderr and exit codes.
 @Suite("easyremote command line", .timeLimit(.minutes(2)))
 struct CommandLineTests {
@@ -104,7 +108,7 @@ struct CommandLineTests {
 
   @Test("gateway --config takes host, port and token from the YAML file; flags win over it")
   func gatewayConfigFile() async throws {
-    let port = Int.random(in: 20_000...40_000)
+    let port = freePort()
     let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).yaml")
     try """
       transport:
@@ -158,7 +162,7 @@ struct CommandLineTests {
 
   @Test("the three programs of Examples/AsyncStream run together and every result checks out")
   func asyncStreamExample() async throws {
-    let port = String(Int.random(in: 20_000...40_000))
+    let port = String(freePort())
     let server = try await BackgroundProcess.start(
       [port], executable: "async-stream-server", readyPrefix: "gateway listening on ")
     defer { server.stop() }
@@ -341,4 +345,22 @@ final class BackgroundProcess: Sendable {
     _ = Foundation.kill(process.processIdentifier, SIGKILL)
     await exited()
   }
+}
+
+/// A TCP port on loopback that is free now: the kernel picks it for a socket bound to port 0,
+/// which is then closed. (A random port collided with other tests' ports under load; a test
+/// that must restart a server on the same port cannot let the server pick it.)
+func freePort() -> Int {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  defer { close(fd) }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  address.sin_port = 0
+  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+  _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+  _ = withUnsafeMutablePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+  }
+  return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -29,7 +29,7 @@ struct TaskCommandLineTests {
 
   @Test("submit, tasks, task and cancel; a gateway killed with SIGKILL loses no accepted task")
   func gatewayKilled() async throws {
-    let port = String(Int.random(in: 20_000...40_000))
+    let port = String(freePort())
     let db = temporaryDatabase()
     let env = ["EASYREMOTE_GATEWAY": "127.0.0.1:\(port)"]
     let first = try await BackgroundProcess.start(
@@ -140,7 +140,7 @@ struct TaskCommandLineTests {
 
   @Test("SIGTERM to a gateway: the call in flight completes, the running task goes back to the queue, exit status 0")
   func gracefulGatewayStop() async throws {
-    let port = String(Int.random(in: 20_000...40_000))
+    let port = String(freePort())
     let db = temporaryDatabase()
     let env = ["EASYREMOTE_GATEWAY": "127.0.0.1:\(port)"]
     let first = try await BackgroundProcess.start(
