@@ -81,6 +81,55 @@ public struct FunctionInfo: Codable, Sendable, Equatable {
   public var nodes: [String]
   /// True when at least one of those nodes has a free worker.
   public var available: Bool
+
+  /// Seed 000's name for the (first) node serving it.
+  public var nodeID: String? { nodes.first }
+
+  enum CodingKeys: String, CodingKey {
+    case name, description, parameters, streaming, idempotent, nodes, available
+    case nodeID = "node_id"
+    case availability
+  }
+
+  public init(
+    name: String, description: String, parameters: [String], streaming: Bool, idempotent: Bool, nodes: [String],
+    available: Bool
+  ) {
+    self.name = name
+    self.description = description
+    self.parameters = parameters
+    self.streaming = streaming
+    self.idempotent = idempotent
+    self.nodes = nodes
+    self.available = available
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    name = try container.decode(String.self, forKey: .name)
+    description = try container.decodeIfPresent(String.self, forKey: .description) ?? ""
+    parameters = try container.decodeIfPresent([String].self, forKey: .parameters) ?? []
+    streaming = try container.decodeIfPresent(Bool.self, forKey: .streaming) ?? false
+    idempotent = try container.decodeIfPresent(Bool.self, forKey: .idempotent) ?? false
+    nodes = try container.decodeIfPresent([String].self, forKey: .nodes)
+      ?? (try container.decodeIfPresent(String.self, forKey: .nodeID)).map { [$0] } ?? []
+    available = try container.decodeIfPresent(Bool.self, forKey: .available)
+      ?? container.decodeIfPresent(Bool.self, forKey: .availability) ?? false
+  }
+
+  /// Ours (`nodes`, `available`) and seed 000's names (`node_id`, `availability`) side by side.
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(name, forKey: .name)
+    try container.encode(description, forKey: .description)
+    try container.encode(parameters, forKey: .parameters)
+    try container.encode(streaming, forKey: .streaming)
+    try container.encode(idempotent, forKey: .idempotent)
+    try container.encode(nodes, forKey: .nodes)
+    try container.encode(available, forKey: .available)
+    try container.encode(nodeID, forKey: .nodeID)
+    try container.encode(available, forKey: .availability)
+  }
 }
 
 /// The gateway's counters.

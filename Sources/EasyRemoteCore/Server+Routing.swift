@@ -49,15 +49,20 @@ extension Server {
         record(function, start: start, failed: true)
         throw failure.nodeError
       }
-      if chosen.descriptor.streaming {
-        finishedCall(on: chosen.nodeID)
-        record(function, start: start, failed: true)
-        throw EasyRemoteError(
-          code: .invalidArguments, message: "'\(function)' is a streaming function: use stream()",
-          function: function
-        ).nodeError
-      }
       tried.insert(chosen.nodeID)
+      if chosen.descriptor.streaming {
+        // A plain call of a streaming function (seed 002's `execute("async_data_stream")`):
+        // its items, collected into one list, within the payload limit.
+        defer { finishedCall(on: chosen.nodeID) }
+        do {
+          let result = try await collect(function, on: chosen.nodeID, payload: payload, timeout: timeout)
+          record(function, start: start, failed: false)
+          return result
+        } catch {
+          record(function, start: start, failed: true)
+          throw EasyRemoteError(error, function: function).nodeError
+        }
+      }
       do {
         let result = try await node.call(
           chosen.nodeID, Methods.run, payload: payload, timeout: timeout, metadata: [Methods.functionKey: function])
@@ -79,6 +84,64 @@ extension Server {
         throw failure.nodeError
       }
     }
+  }
+
+  /// Most items a plain call of a streaming function collects.
+  static let collectedItemsLimit = 100_000
+
+  /// Runs streaming `function` on `nodeID` and answers its items as one list — a JSON array,
+  /// or a MessagePack array — in the items' serializer. Bounded: more than
+  /// ``collectedItemsLimit`` items, or more bytes than the payload limit, fail with a
+  /// message saying to use `stream()`.
+  func collect(_ function: String, on nodeID: String, payload: Payload, timeout: Duration?) async throws -> Payload {
+    let items = try await node.stream(
+      nodeID, Methods.runStream, payload: payload, timeout: timeout, window: Methods.streamWindow,
+      metadata: [Methods.functionKey: function])
+    let byteLimit = node.config.limits.maxPayloadSize
+    var collected: [Payload] = []
+    var bytes = 0
+    for try await batch in items.batches {
+      for item in batch {
+        bytes += item.data.count + 1
+        collected.append(item)
+        if collected.count > Self.collectedItemsLimit || bytes > byteLimit {
+          throw EasyRemoteError(
+            code: .invalidResult,
+            message: "'\(function)' streams more than one answer can hold (\(Self.collectedItemsLimit) items or "
+              + "\(byteLimit) bytes): use stream()", function: function)
+        }
+      }
+    }
+    let serializer = collected.first?.serializer ?? payload.serializer
+    var list = Data()
+    list.reserveCapacity(bytes + 8)
+    switch serializer {
+    case JSONSerializer.name:
+      list.append(UInt8(ascii: "["))
+      for (index, item) in collected.enumerated() {
+        if index > 0 { list.append(UInt8(ascii: ",")) }
+        list.append(item.data)
+      }
+      list.append(UInt8(ascii: "]"))
+    case BinarySerializer.name:
+      // A MessagePack array header, then the items as they are.
+      let count = collected.count
+      if count < 16 {
+        list.append(0x90 | UInt8(count))
+      } else if count <= Int(UInt16.max) {
+        list.append(0xdc)
+        withUnsafeBytes(of: UInt16(count).bigEndian) { list.append(contentsOf: $0) }
+      } else {
+        list.append(0xdd)
+        withUnsafeBytes(of: UInt32(count).bigEndian) { list.append(contentsOf: $0) }
+      }
+      for item in collected { list.append(item.data) }
+    default:
+      throw EasyRemoteError(
+        code: .invalidResult, message: "'\(function)' streams \(serializer) items, which cannot be put in one list: use stream()",
+        function: function)
+    }
+    return Payload(data: list, serializer: serializer)
   }
 
   /// Opens the stream on a node and passes its items on as they come, within the client's

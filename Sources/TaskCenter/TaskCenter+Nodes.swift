@@ -19,12 +19,13 @@ extension TaskCenter {
   }
 
   func info(for node: SchedulerNode, state: State, now: Date) -> TaskNodeInfo {
-    TaskNodeInfo(
-      nodeID: node.id, status: node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout),
+    let status = node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
+    return TaskNodeInfo(
+      nodeID: node.id, status: status,
       resources: node.resources, load: node.load, slots: node.slots, running: node.running,
       completedTasks: node.completed, failedTasks: node.failed, totalComputeTime: node.totalComputeTime,
       lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id),
-      isolation: state.isolation[node.id])
+      idleSince: status == .idle ? node.waitingSince : nil, isolation: state.isolation[node.id])
   }
 
   /// A node joined (or came back): it is idle until it is given work.
@@ -94,8 +95,8 @@ extension TaskCenter {
   }
 
   /// Seconds a task submitted now may wait before it starts: the queue ahead of it shared by
-  /// the online nodes' slots, at the average run time so far.
-  public func estimatedWait(queued: Int) -> Double {
+  /// the online nodes' slots, at the average run time so far; `nil` while no node is online.
+  public func estimatedWait(queued: Int) -> Double? {
     let now = clock()
     let (slots, average) = state.withLock { state -> (Int, Double) in
       let slots = state.scheduler.nodes.values
@@ -104,7 +105,7 @@ extension TaskCenter {
       let average = state.finishedCount == 0 ? 1 : state.finishedSeconds / Double(state.finishedCount)
       return (slots, average)
     }
-    guard slots > 0 else { return -1 }
+    guard slots > 0 else { return nil }
     return (Double(queued) / Double(slots) * average * 10).rounded() / 10
   }
 

@@ -101,6 +101,8 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
   public var lastHeartbeat: Date
   public var joinedAt: Date
   public var runsCode: Bool
+  /// Since when it has been idle (waiting for work); `nil` while busy or offline.
+  public var idleSince: Date?
   /// How its code tasks are isolated; `nil` when it runs none or did not say (HTTP pull).
   public var isolation: SandboxIsolation?
 
@@ -113,6 +115,7 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
     case lastHeartbeat = "last_heartbeat"
     case joinedAt = "joined_at"
     case runsCode = "runs_code"
+    case idleSince = "idle_since"
     case isolation
   }
 }

@@ -60,6 +60,7 @@ package struct NodeView: Encodable, Sendable {
     case failedTasks = "failed_tasks"
     case totalComputeTime = "total_compute_time"
     case runsCode = "runs_code"
+    case idleSince = "idle_since"
     case isolation
   }
 
@@ -79,6 +80,7 @@ package struct NodeView: Encodable, Sendable {
     try container.encode(node.totalComputeTime, forKey: .totalComputeTime)
     try container.encode(node.runsCode, forKey: .runsCode)
     try container.encode(node.isolation, forKey: .isolation)
+    try container.encode(node.idleSince, forKey: .idleSince)  // null while busy or offline
   }
 }
 

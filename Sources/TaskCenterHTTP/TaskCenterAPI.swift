@@ -154,7 +154,8 @@ public struct TaskCenterAPI: Sendable {
     let query = request.uri.queryParameters
     var status: TaskStatus?
     if let text = query.get("status") {
-      guard let parsed = TaskStatus(rawValue: text) else {
+      // `pending` is the seed's word for `queued`.
+      guard let parsed = TaskStatus(rawValue: text) ?? (text == "pending" ? .queued : nil) else {
         throw APIError.invalid(
           "status", "status must be one of \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))")
       }
@@ -177,7 +178,7 @@ public struct TaskCenterAPI: Sendable {
   }
 
   func topNodes(_ request: Request) throws -> Response {
-    let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 10, range: 1...1000)
+    let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 5, range: 1...1000)
     let nodes = center.nodes().sorted {
       ($0.completedTasks, $0.totalComputeTime, $1.nodeID) > ($1.completedTasks, $1.totalComputeTime, $0.nodeID)
     }

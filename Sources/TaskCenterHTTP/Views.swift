@@ -27,12 +27,20 @@ struct NewTaskRequest: Decodable {
 struct NewTaskResponse: Encodable {
   var taskID: String
   var status: TaskStatus
-  var estimatedWait: Double
+  /// `nil` (JSON `null`) while no node is online: nobody can say.
+  var estimatedWait: Double?
 
   enum CodingKeys: String, CodingKey {
     case taskID = "task_id"
     case status
     case estimatedWait = "estimated_wait"
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(taskID, forKey: .taskID)
+    try container.encode(status, forKey: .status)
+    try container.encode(estimatedWait, forKey: .estimatedWait)  // null, not left out
   }
 }
 

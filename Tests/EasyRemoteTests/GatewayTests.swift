@@ -63,6 +63,25 @@ struct GatewayTests {
     #expect(await iterator.next() == nil, "the stream ends when the gateway stops")
   }
 
+  @Test("a streaming function called plainly answers all its items as one list (seed 002)", arguments: TransportKind.allCases)
+  func executeStream(_ kind: TransportKind) async throws {
+    var fabric = try await Fabric.start(kind)
+    _ = try await fabric.addNode("n1")
+    let client = fabric.client()
+    let all: [Int] = try await client.execute("count", 5, 0)
+    #expect(all == [0, 1, 2, 3, 4])
+    let none: [Int] = try await client.execute("count", 0, 0)
+    #expect(none == [])
+    let json = try await client.executeJSON("count", args: [.int(3), .int(0)])
+    #expect(json == .array([.int(0), .int(1), .int(2)]))
+    // Its items can still be streamed one by one.
+    var streamed: [Int] = []
+    for try await item in try await client.stream("count", 3, 0, as: Int.self) { streamed.append(item) }
+    #expect(streamed == [0, 1, 2])
+    await client.close()
+    await fabric.stop()
+  }
+
   @Test("wrong arguments name the parameter; unknown functions and remote errors are typed", arguments: TransportKind.allCases)
   func typedErrors(_ kind: TransportKind) async throws {
     var fabric = try await Fabric.start(kind)

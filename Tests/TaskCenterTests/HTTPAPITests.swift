@@ -305,6 +305,47 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
+  @Test("seed-following clients: pending, top 5, idle_since, estimated_wait, node_id/availability, a stream called plainly")
+  func seedCompatibility() async throws {
+    let stack = try await Stack()
+    // No node yet: nobody can say how long a task waits.
+    let early = try await stack.post("/tasks", ["code": "print(1)"])
+    #expect(early.status == 201 && early.object["estimated_wait"] is NSNull, "\(early.text)")
+    // The seed's `pending` is our `queued`.
+    let pending = try await stack.get("/tasks?status=pending")
+    #expect(pending.status == 200 && pending.object["total"] as? Int == 1, "\(pending.text)")
+    #expect((pending.object["tasks"] as? [[String: Any]])?.first?["status"] as? String == "queued")
+
+    try await stack.fabric.addNode("n1", slots: 2)
+    _ = try await stack.finished(try #require(early.object["task_id"] as? String))
+    #expect(await eventually { (try? await stack.get("/nodes/n1").object["status"] as? String) == "idle" })
+    let idle = try await stack.get("/nodes/n1").object
+    let since = try #require(idle["idle_since"] as? String, "\(idle)")
+    #expect(ISO8601DateFormatter().date(from: since) != nil)
+    let later = try await stack.post("/tasks", ["code": "print(2)"])
+    #expect(later.object["estimated_wait"] as? Double != nil, "\(later.text)")
+
+    // Top nodes: 5 unless asked.
+    for index in 0..<6 {
+      _ = try await stack.post("/internal/heartbeat", ["node_id": "py-\(index)", "resources": ["cpu_cores": 1, "memory_mb": 512]])
+    }
+    #expect((try await stack.get("/stats/nodes/top").object["nodes"] as? [Any])?.count == 5)
+    #expect((try await stack.get("/stats/nodes/top?limit=7").object["nodes"] as? [Any])?.count == 7)
+
+    // Function listings carry seed 000's names beside ours.
+    let functions = try await stack.get("/functions").object["functions"] as? [[String: Any]] ?? []
+    let add = try #require(functions.first { $0["name"] as? String == "sync_add" })
+    #expect(add["node_id"] as? String == "n1" && add["availability"] as? Bool == true && add["nodes"] as? [String] == ["n1"])
+
+    // A streaming function called plainly answers its items as one list.
+    let streamed = try await stack.post("/functions/sync_number_stream/call", ["args": [10, 3, 0]])
+    #expect(streamed.status == 200, "\(streamed.text)")
+    let items = try #require(streamed.object["result"] as? [[String: Any]], "\(streamed.text)")
+    #expect(items.compactMap { $0["value"] as? Int } == [10, 11, 12])
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
   @Test("a worker that follows the seed's bodies exactly still completes a task")
   func seedPullBodies() async throws {
     var configuration = TaskFabric.configuration
