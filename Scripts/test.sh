@@ -13,6 +13,7 @@ dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 command -v prlimit >/dev/null && command -v setpriv >/dev/null || need+=(util-linux)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v ps >/dev/null || need+=(procps)
+command -v openssl >/dev/null || need+=(openssl)  # certificate files for the config tests
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}"
 fi

@@ -65,12 +65,14 @@ public final class Node: Sendable {
     self.config = config
     self.transport = transport
     self.serializers = SerializerRegistry(defaultName: config.serialization.defaultSerializer)
+    for (method, serializer) in config.serialization.perMethod { serializers.use(serializer, for: method) }
     var logger = logger ?? Logger(label: "easyremote.node")
     logger[metadataKey: "node"] = "\(id)"
     if config.debug { logger.logLevel = .debug }
     self.logger = logger
     self.state = Mutex(State())
     if let token = config.authToken { addInterceptor(TokenAuthInterceptor(token: token)) }
+    if config.logCalls { addInterceptor(LoggingInterceptor(logger: logger, level: .info)) }
   }
 
   // MARK: - Methods

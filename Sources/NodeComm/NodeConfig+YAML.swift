@@ -4,119 +4,272 @@ import Yams
 extension NodeConfig {
   /// Loads a configuration from YAML text; absent keys keep their defaults.
   ///
-  /// Relative TLS file paths are resolved against `baseDirectory`.
+  /// Two layouts are read: ours (see ``NodeConfig``) and the origin node layer's (seed 001:
+  /// `transport.grpc.{host, port, max_message_length, tls: {enabled, cert_file, key_file,
+  /// ca_file, mutual_tls}}`, `transport.memory.*`, `serialization.*`, `interceptors.*`,
+  /// `heartbeat.*`). Nothing is ignored: a key that is not known is an error naming it, and so
+  /// is a known key whose setting cannot be honoured yet — a configuration never fails open
+  /// (TLS asked for and not set up, a port not used). Relative TLS file paths are resolved
+  /// against `baseDirectory`.
   ///
-  /// - Throws: ``NodeError`` `invalidState` naming the key when a value has the wrong type.
-  public static func load(yaml: String, baseDirectory: URL? = nil) throws -> NodeConfig {
-    let file: ConfigFile
+  /// - Throws: ``NodeError`` `invalidState` naming the key (and `source`, the file).
+  public static func load(yaml: String, baseDirectory: URL? = nil, source: String? = nil) throws -> NodeConfig {
+    let reader = ConfigReader(source: source, baseDirectory: baseDirectory)
+    let root: Yams.Node?
     do {
-      file = try YAMLDecoder().decode(ConfigFile.self, from: yaml.isEmpty ? "{}" : yaml)
-    } catch let DecodingError.typeMismatch(type, context) {
-      throw configError("'\(context.codingPath.map(\.stringValue).joined(separator: "."))' must be \(type)")
+      root = try Yams.compose(yaml: yaml)
     } catch {
-      throw configError("\(error)")
+      throw reader.error("not YAML: \(error)")
     }
-    var config = NodeConfig.defaults
-    config.nodeID = file.node_id ?? config.nodeID
-    config.debug = file.debug ?? config.debug
-    if let seconds = file.default_timeout { config.defaultTimeout = try duration(seconds, "default_timeout") }
-    if let seconds = file.shutdown_grace_period {
-      config.shutdownGracePeriod = try duration(seconds, "shutdown_grace_period")
-    }
-    if let transport = file.transport {
-      config.transport.mode = transport.mode ?? config.transport.mode
-      config.transport.listen = transport.listen ?? config.transport.listen
-      config.transport.host = transport.host ?? config.transport.host
-      config.transport.port = transport.port ?? config.transport.port
-      if let tls = transport.tls {
-        func read(_ path: String?) throws -> String? {
-          guard let path else { return nil }
-          let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
-          do { return try String(contentsOf: url, encoding: .utf8) } catch {
-            throw configError("cannot read TLS file '\(url.path)': \(error.localizedDescription)")
-          }
-        }
-        config.transport.tls = TLSConfig(
-          certificatePEM: try read(tls.cert), privateKeyPEM: try read(tls.key), trustedCAPEM: try read(tls.ca),
-          requireClientCertificate: tls.require_client_cert ?? false, verifyHostname: tls.verify_hostname ?? false)
-      }
-    }
-    if let heartbeat = file.heartbeat {
-      config.heartbeat.enabled = heartbeat.enabled ?? config.heartbeat.enabled
-      if let s = heartbeat.interval { config.heartbeat.interval = try duration(s, "heartbeat.interval") }
-      if let s = heartbeat.timeout { config.heartbeat.timeout = try duration(s, "heartbeat.timeout") }
-    }
-    if let name = file.serialization?.default { config.serialization.defaultSerializer = name }
-    if let token = file.auth?.token { config.authToken = token }
-    if let limits = file.limits {
-      config.limits.maxPayloadSize = limits.max_payload_size ?? config.limits.maxPayloadSize
-      config.limits.chunkSize = limits.chunk_size ?? config.limits.chunkSize
-      config.limits.tuneAllocator = limits.tune_allocator ?? config.limits.tuneAllocator
-    }
-    return config
+    return try reader.read(root)
   }
 
-  /// Loads a configuration from a YAML file.
+  /// Loads a configuration from a YAML file; errors name the file.
   public static func load(file path: String) throws -> NodeConfig {
     let url = URL(fileURLWithPath: path)
     let text: String
     do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-      throw configError("cannot read config file '\(path)': \(error.localizedDescription)")
+      throw NodeError(code: .invalidState, message: "invalid configuration: cannot read config file '\(path)': \(error.localizedDescription)")
     }
-    return try load(yaml: text, baseDirectory: url.deletingLastPathComponent())
-  }
-
-  private static func duration(_ seconds: Double, _ key: String) throws -> Duration {
-    guard seconds.isFinite, seconds > 0 else { throw configError("'\(key)' must be a positive number of seconds") }
-    return .milliseconds(Int64(seconds * 1000))
-  }
-
-  private static func configError(_ message: String) -> NodeError {
-    NodeError(code: .invalidState, message: "invalid configuration: \(message)")
+    return try load(yaml: text, baseDirectory: url.deletingLastPathComponent(), source: path)
   }
 }
 
-// The YAML shape; snake_case keys as users write them.
-// swiftlint:disable identifier_name
-private struct ConfigFile: Decodable {
-  struct Transport: Decodable {
-    var mode: TransportConfig.Mode?
-    var listen: Bool?
-    var host: String?
-    var port: Int?
-    var tls: TLS?
-  }
-  struct TLS: Decodable {
-    var cert: String?
-    var key: String?
-    var ca: String?
-    var require_client_cert: Bool?
-    var verify_hostname: Bool?
-  }
-  struct Heartbeat: Decodable {
-    var enabled: Bool?
-    var interval: Double?
-    var timeout: Double?
-  }
-  struct Serialization: Decodable {
-    var `default`: String?
-  }
-  struct Limits: Decodable {
-    var max_payload_size: Int?
-    var chunk_size: Int?
-    var tune_allocator: Bool?
-  }
-  var node_id: String?
-  var debug: Bool?
-  var default_timeout: Double?
-  var shutdown_grace_period: Double?
-  var transport: Transport?
-  var heartbeat: Heartbeat?
-  var serialization: Serialization?
-  var limits: Limits?
-  var auth: Auth?
+/// Walks the YAML tree, key by known key.
+private struct ConfigReader {
+  let source: String?
+  let baseDirectory: URL?
 
-  struct Auth: Decodable {
-    var token: String?
+  func error(_ message: String) -> NodeError {
+    NodeError(code: .invalidState, message: "invalid configuration\(source.map { " in \($0)" } ?? ""): \(message)")
+  }
+
+  // MARK: The layouts
+
+  func read(_ root: Yams.Node?) throws -> NodeConfig {
+    var config = NodeConfig.defaults
+    guard let root, !(root.scalar?.string.isEmpty ?? false) else { return config }
+    let top = try mapping(
+      root, "",
+      known: [
+        "node_id", "debug", "default_timeout", "shutdown_grace_period", "transport", "heartbeat", "serialization",
+        "limits", "auth", "interceptors", "listen", "advertised_address",
+      ])
+    if let value = top["node_id"] { config.nodeID = try string(value, "node_id") }
+    if let value = top["debug"] { config.debug = try bool(value, "debug") }
+    if let value = top["default_timeout"] { config.defaultTimeout = try seconds(value, "default_timeout") }
+    if let value = top["shutdown_grace_period"] {
+      config.shutdownGracePeriod = try seconds(value, "shutdown_grace_period")
+    }
+    if let value = top["listen"] { config.transport.listen = try bool(value, "listen") }
+    if let value = top["advertised_address"] {
+      throw error("'advertised_address' (\(try string(value, "advertised_address"))) is not supported: nodes dial out to the gateway, which needs no advertised address")
+    }
+    if let transport = top["transport"] { try readTransport(transport, into: &config) }
+    if let heartbeat = top["heartbeat"] {
+      let keys = try mapping(heartbeat, "heartbeat", known: ["enabled", "interval", "timeout"])
+      if let value = keys["enabled"] { config.heartbeat.enabled = try bool(value, "heartbeat.enabled") }
+      if let value = keys["interval"] { config.heartbeat.interval = try seconds(value, "heartbeat.interval") }
+      if let value = keys["timeout"] { config.heartbeat.timeout = try seconds(value, "heartbeat.timeout") }
+    }
+    if let serialization = top["serialization"] {
+      let keys = try mapping(serialization, "serialization", known: ["default", "methods"])
+      if let value = keys["default"] { config.serialization.defaultSerializer = try string(value, "serialization.default") }
+      if let methods = keys["methods"] {
+        for (method, setting) in try mapping(methods, "serialization.methods", known: nil) {
+          let path = "serialization.methods.\(method)"
+          let fields = try mapping(setting, path, known: ["serializer", "compress"])
+          if let value = fields["serializer"] {
+            config.serialization.perMethod[method] = try string(value, "\(path).serializer")
+          }
+          if let value = fields["compress"], try bool(value, "\(path).compress") {
+            throw error("'\(path).compress: true' is not supported yet (no compression on links)")
+          }
+        }
+      }
+    }
+    if let limits = top["limits"] {
+      let keys = try mapping(limits, "limits", known: ["max_payload_size", "chunk_size", "tune_allocator"])
+      if let value = keys["max_payload_size"] { config.limits.maxPayloadSize = try positive(value, "limits.max_payload_size") }
+      if let value = keys["chunk_size"] { config.limits.chunkSize = try positive(value, "limits.chunk_size") }
+      if let value = keys["tune_allocator"] { config.limits.tuneAllocator = try bool(value, "limits.tune_allocator") }
+    }
+    if let auth = top["auth"] {
+      let keys = try mapping(auth, "auth", known: ["token"])
+      if let value = keys["token"] { config.authToken = try string(value, "auth.token") }
+    }
+    if let interceptors = top["interceptors"] { try readInterceptors(interceptors, into: &config) }
+    return config
+  }
+
+  func readTransport(_ node: Yams.Node, into config: inout NodeConfig) throws {
+    let keys = try mapping(node, "transport", known: ["mode", "listen", "host", "port", "tls", "grpc", "memory"])
+    if let value = keys["mode"] {
+      let text = try string(value, "transport.mode")
+      guard let mode = TransportConfig.Mode(rawValue: text) else {
+        throw error("'transport.mode' must be memory or grpc, not '\(text)'")
+      }
+      config.transport.mode = mode
+    }
+    if let value = keys["listen"] { config.transport.listen = try bool(value, "transport.listen") }
+    if let value = keys["host"] { config.transport.host = try string(value, "transport.host") }
+    if let value = keys["port"] { config.transport.port = try port(value, "transport.port") }
+    if let tls = keys["tls"] {
+      let fields = try mapping(tls, "transport.tls", known: ["cert", "key", "ca", "require_client_cert", "verify_hostname"])
+      config.transport.tls = TLSConfig(
+        certificatePEM: try file(fields["cert"], "transport.tls.cert"),
+        privateKeyPEM: try file(fields["key"], "transport.tls.key"),
+        trustedCAPEM: try file(fields["ca"], "transport.tls.ca"),
+        requireClientCertificate: try fields["require_client_cert"].map { try bool($0, "transport.tls.require_client_cert") } ?? false,
+        verifyHostname: try fields["verify_hostname"].map { try bool($0, "transport.tls.verify_hostname") } ?? false)
+    }
+    // The origin's layout: transport.grpc.*
+    if let grpc = keys["grpc"] {
+      let fields = try mapping(
+        grpc, "transport.grpc",
+        known: ["host", "port", "max_workers", "max_message_length", "tls", "heartbeat", "dual_thread"])
+      if let value = fields["host"] { config.transport.host = try string(value, "transport.grpc.host") }
+      if let value = fields["port"] { config.transport.port = try port(value, "transport.grpc.port") }
+      if let value = fields["max_message_length"] {
+        config.limits.maxPayloadSize = try positive(value, "transport.grpc.max_message_length")
+      }
+      if let value = fields["max_workers"] {
+        throw error(
+          "'transport.grpc.max_workers' (\(try positive(value, "transport.grpc.max_workers"))) is not supported yet: bound the workers of each compute node (`easyremote node --max-workers`)")
+      }
+      if fields["heartbeat"] != nil {
+        throw error("'transport.grpc.heartbeat' is not supported: set the top-level 'heartbeat' instead")
+      }
+      if let value = fields["dual_thread"], try bool(value, "transport.grpc.dual_thread") {
+        throw error("'transport.grpc.dual_thread: true' is not supported (links are not tied to threads)")
+      }
+      if let tls = fields["tls"] {
+        let path = "transport.grpc.tls"
+        let tlsFields = try mapping(tls, path, known: ["enabled", "cert_file", "key_file", "ca_file", "mutual_tls"])
+        let enabled = try tlsFields["enabled"].map { try bool($0, "\(path).enabled") } ?? false
+        if enabled {
+          let mutual = try tlsFields["mutual_tls"].map { try bool($0, "\(path).mutual_tls") } ?? false
+          let certificate = try file(tlsFields["cert_file"], "\(path).cert_file")
+          let key = try file(tlsFields["key_file"], "\(path).key_file")
+          let ca = try file(tlsFields["ca_file"], "\(path).ca_file")
+          if (certificate == nil) != (key == nil) {
+            throw error("'\(path)' needs both cert_file and key_file, or neither (a client trusting ca_file)")
+          }
+          if certificate == nil && ca == nil {
+            throw error("'\(path).enabled: true' needs cert_file and key_file (a server) or ca_file (a client)")
+          }
+          if mutual && (ca == nil || certificate == nil) {
+            throw error("'\(path).mutual_tls: true' needs cert_file, key_file and ca_file")
+          }
+          config.transport.tls = TLSConfig(
+            certificatePEM: certificate, privateKeyPEM: key, trustedCAPEM: ca, requireClientCertificate: mutual,
+            verifyHostname: false)
+        }
+      }
+    }
+    if let memory = keys["memory"] {
+      let fields = try mapping(memory, "transport.memory", known: ["zero_copy", "simulate_latency", "latency_ms"])
+      // Zero-copy is what the memory transport does anyway; simulated latency is not built.
+      if let value = fields["zero_copy"] { _ = try bool(value, "transport.memory.zero_copy") }
+      let simulate = try fields["simulate_latency"].map { try bool($0, "transport.memory.simulate_latency") } ?? false
+      let latency = try fields["latency_ms"].map { try number($0, "transport.memory.latency_ms") } ?? 0
+      if simulate && latency > 0 {
+        throw error("'transport.memory.simulate_latency' is not supported yet")
+      }
+    }
+  }
+
+  func readInterceptors(_ node: Yams.Node, into config: inout NodeConfig) throws {
+    let keys = try mapping(
+      node, "interceptors", known: ["logging", "metrics", "auth", "auth_config", "retry", "custom"])
+    if let value = keys["logging"], try bool(value, "interceptors.logging") {
+      config.logCalls = true
+    }
+    if let value = keys["metrics"], try bool(value, "interceptors.metrics") {
+      throw error("'interceptors.metrics: true' is not supported yet (the metrics issue adds it)")
+    }
+    if keys["custom"] != nil {
+      throw error("'interceptors.custom' is not supported: add interceptors in code (`node.addInterceptor`)")
+    }
+    let auth = try keys["auth"].map { try bool($0, "interceptors.auth") } ?? false
+    if let authConfig = keys["auth_config"] {
+      let fields = try mapping(authConfig, "interceptors.auth_config", known: ["mode", "token"])
+      let mode = try fields["mode"].map { try string($0, "interceptors.auth_config.mode") } ?? "token"
+      guard mode == "token" else {
+        throw error("'interceptors.auth_config.mode' must be token, not '\(mode)'")
+      }
+      if auth, let token = fields["token"] { config.authToken = try string(token, "interceptors.auth_config.token") }
+    }
+    if auth && config.authToken == nil {
+      throw error("'interceptors.auth: true' needs 'interceptors.auth_config.token'")
+    }
+    if let retry = keys["retry"] {
+      let fields = try mapping(retry, "interceptors.retry", known: ["enabled", "max_retries", "backoff"])
+      if let value = fields["enabled"], try bool(value, "interceptors.retry.enabled") {
+        throw error("'interceptors.retry.enabled: true' is not supported yet (idempotent functions are retried by the gateway)")
+      }
+    }
+  }
+
+  // MARK: Values
+
+  /// The entries of a mapping; with `known`, a key not in it is an error naming its path.
+  func mapping(_ node: Yams.Node, _ path: String, known: Set<String>?) throws -> [String: Yams.Node] {
+    guard let mapping = node.mapping else {
+      throw error("'\(path.isEmpty ? "the file" : path)' must be a mapping of keys to values")
+    }
+    var entries: [String: Yams.Node] = [:]
+    for (key, value) in mapping {
+      guard let name = key.string else { throw error("a key under '\(path)' is not text") }
+      let full = path.isEmpty ? name : "\(path).\(name)"
+      if let known, !known.contains(name) {
+        throw error("unknown key '\(full)' (known here: \(known.sorted().joined(separator: ", ")))")
+      }
+      entries[name] = value
+    }
+    return entries
+  }
+
+  func string(_ node: Yams.Node, _ path: String) throws -> String {
+    guard let scalar = node.scalar else { throw error("'\(path)' must be text") }
+    return scalar.string
+  }
+
+  func bool(_ node: Yams.Node, _ path: String) throws -> Bool {
+    guard let value = node.bool else { throw error("'\(path)' must be true or false") }
+    return value
+  }
+
+  func number(_ node: Yams.Node, _ path: String) throws -> Double {
+    guard let value = node.float ?? node.int.map(Double.init) else { throw error("'\(path)' must be a number") }
+    return value
+  }
+
+  func positive(_ node: Yams.Node, _ path: String) throws -> Int {
+    guard let value = node.int, value > 0 else { throw error("'\(path)' must be a positive whole number") }
+    return value
+  }
+
+  func port(_ node: Yams.Node, _ path: String) throws -> Int {
+    guard let value = node.int, (0...65535).contains(value) else { throw error("'\(path)' must be a port (0 to 65535)") }
+    return value
+  }
+
+  func seconds(_ node: Yams.Node, _ path: String) throws -> Duration {
+    let value = try number(node, path)
+    guard value.isFinite, value > 0 else { throw error("'\(path)' must be a positive number of seconds") }
+    return .milliseconds(Int64(value * 1000))
+  }
+
+  /// The text of the file a key names (relative to the config's folder), or nil without one.
+  func file(_ node: Yams.Node?, _ path: String) throws -> String? {
+    guard let node else { return nil }
+    let name = try string(node, path)
+    let url = URL(fileURLWithPath: name, relativeTo: baseDirectory)
+    do {
+      return try String(contentsOf: url, encoding: .utf8)
+    } catch {
+      throw self.error("cannot read TLS file '\(url.path)' ('\(path)'): \(error.localizedDescription)")
+    }
   }
 }

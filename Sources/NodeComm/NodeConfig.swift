@@ -33,6 +33,9 @@ public struct NodeConfig: Sendable, Equatable {
   /// A shared token: when set, the node sends it with every call and refuses calls without
   /// it (``TokenAuthInterceptor`` on both paths, installed by the node itself).
   public var authToken: String?
+  /// Whether the node logs every call it makes and serves (``LoggingInterceptor`` at `info`;
+  /// `interceptors.logging` in the origin's YAML layout).
+  public var logCalls = false
 
   public init(
     nodeID: String? = nil,
@@ -140,9 +143,12 @@ public struct HeartbeatConfig: Sendable, Equatable {
 /// Which serializer calls use when they name none.
 public struct SerializationConfig: Sendable, Equatable {
   public var defaultSerializer: String
+  /// The serializer of calls to these methods (by method name), over the default.
+  public var perMethod: [String: String]
 
-  public init(defaultSerializer: String = JSONSerializer.name) {
+  public init(defaultSerializer: String = JSONSerializer.name, perMethod: [String: String] = [:]) {
     self.defaultSerializer = defaultSerializer
+    self.perMethod = perMethod
   }
 
   public static var defaults: SerializationConfig { SerializationConfig() }

@@ -160,6 +160,64 @@ struct CommandLineTests {
     #expect(intruder.stderr.contains("cannot join"), "\(intruder.stderr)")
   }
 
+  @Test("a config in the origin's layout (seed 001) starts a TLS gateway on its port; a misspelt key stops it, named")
+  func originLayoutConfig() async throws {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("seed-config-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    // Real certificate files, made by openssl: a CA and a server certificate it signed.
+    try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(
+      to: folder.appendingPathComponent("san.ext"), atomically: true, encoding: .utf8)
+    for command in [
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem -days 1 -subj '/CN=Seed CA'",
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr -subj '/CN=localhost'",
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile san.ext",
+    ] {
+      let made = try await runCommand("/bin/sh", ["-c", "cd '\(folder.path)' && \(command) 2>&1"])
+      try #require(made.status == 0, "\(command): \(made.stdout)")
+    }
+    let port = freePort()
+    let file = folder.appendingPathComponent("gateway.yaml")
+    let yaml = """
+      node_id: gateway
+      debug: false
+      default_timeout: 30.0
+      transport:
+        mode: grpc
+        grpc:
+          host: 127.0.0.1
+          port: \(port)
+          max_message_length: 104857600
+          tls: {enabled: true, cert_file: server.pem, key_file: server.key, ca_file: ca.pem, mutual_tls: false}
+        memory: {zero_copy: true, simulate_latency: false, latency_ms: 0.0}
+      serialization:
+        default: json
+      interceptors:
+        logging: true
+        auth: true
+        auth_config: {mode: token, token: s3cret}
+      heartbeat: {enabled: true, interval: 30.0, timeout: 90.0}
+      """
+    try yaml.write(to: file, atomically: true, encoding: .utf8)
+    let db = folder.appendingPathComponent("tasks.sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--config", file.path, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    #expect(gateway.readyLine == "gateway listening on 127.0.0.1:\(port)")
+    // It speaks TLS with the certificate from the file (checked by openssl against the CA).
+    let handshake = try await runCommand(
+      "/bin/sh", ["-c", "openssl s_client -connect 127.0.0.1:\(port) -CAfile '\(folder.path)/ca.pem' -alpn h2 </dev/null 2>&1"])
+    #expect(handshake.stdout.contains("Verify return code: 0 (ok)"), "\(handshake.stdout)")
+    #expect(handshake.stdout.contains("CN = localhost"), "\(handshake.stdout)")
+
+    // `port` misspelt: startup fails, naming the key and the file.
+    let misspelt = folder.appendingPathComponent("misspelt.yaml")
+    try yaml.replacingOccurrences(of: "port: \(port)", with: "prot: \(port)").write(to: misspelt, atomically: true, encoding: .utf8)
+    let refused = try await runTool(["gateway", "--config", misspelt.path, "--no-http", "--db", db + "-2"])
+    #expect(refused.status != 0)
+    #expect(refused.stderr.contains("transport.grpc.prot") && refused.stderr.contains(misspelt.path), "\(refused.stderr)")
+  }
+
   @Test("the three programs of Examples/AsyncStream run together and every result checks out")
   func asyncStreamExample() async throws {
     let port = String(freePort())

@@ -85,6 +85,85 @@ struct NodeConfigTests {
     #expect(missingFile.message.contains("/nonexistent/cert.pem"))
   }
 
+  @Test("the origin's layout (seed 001) is read: grpc host/port/TLS, message size, heartbeat, per-method serializer, auth")
+  func originLayout() throws {
+    let certificates = try TestCertificates.make()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("config-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    try certificates.server.certificatePEM.write(to: folder.appendingPathComponent("server.pem"), atomically: true, encoding: .utf8)
+    try certificates.server.privateKeyPEM.write(to: folder.appendingPathComponent("server.key"), atomically: true, encoding: .utf8)
+    try certificates.caPEM.write(to: folder.appendingPathComponent("ca.pem"), atomically: true, encoding: .utf8)
+    let file = folder.appendingPathComponent("gateway.yaml")
+    try """
+      node_id: gateway
+      debug: false
+      default_timeout: 30.0
+      transport:
+        mode: grpc
+        grpc:
+          host: 127.0.0.1
+          port: 50051
+          max_message_length: 104857600
+          tls: {enabled: true, cert_file: server.pem, key_file: server.key, ca_file: ca.pem, mutual_tls: true}
+        memory: {zero_copy: true, simulate_latency: false, latency_ms: 0.0}
+      serialization:
+        default: json
+        methods:
+          upload: {serializer: binary, compress: false}
+      interceptors:
+        logging: true
+        metrics: false
+        auth: true
+        auth_config: {mode: token, token: s3cret}
+        retry: {enabled: false, max_retries: 3, backoff: 1.0}
+      heartbeat: {enabled: true, interval: 30.0, timeout: 90.0}
+      """.write(to: file, atomically: true, encoding: .utf8)
+    let config = try NodeConfig.load(file: file.path)
+    #expect(config.nodeID == "gateway")
+    #expect(config.transport.mode == .grpc && config.transport.host == "127.0.0.1" && config.transport.port == 50051)
+    #expect(config.limits.maxPayloadSize == 104_857_600)
+    #expect(config.transport.tls?.certificatePEM == certificates.server.certificatePEM)
+    #expect(config.transport.tls?.trustedCAPEM == certificates.caPEM)
+    #expect(config.transport.tls?.requireClientCertificate == true)
+    #expect(config.serialization.perMethod == ["upload": "binary"])
+    #expect(config.authToken == "s3cret" && config.logCalls)
+    #expect(config.heartbeat == HeartbeatConfig(enabled: true, interval: .seconds(30), timeout: .seconds(90)))
+    let node = Node(config: config, transport: MemoryTransport())
+    #expect(node.serializers.name(for: "upload", explicit: nil) == "binary")
+
+    // One letter wrong: refused, naming the key and the file.
+    let typo = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(of: "port: 50051", with: "prot: 50051")
+    try typo.write(to: file, atomically: true, encoding: .utf8)
+    do {
+      _ = try NodeConfig.load(file: file.path)
+      Issue.record("a misspelt key was accepted")
+    } catch let error as NodeError {
+      #expect(error.message.contains("transport.grpc.prot") && error.message.contains(file.path), "\(error.message)")
+    }
+  }
+
+  @Test("nothing is ignored: unknown keys, and known ones that cannot be honoured yet, are refused by name")
+  func nothingIgnored() throws {
+    for (yaml, key) in [
+      ("trasport:\n  port: 1\n", "trasport"),
+      ("transport:\n  grpc:\n    prot: 1\n", "transport.grpc.prot"),
+      ("heartbeat:\n  intervall: 3\n", "heartbeat.intervall"),
+      ("transport:\n  grpc:\n    tls: {enabled: true, cert_file: a.pem}\n", "transport.grpc.tls"),
+      ("transport:\n  grpc:\n    max_workers: 10\n", "transport.grpc.max_workers"),
+      ("serialization:\n  methods:\n    upload: {serializer: binary, compress: true}\n", "serialization.methods.upload.compress"),
+      ("interceptors:\n  metrics: true\n", "interceptors.metrics"),
+      ("interceptors:\n  retry: {enabled: true}\n", "interceptors.retry.enabled"),
+      ("interceptors:\n  auth: true\n", "interceptors.auth"),
+      ("interceptors:\n  custom: [x]\n", "interceptors.custom"),
+      ("advertised_address: 10.0.0.1:50051\n", "advertised_address"),
+      ("transport:\n  memory: {simulate_latency: true, latency_ms: 5}\n", "transport.memory.simulate_latency"),
+    ] {
+      let error = try expectConfigError(yaml)
+      #expect(error.message.contains(key), "\(key): \(error.message)")
+    }
+  }
+
   private func expectConfigError(_ yaml: String) throws -> NodeError {
     do {
       _ = try NodeConfig.load(yaml: yaml)
