@@ -44,7 +44,10 @@ struct SubmitCommand: AsyncParsableCommand {
       }
       progress(nil)
       if json { return emit(jsonText(task)) }
-      if let result = task.result, !result.isEmpty { try? FileHandle.standardOutput.write(contentsOf: Data(result.utf8)) }
+      // A code task's stdout as it printed it; a function task's result as JSON.
+      if let output = task.stdout ?? task.result.map({ $0 + "\n" }), !output.isEmpty {
+        try? FileHandle.standardOutput.write(contentsOf: Data(output.utf8))
+      }
       if let stderr = task.stderr, !stderr.isEmpty { try? FileHandle.standardError.write(contentsOf: Data(stderr.utf8)) }
       guard task.status == .completed else {
         throw fail(

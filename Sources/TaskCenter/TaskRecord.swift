@@ -147,13 +147,24 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
       timeout: timeout, resources: resources, maxAttempts: maxAttempts)
   }
 
-  /// A code task's stdout, or a function task's result as JSON text.
+  /// A code task's stdout without its final newline (`print(1+1)` gives `"2"`, as the seed
+  /// shows it), or a function task's result as JSON text.
   public var result: String? {
     guard let output else { return nil }
-    if output.serializer == TaskPayload.text || output.serializer == JSONSerializer.name {
-      return String(decoding: output.data, as: UTF8.self)
-    }
+    if output.serializer == TaskPayload.text { return Self.withoutFinalNewline(String(decoding: output.data, as: UTF8.self)) }
+    if output.serializer == JSONSerializer.name { return String(decoding: output.data, as: UTF8.self) }
     return output.json.map { String(decoding: (try? JSONEncoder().encode($0)) ?? Data(), as: UTF8.self) }
+  }
+
+  /// A code task's stdout, whole.
+  public var stdout: String? {
+    guard let output, output.serializer == TaskPayload.text else { return nil }
+    return String(decoding: output.data, as: UTF8.self)
+  }
+
+  static func withoutFinalNewline(_ text: String) -> String {
+    // ("\r\n" is one Character in Swift: one dropLast takes either ending.)
+    text.hasSuffix("\n") || text.hasSuffix("\r\n") ? String(text.dropLast()) : text
   }
 
   /// A function task's positional arguments, as JSON values.
@@ -168,7 +179,7 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
     case kind, status, code, function, arguments, timeout, resources, attempts
     case maxAttempts = "max_attempts"
     case nodeID = "node_id"
-    case result, stderr
+    case result, stdout, stderr
     case exitStatus = "exit_status"
     case errorMessage = "error_message"
     case createdAt = "created_at"
@@ -194,7 +205,10 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
       if kind == .function, output.serializer != TaskPayload.text {
         try container.encode(output.json ?? .null, forKey: .result)
       } else {
-        try container.encode(String(decoding: output.data, as: UTF8.self), forKey: .result)
+        // The result without the final newline (as the seed shows it), stdout whole beside it.
+        let text = String(decoding: output.data, as: UTF8.self)
+        try container.encode(Self.withoutFinalNewline(text), forKey: .result)
+        try container.encode(text, forKey: .stdout)
       }
     }
     try container.encodeIfPresent(stderr, forKey: .stderr)
@@ -223,7 +237,9 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
     nodeID = try container.decodeIfPresent(String.self, forKey: .nodeID)
     if kind == .function, let value = try container.decodeIfPresent(JSONValue.self, forKey: .result) {
       output = TaskPayload(data: try JSONSerializer().encode(value), serializer: JSONSerializer.name)
-    } else if let text = try container.decodeIfPresent(String.self, forKey: .result) {
+    } else if let text = try container.decodeIfPresent(String.self, forKey: .stdout)
+      ?? container.decodeIfPresent(String.self, forKey: .result)
+    {
       output = .text(text)
     }
     stderr = try container.decodeIfPresent(String.self, forKey: .stderr)

@@ -56,10 +56,10 @@ struct TaskCommandLineTests {
     defer { node.stop() }
 
     let answer = try await waitForTask(accepted[0], env) { $0["status"] as? String == "completed" }
-    #expect(answer["result"] as? String == "42\n")
+    #expect(answer["result"] as? String == "42")
     #expect(answer["node_id"] as? String == "worker")
     let fromFile = try await waitForTask(accepted[1], env) { $0["status"] as? String == "completed" }
-    #expect(fromFile["result"] as? String == "from a file 3\n")
+    #expect(fromFile["result"] as? String == "from a file 3")
 
     let waited = try await runTool(["submit", "--code", "print('waited')", "--wait"], environment: env)
     #expect(waited.status == 0)
@@ -94,7 +94,7 @@ struct TaskCommandLineTests {
     let created = try JSONSerialization.jsonObject(with: Data(posted.stdout.utf8)) as? [String: Any]
     let httpID = try #require(created?["task_id"] as? String)
     let viaHTTP = try await waitForTask(httpID, env) { $0["status"] as? String == "completed" }
-    #expect(viaHTTP["result"] as? String == "1024\n", "\(viaHTTP)")
+    #expect(viaHTTP["result"] as? String == "1024", "\(viaHTTP)")
   }
 
   @Test("a node killed with SIGKILL while running a task: the task runs again on another node")
@@ -133,7 +133,7 @@ struct TaskCommandLineTests {
     #expect(taskProcesses(named: marker).isEmpty, "left: \(taskProcesses(named: marker))")
     let done = try await waitForTask(id, env) { ($0["status"] as? String).map { $0 != "running" && $0 != "queued" } ?? false }
     #expect(done["status"] as? String == "completed")
-    #expect(done["result"] as? String == "survived\n")
+    #expect(done["result"] as? String == "survived")
     #expect(done["attempts"] as? Int == 2)
     #expect(done["node_id"] as? String == "spare")
   }
@@ -180,7 +180,7 @@ struct TaskCommandLineTests {
       ["gateway", "--port", port, "--no-http", "--db", db], readyPrefix: "gateway listening on ")
     defer { second.stop() }
     let done = try await waitForTask(id, env) { $0["status"] as? String == "completed" }
-    #expect(done["result"] as? String == "after the restart\n")
+    #expect(done["result"] as? String == "after the restart")
     #expect(done["attempts"] as? Int == 2)
   }
   @Test("task code and results never appear in the logs at info level")

@@ -80,7 +80,8 @@ struct HTTPAPITests {
     let id = try #require(created.object["task_id"] as? String)
     let task = try await stack.finished(id)
     #expect(task["status"] as? String == "completed")
-    #expect(task["result"] as? String == "2\n")
+    #expect(task["result"] as? String == "2")
+    #expect(task["stdout"] as? String == "2\n", "stdout stays whole beside the result")
     #expect(task["executed_on"] as? String == "n1")
     #expect(task["completed_at"] is String)
 
@@ -213,7 +214,7 @@ struct HTTPAPITests {
       ["task_id": id, "node_id": "py-1", "status": "success", "result": "hi\n", "execution_time": 0.25, "error_message": NSNull()])
     #expect(reported.status == 200)
     let task = try await stack.get("/tasks/\(id)").object
-    #expect(task["status"] as? String == "completed" && task["result"] as? String == "hi\n")
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "hi")
     #expect(task["executed_on"] as? String == "py-1" && task["execution_time"] as? Double == 0.25)
     // A second report changes nothing.
     let again = try await stack.post("/internal/task/result", ["task_id": id, "node_id": "py-1", "status": "failed"])
@@ -251,7 +252,7 @@ struct HTTPAPITests {
     // Nothing changed: the real result is the one stored, the node's resources are its own,
     // and tasks are still accepted.
     let task = try await stack.finished(id)
-    #expect(task["status"] as? String == "completed" && task["result"] as? String == "real\n")
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "real")
     let after = try await stack.get("/nodes/linked").object
     #expect(after["resources"] as? NSDictionary == before["resources"] as? NSDictionary)
     #expect(try await stack.post("/tasks", ["code": "print(1)"]).status == 201)
@@ -300,7 +301,7 @@ struct HTTPAPITests {
       "POST", "/internal/task/result",
       json: ["task_id": id, "node_id": "py-2", "node_key": key, "attempt": 1, "status": "success", "result": "2\n"])
     #expect(real.status == 200, "\(real.text)")
-    #expect(try await stack.get("/tasks/\(id)").object["result"] as? String == "2\n")
+    #expect(try await stack.get("/tasks/\(id)").object["result"] as? String == "2")
     #expect(stack.problems.withLock { $0 } == [])
     await stack.stop()
   }
@@ -430,10 +431,10 @@ struct HTTPAPITests {
     try FileManager.default.removeItem(at: filler)
     for (id, name) in zip(ids, names) {
       let task = try await stack.finished(id)
-      #expect(task["status"] as? String == "completed" && task["result"] as? String == "\(name) done\n")
+      #expect(task["status"] as? String == "completed" && task["result"] as? String == "\(name) done")
     }
     let after = try #require(try await stack.post("/tasks", ["code": "print('room again')"]).object["task_id"] as? String)
-    #expect(try await stack.finished(after)["result"] as? String == "room again\n")
+    #expect(try await stack.finished(after)["result"] as? String == "room again")
     let healthy = try await stack.get("/health")
     #expect(healthy.status == 200 && healthy.object["status"] as? String == "healthy", "\(healthy.text)")
     #expect(try await stack.get("/nodes/n1").object["running"] as? Int == 0)
@@ -477,7 +478,7 @@ struct HTTPAPITests {
     #expect(connectedNode?["node_id"] as? String == "ws-node" && connectedNode?["max_workers"] as? Int == 1)
     #expect((connectedNode?["functions"] as? [String])?.contains("sync_add") == true)
     #expect((events.dropFirst().first?["data"] as? [String: Any])?["node_id"] as? String == "ws-node")
-    #expect((events.last { $0["event"] as? String == "task_completed" }?["data"] as? [String: Any])?["result"] as? String == "3\n")
+    #expect((events.last { $0["event"] as? String == "task_completed" }?["data"] as? [String: Any])?["result"] as? String == "3")
     await stack.stop()
   }
 
@@ -529,7 +530,7 @@ struct HTTPAPITests {
     #expect(add["arguments"] as? [Int] == [20, 22])
     let summary = try #require(byID["task_2c1fdaf337c54226b672af92"]?["result"] as? [String: Any])
     #expect(summary["sum"] as? Int == 6 && summary["count"] as? Int == 3)
-    #expect(byID["task_6c77e736b766436da669c0c2"]?["result"] as? String == "42\n")
+    #expect(byID["task_6c77e736b766436da669c0c2"]?["result"] as? String == "42")
     #expect(byID["task_e1087f8bb72648a1a85838b7"]?["status"] as? String == "failed")
     #expect(byID["task_e2e9a0ef75be41eea7de5fc4"]?["arguments"] as? [AnyHashable] == ["two", 1])
     let interrupted = try #require(byID["task_a9f0140b55274a5896efae3a"])
@@ -545,7 +546,7 @@ struct HTTPAPITests {
     let three: Double = try await client.result("task_e7f1960bd2bf4d1fa28294df", timeout: .seconds(20))
     #expect(three == 3)
     let code = try await client.waitForTask("task_1609e0d6a275489f99d129f2", timeout: .seconds(20))
-    #expect(code.status == .completed && code.result == "queued before the upgrade\n")
+    #expect(code.status == .completed && code.result == "queued before the upgrade")
     let rest = try await stack.get("/tasks/task_e7f1960bd2bf4d1fa28294df").object
     #expect(rest["result"] as? Int == 3 && rest["arguments"] as? [Int] == [1, 2])
     #expect(stack.problems.withLock { $0 } == [])

@@ -21,7 +21,7 @@ struct TaskCenterTests {
     let codeID = try await client.submitCode("print(6 * 7)")
     let code = try await client.waitForTask(codeID, timeout: .seconds(20))
     #expect(code.status == .completed)
-    #expect(code.result == "42\n")
+    #expect(code.result == "42")
     #expect(code.exitStatus == 0)
     #expect(code.nodeID == "n1" && code.attempts == 1)
     #expect(code.executionTime ?? 0 > 0)
@@ -92,7 +92,7 @@ struct TaskCenterTests {
 
     let failing = try await client.waitForTask(try await client.submitCode("import sys\nprint('half')\nsys.exit('boom')"))
     #expect(failing.status == .failed)
-    #expect(failing.result == "half\n")
+    #expect(failing.result == "half")
     #expect(failing.stderr == "boom\n")
     #expect(failing.exitStatus == 1)
 
@@ -126,7 +126,7 @@ struct TaskCenterTests {
     #expect(try await client.cancelTask(running).status == .cancelled)
     // The sandbox was killed: the node's slot is free again, and the next task runs.
     let next = try await client.waitForTask(try await client.submitCode("print('next')"), timeout: .seconds(20))
-    #expect(next.status == .completed && next.result == "next\n")
+    #expect(next.status == .completed && next.result == "next")
     #expect(await eventually { worker.completedTasks == 1 })
     #expect(try await client.task(queued).startedAt == nil)
     await fabric.stop()
@@ -163,7 +163,7 @@ struct TaskCenterTests {
     #expect(task.status == .completed)
     #expect(task.nodeID == "second")
     #expect(task.attempts == 2)
-    #expect(task.result == "done\n")
+    #expect(task.result == "done")
     #expect(fabric.center.nodes().first { $0.nodeID == "first" }?.status == .offline)
 
     // Out of attempts: failed with the reason.
@@ -214,7 +214,7 @@ struct TaskCenterTests {
     #expect(try await client.task(id).status == .queued)
     #expect(try await call.value == "full")
     let done = try await client.waitForTask(id, timeout: .seconds(20))
-    #expect(done.status == .completed && done.result == "after the call\n")
+    #expect(done.status == .completed && done.result == "after the call")
     await fabric.stop()
   }
 
@@ -350,7 +350,7 @@ struct TaskCenterTests {
     #expect(before.errorMessage == "the gateway stopped")
     try await restarted.addNode("n2", slots: 2)
     let finished = try await again.waitForTask(interrupted, timeout: .seconds(30))
-    #expect(finished.status == .completed && finished.result == "second try\n" && finished.attempts == 2)
+    #expect(finished.status == .completed && finished.result == "second try" && finished.attempts == 2)
     for (index, id) in waiting.enumerated() {
       let sum: Double = try await again.result(id, timeout: .seconds(20))
       #expect(sum == Double(index + 1))
