@@ -310,7 +310,7 @@ struct TaskCenterTests {
     let fabric = try await TaskFabric(linkHeartbeat: TaskFabric.quickSilence)
     let events = fabric.center.events()
     // Joined, then silent: no link heartbeats (nor load reports); the gateway drops its link
-    // after 3 s (it comes back and goes again, as a frozen machine would).
+    // after 6 s (it comes back and goes again, as a frozen machine would).
     try await fabric.addNode("silent", heartbeat: .seconds(3600), silent: true)
     let (_, leaving) = try await fabric.addNode("leaving")
     await leaving.stop()
