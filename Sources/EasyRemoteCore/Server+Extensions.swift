@@ -63,8 +63,12 @@ extension Server {
     for listener in state.withLock({ $0.listeners.all }) { listener(event) }
     switch event {
     case .joined(let nodeID):
-      let node = snapshot().nodes.first { $0.id == nodeID }
-      publish("node_connected", NodeConnected(nodeID: nodeID, functions: node?.functions ?? [], maxWorkers: node?.maxWorkers ?? 0))
+      // Only its own entry, and only when someone listens (not a whole snapshot per join).
+      guard hub.subscriberCount > 0 else { return }
+      let member = state.withLock { $0.membership.members[nodeID] }
+      publish(
+        "node_connected",
+        NodeConnected(nodeID: nodeID, functions: member?.functions.keys.sorted() ?? [], maxWorkers: member?.maxWorkers ?? 0))
     case .left(let nodeID, let reason):
       publish("node_disconnected", NodeDisconnected(nodeID: nodeID, reason: reason))
     case .workerFree, .status:
