@@ -18,6 +18,7 @@ let package = Package(
     .library(name: "TaskCenter", targets: ["TaskCenter"]),
     .library(name: "Sandbox", targets: ["Sandbox"]),
     .library(name: "TaskCenterHTTP", targets: ["TaskCenterHTTP"]),
+    .library(name: "RemoteHosts", targets: ["RemoteHosts"]),
     .executable(name: "easyremote", targets: ["EasyRemoteCLI"]),
     .executable(name: "easyremote-bench", targets: ["EasyRemoteBench"]),
   ],
@@ -106,6 +107,7 @@ let package = Package(
       name: "TaskCenterHTTP",
       dependencies: [
         "TaskCenter",
+        "RemoteHosts",
         "EasyRemoteCore",
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -114,6 +116,17 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
       resources: [.copy("openapi.yaml")],
+      swiftSettings: strict
+    ),
+    // Remote hosts over SSH (seed 003): the system's OpenSSH client, host inspection, agents.
+    .target(
+      name: "RemoteHosts",
+      dependencies: [
+        "Sandbox",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
       swiftSettings: strict
     ),
     // Running code tasks on a node: child processes in a bubblewrap sandbox, under limits.
@@ -128,6 +141,7 @@ let package = Package(
         "EasyRemote",
         "TaskCenter",
         "TaskCenterHTTP",
+        "RemoteHosts",
         "Sandbox",
         "ExampleFunctions",
         "NodeComm",
@@ -184,7 +198,7 @@ let package = Package(
       name: "TaskCenterTests",
       dependencies: [
         "TaskCenter", "Sandbox", "EasyRemote", "EasyRemoteCore", "ExampleFunctions", "TaskCenterHTTP", "NodeComm",
-        "NodeCommGRPC",
+        "NodeCommGRPC", "RemoteHosts",
         .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
         .product(name: "Yams", package: "Yams"),

@@ -11,16 +11,17 @@
 #include <spawn.h>
 #include <sys/mman.h>
 
-int easyremote_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+int easyremote_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int stdin_fd,
                      int stdout_fd, int stderr_fd, const int *fds, int fd_count, pid_t *pid) {
   if (fd_count < 0 || fd_count > 16) return EINVAL;
   // Every source descriptor is first copied above the range the child's descriptors take, so
   // that placing one at 3 + i can never overwrite another still to be placed.
   int floor = 3 + fd_count;
-  int sources[18];
-  int wanted[18] = {stdout_fd, stderr_fd};
+  int sources[19];
+  int wanted[19] = {stdout_fd, stderr_fd};
   for (int i = 0; i < fd_count; i++) wanted[2 + i] = fds[i];
   int count = 2 + fd_count;
+  if (stdin_fd >= 0) wanted[count++] = stdin_fd;
   for (int i = 0; i < count; i++) sources[i] = -1;
   int result = 0;
   for (int i = 0; i < count; i++) {
@@ -33,7 +34,10 @@ int easyremote_spawn(const char *path, char *const argv[], char *const envp[], c
   if ((result = posix_spawn_file_actions_init(&actions)) != 0) goto done_fds;
   if ((result = posix_spawnattr_init(&attributes)) != 0) goto done_actions;
 
-  result = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (stdin_fd >= 0)
+    result = posix_spawn_file_actions_adddup2(&actions, sources[count - 1], 0);
+  else
+    result = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   if (!result) result = posix_spawn_file_actions_adddup2(&actions, sources[0], 1);
   if (!result) result = posix_spawn_file_actions_adddup2(&actions, sources[1], 2);
   for (int i = 0; i < fd_count && !result; i++)

@@ -24,6 +24,7 @@ struct GatewayCommand: AsyncParsableCommand {
   @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
   @Option(help: "A shared token every node and client must present (default: $EASYREMOTE_TOKEN).") var token: String?
+  @OptionGroup(title: "Remote hosts (SSH)") var remote: RemoteHostOptions
 
   func run() async throws {
     bootstrapLogging()
@@ -36,15 +37,18 @@ struct GatewayCommand: AsyncParsableCommand {
     if nodeConfig.limits.tuneAllocator { AllocatorTuning.applyOnce() }
     let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
-    let http = noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
     try await server.start()
+    let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
+    let http =
+      noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts)
     try await center.start()
     try await http?.start()
     if let address = http?.address { emit("http api on http://\(address)") }
     emit("gateway listening on \(server.address ?? "\(host):\(port)")")
-    // SIGTERM/SIGINT stop them in reverse: HTTP, the task center (running tasks go back to
-    // the queue), the gateway (calls in flight get the grace period).
-    try await runServices([server, center] + (http.map { [$0] } ?? []))
+    // SIGTERM/SIGINT stop them in reverse: HTTP, remote agents and their connections, the
+    // task center (running tasks go back to the queue), the gateway (calls in flight get the
+    // grace period).
+    try await runServices([server, center] + (remoteHosts.map { [$0] } ?? []) + (http.map { [$0] } ?? []))
     emit("gateway stopped")
   }
 }
@@ -60,26 +64,35 @@ struct NodeCommand: AsyncParsableCommand {
   @OptionGroup(title: "Code tasks") var sandbox: SandboxOptions
   @Option(help: "Above this CPU use (%) the machine is its owner's and takes no tasks.") var maxCpuPercent = 80.0
   @Option(help: "Above this memory use (%) the machine takes no tasks.") var maxMemoryPercent = 90.0
+  @Option(help: "Serve a status page (JSON: GET / and /health) on this local port (0 picks one).") var statusPort: Int?
+  @Flag(help: "Read the token as the first line of stdin, and stop when stdin ends (how the gateway runs agents over SSH).")
+  var lifeline = false
 
   func run() async throws {
     bootstrapLogging()
-    if gateway.config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
-    let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: gateway.config)
+    var config = gateway.config
+    let lifelineInput = lifeline ? Lifeline() : nil
+    if let token = lifelineInput?.token { config.authToken = token }
+    if config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
+    let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: config)
     SeedExamples.register(on: node)
     let runner = try sandbox.runner()
     let worker = TaskWorker(
       node: node, runner: runner,
       thresholds: LoadThresholds(maxCPUPercent: maxCpuPercent, maxMemoryPercent: maxMemoryPercent))
+    let status = statusPort.map { NodeStatusServer(node: node, worker: worker, port: $0) }
     do {
+      try await status?.start()
+      if let address = status?.address { emit("status on http://\(address)") }
       try await node.start()
       try await worker.start()
     } catch {
       throw fail(error)
     }
     emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
-    // SIGTERM/SIGINT: the worker leaves (its tasks go back to the queue), then the node's
-    // calls in flight get the grace period.
-    try await runServices([node, worker])
+    // SIGTERM/SIGINT (or the end of stdin with --lifeline): the worker leaves (its tasks go
+    // back to the queue), then the node's calls in flight get the grace period.
+    try await runServices([node, worker] + (status.map { [$0] } ?? []), until: lifelineInput)
     emit("node \(node.nodeID) stopped")
   }
 }
@@ -163,11 +176,13 @@ struct DemoCommand: AsyncParsableCommand {
 
 /// Runs `services` (already started, in the order they were started) in one `ServiceGroup`
 /// until SIGINT or SIGTERM, then stops them gracefully in reverse order.
-func runServices(_ services: [any Service]) async throws {
+/// A `lifeline` service, when given, ends the group gracefully when it returns.
+func runServices(_ services: [any Service], until lifeline: (any Service)? = nil) async throws {
   let group = ServiceGroup(
     configuration: .init(
-      services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
-      logger: Logger(label: "easyremote.cli")))
+      services: services.map { .init(service: $0) }
+        + (lifeline.map { [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)] } ?? []),
+      gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "easyremote.cli")))
   try await group.run()
 }
 

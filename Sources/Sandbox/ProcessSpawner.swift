@@ -14,8 +14,8 @@ import Synchronization
 /// that signal when the *thread* that started the child ends, not only the process. Threads
 /// of Swift's cooperative pool may end when idle, which would kill a running task; this
 /// thread never ends, so a task dies exactly when its node does.
-final class ProcessSpawner: Sendable {
-  static let shared = ProcessSpawner()
+package final class ProcessSpawner: Sendable {
+  package static let shared = ProcessSpawner()
 
   private let jobs = Mutex<[@Sendable () -> Void]>([])
   private let wake = DispatchSemaphore(value: 0)
@@ -35,35 +35,40 @@ final class ProcessSpawner: Sendable {
   }
 
   /// Starts `command[0]` (an absolute path) with the rest as its arguments; see
-  /// `easyremote_spawn` for what the child gets. `fds[i]` becomes the child's `3 + i`.
-  func spawn(
-    _ command: [String], environment: [String: String], directory: String?, stdout: Int32, stderr: Int32,
-    fds: [Int32]
-  ) async throws -> pid_t {
-    let result: Result<pid_t, SpawnError> = await withCheckedContinuation { continuation in
-      jobs.withLock { $0.append({ continuation.resume(returning: Self.spawnNow(command, environment, directory, stdout, stderr, fds)) }) }
+  /// `easyremote_spawn` for what the child gets. `fds[i]` becomes the child's `3 + i`; `stdin`
+  /// -1 gives it /dev/null.
+  package func spawn(
+    _ command: [String], environment: [String: String], directory: String?, stdin: Int32 = -1, stdout: Int32,
+    stderr: Int32, fds: [Int32] = []
+  ) async throws -> Int32 {
+    let result: Result<Int32, SpawnError> = await withCheckedContinuation { continuation in
+      jobs.withLock {
+        $0.append({
+          continuation.resume(returning: Self.spawnNow(command, environment, directory, stdin, stdout, stderr, fds))
+        })
+      }
       wake.signal()
     }
     return try result.get()
   }
 
-  struct SpawnError: Error {
-    var errno: Int32
+  package struct SpawnError: Error {
+    package var errno: Int32
   }
 
   private static func spawnNow(
-    _ command: [String], _ environment: [String: String], _ directory: String?, _ stdout: Int32, _ stderr: Int32,
-    _ fds: [Int32]
-  ) -> Result<pid_t, SpawnError> {
+    _ command: [String], _ environment: [String: String], _ directory: String?, _ stdin: Int32, _ stdout: Int32,
+    _ stderr: Int32, _ fds: [Int32]
+  ) -> Result<Int32, SpawnError> {
     let argv = command.map { strdup($0) } + [nil]
     let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
       for pointer in argv { free(pointer) }
       for pointer in envp { free(pointer) }
     }
-    var pid: pid_t = 0
+    var pid: Int32 = 0
     let status = fds.withUnsafeBufferPointer { fds in
-      easyremote_spawn(command[0], argv, envp, directory, stdout, stderr, fds.baseAddress, Int32(fds.count), &pid)
+      easyremote_spawn(command[0], argv, envp, directory, stdin, stdout, stderr, fds.baseAddress, Int32(fds.count), &pid)
     }
     return status == 0 ? .success(pid) : .failure(SpawnError(errno: status))
   }
@@ -72,11 +77,11 @@ final class ProcessSpawner: Sendable {
 /// The end of one child process: ``exited()`` returns once it has exited (without reaping
 /// it, so its pid — and its process group id — cannot be reused while we still signal it);
 /// ``reap()`` then collects its status.
-final class ChildExit: Sendable {
-  let pid: pid_t
+package final class ChildExit: Sendable {
+  package let pid: Int32
   private let latch = Latch()
 
-  init(pid: pid_t) {
+  package init(pid: Int32) {
     self.pid = pid
     Thread.detachNewThread { [latch] in
       var info = siginfo_t()
@@ -85,15 +90,25 @@ final class ChildExit: Sendable {
     }
   }
 
-  var hasExited: Bool { latch.isOpen }
+  package var hasExited: Bool { latch.isOpen }
 
-  func exited() async { await latch.wait() }
+  package func exited() async { await latch.wait() }
 
   /// The raw wait status. Call after ``exited()``: the child is a zombie then, so this does
   /// not block.
-  func reap() -> Int32 {
+  package func reap() -> Int32 {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return status
+  }
+}
+
+extension ProcessSpawner {
+  /// A pipe whose two ends are close-on-exec: hand an end to ``spawn(_:environment:directory:stdin:stdout:stderr:fds:)``
+  /// and it is the child's; close yours after the spawn.
+  package static func pipe() throws -> (read: Int32, write: Int32) {
+    var fds: [Int32] = [-1, -1]
+    guard easyremote_pipe(&fds) == 0 else { throw SpawnError(errno: errno) }
+    return (fds[0], fds[1])
   }
 }

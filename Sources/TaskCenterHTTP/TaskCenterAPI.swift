@@ -2,6 +2,7 @@ public import EasyRemoteCore
 import Foundation
 public import Hummingbird
 public import HummingbirdWebSocket
+public import RemoteHosts
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -36,11 +37,16 @@ public struct TaskCenterAPI: Sendable {
   let center: TaskCenter
   let server: Server
   let configuration: Configuration
+  /// The gateway's remote hosts, served under `/api/remote/` when given.
+  let remoteHosts: RemoteHostManager?
 
-  public init(center: TaskCenter, server: Server, configuration: Configuration = Configuration()) {
+  public init(
+    center: TaskCenter, server: Server, configuration: Configuration = Configuration(), remoteHosts: RemoteHostManager? = nil
+  ) {
     self.center = center
     self.server = server
     self.configuration = configuration
+    self.remoteHosts = remoteHosts
   }
 
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
@@ -78,6 +84,9 @@ public struct TaskCenterAPI: Sendable {
       try await api.call(try context.parameters.require("name"), request)
     }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
+    if let remoteHosts {
+      RemoteAPI(manager: remoteHosts, maxBodyBytes: configuration.maxBodyBytes).register(on: router)
+    }
     router.ws("/ws/updates") { inbound, outbound, _ in
       // Ends when the server shuts down, so open sockets never hold a shutdown back.
       _ = try? await cancelOnGracefulShutdown { await api.streamEvents(inbound: inbound, outbound: outbound) }

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+public import RemoteHosts
 import Synchronization
 public import TaskCenter
 
@@ -24,11 +25,11 @@ public final class TaskCenterHTTPServer: Sendable {
 
   public init(
     center: TaskCenter, server: Server, host: String = "127.0.0.1", port: Int = 8000,
-    configuration: TaskCenterAPI.Configuration = .init(), logger: Logger? = nil
+    configuration: TaskCenterAPI.Configuration = .init(), remoteHosts: RemoteHostManager? = nil, logger: Logger? = nil
   ) {
     self.host = host
     self.port = port
-    self.api = TaskCenterAPI(center: center, server: server, configuration: configuration)
+    self.api = TaskCenterAPI(center: center, server: server, configuration: configuration, remoteHosts: remoteHosts)
     self.logger =
       logger
       ?? {

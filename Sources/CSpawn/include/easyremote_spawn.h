@@ -6,10 +6,10 @@
 
 /// Starts `path` with `argv` and `envp` in a session of its own (so its process group id is
 /// its pid), with every signal at its default disposition and none blocked. Its stdin is
-/// /dev/null, its stdout and stderr are `stdout_fd` and `stderr_fd`, and `fds[i]` becomes its
+/// `stdin_fd`, or /dev/null when that is -1; its stdout and stderr are `stdout_fd` and `stderr_fd`, and `fds[i]` becomes its
 /// descriptor 3 + i; every other descriptor is closed. `cwd` may be NULL.
 /// Returns 0 and sets `*pid`, or returns an errno value.
-int easyremote_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd,
+int easyremote_spawn(const char *path, char *const argv[], char *const envp[], const char *cwd, int stdin_fd,
                      int stdout_fd, int stderr_fd, const int *fds, int fd_count, pid_t *pid);
 
 /// An anonymous in-memory file (close-on-exec) holding `length` bytes of `data`, positioned
