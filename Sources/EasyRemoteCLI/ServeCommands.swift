@@ -69,7 +69,9 @@ struct NodeCommand: AsyncParsableCommand {
   var lifeline = false
 
   func run() async throws {
-    bootstrapLogging()
+    // An agent's log is its stderr, kept in a file on its host: say what happens.
+    bootstrapLogging(default: lifeline ? .info : .warning)
+    let log = Logger(label: "easyremote.node")
     var config = gateway.config
     let lifelineInput = lifeline ? Lifeline() : nil
     if let token = lifelineInput?.token { config.authToken = token }
@@ -90,9 +92,11 @@ struct NodeCommand: AsyncParsableCommand {
       throw fail(error)
     }
     emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
+    log.info("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions, status page \(status?.address ?? "none")")
     // SIGTERM/SIGINT (or the end of stdin with --lifeline): the worker leaves (its tasks go
     // back to the queue), then the node's calls in flight get the grace period.
     try await runServices([node, worker] + (status.map { [$0] } ?? []), until: lifelineInput)
+    log.info("node \(node.nodeID) stopped")
     emit("node \(node.nodeID) stopped")
   }
 }
@@ -187,8 +191,8 @@ func runServices(_ services: [any Service], until lifeline: (any Service)? = nil
 }
 
 /// Logs at warning and above on stderr unless `EASYREMOTE_LOG` names another level.
-func bootstrapLogging() {
-  let level = ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+func bootstrapLogging(default fallback: Logger.Level = .warning) {
+  let level = ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? fallback
   LoggingSystem.bootstrap { label in
     var handler = StreamLogHandler.standardError(label: label)
     handler.logLevel = level

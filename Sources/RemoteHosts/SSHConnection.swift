@@ -90,8 +90,9 @@ final class SSHConnection: Sendable {
     master.signal(SIGKILL)
     _ = await master.wait()
     let stderr = await master.errorText()
+    let prompts = askPass.prompts()
     try? FileManager.default.removeItem(atPath: folder)
-    throw classify(stderr: stderr, prompts: askPass.prompts(), login: login, timedOut: ready == nil)
+    throw classify(stderr: stderr, prompts: prompts, login: login, timedOut: ready == nil)
   }
 
   /// Why ssh failed, from what it printed and asked.

@@ -1,0 +1,340 @@
+import EasyRemote
+import Foundation
+import NodeCommGRPC
+import RemoteHosts
+import Synchronization
+import TaskCenter
+import TaskCenterHTTP
+import Testing
+
+/// Remote hosts (seed 003) against a real OpenSSH server the tests start: host keys, logins,
+/// inspection, an agent uploaded and started through the SSH connection, its node doing
+/// real work, and every refusal in the seed's error shape.
+@Suite(.serialized, .enabled(if: SSHServer.available, "needs root and openssh-server (Scripts/test.sh installs it)"))
+struct RemoteHostsTests {
+  /// A gateway over gRPC with its task center and HTTP API (behind a token, which the agent
+  /// must get through its stdin), and an SSH server on the loopback.
+  final class Stack {
+    let ssh: SSHServer
+    let fabric: TaskFabric
+    let http: TaskCenterHTTPServer
+    let manager: RemoteHostManager
+    let base: String
+    let validator: OpenAPIValidator
+    let problems = Mutex<[String]>([])
+    static let token = "remote-secret"
+
+    init() async throws {
+      ssh = try await SSHServer()
+      fabric = try await TaskFabric(token: Self.token, transport: GRPCTransport())
+      manager = RemoteHostManager(
+        configuration: RemoteHostsConfiguration(
+          gatewayAddress: fabric.address, gatewayToken: Self.token, sshConfigFile: "/dev/null", knownHostsFile: ssh.knownHosts,
+          agentBinary: Self.productsDirectory.appendingPathComponent("easyremote").path,
+          agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"]),
+        agentVersion: TaskCenterAPI.version)
+      http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0, remoteHosts: manager)
+      try await http.start()
+      base = "http://\(http.address ?? "")"
+      validator = try OpenAPIValidator()
+    }
+
+    static var productsDirectory: URL {
+      var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+      while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("easyremote").path), directory.path != "/" {
+        directory = directory.deletingLastPathComponent()
+      }
+      return directory
+    }
+
+    func send(_ method: String, _ path: String, json: Any? = nil) async throws -> HTTPClient.Reply {
+      let reply = try await HTTPClient(base: base).send(method, path, json: json, headers: ["Authorization": "Bearer \(Self.token)"])
+      let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
+      problems.withLock { $0 += found }
+      return reply
+    }
+
+    func get(_ path: String) async throws -> HTTPClient.Reply { try await send("GET", path) }
+    func post(_ path: String, _ json: Any) async throws -> HTTPClient.Reply { try await send("POST", path, json: json) }
+
+    /// Logs in with the test key, accepting the host key first.
+    func connect(_ extra: [String: Any] = [:]) async throws -> String {
+      var body: [String: Any] = [
+        "host": "127.0.0.1", "port": ssh.port, "username": SSHServer.user, "auth_method": "key",
+        "private_key_path": ssh.clientKey, "accept_host_key": ssh.fingerprint, "timeout": 20,
+      ]
+      body.merge(extra) { $1 }
+      let reply = try await post("/api/remote/connect", body)
+      #expect(reply.status == 200, "\(reply.text)")
+      return reply.object["connection_id"] as? String ?? ""
+    }
+
+    func stop() async {
+      await manager.stop()
+      await http.stop()
+      await fabric.stop()
+      await ssh.stop()
+      let found = problems.withLock { $0 }
+      #expect(found.isEmpty, "responses that break openapi.yaml: \(found)")
+    }
+  }
+
+  static func errorCode(_ reply: HTTPClient.Reply) -> String? {
+    #expect(reply.object["success"] as? Bool == false, "\(reply.text)")
+    #expect(reply.object["message"] is String)
+    return reply.object["error"] as? String
+  }
+
+  @Test func unknownHostKeyIsRefusedWithItsFingerprintUntilAccepted() async throws {
+    let stack = try await Stack()
+    let login: [String: Any] = [
+      "host": "127.0.0.1", "port": stack.ssh.port, "username": SSHServer.user, "auth_method": "key",
+      "private_key_path": stack.ssh.clientKey,
+    ]
+    let unknown = try await stack.post("/api/remote/connect", login)
+    #expect(unknown.status == 409)
+    #expect(Self.errorCode(unknown) == "host_key_unknown")
+    #expect((unknown.object["details"] as? [String: Any])?["fingerprint"] as? String == stack.ssh.fingerprint)
+    #expect(try String(contentsOfFile: stack.ssh.knownHosts, encoding: .utf8).isEmpty, "nothing recorded before the user accepts")
+
+    // Accepting another fingerprint than the one presented records nothing.
+    var wrong = login
+    wrong["accept_host_key"] = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    let refused = try await stack.post("/api/remote/connect", wrong)
+    #expect(refused.status == 409)
+    #expect(Self.errorCode(refused) == "host_key_mismatch")
+    #expect(try String(contentsOfFile: stack.ssh.knownHosts, encoding: .utf8).isEmpty)
+
+    var accepted = login
+    accepted["accept_host_key"] = stack.ssh.fingerprint
+    let connected = try await stack.post("/api/remote/connect", accepted)
+    #expect(connected.status == 200, "\(connected.text)")
+    #expect(connected.object["success"] as? Bool == true)
+    #expect((connected.object["connection_id"] as? String)?.hasPrefix("conn_") == true)
+    #expect(connected.object["status"] as? String == "connected")
+    #expect((connected.object["server_info"] as? [String: Any])?["os"] as? String == "Linux")
+    #expect(try String(contentsOfFile: stack.ssh.knownHosts, encoding: .utf8).contains("ssh-ed25519"))
+
+    // Known now: no acceptance needed.
+    let again = try await stack.post("/api/remote/connect", login)
+    #expect(again.status == 200, "\(again.text)")
+    let list = try await stack.get("/api/remote/connections")
+    #expect(list.object["total"] as? Int == 2)
+    await stack.stop()
+  }
+
+  @Test func changedHostKeyIsAlwaysRefused() async throws {
+    let stack = try await Stack()
+    // known_hosts holds another key for this host:port, as after a reinstall or an attack.
+    let other = stack.ssh.folder + "/other_key"
+    try await SSHServer.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other)
+    let key = try String(contentsOfFile: other + ".pub", encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    try "[127.0.0.1]:\(stack.ssh.port) \(key)\n".write(toFile: stack.ssh.knownHosts, atomically: true, encoding: .utf8)
+    for accept in [nil, stack.ssh.fingerprint] {
+      var body: [String: Any] = [
+        "host": "127.0.0.1", "port": stack.ssh.port, "username": SSHServer.user, "private_key_path": stack.ssh.clientKey,
+      ]
+      body["accept_host_key"] = accept
+      let reply = try await stack.post("/api/remote/connect", body)
+      #expect(reply.status == 409, "\(reply.text)")
+      #expect(Self.errorCode(reply) == "host_key_mismatch")
+    }
+    await stack.stop()
+  }
+
+  @Test func loginsByKeyPasswordAndPassphraseAndTheirFailures() async throws {
+    let stack = try await Stack()
+    _ = try await stack.connect()  // records the host key
+    let user = SSHServer.user
+    let base: [String: Any] = ["host": "127.0.0.1", "port": stack.ssh.port, "username": user, "timeout": 20]
+    func connect(_ extra: [String: Any]) async throws -> HTTPClient.Reply {
+      try await stack.post("/api/remote/connect", base.merging(extra) { $1 })
+    }
+    let password = try await connect(["auth_method": "password", "password": stack.ssh.password])
+    #expect(password.status == 200, "\(password.text)")
+    let passphrase = try await connect([
+      "auth_method": "key", "private_key_path": stack.ssh.lockedKey, "key_passphrase": stack.ssh.keyPassphrase,
+    ])
+    #expect(passphrase.status == 200, "\(passphrase.text)")
+
+    let wrongPassword = try await connect(["auth_method": "password", "password": "not it"])
+    #expect(wrongPassword.status == 401, "\(wrongPassword.text)")
+    #expect(Self.errorCode(wrongPassword) == "authentication_failed")
+    let wrongPassphrase = try await connect([
+      "auth_method": "key", "private_key_path": stack.ssh.lockedKey, "key_passphrase": "not it",
+    ])
+    #expect(wrongPassphrase.status == 401, "\(wrongPassphrase.text)")
+    let stranger = stack.ssh.folder + "/stranger"
+    try await SSHServer.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", stranger)
+    let wrongKey = try await connect(["auth_method": "key", "private_key_path": stranger])
+    #expect(wrongKey.status == 401, "\(wrongKey.text)")
+    #expect(Self.errorCode(wrongKey) == "authentication_failed")
+
+    // Secrets are not kept anywhere a listing or the API shows.
+    let listing = try await stack.get("/api/remote/connections")
+    #expect(!listing.text.contains(stack.ssh.password) && !listing.text.contains("open sesame"))
+    let processes = (try? await SSHServer.run("/bin/ps", "axww", "-o", "args")) ?? ""
+    #expect(!processes.contains(stack.ssh.password) && !processes.contains("open sesame"))
+    await stack.stop()
+  }
+
+  @Test func refusalsInTheSeedsShape() async throws {
+    let stack = try await Stack()
+    // A port that accepts TCP and never speaks SSH: the login times out.
+    let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(silent) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) == 0 && getsockname(silent, $0, &length) == 0 }
+    }
+    listen(silent, 8)
+    let silentPort = Int(UInt16(bigEndian: address.sin_port))
+    let timeout = try await stack.post(
+      "/api/remote/connect", ["host": "127.0.0.1", "port": silentPort, "username": "x", "auth_method": "agent", "timeout": 1])
+    #expect(timeout.status == 408, "\(timeout.text)")
+    #expect(Self.errorCode(timeout) == "connection_timeout")
+
+    let refused = try await stack.post(
+      "/api/remote/connect", ["host": "127.0.0.1", "port": SSHServer.freePort(), "username": "x", "auth_method": "agent"])
+    #expect(refused.status == 503, "\(refused.text)")
+    #expect(Self.errorCode(refused) == "service_unavailable")
+
+    for body: [String: Any] in [
+      ["port": 22],
+      ["host": "-oProxyCommand=touch /tmp/pwned", "username": "x"],
+      ["host": "127.0.0.1", "username": "-F/etc/passwd"],
+      ["host": "127.0.0.1", "auth_method": "password"],
+      ["host": "127.0.0.1", "auth_method": "telepathy"],
+      ["host": "127.0.0.1", "port": 70000],
+      ["host": "127.0.0.1", "auth_method": "password", "password": "two\nlines"],
+    ] {
+      let reply = try await stack.post("/api/remote/connect", body)
+      #expect(reply.status == 400, "\(body): \(reply.text)")
+      #expect(Self.errorCode(reply) == "invalid_parameters")
+    }
+    #expect(!FileManager.default.fileExists(atPath: "/tmp/pwned"))
+
+    for path in [
+      "/api/remote/environments?connection_id=conn_nope", "/api/remote/viewer/status?connection_id=conn_nope",
+      "/api/remote/viewer/logs?connection_id=conn_nope", "/api/remote/health?connection_id=conn_nope",
+      "/api/remote/ping?connection_id=conn_nope", "/api/remote/config?connection_id=conn_nope&env_name=x",
+    ] {
+      let reply = try await stack.get(path)
+      #expect(reply.status == 404, "\(path): \(reply.text)")
+      #expect(Self.errorCode(reply) == "connection_not_found")
+    }
+    let missing = try await stack.get("/api/remote/environments")
+    #expect(missing.status == 400)
+    let delete = try await stack.send("DELETE", "/api/remote/connections/conn_nope")
+    #expect(delete.status == 404)
+    let start = try await stack.post("/api/remote/viewer/start", ["connection_id": "conn_nope", "env_name": "python3"])
+    #expect(start.status == 404)
+    await stack.stop()
+  }
+
+  /// The whole path: connect, inspect, upload and start the agent (in a folder whose name
+  /// would break any pasted command), its node runs a task, status/logs/health/ping answer,
+  /// stop leaves nothing behind; started again, a dropped SSH connection takes the agent
+  /// and its node away.
+  @Test func agentJoinsThroughTheTunnelRunsATaskAndLeaves() async throws {
+    let stack = try await Stack()
+    let id = try await stack.connect()
+
+    let environments = try await stack.get("/api/remote/environments?connection_id=\(id)&filter=runicorn_only")
+    #expect(environments.status == 200, "\(environments.text)")
+    let list = environments.object["environments"] as? [[String: Any]] ?? []
+    let system = try #require(list.first { $0["python_path"] as? String == "/usr/bin/python3" }, "\(environments.text)")
+    #expect(system["type"] as? String == "system")
+    #expect((system["python_version"] as? String)?.hasPrefix("3.") == true)
+    #expect(system["runicorn_installed"] as? Bool == true)
+    let envName = try #require(system["name"] as? String)
+    let detect = try await stack.post("/api/remote/environments/detect", ["connection_id": id, "force_refresh": true])
+    #expect(detect.status == 200 && (detect.object["environments_found"] as? Int ?? 0) >= 1, "\(detect.text)")
+    let config = try await stack.get("/api/remote/config?connection_id=\(id)&env_name=\(envName)")
+    #expect(config.status == 200, "\(config.text)")
+    let noEnv = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": "no-such-env"])
+    #expect(noEnv.status == 404)
+    #expect(Self.errorCode(noEnv) == "environment_not_found")
+
+    // A root no pasted command survives: spaces, quotes and `;`.
+    let root = stack.ssh.home + "/runs/it's a \"root\"; touch PWNED"
+    let start = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName, "remote_root": root])
+    #expect(start.status == 200, "\(start.text)")
+    let viewer = start.object["viewer"] as? [String: Any] ?? [:]
+    let nodeID = try #require(viewer["node_id"] as? String)
+    let url = try #require(viewer["url"] as? String)
+    #expect(viewer["status"] as? String == "running")
+    #expect((viewer["remote_root"] as? String)?.hasPrefix(root) == true)
+    var isFolder: ObjCBool = false
+    #expect(FileManager.default.fileExists(atPath: viewer["remote_root"] as? String ?? "", isDirectory: &isFolder) && isFolder.boolValue)
+    #expect(!FileManager.default.fileExists(atPath: stack.ssh.home + "/runs/PWNED") && !FileManager.default.fileExists(atPath: stack.ssh.home + "/PWNED"))
+    // The token reached the agent on stdin, never on its command line.
+    #expect(await stack.ssh.userProcesses(matching: "easyremote").allSatisfy { !$0.contains(Stack.token) })
+
+    let twice = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName])
+    #expect(twice.status == 409)
+    #expect(Self.errorCode(twice) == "viewer_already_running")
+
+    // The agent is a node of the pool and runs code tasks as the SSH user.
+    let node = try await stack.get("/nodes/\(nodeID)")
+    #expect(node.status == 200, "\(node.text)")
+    let submitted = try await stack.post("/tasks", ["code": "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)"])
+    let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
+    var task: [String: Any] = [:]
+    #expect(
+      try await eventually(timeout: .seconds(60)) {
+        task = try await stack.get("/tasks/\(taskID)").object
+        return task["status"] as? String == "completed"
+      }, "\(task)")
+    #expect(task["executed_on"] as? String == nodeID)
+    let uid = try await SSHServer.run("/usr/bin/id", "-u", SSHServer.user).trimmingCharacters(in: .whitespacesAndNewlines)
+    #expect([SSHServer.user, uid].contains(task["result"] as? String ?? ""), "\(task)")
+
+    // Its status page answers here through the local forward.
+    let page = try await HTTPClient(base: url).get("/health")
+    #expect(page.status == 200 && page.object["node_id"] as? String == nodeID, "\(page.text)")
+    let status = try await stack.get("/api/remote/viewer/status?connection_id=\(id)")
+    let statusViewer = status.object["viewer"] as? [String: Any] ?? [:]
+    #expect(statusViewer["status"] as? String == "running" && statusViewer["uptime_seconds"] is Int, "\(status.text)")
+    let health = try await stack.get("/api/remote/health?connection_id=\(id)")
+    #expect(health.object["health"] as? String == "healthy", "\(health.text)")
+    #expect(health.object["checks"] as? [String: String] == ["ssh_connection": "pass", "viewer_process": "pass", "tunnel_active": "pass"])
+    let ping = try await stack.get("/api/remote/ping?connection_id=\(id)")
+    #expect((ping.object["latency_ms"] as? Double).map { $0 >= 0 } == true || ping.object["latency_ms"] is Int, "\(ping.text)")
+    let logs = try await stack.get("/api/remote/viewer/logs?connection_id=\(id)&lines=50")
+    #expect((logs.object["logs"] as? [String] ?? []).contains { $0.contains(nodeID) }, "\(logs.text)")
+
+    // Stop: the node leaves, nothing of the agent is left on the host.
+    let stop = try await stack.post("/api/remote/viewer/stop", ["connection_id": id])
+    #expect(stop.status == 200, "\(stop.text)")
+    #expect(try await eventually(timeout: .seconds(30)) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
+    #expect(try await eventually(timeout: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
+
+    // Again (the uploaded agent is reused); then the SSH connection drops under it.
+    let restart = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName])
+    #expect(restart.status == 200, "\(restart.text)")
+    let secondNode = (restart.object["viewer"] as? [String: Any])?["node_id"] as? String ?? ""
+    #expect((try await stack.get("/nodes/\(secondNode)")).object["status"] as? String != "offline")
+    await stack.ssh.dropConnections()
+    #expect(try await eventually(timeout: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty }, "the agent outlived its connection")
+    #expect(try await eventually(timeout: .seconds(30)) { (try await stack.get("/nodes/\(secondNode)")).object["status"] as? String == "offline" })
+    #expect(try await eventually(timeout: .seconds(30)) { (try await stack.get("/api/remote/connections")).text.contains("\"disconnected\"") })
+    let lost = try await stack.get("/api/remote/health?connection_id=\(id)")
+    #expect(lost.object["health"] as? String == "unhealthy", "\(lost.text)")
+
+    let disconnect = try await stack.send("DELETE", "/api/remote/connections/\(id)?cleanup_viewer=true")
+    #expect(disconnect.status == 200, "\(disconnect.text)")
+    #expect((try await stack.get("/api/remote/ping?connection_id=\(id)")).status == 404)
+    await stack.stop()
+  }
+
+  @Test func shellQuotingSurvivesAnyText() async throws {
+    for text in ["plain", "two words", "it's", "\"double\"", "; rm -rf /", "$(id)", "`id`", "a\nb", "", "-n", "é ü", "\\"] {
+      let echoed = try await SSHServer.run("/bin/sh", "-c", "printf '%s' " + ShellQuote.quote(text))
+      #expect(echoed == text)
+    }
+  }
+}
