@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 # What the suites need beyond the Swift toolchain, installed only when missing:
 # python3 (the sandbox's interpreter), SQLite's headers (GRDB), util-linux's prlimit,
 # setpriv and unshare (the sandbox's limits), bubblewrap (the sandbox itself), procps (`ps`,
-# which the sandbox tests run inside a task).
+# which the sandbox tests run inside a task), OpenSSH's server and client (the remote-host
+# tests start their own sshd) and python3-requests (seed 003's Python client).
 need=()
 command -v python3 >/dev/null || need+=(python3)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
@@ -14,8 +15,11 @@ command -v prlimit >/dev/null && command -v setpriv >/dev/null || need+=(util-li
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v ps >/dev/null || need+=(procps)
 command -v openssl >/dev/null || need+=(openssl)  # certificate files for the config tests
+command -v ssh >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+/usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && apt-get install -y -qq "${need[@]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
 # Build every product too: tests start `easyremote` as a real child process.

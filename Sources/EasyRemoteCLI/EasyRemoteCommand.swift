@@ -10,7 +10,7 @@ struct EasyRemoteCommand: AsyncParsableCommand {
     subcommands: [
       DemoCommand.self, GatewayCommand.self, NodeCommand.self, CallCommand.self, StreamCommand.self,
       FunctionsCommand.self, NodesCommand.self, HealthCommand.self, SubmitCommand.self, TasksCommand.self,
-      TaskCommand.self, CancelCommand.self, PeerCommand.self, SandboxCommand.self,
+      TaskCommand.self, CancelCommand.self, PeerCommand.self, SandboxCommand.self, RemoteCommand.self,
     ]
   )
 }

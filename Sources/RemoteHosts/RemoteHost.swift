@@ -35,7 +35,7 @@ actor RemoteHost {
   func info() -> RemoteConnectionInfo {
     let login = connection.login
     return RemoteConnectionInfo(
-      id: id, host: login.host, port: login.port ?? 22, username: login.username ?? ProcessInfo.processInfo.environment["USER"] ?? "",
+      id: id, host: login.host, port: connection.resolved.port, username: connection.resolved.user,
       status: connection.isAlive ? "connected" : "disconnected", createdAt: createdAt, lastPing: lastPing,
       inspection: inspection, viewer: currentViewer())
   }

@@ -16,6 +16,8 @@ import Synchronization
 final class SSHConnection: Sendable {
   let login: SSHLogin
   let configuration: RemoteHostsConfiguration
+  /// The user, port and host name ssh uses after reading the ssh config (`ssh -G`).
+  let resolved: (user: String, port: Int, hostname: String)
   /// This connection's private folder (0700): the control socket.
   let folder: String
   private let master: LocalProcess
@@ -23,8 +25,12 @@ final class SSHConnection: Sendable {
 
   var controlPath: String { folder + "/ctl" }
 
-  private init(login: SSHLogin, configuration: RemoteHostsConfiguration, folder: String, master: LocalProcess) {
+  private init(
+    login: SSHLogin, configuration: RemoteHostsConfiguration, folder: String, master: LocalProcess,
+    resolved: (user: String, port: Int, hostname: String)
+  ) {
     self.login = login
+    self.resolved = resolved
     self.configuration = configuration
     self.folder = folder
     self.master = master
@@ -84,8 +90,9 @@ final class SSHConnection: Sendable {
       return first
     }
     if ready == true {
-      let connection = SSHConnection(login: login, configuration: configuration, folder: folder, master: master)
-      return connection
+      return SSHConnection(
+        login: login, configuration: configuration, folder: folder, master: master,
+        resolved: await effectiveSettings(login, configuration: configuration))
     }
     master.signal(SIGKILL)
     _ = await master.wait()
@@ -93,6 +100,27 @@ final class SSHConnection: Sendable {
     let prompts = askPass.prompts()
     try? FileManager.default.removeItem(atPath: folder)
     throw classify(stderr: stderr, prompts: prompts, login: login, timedOut: ready == nil)
+  }
+
+  /// `ssh -G`: what the ssh config makes of the login (an alias's user, port, host name).
+  private static func effectiveSettings(_ login: SSHLogin, configuration: RemoteHostsConfiguration) async
+    -> (user: String, port: Int, hostname: String)
+  {
+    var settings: [String: String] = [:]
+    if let process = try? await LocalProcess.start(
+      [configuration.sshPath] + configArguments(configuration) + ["-G"] + targetArguments(login),
+      environment: baseEnvironment(agent: false))
+    {
+      let (output, _) = await process.output(timeout: .seconds(10))
+      for line in String(decoding: output.stdout, as: UTF8.self).split(separator: "\n") {
+        let parts = line.split(separator: " ", maxSplits: 1)
+        if parts.count == 2, settings[String(parts[0])] == nil { settings[String(parts[0])] = String(parts[1]) }
+      }
+    }
+    return (
+      settings["user"] ?? login.username ?? ProcessInfo.processInfo.environment["USER"] ?? "",
+      settings["port"].flatMap { Int($0) } ?? login.port ?? 22, settings["hostname"] ?? login.host
+    )
   }
 
   /// Why ssh failed, from what it printed and asked.

@@ -24,12 +24,14 @@ struct RemoteHostsTests {
     let problems = Mutex<[String]>([])
     static let token = "remote-secret"
 
-    init() async throws {
+    init(sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
       ssh = try await SSHServer()
+      let configFile = ssh.folder + "/ssh_config"
+      try (sshConfig?(ssh) ?? "").write(toFile: configFile, atomically: true, encoding: .utf8)
       fabric = try await TaskFabric(token: Self.token, transport: GRPCTransport())
       manager = RemoteHostManager(
         configuration: RemoteHostsConfiguration(
-          gatewayAddress: fabric.address, gatewayToken: Self.token, sshConfigFile: "/dev/null", knownHostsFile: ssh.knownHosts,
+          gatewayAddress: fabric.address, gatewayToken: Self.token, sshConfigFile: configFile, knownHostsFile: ssh.knownHosts,
           agentBinary: Self.productsDirectory.appendingPathComponent("easyremote").path,
           agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"]),
         agentVersion: TaskCenterAPI.version)
@@ -328,6 +330,94 @@ struct RemoteHostsTests {
     let disconnect = try await stack.send("DELETE", "/api/remote/connections/\(id)?cleanup_viewer=true")
     #expect(disconnect.status == 200, "\(disconnect.text)")
     #expect((try await stack.get("/api/remote/ping?connection_id=\(id)")).status == 404)
+    await stack.stop()
+  }
+
+  /// What users have in `~/.ssh/config` works: a host alias with its HostName, Port, User
+  /// and IdentityFile, reached through a ProxyJump.
+  @Test func sshConfigAliasesAndProxyJump() async throws {
+    let stack = try await Stack { ssh in
+      // The jump's own ssh reads this file too (our -o options are not passed on to it).
+      """
+      Host *
+        UserKnownHostsFile \(ssh.knownHosts)
+      Host jump
+        HostName 127.0.0.1
+        Port \(ssh.port)
+        User \(SSHServer.user)
+        IdentityFile \(ssh.clientKey)
+      Host gpu-box
+        HostName 127.0.0.1
+        Port \(ssh.port)
+        User \(SSHServer.user)
+        IdentityFile \(ssh.clientKey)
+        ProxyJump jump
+
+      """
+    }
+    let first = try await stack.post("/api/remote/connect", ["host": "jump", "accept_host_key": stack.ssh.fingerprint])
+    #expect(first.status == 200, "\(first.text)")
+    let alias = try await stack.post("/api/remote/connect", ["host": "gpu-box"])
+    #expect(alias.status == 200, "\(alias.text)")
+    let id = try #require(alias.object["connection_id"] as? String)
+    // The alias's user and port, as ssh reads them from the config.
+    #expect(alias.object["username"] as? String == SSHServer.user)
+    #expect(alias.object["port"] as? Int == stack.ssh.port)
+    #expect(alias.object["host"] as? String == "gpu-box")
+    let ping = try await stack.get("/api/remote/ping?connection_id=\(id)")
+    #expect(ping.status == 200, "\(ping.text)")
+    // The jump went through sshd too: the alias took two logins (the jump, then the host).
+    #expect(stack.ssh.log.components(separatedBy: "Accepted publickey for \(SSHServer.user)").count - 1 == 3, "\(stack.ssh.log)")
+    await stack.stop()
+  }
+
+  /// The seed document's own Python client class runs its basic example against the gateway.
+  @Test func seedsPythonClientRunsItsBasicExample() async throws {
+    let stack = try await Stack()
+    _ = try await stack.connect()  // the user accepted the host key once before
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/seed_remote_client.py").path
+    let output = try await SSHServer.run(
+      "/usr/bin/env", "EASYREMOTE_API=\(stack.base)", "EASYREMOTE_TOKEN=\(Stack.token)", "SSH_HOST=127.0.0.1",
+      "SSH_PORT=\(stack.ssh.port)", "SSH_USER=\(SSHServer.user)", "SSH_KEY=\(stack.ssh.clientKey)", "PYTHONIOENCODING=utf-8",
+      "python3", script)
+    #expect(output.contains("Viewer 状态: running"), "\(output)")
+    #expect(output.contains("连接健康: healthy"), "\(output)")
+    #expect(output.contains("已断开连接"), "\(output)")
+    #expect(try await eventually(timeout: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
+    await stack.stop()
+  }
+
+  /// `easyremote remote ...` drives the same API: connect (accepting the host key it prints,
+  /// then with a password on stdin), envs, start, status, ping, logs, stop, disconnect.
+  @Test func commandLine() async throws {
+    let stack = try await Stack()
+    let binary = Stack.productsDirectory.appendingPathComponent("easyremote").path
+    let api = ["--api", stack.base, "--token", Stack.token]
+    func cli(_ arguments: [String], input: String? = nil) async throws -> String {
+      try await SSHServer.run("/usr/bin/env", ["EASYREMOTE_LOG=error", binary] + arguments, input: input)
+    }
+    let target = "\(SSHServer.user)@127.0.0.1:\(stack.ssh.port)"
+    // Without --accept-host-key an unknown host is refused, naming the fingerprint.
+    await #expect(throws: SSHServer.Failure.self) { try await cli(["remote", "connect", target, "--key", stack.ssh.clientKey] + api) }
+    let id = try await cli(["remote", "connect", target, "--key", stack.ssh.clientKey, "--accept-host-key"] + api)
+      .split(separator: "\n").first { $0.hasPrefix("conn_") }.map(String.init) ?? ""
+    #expect(id.hasPrefix("conn_"), "\(id)")
+    let byPassword = try await cli(["remote", "connect", target, "--password-stdin"] + api, input: stack.ssh.password + "\n")
+    #expect(byPassword.contains("conn_"), "\(byPassword)")
+    let list = try await cli(["remote", "list"] + api)
+    #expect(list.contains(id) && list.contains("connected"), "\(list)")
+    let envs = try await cli(["remote", "envs", id] + api)
+    #expect(envs.contains("/usr/bin/python3"), "\(envs)")
+    let started = try await cli(["remote", "start", id] + api)
+    #expect(started.contains("started") && started.contains("http://127.0.0.1:"), "\(started)")
+    let status = try await cli(["remote", "status", id, "--json"] + api)
+    #expect(status.contains("\"status\":\"running\""), "\(status)")
+    #expect(try await cli(["remote", "ping", id] + api).contains(" ms"))
+    #expect(try await cli(["remote", "health", id] + api).hasPrefix("healthy"))
+    #expect(try await cli(["remote", "logs", id, "--lines", "20"] + api).contains("joined"))
+    #expect(try await cli(["remote", "stop", id] + api).contains("stopped"))
+    #expect(try await cli(["remote", "disconnect", id] + api).contains("disconnected"))
+    await #expect(throws: SSHServer.Failure.self) { try await cli(["remote", "status", id] + api) }
     await stack.stop()
   }
 

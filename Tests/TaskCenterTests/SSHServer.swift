@@ -115,6 +115,11 @@ final class SSHServer: Sendable {
   /// a child's exit here) and gives its output; a failure throws with the output.
   @discardableResult
   static func run(_ command: String, _ arguments: String..., input: String? = nil) async throws -> String {
+    try await run(command, arguments, input: input)
+  }
+
+  @discardableResult
+  static func run(_ command: String, _ arguments: [String], input: String? = nil) async throws -> String {
     let output = try ProcessSpawner.pipe()
     var stdin: (read: Int32, write: Int32)?
     if input != nil { stdin = try ProcessSpawner.pipe() }
