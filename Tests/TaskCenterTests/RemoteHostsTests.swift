@@ -24,8 +24,8 @@ struct RemoteHostsTests {
     let problems = Mutex<[String]>([])
     static let token = "remote-secret"
 
-    init(sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
-      ssh = try await SSHServer()
+    init(inNamespace: Bool = false, sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
+      ssh = try await SSHServer(inNamespace: inNamespace)
       let configFile = ssh.folder + "/ssh_config"
       try (sshConfig?(ssh) ?? "").write(toFile: configFile, atomically: true, encoding: .utf8)
       fabric = try await TaskFabric(token: Self.token, transport: GRPCTransport())
@@ -62,7 +62,7 @@ struct RemoteHostsTests {
     /// Logs in with the test key, accepting the host key first.
     func connect(_ extra: [String: Any] = [:]) async throws -> String {
       var body: [String: Any] = [
-        "host": "127.0.0.1", "port": ssh.port, "username": SSHServer.user, "auth_method": "key",
+        "host": ssh.host, "port": ssh.port, "username": SSHServer.user, "auth_method": "key",
         "private_key_path": ssh.clientKey, "accept_host_key": ssh.fingerprint, "timeout": 20,
       ]
       body.merge(extra) { $1 }
@@ -418,6 +418,35 @@ struct RemoteHostsTests {
     #expect(try await cli(["remote", "stop", id] + api).contains("stopped"))
     #expect(try await cli(["remote", "disconnect", id] + api).contains("disconnected"))
     await #expect(throws: SSHServer.Failure.self) { try await cli(["remote", "status", id] + api) }
+    await stack.stop()
+  }
+
+  /// The host is another machine on the network (its own network namespace, reached over a
+  /// veth pair) that cannot reach the gateway at all — only through the SSH tunnel.
+  @Test func agentOnAnotherHostJoinsOnlyThroughTheTunnel() async throws {
+    let stack = try await Stack(inNamespace: true)
+    let gatewayPort = Int(stack.fabric.address.split(separator: ":").last ?? "") ?? 0
+    #expect(!(await stack.ssh.reachableFromInside("127.0.0.1", gatewayPort)), "the host reaches the gateway directly")
+    #expect(!(await stack.ssh.reachableFromInside(stack.ssh.host.split(separator: ".").dropLast().joined(separator: ".") + ".1", gatewayPort)))
+    #expect(await stack.ssh.reachableFromInside(stack.ssh.host, 22), "the probe itself works")
+    let id = try await stack.connect()
+    let environments = try await stack.get("/api/remote/environments?connection_id=\(id)")
+    let envName = try #require((environments.object["environments"] as? [[String: Any]])?.first?["name"] as? String, "\(environments.text)")
+    let start = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName])
+    #expect(start.status == 200, "\(start.text)")
+    let nodeID = try #require((start.object["viewer"] as? [String: Any])?["node_id"] as? String)
+    let submitted = try await stack.post("/tasks", ["code": "print(6 * 7)"])
+    let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
+    var task: [String: Any] = [:]
+    #expect(
+      try await eventually(timeout: .seconds(60)) {
+        task = try await stack.get("/tasks/\(taskID)").object
+        return task["status"] as? String == "completed"
+      }, "\(task)")
+    #expect(task["executed_on"] as? String == nodeID && task["result"] as? String == "42", "\(task)")
+    await stack.ssh.dropConnections()
+    #expect(try await eventually(timeout: .seconds(30)) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
+    #expect(try await eventually(timeout: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
     await stack.stop()
   }
 

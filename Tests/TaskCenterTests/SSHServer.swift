@@ -12,6 +12,11 @@ final class SSHServer: Sendable {
 
   let folder: String
   let port: Int
+  /// Where it listens: the loopback, or its own network namespace's address.
+  let host: String
+  /// The network namespace it runs in (a second "host" on this machine, linked to ours by a
+  /// veth pair and nothing else), when asked for.
+  let namespace: String?
   let home: String
   let password: String
   /// The test user's private key (ed25519, no passphrase) and one with a passphrase.
@@ -24,8 +29,9 @@ final class SSHServer: Sendable {
   private let sshdPID: Int32
   private let sshdExit: ChildExit
 
-  init() async throws {
-    folder = NSTemporaryDirectory() + "ssh-\(UUID().uuidString.prefix(8))"
+  init(inNamespace: Bool = false) async throws {
+    let tag = String(UUID().uuidString.prefix(6)).lowercased()
+    folder = NSTemporaryDirectory() + "ssh-\(tag)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     home = "/tmp/easyremote-ssh-home"
     password = "pw \(UUID().uuidString.prefix(8)) ;'\""
@@ -50,10 +56,29 @@ final class SSHServer: Sendable {
     try await Self.run("/bin/chmod", "700", home, home + "/.ssh")
     try await Self.run("/usr/sbin/chpasswd", input: "\(Self.user):\(password)\n")
 
-    port = SSHServer.freePort()
+    if inNamespace {
+      // 10.213.N.0/30: .1 is this machine's end, .2 the namespace's.
+      let subnet = Int.random(in: 1...250)
+      let name = "er\(tag)"
+      try await Self.run("/usr/sbin/ip", "netns", "add", name)
+      try await Self.run("/usr/sbin/ip", "link", "add", "erh\(tag)", "type", "veth", "peer", "name", "ern\(tag)")
+      try await Self.run("/usr/sbin/ip", "link", "set", "ern\(tag)", "netns", name)
+      try await Self.run("/usr/sbin/ip", "addr", "add", "10.213.\(subnet).1/30", "dev", "erh\(tag)")
+      try await Self.run("/usr/sbin/ip", "link", "set", "erh\(tag)", "up")
+      try await Self.run("/usr/sbin/ip", "netns", "exec", name, "ip", "addr", "add", "10.213.\(subnet).2/30", "dev", "ern\(tag)")
+      try await Self.run("/usr/sbin/ip", "netns", "exec", name, "ip", "link", "set", "ern\(tag)", "up")
+      try await Self.run("/usr/sbin/ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+      namespace = name
+      host = "10.213.\(subnet).2"
+      port = 22
+    } else {
+      namespace = nil
+      host = "127.0.0.1"
+      port = SSHServer.freePort()
+    }
     let config = """
       Port \(port)
-      ListenAddress 127.0.0.1
+      ListenAddress \(host)
       HostKey \(folder)/host_key
       PidFile \(folder)/sshd.pid
       UsePAM no
@@ -74,12 +99,12 @@ final class SSHServer: Sendable {
     let logFD = open(folder + "/sshd.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     defer { close(logFD) }
     sshdPID = try await ProcessSpawner.shared.spawn(
-      [Self.sshd, "-D", "-e", "-f", folder + "/sshd_config"], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"], directory: nil,
+      (namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] } ?? []) + [Self.sshd, "-D", "-e", "-f", folder + "/sshd_config"], environment: ["PATH": "/usr/sbin:/usr/bin:/bin"], directory: nil,
       stdout: logFD, stderr: logFD)
     sshdExit = ChildExit(pid: sshdPID)
     // Ready when it accepts connections.
     let deadline = Date().addingTimeInterval(30)
-    while !SSHServer.accepts(port: port) {
+    while !SSHServer.accepts(host: host, port: port) {
       guard Date() < deadline, !sshdExit.hasExited else { throw Failure(message: "sshd did not start: \(log)") }
       try await Task.sleep(for: .milliseconds(20))
     }
@@ -108,7 +133,16 @@ final class SSHServer: Sendable {
     await sshdExit.exited()
     _ = sshdExit.reap()
     await dropConnections()
+    if let namespace { _ = try? await Self.run("/usr/sbin/ip", "netns", "del", namespace) }  // takes the veth pair along
     try? FileManager.default.removeItem(atPath: folder)
+  }
+
+  /// Whether a TCP connection to `host:port` succeeds from inside the namespace.
+  func reachableFromInside(_ host: String, _ port: Int) async -> Bool {
+    guard let namespace else { return true }
+    let probe = "import socket\ntry:\n socket.create_connection((\"\(host)\", \(port)), 3)\n print('open')\nexcept OSError:\n print('closed')"
+    let output = (try? await Self.run("/usr/sbin/ip", "netns", "exec", namespace, "/usr/bin/python3", "-c", probe)) ?? ""
+    return output.contains("open")
   }
 
   /// Runs `command` to its end (through the spawner: Foundation's `Process` was seen to miss
@@ -156,13 +190,13 @@ final class SSHServer: Sendable {
     return Int(UInt16(bigEndian: address.sin_port))
   }
 
-  static func accepts(port: Int) -> Bool {
+  static func accepts(host: String = "127.0.0.1", port: Int) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_addr.s_addr = inet_addr(host)
     return withUnsafePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
