@@ -4,6 +4,7 @@ import ExampleFunctions
 import Foundation
 import Logging
 import NodeComm
+import RemoteHosts
 import Sandbox
 import ServiceLifecycle
 import TaskCenter
@@ -121,11 +122,13 @@ struct DemoCommand: AsyncParsableCommand {
       db ?? URL(fileURLWithPath: SQLiteTaskStore.defaultPath).deletingLastPathComponent()
       .appendingPathComponent("demo.sqlite").path
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath))
-    let http = TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort)
     try await server.start()
+    let address = server.address ?? "\(host):\(port)"
+    let remoteHosts: RemoteHostManager? = RemoteHostManager(
+      configuration: RemoteHostsConfiguration(gatewayAddress: address), agentVersion: TaskCenterAPI.version)
+    let http = TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts)
     try await center.start()
     try await http.start()
-    let address = server.address ?? "\(host):\(port)"
     let node = ComputeNode(serverAddress: address, nodeID: "local", maxWorkers: 8)
     SeedExamples.register(on: node)
     let worker = TaskWorker(node: node, runner: CodeRunner().resolvedInterpreter() == nil ? nil : CodeRunner())
@@ -168,11 +171,12 @@ struct DemoCommand: AsyncParsableCommand {
       await worker.stop()
       await node.stop()
       await http.stop()
+      await remoteHosts?.stop()
       await center.stop()
       await server.stop()
     } else {
       emit("Serving until Ctrl-C.")
-      try await runServices([server, center, http, node, worker])
+      try await runServices([server, center] + (remoteHosts.map { [$0] } ?? []) + [http, node, worker])
     }
     emit("stopped")
   }

@@ -450,6 +450,39 @@ struct RemoteHostsTests {
     await stack.stop()
   }
 
+  /// `easyremote gateway` as a real process, uploading itself (`/proc/self/exe`); SIGKILLed,
+  /// its SSH connections die with it, and so do the agents on the hosts.
+  @Test func gatewayKilledTakesItsAgentsAlong() async throws {
+    let ssh = try await SSHServer()
+    let binary = Stack.productsDirectory.appendingPathComponent("easyremote").path
+    let db = ssh.folder + "/gateway.sqlite"
+    let gateway = try await RunningProgram.start(
+      [binary, "gateway", "--port", "0", "--http-port", "0", "--db", db, "--token", Stack.token, "--known-hosts", ssh.knownHosts,
+       "--ssh-config", "/dev/null"],
+      readyPrefix: "gateway listening on ")
+    let base = try #require(gateway.lines.first { $0.hasPrefix("http api on ") }?.replacingOccurrences(of: "http api on ", with: ""))
+    let http = HTTPClient(base: base)
+    let auth = ["Authorization": "Bearer \(Stack.token)"]
+    let connect = try await http.send(
+      "POST", "/api/remote/connect",
+      json: [
+        "host": ssh.host, "port": ssh.port, "username": SSHServer.user, "private_key_path": ssh.clientKey,
+        "accept_host_key": ssh.fingerprint,
+      ], headers: auth)
+    let id = try #require(connect.object["connection_id"] as? String, "\(connect.text)")
+    let environments = try await http.send("GET", "/api/remote/environments?connection_id=\(id)", headers: auth)
+    let envName = try #require((environments.object["environments"] as? [[String: Any]])?.first?["name"] as? String)
+    let start = try await http.send("POST", "/api/remote/viewer/start", json: ["connection_id": id, "env_name": envName], headers: auth)
+    #expect(start.status == 200, "\(start.text)")
+    #expect(await !ssh.userProcesses(matching: " node ").isEmpty)
+
+    await gateway.stop(SIGKILL)
+    #expect(try await eventually(timeout: .seconds(30)) { await ssh.userProcesses(matching: " node ").isEmpty }, "an agent outlived its gateway")
+    let masters = (try? await SSHServer.run("/usr/bin/pgrep", "-af", "easyremote-ssh-")) ?? ""
+    #expect(!masters.contains("ssh "), "ssh processes outlived the gateway: \(masters)")
+    await ssh.stop()
+  }
+
   @Test func shellQuotingSurvivesAnyText() async throws {
     for text in ["plain", "two words", "it's", "\"double\"", "; rm -rf /", "$(id)", "`id`", "a\nb", "", "-n", "é ü", "\\"] {
       let echoed = try await SSHServer.run("/bin/sh", "-c", "printf '%s' " + ShellQuote.quote(text))

@@ -202,3 +202,60 @@ final class SSHServer: Sendable {
     }
   }
 }
+
+/// A program started by a test that runs until the test ends it; ready once it printed a
+/// line starting with `readyPrefix` (its earlier lines are kept).
+final class RunningProgram: Sendable {
+  let pid: Int32
+  private let exit: ChildExit
+  let lines: [String]
+
+  private init(pid: Int32, exit: ChildExit, lines: [String]) {
+    self.pid = pid
+    self.exit = exit
+    self.lines = lines
+  }
+
+  static func start(_ command: [String], readyPrefix: String, environment: [String: String] = [:]) async throws -> RunningProgram {
+    let output = try ProcessSpawner.pipe()
+    var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": NSHomeDirectory()]
+    env.merge(environment) { $1 }
+    let pid = try await ProcessSpawner.shared.spawn(command, environment: env, directory: nil, stdout: output.write, stderr: 2)
+    close(output.write)
+    let exit = ChildExit(pid: pid)
+    let lines: [String] = await withCheckedContinuation { continuation in
+      Thread.detachNewThread {
+        var lines: [String] = []
+        var line = [UInt8]()
+        var byte: UInt8 = 0
+        while read(output.read, &byte, 1) == 1 {
+          if byte != UInt8(ascii: "\n") {
+            line.append(byte)
+            continue
+          }
+          lines.append(String(decoding: line, as: UTF8.self))
+          line = []
+          if lines.last!.hasPrefix(readyPrefix) { break }
+        }
+        continuation.resume(returning: lines)
+        // Keep draining so the program never blocks on a full pipe.
+        while read(output.read, &byte, 1) == 1 {}
+        close(output.read)
+      }
+    }
+    guard lines.last?.hasPrefix(readyPrefix) == true else {
+      kill(pid, SIGKILL)
+      await exit.exited()
+      _ = exit.reap()
+      throw SSHServer.Failure(message: "\(command[0]) ended without '\(readyPrefix)': \(lines)")
+    }
+    return RunningProgram(pid: pid, exit: exit, lines: lines)
+  }
+
+  /// Sends `signal` and waits for it to end.
+  func stop(_ signal: Int32 = SIGTERM) async {
+    if !exit.hasExited { kill(pid, signal) }
+    await exit.exited()
+    _ = exit.reap()
+  }
+}
