@@ -483,6 +483,53 @@ struct RemoteHostsTests {
     await ssh.stop()
   }
 
+  /// Inspection finds virtualenvs (one with a space in its name) and conda environments
+  /// (`conda env list --json`), each with its Python version; `detect` refreshes the cache.
+  @Test func inspectionFindsVenvsAndCondaEnvironments() async throws {
+    let stack = try await Stack()
+    let home = stack.ssh.home
+    let fm = FileManager.default
+    let made = [home + "/.venvs", home + "/miniconda3"]
+    for folder in made { try? fm.removeItem(atPath: folder) }
+    defer { for folder in made { try? fm.removeItem(atPath: folder) } }
+    let id = try await stack.connect()
+    let before = try await stack.get("/api/remote/environments?connection_id=\(id)")
+    #expect((before.object["environments"] as? [[String: Any]] ?? []).allSatisfy { $0["type"] as? String == "system" }, "\(before.text)")
+
+    for bin in [home + "/.venvs/my env/bin", home + "/miniconda3/bin", home + "/miniconda3/envs/torch; x/bin"] {
+      try fm.createDirectory(atPath: bin, withIntermediateDirectories: true)
+      try fm.createSymbolicLink(atPath: bin + "/python", withDestinationPath: "/usr/bin/python3")
+    }
+    let conda = """
+      #!/bin/sh
+      [ "$1 $2 $3" = "env list --json" ] || exit 2
+      printf '{"envs": ["%s/miniconda3", "%s/miniconda3/envs/torch; x"]}\\n' "$HOME" "$HOME"
+
+      """
+    fm.createFile(atPath: home + "/miniconda3/bin/conda", contents: Data(conda.utf8), attributes: [.posixPermissions: 0o755])
+    try await SSHServer.run("/bin/chown", "-R", "\(SSHServer.user):\(SSHServer.user)", home)
+
+    // Cached until detect.
+    let cached = try await stack.get("/api/remote/environments?connection_id=\(id)")
+    #expect((cached.object["environments"] as? [[String: Any]])?.count == (before.object["environments"] as? [[String: Any]])?.count)
+    let detect = try await stack.post("/api/remote/environments/detect", ["connection_id": id])
+    #expect(detect.status == 200, "\(detect.text)")
+    let after = try await stack.get("/api/remote/environments?connection_id=\(id)")
+    let list = after.object["environments"] as? [[String: Any]] ?? []
+    let byName = Dictionary(list.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { first, _ in first })
+    #expect(byName["my env"]?["type"] as? String == "venv", "\(after.text)")
+    #expect(byName["my env"]?["python_path"] as? String == home + "/.venvs/my env/bin/python")
+    #expect(byName["base"]?["type"] as? String == "conda", "\(after.text)")
+    #expect(byName["torch; x"]?["type"] as? String == "conda", "\(after.text)")
+    #expect((byName["torch; x"]?["python_version"] as? String)?.hasPrefix("3.") == true)
+    #expect(detect.object["environments_found"] as? Int == list.count)
+    // An agent runs in the venv named with a space.
+    let start = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": "my env"])
+    #expect(start.status == 200, "\(start.text)")
+    #expect((start.object["viewer"] as? [String: Any])?["python_path"] as? String == home + "/.venvs/my env/bin/python")
+    await stack.stop()
+  }
+
   @Test func shellQuotingSurvivesAnyText() async throws {
     for text in ["plain", "two words", "it's", "\"double\"", "; rm -rf /", "$(id)", "`id`", "a\nb", "", "-n", "é ü", "\\"] {
       let echoed = try await SSHServer.run("/bin/sh", "-c", "printf '%s' " + ShellQuote.quote(text))
