@@ -21,12 +21,16 @@ public struct RemoteHostsConfiguration: Sendable {
   public var agentStartTimeout: Double
   /// Extra arguments for `easyremote node` on every host (`--max-workers 2`, ...).
   public var agentArguments: [String]
+  /// The ssh-agent socket logins with `auth_method: agent` (and keys ssh finds there) use;
+  /// nil is the gateway's `$SSH_AUTH_SOCK`.
+  public var agentSocket: String?
 
   public init(
     gatewayAddress: String, gatewayToken: String? = nil, sshPath: String = "/usr/bin/ssh", sshConfigFile: String? = nil,
     knownHostsFile: String? = nil, agentBinary: String? = nil, keepaliveInterval: Int = 5, agentStartTimeout: Double = 60,
-    agentArguments: [String] = []
+    agentArguments: [String] = [], agentSocket: String? = nil
   ) {
+    self.agentSocket = agentSocket
     self.gatewayAddress = gatewayAddress
     self.gatewayToken = gatewayToken
     self.sshPath = sshPath

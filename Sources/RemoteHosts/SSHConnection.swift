@@ -67,6 +67,7 @@ final class SSHConnection: Sendable {
         "-o", "ForwardAgent=no", "-o", "ForwardX11=no", "-o", "RequestTTY=no",
       ] + authenticationArguments(login.authentication) + targetArguments(login)
     var environment = baseEnvironment(agent: true)
+    if let socket = configuration.agentSocket { environment["SSH_AUTH_SOCK"] = socket }
     environment.merge(askPass.environment) { $1 }
     let master: LocalProcess
     do {

@@ -24,7 +24,7 @@ struct RemoteHostsTests {
     let problems = Mutex<[String]>([])
     static let token = "remote-secret"
 
-    init(inNamespace: Bool = false, sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
+    init(inNamespace: Bool = false, agentSocket: String? = nil, sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
       ssh = try await SSHServer(inNamespace: inNamespace)
       let configFile = ssh.folder + "/ssh_config"
       try (sshConfig?(ssh) ?? "").write(toFile: configFile, atomically: true, encoding: .utf8)
@@ -33,7 +33,7 @@ struct RemoteHostsTests {
         configuration: RemoteHostsConfiguration(
           gatewayAddress: fabric.address, gatewayToken: Self.token, sshConfigFile: configFile, knownHostsFile: ssh.knownHosts,
           agentBinary: Self.productsDirectory.appendingPathComponent("easyremote").path,
-          agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"]),
+          agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"], agentSocket: agentSocket),
         agentVersion: TaskCenterAPI.version)
       http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0, remoteHosts: manager)
       try await http.start()
@@ -158,6 +158,9 @@ struct RemoteHostsTests {
       "auth_method": "key", "private_key_path": stack.ssh.lockedKey, "key_passphrase": stack.ssh.keyPassphrase,
     ])
     #expect(passphrase.status == 200, "\(passphrase.text)")
+
+    let rsa = try await connect(["auth_method": "key", "private_key_path": stack.ssh.rsaKey, "key_passphrase": stack.ssh.keyPassphrase])
+    #expect(rsa.status == 200, "\(rsa.text)")
 
     let wrongPassword = try await connect(["auth_method": "password", "password": "not it"])
     #expect(wrongPassword.status == 401, "\(wrongPassword.text)")
@@ -369,6 +372,29 @@ struct RemoteHostsTests {
     // The jump went through sshd too: the alias took two logins (the jump, then the host).
     #expect(stack.ssh.log.components(separatedBy: "Accepted publickey for \(SSHServer.user)").count - 1 == 3, "\(stack.ssh.log)")
     await stack.stop()
+  }
+
+  /// `auth_method: agent` logs in with a key only the user's ssh-agent holds (its file is
+  /// never named); without the agent the same login fails.
+  @Test func sshAgentLogin() async throws {
+    let folder = NSTemporaryDirectory() + "agent-\(UUID().uuidString.prefix(6))"
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let socket = folder + "/agent.sock"
+    let agent = try await RunningProgram.start(["/usr/bin/ssh-agent", "-D", "-a", socket], readyPrefix: "SSH_AUTH_SOCK=")
+    let stack = try await Stack(agentSocket: socket)
+    try await SSHServer.run("/usr/bin/env", "SSH_AUTH_SOCK=\(socket)", "/usr/bin/ssh-add", "-q", stack.ssh.agentOnlyKey)
+    let login: [String: Any] = [
+      "host": stack.ssh.host, "port": stack.ssh.port, "username": SSHServer.user, "auth_method": "agent",
+      "accept_host_key": stack.ssh.fingerprint,
+    ]
+    let connected = try await stack.post("/api/remote/connect", login)
+    #expect(connected.status == 200, "\(connected.text)")
+    try await SSHServer.run("/usr/bin/env", "SSH_AUTH_SOCK=\(socket)", "/usr/bin/ssh-add", "-D")
+    let refused = try await stack.post("/api/remote/connect", login)
+    #expect(refused.status == 401, "\(refused.text)")
+    await stack.stop()
+    await agent.stop()
+    try? FileManager.default.removeItem(atPath: folder)
   }
 
   /// The seed document's own Python client class runs its basic example against the gateway.

@@ -22,6 +22,9 @@ final class SSHServer: Sendable {
   /// The test user's private key (ed25519, no passphrase) and one with a passphrase.
   let clientKey: String
   let lockedKey: String
+  /// An RSA key with a passphrase, and a key only the test's ssh-agent holds.
+  let rsaKey: String
+  let agentOnlyKey: String
   let keyPassphrase = "open sesame; 'quoted'"
   /// A known_hosts file that has nothing in it yet.
   let knownHosts: String
@@ -37,12 +40,16 @@ final class SSHServer: Sendable {
     password = "pw \(UUID().uuidString.prefix(8)) ;'\""
     clientKey = folder + "/id_ed25519"
     lockedKey = folder + "/id_locked"
+    rsaKey = folder + "/id_rsa"
+    agentOnlyKey = folder + "/id_agent"
     knownHosts = folder + "/known_hosts"
     FileManager.default.createFile(atPath: knownHosts, contents: Data())
     try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
     try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", folder + "/host_key")
     try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", clientKey)
     try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", keyPassphrase, "-f", lockedKey)
+    try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", keyPassphrase, "-f", rsaKey)
+    try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", agentOnlyKey)
     fingerprint = String(
       try await Self.run("/usr/bin/ssh-keygen", "-l", "-E", "sha256", "-f", folder + "/host_key.pub").split(separator: " ")[1])
     if (try? await Self.run("/usr/bin/id", Self.user)) == nil {
@@ -50,7 +57,8 @@ final class SSHServer: Sendable {
     }
     try await Self.run("/usr/sbin/usermod", "-d", home, Self.user)
     try FileManager.default.createDirectory(atPath: home + "/.ssh", withIntermediateDirectories: true)
-    let keys = try String(contentsOfFile: clientKey + ".pub", encoding: .utf8) + String(contentsOfFile: lockedKey + ".pub", encoding: .utf8)
+    let keys = try [clientKey, lockedKey, rsaKey, agentOnlyKey].map { try String(contentsOfFile: $0 + ".pub", encoding: .utf8) }
+      .joined()
     try keys.write(toFile: home + "/.ssh/authorized_keys", atomically: true, encoding: .utf8)
     try await Self.run("/bin/chown", "-R", "\(Self.user):\(Self.user)", home)
     try await Self.run("/bin/chmod", "700", home, home + "/.ssh")
