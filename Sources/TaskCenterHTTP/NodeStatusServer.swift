@@ -4,7 +4,6 @@ import Hummingbird
 public import Logging
 import NIOCore
 public import ServiceLifecycle
-import Synchronization
 public import TaskCenter
 
 /// A compute node's own status page (`easyremote node --status-port`): `GET /` and
@@ -15,26 +14,19 @@ public final class NodeStatusServer: Service, Sendable {
   public let port: Int
   private let node: ComputeNode
   private let worker: TaskWorker?
-  private let logger: Logger
   private let startedAt = Date()
-  private let state = Mutex<(address: String?, task: Task<Void, any Error>?, group: ServiceGroup?)>((nil, nil, nil))
+  private let running: RunningApplication
 
   public init(node: ComputeNode, worker: TaskWorker?, host: String = "127.0.0.1", port: Int, logger: Logger? = nil) {
     self.node = node
     self.worker = worker
     self.host = host
     self.port = port
-    self.logger =
-      logger
-      ?? {
-        var logger = Logger(label: "easyremote.node-status")
-        logger.logLevel = .warning
-        return logger
-      }()
+    self.running = RunningApplication(logger: logger, label: "easyremote.node-status")
   }
 
   /// `host:port` once started.
-  public var address: String? { state.withLock { $0.address } }
+  public var address: String? { running.address }
 
   /// Starts serving; returns once the port is bound.
   public func start() async throws {
@@ -42,25 +34,11 @@ public final class NodeStatusServer: Service, Sendable {
     let status = self
     router.get("/") { _, _ in status.response() }
     router.get("/health") { _, _ in status.response() }
-    let (bound, binding) = AsyncStream.makeStream(of: String.self)
-    let app = Application(
-      router: router, configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote node"),
-      onServerRunning: { [host] channel in
-        binding.yield("\(host):\(channel.localAddress?.port ?? 0)")
-        binding.finish()
-      }, logger: logger)
-    let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-    let task = Task {
-      defer { binding.finish() }
-      try await group.run()
+    try await running.start(host: host, port: port) { [host, port, logger = running.logger] onServerRunning in
+      Application(
+        router: router, configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote node"),
+        onServerRunning: onServerRunning, logger: logger)
     }
-    var address: String?
-    for await value in bound { address = value }
-    guard let address else {
-      try await task.value
-      throw HTTPError(.internalServerError, message: "the status page did not start")
-    }
-    state.withLock { $0 = (address, task, group) }
   }
 
   private func response() -> Response {
@@ -82,9 +60,5 @@ public final class NodeStatusServer: Service, Sendable {
     await stop()
   }
 
-  public func stop() async {
-    let (task, group) = state.withLock { ($0.task, $0.group) }
-    await group?.triggerGracefulShutdown()
-    _ = await task?.result
-  }
+  public func stop() async { await running.stop() }
 }

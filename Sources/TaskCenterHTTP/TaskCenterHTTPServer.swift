@@ -20,8 +20,9 @@ public final class TaskCenterHTTPServer: Sendable {
   public let host: String
   public let port: Int
   let api: TaskCenterAPI
-  let logger: Logger
-  private let state = Mutex<(task: Task<Void, any Error>?, group: ServiceGroup?, address: String?)>((nil, nil, nil))
+  private let running: RunningApplication
+
+  var logger: Logger { running.logger }
 
   public init(
     center: TaskCenter, server: Server, host: String = "127.0.0.1", port: Int = 8000,
@@ -30,49 +31,25 @@ public final class TaskCenterHTTPServer: Sendable {
     self.host = host
     self.port = port
     self.api = TaskCenterAPI(center: center, server: server, configuration: configuration, remoteHosts: remoteHosts)
-    self.logger =
-      logger
-      ?? {
-        var logger = Logger(label: "easyremote.http")
-        logger.logLevel = .warning
-        return logger
-      }()
+    self.running = RunningApplication(logger: logger, label: "easyremote.http")
   }
 
   /// `host:port` once started (the real port when 0 was asked for).
-  public var address: String? { state.withLock { $0.address } }
+  public var address: String? { running.address }
 
   /// Starts serving; returns once the port is bound.
   public func start() async throws {
-    let (bound, binding) = AsyncStream.makeStream(of: String.self)
     let router = api.router()
-    let app = Application(
-      router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),
-      configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
-      onServerRunning: { [host] channel in
-        binding.yield("\(host):\(channel.localAddress?.port ?? 0)")
-        binding.finish()
-      }, logger: logger)
-    let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-    let task = Task {
-      defer { binding.finish() }
-      try await group.run()
+    try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
+      Application(
+        router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),
+        configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
+        onServerRunning: onServerRunning, logger: logger)
     }
-    state.withLock { $0 = (task, group, nil) }
-    var iterator = bound.makeAsyncIterator()
-    guard let address = await iterator.next() else {
-      try await task.value
-      throw TaskCenterError(code: .internalError, message: "the HTTP server did not start on \(host):\(port)")
-    }
-    state.withLock { $0.address = address }
   }
 
   /// Stops serving: open requests finish, then the port closes.
-  public func stop() async {
-    let (task, group) = state.withLock { ($0.task, $0.group) }
-    await group?.triggerGracefulShutdown()
-    _ = try? await task?.value
-  }
+  public func stop() async { await running.stop() }
 }
 
 extension TaskCenterHTTPServer: Service {

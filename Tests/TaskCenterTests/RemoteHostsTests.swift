@@ -71,6 +71,19 @@ struct RemoteHostsTests {
       return reply.object["connection_id"] as? String ?? ""
     }
 
+    /// Submits a code task and waits for it to complete; its JSON.
+    func completedTask(_ code: String) async throws -> [String: Any] {
+      let submitted = try await post("/tasks", ["code": code])
+      let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
+      var task: [String: Any] = [:]
+      #expect(
+        try await eventually(timeout: .seconds(60)) {
+          task = try await get("/tasks/\(taskID)").object
+          return task["status"] as? String == "completed"
+        }, "\(task)")
+      return task
+    }
+
     func stop() async {
       await manager.stop()
       await http.stop()
@@ -186,17 +199,9 @@ struct RemoteHostsTests {
   @Test func refusalsInTheSeedsShape() async throws {
     let stack = try await Stack()
     // A port that accepts TCP and never speaks SSH: the login times out.
-    let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let (silent, silentPort) = SSHServer.boundSocket()
     defer { close(silent) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) == 0 && getsockname(silent, $0, &length) == 0 }
-    }
     listen(silent, 8)
-    let silentPort = Int(UInt16(bigEndian: address.sin_port))
     let timeout = try await stack.post(
       "/api/remote/connect", ["host": "127.0.0.1", "port": silentPort, "username": "x", "auth_method": "agent", "timeout": 1])
     #expect(timeout.status == 408, "\(timeout.text)")
@@ -286,14 +291,7 @@ struct RemoteHostsTests {
     // The agent is a node of the pool and runs code tasks as the SSH user.
     let node = try await stack.get("/nodes/\(nodeID)")
     #expect(node.status == 200, "\(node.text)")
-    let submitted = try await stack.post("/tasks", ["code": "import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)"])
-    let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
-    var task: [String: Any] = [:]
-    #expect(
-      try await eventually(timeout: .seconds(60)) {
-        task = try await stack.get("/tasks/\(taskID)").object
-        return task["status"] as? String == "completed"
-      }, "\(task)")
+    let task = try await stack.completedTask("import os, pwd; print(pwd.getpwuid(os.getuid()).pw_name)")
     #expect(task["executed_on"] as? String == nodeID)
     let uid = try await SSHServer.run("/usr/bin/id", "-u", SSHServer.user).trimmingCharacters(in: .whitespacesAndNewlines)
     #expect([SSHServer.user, uid].contains(task["result"] as? String ?? ""), "\(task)")
@@ -461,14 +459,7 @@ struct RemoteHostsTests {
     let start = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName])
     #expect(start.status == 200, "\(start.text)")
     let nodeID = try #require((start.object["viewer"] as? [String: Any])?["node_id"] as? String)
-    let submitted = try await stack.post("/tasks", ["code": "print(6 * 7)"])
-    let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
-    var task: [String: Any] = [:]
-    #expect(
-      try await eventually(timeout: .seconds(60)) {
-        task = try await stack.get("/tasks/\(taskID)").object
-        return task["status"] as? String == "completed"
-      }, "\(task)")
+    let task = try await stack.completedTask("print(6 * 7)")
     #expect(task["executed_on"] as? String == nodeID && task["result"] as? String == "42", "\(task)")
     await stack.ssh.dropConnections()
     #expect(try await eventually(timeout: .seconds(30)) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })

@@ -185,9 +185,9 @@ final class SSHServer: Sendable {
     return text
   }
 
-  static func freePort() -> Int {
+  /// A TCP socket bound to a port of the kernel's choice on the loopback, and that port.
+  static func boundSocket() -> (fd: Int32, port: Int) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -195,7 +195,14 @@ final class SSHServer: Sendable {
     _ = withUnsafeMutablePointer(to: &address) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
     }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+  }
+
+  /// A port nothing listens on now.
+  static func freePort() -> Int {
+    let (fd, port) = boundSocket()
+    close(fd)
+    return port
   }
 
   static func accepts(host: String = "127.0.0.1", port: Int) -> Bool {
