@@ -9,7 +9,7 @@ import Synchronization
 /// Puts an `easyremote` agent on a host: the host's own when it has this version, else this
 /// program's binary, uploaded once into a per-user cache folder named by its SHA-256 and
 /// checked after the upload.
-enum AgentDeployer {
+package enum AgentDeployer {
   /// SHA-256 of local files, by path, size and modification time.
   private static let digests = Mutex<[String: String]>([:])
 
@@ -18,7 +18,7 @@ enum AgentDeployer {
     return (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
   }
 
-  static var localArchitecture: String {
+  package static var localArchitecture: String {
     var name = utsname()
     uname(&name)
     return withUnsafeBytes(of: &name.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
@@ -39,20 +39,38 @@ enum AgentDeployer {
     return digest
   }
 
+  /// How an agent gets onto a host.
+  package enum Plan: Equatable, Sendable {
+    /// The host has this version already, here.
+    case installed(String)
+    /// This program's binary fits the host.
+    case upload
+    /// Neither: why, and what the user can do.
+    case unavailable(String)
+  }
+
+  package static func plan(for inspection: HostInspection, version: String, localArchitecture: String = localArchitecture) -> Plan {
+    if let installed = inspection.agent, installed.version == version { return .installed(installed.path) }
+    let found = inspection.agent.map { " (it has easyremote \($0.version) at \($0.path))" } ?? ""
+    guard inspection.os == "Linux" else {
+      return .unavailable(
+        "the host runs \(inspection.os.isEmpty ? "an unknown OS" : inspection.os), so this gateway's Linux binary cannot run there, and it has no easyremote \(version)\(found); install easyremote \(version) on it (on PATH or in ~/.local/bin)")
+    }
+    guard inspection.architecture == localArchitecture else {
+      return .unavailable(
+        "the host is \(inspection.architecture) and this gateway \(localArchitecture), so this gateway's binary cannot run there, and it has no easyremote \(version)\(found); install easyremote \(version) on it (on PATH or in ~/.local/bin)")
+    }
+    return .upload
+  }
+
   /// The path of an agent on the host that answers `--version` with `version`.
   static func ensureAgent(
     on connection: SSHConnection, inspection: HostInspection, version: String, configuration: RemoteHostsConfiguration
   ) async throws(RemoteHostError) -> String {
-    if let installed = inspection.agent, installed.version == version { return installed.path }
-    guard inspection.os == "Linux" else {
-      throw RemoteHostError(
-        code: .agentUnavailable,
-        message: "the host runs \(inspection.os.isEmpty ? "an unknown OS" : inspection.os), and has no easyremote \(version); install easyremote \(version) there (it must be on PATH or in ~/.local/bin)")
-    }
-    guard inspection.architecture == localArchitecture else {
-      throw RemoteHostError(
-        code: .agentUnavailable,
-        message: "the host is \(inspection.architecture), this gateway \(localArchitecture), and the host has no easyremote \(version); install easyremote \(version) there")
+    switch plan(for: inspection, version: version) {
+    case .installed(let path): return path
+    case .unavailable(let reason): throw RemoteHostError(code: .agentUnavailable, message: reason)
+    case .upload: break
     }
     let local = localBinary(configuration)
     let digest = try sha256(of: local)

@@ -2,7 +2,7 @@ import Foundation
 
 /// Finds out what a host offers with one fixed script (no user text in it) and, when conda is
 /// there, one more command for its environments' Python versions.
-enum HostInspector {
+package enum HostInspector {
   /// Prints `key=value` lines, `gpu=name, memory` lines, `env<TAB>type<TAB>name<TAB>python<TAB>version`
   /// lines and `agent<TAB>path<TAB>version` lines, and `conda<TAB>path` for a conda to ask.
   static let script = #"""
@@ -48,7 +48,7 @@ enum HostInspector {
     return inspection
   }
 
-  static func parse(_ text: String, agentVersion: String) -> HostInspection {
+  package static func parse(_ text: String, agentVersion: String) -> HostInspection {
     var values: [String: String] = [:]
     var gpus: [HostInspection.GPU] = []
     var environments: [RemoteEnvironment] = []

@@ -128,9 +128,11 @@ extension RemoteHostManager {
   /// How an agent would get onto a host: `installed` (it has this version), `upload` (this
   /// program's binary fits it) or `unavailable`.
   public func agentAvailability(_ inspection: HostInspection) -> String {
-    if inspection.agent?.version == agentVersion { return "installed" }
-    if inspection.os == "Linux" && inspection.architecture == AgentDeployer.localArchitecture { return "upload" }
-    return "unavailable"
+    switch AgentDeployer.plan(for: inspection, version: agentVersion) {
+    case .installed: "installed"
+    case .upload: "upload"
+    case .unavailable: "unavailable"
+    }
   }
 
   /// Where agents keep their folders on a host unless told otherwise.

@@ -547,6 +547,37 @@ struct RemoteHostsTests {
     await stack.stop()
   }
 
+  /// What the inspection script prints becomes environments (one per interpreter, names
+  /// unique), GPUs and the installed agent; and whether an agent can get there, or why not.
+  @Test func inspectionParsingAndAgentPlans() {
+    let text = [
+      "os=Linux", "kernel=6.1.0", "arch=x86_64", "hostname=gpu-box", "cores=16", "memory_kb=65536000", "home=/home/ml",
+      "gpu=NVIDIA A100-SXM4-40GB, 40960", "gpu=NVIDIA A100-SXM4-40GB, 40960",
+      "env\tsystem\tpython3\t/usr/bin/python3\t3.11.2", "env\tsystem\tpython\t/usr/bin/python\t3.11.2",
+      "env\tvenv\tpython3\t/home/ml/venvs/python3/bin/python\t3.10.1", "conda\t/home/ml/miniconda3/bin/conda",
+      "agent\t/home/ml/.local/bin/easyremote\teasyremote 0.3.0", "agent\t/usr/local/bin/easyremote\teasyremote 9.9.9",
+    ].joined(separator: "\n")
+    let inspection = HostInspector.parse(text, agentVersion: "9.9.9")
+    #expect(inspection.hostname == "gpu-box" && inspection.cores == 16 && inspection.memoryBytes == 65_536_000 * 1024)
+    #expect(inspection.gpus.count == 2 && inspection.gpus[0].memoryMB == 40960 && inspection.gpus[0].name.hasPrefix("NVIDIA A100"))
+    #expect(inspection.environments.map(\.name) == ["python3", "python3-venv"])
+    #expect(inspection.agent?.path == "/usr/local/bin/easyremote" && inspection.agent?.version == "9.9.9")
+    #expect(AgentDeployer.plan(for: inspection, version: "9.9.9") == .installed("/usr/local/bin/easyremote"))
+    #expect(AgentDeployer.plan(for: inspection, version: "1.0.0", localArchitecture: "x86_64") == .upload)
+    guard case .unavailable(let reason) = AgentDeployer.plan(for: inspection, version: "1.0.0", localArchitecture: "aarch64") else {
+      Issue.record("an x86_64 host cannot take an aarch64 binary")
+      return
+    }
+    #expect(reason.contains("x86_64") && reason.contains("aarch64") && reason.contains("install easyremote 1.0.0"))
+    var mac = inspection
+    mac.os = "Darwin"
+    guard case .unavailable(let macReason) = AgentDeployer.plan(for: mac, version: "1.0.0", localArchitecture: "x86_64") else {
+      Issue.record("a Darwin host cannot take a Linux binary")
+      return
+    }
+    #expect(macReason.contains("Darwin") && macReason.contains("easyremote 9.9.9 at /usr/local/bin/easyremote"))
+  }
+
   @Test func shellQuotingSurvivesAnyText() async throws {
     for text in ["plain", "two words", "it's", "\"double\"", "; rm -rf /", "$(id)", "`id`", "a\nb", "", "-n", "é ü", "\\"] {
       let echoed = try await SSHServer.run("/bin/sh", "-c", "printf '%s' " + ShellQuote.quote(text))

@@ -43,7 +43,7 @@ final class SSHServer: Sendable {
     rsaKey = folder + "/id_rsa"
     agentOnlyKey = folder + "/id_agent"
     knownHosts = folder + "/known_hosts"
-    FileManager.default.createFile(atPath: knownHosts, contents: Data())
+    _ = FileManager.default.createFile(atPath: knownHosts, contents: Data())
     try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
     try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", folder + "/host_key")
     try await Self.run("/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", clientKey)
