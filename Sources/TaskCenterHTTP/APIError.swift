@@ -26,6 +26,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "FUNCTION_NOT_FOUND": .notFound,
     "NOT_FOUND": .notFound,
     "METHOD_NOT_ALLOWED": .methodNotAllowed,
+    "UPGRADE_REQUIRED": HTTPResponse.Status(code: 426, reasonPhrase: "Upgrade Required"),
     "TASK_TIMEOUT": .requestTimeout,
     "RESOURCE_UNAVAILABLE": .serviceUnavailable,
     "INTERNAL_ERROR": .internalServerError,
@@ -72,15 +73,43 @@ public struct APIError: Error, Sendable, Equatable, Codable {
   }
 }
 
-/// Turns every error into the API's error JSON.
+/// Turns every error into the API's error JSON; a path that exists with other methods is
+/// 405 with `Allow`, not 404.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+  var routes: RouteTable?
+
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
     -> Response
   {
     do {
       return try await next(request, context)
+    } catch let error as HTTPError where error.status == .notFound {
+      let allowed = routes?.methods(for: request.uri.path) ?? []
+      guard !allowed.isEmpty, !allowed.contains(request.method.rawValue) else { return APIError(error).response }
+      var response = APIError(
+        code: "METHOD_NOT_ALLOWED",
+        message: "\(request.uri.path) answers \(allowed.joined(separator: ", ")), not \(request.method.rawValue)"
+      ).response
+      response.headers[.allow] = allowed.joined(separator: ", ")
+      return response
     } catch {
       return APIError(error).response
     }
+  }
+}
+
+/// `/ws/updates` is a WebSocket: a plain GET there gets 426 `UPGRADE_REQUIRED`.
+struct UpgradeRequiredMiddleware<Context: RequestContext>: RouterMiddleware {
+  func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+    -> Response
+  {
+    if request.uri.path == "/ws/updates", request.headers[.upgrade]?.lowercased() != "websocket" {
+      var response = APIError(
+        code: "UPGRADE_REQUIRED", message: "/ws/updates is a WebSocket: connect with 'Upgrade: websocket' (ws:// or wss://)"
+      ).response
+      response.headers[.upgrade] = "websocket"
+      return response
+    }
+    return try await next(request, context)
   }
 }

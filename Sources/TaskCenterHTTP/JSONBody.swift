@@ -31,11 +31,11 @@ enum JSONBody {
     do {
       return try JSONDecoder().decode(T.self, from: data)
     } catch let error as DecodingError {
-      throw describe(error)
+      throw describe(error, body: data)
     }
   }
 
-  static func describe(_ error: DecodingError) -> APIError {
+  static func describe(_ error: DecodingError, body: Data) -> APIError {
     func path(_ keys: [any CodingKey]) -> String {
       keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
         .replacingOccurrences(of: ".[", with: "[")
@@ -50,12 +50,33 @@ enum JSONBody {
     case .dataCorrupted(let context):
       let field = path(context.codingPath)
       if field.isEmpty {
+        if let (name, number) = outOfRangeNumber(in: body) {
+          return .invalid(name, "'\(name)' is out of range: \(number)")
+        }
         return .invalid("body", "the body is not valid JSON")
       }
       return .invalid(field, "'\(field)' is not valid: \(context.debugDescription)")
     @unknown default:
       return .invalid("body", "the body could not be read")
     }
+  }
+
+  /// A number the parser cannot hold (`1e999`, an integer past 64 bits) and its field: why
+  /// an otherwise well-formed body did not parse.
+  static func outOfRangeNumber(in body: Data) -> (field: String, number: String)? {
+    let text = String(decoding: body, as: UTF8.self)
+    guard let pattern = try? NSRegularExpression(pattern: #""([^"\\]+)"\s*:\s*(-?[0-9][0-9.eE+-]*)"#) else { return nil }
+    for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+      guard let nameRange = Range(match.range(at: 1), in: text), let numberRange = Range(match.range(at: 2), in: text) else {
+        continue
+      }
+      let number = String(text[numberRange])
+      let isInteger = !number.contains(where: { ".eE".contains($0) })
+      if (isInteger && Int64(number) == nil) || !(Double(number)?.isFinite ?? false) || (Double(number) != 0 && Double(number)!.magnitude < Double.leastNormalMagnitude) {
+        return (String(text[nameRange]), number)
+      }
+    }
+    return nil
   }
 
   private static func describe(_ type: Any.Type) -> String {

@@ -52,24 +52,25 @@ public struct TaskCenterAPI: Sendable {
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
   public func router() -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
-    router.middlewares.add(ErrorMiddleware())
-    if let token = configuration.token ?? server.authToken {
-      router.middlewares.add(TokenAuthMiddleware(token: token))
-    }
+    let routes = RouteTable()
+    router.middlewares.add(ErrorMiddleware(routes: routes))
+    let auth = (configuration.token ?? server.authToken).map { TokenAuthMiddleware<APIRequestContext>(token: $0) }
+    if let auth { router.middlewares.add(auth) }
+    router.middlewares.add(UpgradeRequiredMiddleware())
     let api = self
     router.get("/") { _, _ in try await api.root() }
     router.get("/health") { _, _ in try await api.health() }
     router.post("/tasks") { request, _ in try await api.submit(request) }
     router.get("/tasks") { request, _ in try await api.listTasks(request) }
     router.get("/tasks/{id}") { _, context in
-      JSONBody.response(TaskView(task: try await api.center.task(try context.parameters.require("id"))))
+      JSONBody.response(TaskView(task: try await api.center.task(try context.decodedParameter("id"))))
     }
     router.delete("/tasks/{id}") { _, context in
-      JSONBody.response(TaskView(task: try await api.center.cancel(try context.parameters.require("id"))))
+      JSONBody.response(TaskView(task: try await api.center.cancel(try context.decodedParameter("id"))))
     }
     router.get("/nodes") { _, _ in api.listNodes() }
     router.get("/nodes/{id}") { _, context in
-      JSONBody.response(NodeView(node: try api.center.node(try context.parameters.require("id"))))
+      JSONBody.response(NodeView(node: try api.center.node(try context.decodedParameter("id"))))
     }
     router.get("/stats") { _, _ in
       JSONBody.response(StatsView(timePeriod: "last_hour", stats: try await api.center.stats()))
@@ -81,16 +82,25 @@ public struct TaskCenterAPI: Sendable {
     router.post("/internal/task/result") { request, context in try await api.result(request, from: context.remoteIP) }
     router.get("/functions") { _, _ in JSONBody.response(["functions": api.server.functions()]) }
     router.post("/functions/{name}/call") { request, context in
-      try await api.call(try context.parameters.require("name"), request)
+      try await api.call(try context.decodedParameter("name"), request)
     }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
     if let remoteHosts {
       RemoteAPI(manager: remoteHosts, maxBodyBytes: configuration.maxBodyBytes).register(on: router)
     }
-    router.ws("/ws/updates") { inbound, outbound, _ in
+    router.ws("/ws/updates") { inbound, outbound, context in
+      if let auth, !auth.isAuthorized(context.request) {
+        let error = APIError(code: "UNAUTHORIZED", message: "this gateway needs its token: connect to /ws/updates?token=<token>")
+        struct Envelope: Encodable { var error: APIError }
+        let text = (try? JSONBody.encoder.encode(Envelope(error: error))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        try? await outbound.write(.text(text))
+        try? await outbound.close(.policyViolation, reason: "UNAUTHORIZED")
+        return
+      }
       // Ends when the server shuts down, so open sockets never hold a shutdown back.
       _ = try? await cancelOnGracefulShutdown { await api.streamEvents(inbound: inbound, outbound: outbound) }
     }
+    routes.record(router.routes.map { ($0.method.rawValue, $0.path.description) })
     return router
   }
 
@@ -268,16 +278,17 @@ public struct TaskCenterAPI: Sendable {
       var copy = request
       let buffer = try await copy.collectBody(upTo: configuration.maxBodyBytes)
       if buffer.readableBytes > 0 {
+        let data = Data(buffer.readableBytesView)
         do {
-          body = try JSONDecoder().decode(FunctionCallRequest.self, from: Data(buffer.readableBytesView))
+          body = try JSONDecoder().decode(FunctionCallRequest.self, from: data)
         } catch let error as DecodingError {
-          throw JSONBody.describe(error)
+          throw JSONBody.describe(error, body: data)
         }
       }
     }
     let timeout = body.timeout ?? configuration.callTimeout
-    guard timeout > 0, timeout <= 3600 else {
-      throw APIError.invalid("timeout", "timeout must be more than 0 and at most 3600 seconds")
+    guard timeout >= 0.001, timeout <= 3600 else {
+      throw APIError.invalid("timeout", "timeout must be at least 0.001 and at most 3600 seconds, got \(timeout)")
     }
     let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
     let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))

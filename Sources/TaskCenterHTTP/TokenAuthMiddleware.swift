@@ -7,7 +7,9 @@ import Hummingbird
 ///
 /// The token goes in `Authorization: Bearer <token>` or `X-EasyRemote-Token: <token>`; a
 /// browser's WebSocket cannot set headers, so `/ws/updates` also takes `?token=<token>`.
-/// `/health` and `/openapi.yaml` stay open (load balancers, documentation).
+/// `/health` and `/openapi.yaml` stay open (load balancers, documentation). A WebSocket
+/// upgrade is let through and checked by the socket itself (``isAuthorized(_:)``), which
+/// then closes with the error (code 1008): a refused upgrade can only be an empty 400.
 struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
   let token: String
   static var openPaths: Set<String> { ["/health", "/openapi.yaml"] }
@@ -16,13 +18,17 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     -> Response
   {
     let path = request.uri.path
-    guard Self.openPaths.contains(path) || presented(in: request).map(matches) == true else {
+    let upgrade = path == "/ws/updates" && request.headers[.upgrade]?.lowercased() == "websocket"
+    guard upgrade || Self.openPaths.contains(path) || isAuthorized(request) else {
       throw APIError(
         code: "UNAUTHORIZED",
         message: "this gateway needs its token: send 'Authorization: Bearer <token>' (or X-EasyRemote-Token)")
     }
     return try await next(request, context)
   }
+
+  /// Whether `request` carries the token.
+  func isAuthorized(_ request: Request) -> Bool { presented(in: request).map(matches) == true }
 
   private func presented(in request: Request) -> String? {
     if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {

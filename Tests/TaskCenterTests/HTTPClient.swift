@@ -10,6 +10,7 @@ struct HTTPClient {
   struct Reply {
     var status: Int
     var body: Data
+    var headers: [String: String] = [:]
     var json: Any? { try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed]) }
     var object: [String: Any] { json as? [String: Any] ?? [:] }
     var text: String { String(decoding: body, as: UTF8.self) }
@@ -33,7 +34,12 @@ struct HTTPClient {
       request.setValue("application/json", forHTTPHeaderField: "Content-Type")
     }
     let (data, response) = try await URLSession.shared.data(for: request)
-    return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: data)
+    let http = response as? HTTPURLResponse
+    var headers: [String: String] = [:]
+    for (name, value) in http?.allHeaderFields ?? [:] {
+      if let name = name as? String, let value = value as? String { headers[name] = value }
+    }
+    return Reply(status: http?.statusCode ?? 0, body: data, headers: headers)
   }
 
   func get(_ path: String) async throws -> Reply { try await send("GET", path) }
