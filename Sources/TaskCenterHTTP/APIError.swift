@@ -27,6 +27,9 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "NOT_FOUND": .notFound,
     "METHOD_NOT_ALLOWED": .methodNotAllowed,
     "UPGRADE_REQUIRED": HTTPResponse.Status(code: 426, reasonPhrase: "Upgrade Required"),
+    "REQUEST_TIMEOUT": .requestTimeout,
+    "URI_TOO_LONG": .uriTooLong,
+    "HEADERS_TOO_LARGE": .requestHeaderFieldsTooLarge,
     "TASK_TIMEOUT": .requestTimeout,
     "RESOURCE_UNAVAILABLE": .serviceUnavailable,
     "INTERNAL_ERROR": .internalServerError,
@@ -65,6 +68,12 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     default:
       self.init(code: "INTERNAL_ERROR", message: "\(error)")
     }
+  }
+
+  /// `{"error": {...}}` as text.
+  var jsonText: String {
+    struct Envelope: Encodable { var error: APIError }
+    return (try? JSONBody.encoder.encode(Envelope(error: self))).map { String(decoding: $0, as: UTF8.self) } ?? ""
   }
 
   var response: Response {

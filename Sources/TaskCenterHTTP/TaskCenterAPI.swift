@@ -23,8 +23,15 @@ public struct TaskCenterAPI: Sendable {
     /// The token every request must carry (see `TokenAuthMiddleware`); nil takes the
     /// gateway's own (`NodeConfig.authToken`), so one token guards links and HTTP alike.
     public var token: String?
+    /// What a client may send before it is answered and closed (request line, headers,
+    /// timeouts, connections).
+    public var limits: HTTPLimits
 
-    public init(maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30, token: String? = nil) {
+    public init(
+      maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30, token: String? = nil,
+      limits: HTTPLimits = HTTPLimits()
+    ) {
+      self.limits = limits
       self.maxBodyBytes = maxBodyBytes
       self.eventBuffer = eventBuffer
       self.callTimeout = callTimeout

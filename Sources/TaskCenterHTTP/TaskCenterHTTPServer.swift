@@ -40,9 +40,10 @@ public final class TaskCenterHTTPServer: Sendable {
   /// Starts serving; returns once the port is bound.
   public func start() async throws {
     let router = api.router()
+    let limits = api.configuration.limits
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
-        router: router, server: .http1WebSocketUpgrade(webSocketRouter: router),
+        router: router, server: GuardedHTTPChannel.builder(webSocketResponder: router.buildResponder(), limits: limits),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
         onServerRunning: onServerRunning, logger: logger)
     }

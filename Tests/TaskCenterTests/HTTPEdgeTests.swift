@@ -19,9 +19,10 @@ struct HTTPEdgeTests {
     let http: TaskCenterHTTPServer
     let base: String
 
-    init(token: String? = HTTPEdgeTests.token) async throws {
+    init(token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits()) async throws {
       fabric = try await TaskFabric(token: token)
-      http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
+      http = TaskCenterHTTPServer(
+        center: fabric.center, server: fabric.server, port: 0, configuration: .init(limits: limits))
       try await http.start()
       base = "http://\(http.address ?? "")"
     }
@@ -118,6 +119,141 @@ struct HTTPEdgeTests {
       #expect(reply.status == 400 && reply.errorDetails == "field: timeout", "\(timeout): \(reply.text)")
     }
     #expect(try await stack.fabric.center.tasks(status: nil, limit: 10, offset: 0).isEmpty, "nothing was stored")
+    await stack.stop()
+  }
+
+  // MARK: A hostile client
+
+  /// A raw TCP connection to the server.
+  final class RawConnection: Sendable {
+    let fd: Int32
+
+    init(_ address: String) throws {
+      let parts = address.split(separator: ":")
+      fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      var target = sockaddr_in()
+      target.sin_family = sa_family_t(AF_INET)
+      target.sin_port = in_port_t(UInt16(parts[1])!.bigEndian)
+      target.sin_addr.s_addr = inet_addr(String(parts[0]))
+      let connected = withUnsafePointer(to: &target) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      }
+      guard connected == 0 else { throw SSHServer.Failure(message: "cannot connect to \(address)") }
+      var time = timeval(tv_sec: 30, tv_usec: 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ text: String) { send(Array(text.utf8)) }
+
+    func send(_ bytes: [UInt8]) {
+      var offset = 0
+      while offset < bytes.count {
+        let count = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if count <= 0 { return }
+        offset += count
+      }
+    }
+
+    /// Everything until the server closes (or 30 s pass), off the cooperative pool.
+    func readToClose() async -> (text: String, closed: Bool) {
+      await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+          var data = [UInt8]()
+          var buffer = [UInt8](repeating: 0, count: 65536)
+          var closed = false
+          while true {
+            let count = recv(self.fd, &buffer, buffer.count, 0)
+            if count == 0 || (count < 0 && errno == ECONNRESET) {
+              closed = true
+              break
+            }
+            if count < 0 { break }
+            data += buffer[0..<count]
+          }
+          continuation.resume(returning: (String(decoding: data, as: UTF8.self), closed))
+        }
+      }
+    }
+
+    deinit { close(fd) }
+  }
+
+  @Test("malformed, oversized and smuggling requests are answered 400/414/431 with the error JSON and closed")
+  func hostileRequests() async throws {
+    let stack = try await Stack(token: nil)
+    let address = try #require(stack.http.address)
+    let cases: [(String, [UInt8], String, String)] = [
+      ("garbage", Array("GARBAGE\r\n\r\n".utf8), "400", "INVALID_REQUEST"),
+      ("1 MB URL", Array(("GET /" + String(repeating: "a", count: 1_000_000) + " HTTP/1.1\r\nHost: x\r\n\r\n").utf8), "414", "URI_TOO_LONG"),
+      ("1,000 headers", Array(("GET / HTTP/1.1\r\nHost: x\r\n" + (0..<1000).map { "X-H\($0): v\r\n" }.joined() + "\r\n").utf8), "431", "HEADERS_TOO_LARGE"),
+      ("an 80 KB header", Array(("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 80_000) + "\r\n\r\n").utf8), "431", "HEADERS_TOO_LARGE"),
+      ("Content-Length: abc", Array("POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n".utf8), "400", "INVALID_REQUEST"),
+      ("Content-Length and Transfer-Encoding", Array("POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".utf8), "400", "INVALID_REQUEST"),
+      ("a header without a name", Array("GET / HTTP/1.1\r\n: nameless\r\n\r\n".utf8), "400", "INVALID_REQUEST"),
+    ]
+    for (name, bytes, status, code) in cases {
+      let connection = try RawConnection(address)
+      connection.send(bytes)
+      let (text, closed) = await connection.readToClose()
+      #expect(text.hasPrefix("HTTP/1.1 \(status) "), "\(name): \(text.prefix(200))")
+      #expect(text.contains("\"code\":\"\(code)\""), "\(name): \(text.prefix(300))")
+      #expect(closed, "\(name): the connection was left open")
+    }
+    #expect(try await stack.fabric.center.tasks(status: nil, limit: 10, offset: 0).isEmpty, "nothing was stored")
+    await stack.stop()
+  }
+
+  @Test("requests kept alive on one connection (a body, then another request in the same write) are each answered")
+  func keepAliveFraming() async throws {
+    let stack = try await Stack(token: nil)
+    let connection = try RawConnection(try #require(stack.http.address))
+    let body = #"{"code": "print(1)"}"#
+    connection.send(
+      "POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    let (text, closed) = await connection.readToClose()
+    #expect(text.components(separatedBy: "HTTP/1.1 ").count - 1 == 3, "\(text)")
+    #expect(text.contains("HTTP/1.1 201 ") && text.contains("\"task_id\"") && text.contains("\"components\"") && text.contains("\"time_period\""), "\(text)")
+    #expect(closed)
+    await stack.stop()
+  }
+
+  @Test("slowloris: heads that trickle get 408 and are closed; silent connections are closed; past the cap, 503")
+  func slowClientsAndTheConnectionCap() async throws {
+    let stack = try await Stack(
+      token: nil, limits: HTTPLimits(headTimeout: .seconds(1), idleTimeout: .seconds(2), maxConnections: 40))
+    let address = try #require(stack.http.address)
+    // 30 clients each send a head one byte at a time, far too slowly.
+    let trickle = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+    let slow = try (0..<30).map { _ in try RawConnection(address) }
+    let results = await withTaskGroup(of: (String, Bool).self) { group in
+      for connection in slow {
+        group.addTask {
+          let sender = Task.detached {
+            for byte in trickle {
+              connection.send([byte])
+              try? await Task.sleep(for: .milliseconds(300))
+            }
+          }
+          let result = await connection.readToClose()
+          sender.cancel()
+          return result
+        }
+      }
+      return await group.reduce(into: []) { $0.append($1) }
+    }
+    #expect(results.allSatisfy { $0.0.hasPrefix("HTTP/1.1 408 ") && $0.1 }, "\(results.map { $0.0.prefix(40) })")
+    // A connection that never sends anything is closed after the idle timeout.
+    let silent = try RawConnection(address)
+    let (silentText, silentClosed) = await silent.readToClose()
+    #expect(silentText.isEmpty && silentClosed)
+
+    // Up to the cap connections are taken; one more is refused.
+    let held = try (0..<40).map { _ in try RawConnection(address) }
+    let extra = try RawConnection(address)
+    let (refused, refusedClosed) = await extra.readToClose()
+    #expect(refused.hasPrefix("HTTP/1.1 503 ") && refused.contains("RESOURCE_UNAVAILABLE") && refusedClosed, "\(refused.prefix(200))")
+    _ = held
     await stack.stop()
   }
 }

@@ -1,0 +1,308 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import Synchronization
+
+/// What the HTTP server lets a client do before it answers and closes.
+public struct HTTPLimits: Sendable {
+  /// Longest request line (method, target, version); longer is 414.
+  public var maxRequestLine: Int
+  /// Most header lines, and most bytes of all of them; more is 431.
+  public var maxHeaderCount: Int
+  public var maxHeaderBytes: Int
+  /// Time from a request's first byte to the end of its head; slower is 408 (slowloris).
+  public var headTimeout: Duration
+  /// Time a connection may wait between requests before it is closed.
+  public var idleTimeout: Duration
+  /// Connections open at once; one more is answered 503 and closed.
+  public var maxConnections: Int
+
+  public init(
+    maxRequestLine: Int = 8192, maxHeaderCount: Int = 100, maxHeaderBytes: Int = 32 << 10, headTimeout: Duration = .seconds(10),
+    idleTimeout: Duration = .seconds(120), maxConnections: Int = 1024
+  ) {
+    self.maxRequestLine = maxRequestLine
+    self.maxHeaderCount = maxHeaderCount
+    self.maxHeaderBytes = maxHeaderBytes
+    self.headTimeout = headTimeout
+    self.idleTimeout = idleTimeout
+    self.maxConnections = maxConnections
+  }
+}
+
+/// The HTTP server's child channel: Hummingbird's HTTP/1 + WebSocket channel with
+/// ``HTTPGuardHandler`` first in every connection's pipeline.
+struct GuardedHTTPChannel: ServerChildChannel {
+  typealias Value = HTTP1WebSocketUpgradeChannel.Value
+  let inner: HTTP1WebSocketUpgradeChannel
+  let limits: HTTPLimits
+  let connections: ConnectionCount
+
+  func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+    do {
+      try channel.pipeline.syncOperations.addHandler(
+        HTTPGuardHandler(limits: limits, connections: connections), position: .first)
+    } catch {
+      return channel.eventLoop.makeFailedFuture(error)
+    }
+    return inner.setup(channel: channel, logger: logger)
+  }
+
+  func handle(value: Value, logger: Logger) async {
+    await inner.handle(value: value, logger: logger)
+  }
+
+  /// The server builder for `Application(server:)`.
+  static func builder<Responder: HTTPResponder>(webSocketResponder responder: Responder, limits: HTTPLimits) -> HTTPServerBuilder
+  where Responder.Context: WebSocketRequestContext {
+    let connections = ConnectionCount()
+    return HTTPServerBuilder { serve in
+      GuardedHTTPChannel(
+        inner: HTTP1WebSocketUpgradeChannel(
+          responder: serve, webSocketResponder: responder,
+          configuration: .init(http1: .init(idleTimeout: .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000)))),
+        limits: limits, connections: connections)
+    }
+  }
+}
+
+/// The connections open now, shared by every connection's guard.
+final class ConnectionCount: Sendable {
+  let value = Atomic<Int>(0)
+}
+
+/// Reads each request head as bytes before Hummingbird parses it, and answers what a hostile
+/// or broken client sends — 400 for a malformed request line or header, `Content-Length` that
+/// is not a number or comes with `Transfer-Encoding`; 414 for a request line over the limit;
+/// 431 for too many or too large headers; 408 for a head that does not arrive in time; 503
+/// beyond the connection cap — with the API's error JSON, then closes the connection (the
+/// parser behind it would otherwise leave such a connection open and silent). Bodies are
+/// counted by their `Content-Length` so every request head on a kept-alive connection is
+/// checked; a chunked body or an upgraded connection (WebSocket) passes through as it is.
+final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = ByteBuffer
+  typealias InboundOut = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  private enum State {
+    case head(ByteBuffer?)
+    case body(remaining: Int)
+    case passthrough
+    case closed
+  }
+
+  private let limits: HTTPLimits
+  private let connections: ConnectionCount
+  private var state = State.head(nil)
+  private var timer: Scheduled<Void>?
+  private var counted = false
+
+  init(limits: HTTPLimits, connections: ConnectionCount) {
+    self.limits = limits
+    self.connections = connections
+  }
+
+  // A server's child channel may be active before its pipeline is set up: count it and arm
+  // its timer at whichever comes first.
+  func handlerAdded(context: ChannelHandlerContext) {
+    if context.channel.isActive { activate(context) }
+  }
+
+  func channelActive(context: ChannelHandlerContext) {
+    activate(context)
+    context.fireChannelActive()
+  }
+
+  private func activate(_ context: ChannelHandlerContext) {
+    guard !counted else { return }
+    counted = true
+    if connections.value.wrappingAdd(1, ordering: .relaxed).newValue > limits.maxConnections {
+      refuse(context, 503, "RESOURCE_UNAVAILABLE", "the server has \(limits.maxConnections) connections open; try again later")
+      return
+    }
+    arm(context, limits.idleTimeout, answer: false)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    if counted {
+      counted = false
+      connections.value.wrappingSubtract(1, ordering: .relaxed)
+    }
+    timer?.cancel()
+    context.fireChannelInactive()
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    var buffer = unwrapInboundIn(data)
+    while buffer.readableBytes > 0 {
+      switch state {
+      case .closed:
+        return
+      case .passthrough:
+        context.fireChannelRead(wrapInboundOut(buffer))
+        return
+      case .body(let remaining):
+        let count = min(remaining, buffer.readableBytes)
+        let slice = buffer.readSlice(length: count)!
+        context.fireChannelRead(wrapInboundOut(slice))
+        state = remaining == count ? .head(nil) : .body(remaining: remaining - count)
+      case .head(let pending):
+        var head = pending ?? context.channel.allocator.buffer(capacity: buffer.readableBytes)
+        if pending == nil { arm(context, limits.headTimeout, answer: true) }
+        head.writeBuffer(&buffer)
+        guard let end = Self.endOfHead(in: head) else {
+          state = .head(head)
+          if let failure = checkIncomplete(head) { refuse(context, failure.status, failure.code, failure.message) }
+          return
+        }
+        let headBytes = head.readSlice(length: end)!
+        buffer = head  // what came after the head: its body, or the next request
+        switch check(headBytes) {
+        case .failure(let failure):
+          refuse(context, failure.status, failure.code, failure.message)
+          return
+        case .success(let next):
+          timer?.cancel()
+          timer = nil
+          state = next
+          context.fireChannelRead(wrapInboundOut(headBytes))
+        }
+      }
+    }
+  }
+
+  struct Failure: Error {
+    var status: Int
+    var code: String
+    var message: String
+  }
+
+  /// The index just past `\r\n\r\n`, when the head is complete.
+  private static func endOfHead(in buffer: ByteBuffer) -> Int? {
+    let bytes = buffer.readableBytesView
+    var index = bytes.startIndex
+    while let found = bytes[index...].firstIndex(of: UInt8(ascii: "\r")) {
+      if bytes.index(found, offsetBy: 3, limitedBy: bytes.endIndex.advanced(by: -1)) != nil,
+        bytes[found + 1] == UInt8(ascii: "\n"), bytes[found + 2] == UInt8(ascii: "\r"), bytes[found + 3] == UInt8(ascii: "\n")
+      {
+        return found + 4 - bytes.startIndex
+      }
+      index = found + 1
+    }
+    return nil
+  }
+
+  /// A head still arriving that is already too long.
+  private func checkIncomplete(_ head: ByteBuffer) -> Failure? {
+    let bytes = head.readableBytesView
+    let lineEnd = bytes.firstIndex(of: UInt8(ascii: "\n"))
+    if lineEnd == nil && bytes.count > limits.maxRequestLine {
+      return Failure(status: 414, code: "URI_TOO_LONG", message: "the request line is longer than \(limits.maxRequestLine) bytes")
+    }
+    if bytes.count > limits.maxRequestLine + limits.maxHeaderBytes {
+      return Failure(status: 431, code: "HEADERS_TOO_LARGE", message: "the headers are larger than \(limits.maxHeaderBytes) bytes")
+    }
+    return nil
+  }
+
+  /// Checks a whole head; gives the state for what follows it.
+  private func check(_ head: ByteBuffer) -> Result<State, Failure> {
+    func bad(_ message: String) -> Result<State, Failure> {
+      .failure(Failure(status: 400, code: "INVALID_REQUEST", message: message))
+    }
+    let text = String(decoding: head.readableBytesView, as: UTF8.self)
+    var lines = text.components(separatedBy: "\r\n")
+    while lines.last == "" { lines.removeLast() }
+    guard let requestLine = lines.first else { return bad("an empty request") }
+    if requestLine.utf8.count > limits.maxRequestLine {
+      return .failure(Failure(status: 414, code: "URI_TOO_LONG", message: "the request line is longer than \(limits.maxRequestLine) bytes"))
+    }
+    let parts = requestLine.split(separator: " ", omittingEmptySubsequences: false)
+    let tokenCharacters = Set("!#$%&'*+-.^_`|~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy({ tokenCharacters.contains($0) }),
+      parts[1].hasPrefix("/") || parts[1] == "*" || parts[1].hasPrefix("http://") || parts[1].hasPrefix("https://"),
+      parts[2] == "HTTP/1.1" || parts[2] == "HTTP/1.0"
+    else { return bad("a malformed request line: \(requestLine.prefix(80))") }
+    let headers = lines.dropFirst()
+    if headers.count > limits.maxHeaderCount {
+      return .failure(Failure(status: 431, code: "HEADERS_TOO_LARGE", message: "more than \(limits.maxHeaderCount) headers"))
+    }
+    if head.readableBytes - requestLine.utf8.count > limits.maxHeaderBytes {
+      return .failure(Failure(status: 431, code: "HEADERS_TOO_LARGE", message: "the headers are larger than \(limits.maxHeaderBytes) bytes"))
+    }
+    var contentLength: Int?
+    var chunked = false
+    var upgrade = false
+    for line in headers {
+      guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
+        line[..<colon].allSatisfy({ tokenCharacters.contains($0) })
+      else { return bad("a malformed header line: \(line.prefix(80))") }
+      let name = line[..<colon].lowercased()
+      let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+      switch name {
+      case "content-length":
+        guard !value.isEmpty, value.allSatisfy(\.isASCII), value.allSatisfy(\.isNumber), let length = Int(value),
+          contentLength == nil || contentLength == length
+        else { return bad("Content-Length must be one number of bytes, got '\(value.prefix(40))'") }
+        contentLength = length
+      case "transfer-encoding":
+        chunked = true
+      case "upgrade":
+        upgrade = true
+      default:
+        break
+      }
+    }
+    if chunked && contentLength != nil { return bad("a request must not have both Content-Length and Transfer-Encoding") }
+    if upgrade || chunked { return .success(.passthrough) }
+    if let contentLength, contentLength > 0 { return .success(.body(remaining: contentLength)) }
+    return .success(.head(nil))
+  }
+
+  /// Answers with the API's error JSON and closes the connection.
+  private func refuse(_ context: ChannelHandlerContext, _ status: Int, _ code: String, _ message: String) {
+    if case .closed = state { return }
+    state = .closed
+    timer?.cancel()
+    let reason =
+      [400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"][
+        status] ?? "Error"
+    let body = APIError(code: code, message: message).jsonText
+    var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+    buffer.writeString(
+      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+    )
+    let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+    context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in Self.close(bound.value) }
+  }
+
+  /// Input first, so that what waits for a request behind us sees the end of input (and says
+  /// nothing) rather than a failed channel; then the rest.
+  private static func close(_ context: ChannelHandlerContext) {
+    let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+    context.close(mode: .input).whenComplete { _ in bound.value.close(promise: nil) }
+  }
+
+  /// Closes the connection after `delay` unless re-armed or cancelled: a connection that
+  /// sends nothing (armed at connect, with the idle timeout), or a head that does not arrive
+  /// in time (armed at its first byte; `answer` sends 408 first). Between requests Hummingbird's
+  /// own idle timeout applies, which knows when a response is still being written.
+  private func arm(_ context: ChannelHandlerContext, _ delay: Duration, answer: Bool) {
+    timer?.cancel()
+    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+    let nanoseconds = Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+    timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+      let (handler, context) = bound.value
+      if answer {
+        handler.refuse(context, 408, "REQUEST_TIMEOUT", "the request's head did not arrive within \(delay)")
+      } else {
+        handler.state = .closed
+        Self.close(context)
+      }
+    }
+  }
+}
+
