@@ -17,7 +17,7 @@ final class GRPCListener: TransportListener {
   }
 
   static func start(
-    host: String, port: Int, tls: NodeComm.TLSConfig?, maxMessageSize: Int,
+    host: String, port: Int, tls: NodeComm.TLSConfig?, maxMessageSize: Int, limits: GRPCConnectionLimits = .init(),
     accept: @escaping @Sendable (any LinkChannel) async -> Void
   ) async throws -> GRPCListener {
     let security = try tls.map(serverSecurity) ?? .plaintext
@@ -29,8 +29,12 @@ final class GRPCListener: TransportListener {
         // Large windows and frames: a link is one long-lived stream carrying bulk data.
         config.http2.targetWindowSize = 16 << 20
         config.http2.maxFrameSize = 1 << 20
+        let count = HandshakeGuard.Count()
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-          channel.setOption(.recvAllocator, value: linkReceiveAllocator)
+          // Half-open connections (no handshake in time) are closed; so are those past the cap.
+          channel.pipeline.addHandler(HandshakeGuard(limits: limits, count: count), position: .first).flatMap {
+            channel.setOption(.recvAllocator, value: linkReceiveAllocator)
+          }
         }
       })
     let server = GRPCServer(transport: transport, services: [LinkService(accept: accept)])

@@ -16,6 +16,8 @@ public struct GRPCTransport: Transport {
   public var tls: NodeComm.TLSConfig?
   /// The largest batch of frames in one gRPC message. Payloads are chunked well below it.
   public var maxMessageSize: Int
+  /// Handshake timeout and connection cap of a listener.
+  public var connectionLimits = GRPCConnectionLimits()
 
   public init(tls: NodeComm.TLSConfig? = nil, maxMessageSize: Int = 32 << 20) {
     self.tls = tls
@@ -25,7 +27,8 @@ public struct GRPCTransport: Transport {
   public func listen(
     host: String, port: Int, name: String, accept: @escaping @Sendable (any LinkChannel) async -> Void
   ) async throws -> any TransportListener {
-    try await GRPCListener.start(host: host, port: port, tls: tls, maxMessageSize: maxMessageSize, accept: accept)
+    try await GRPCListener.start(
+      host: host, port: port, tls: tls, maxMessageSize: maxMessageSize, limits: connectionLimits, accept: accept)
   }
 
   public func dial(_ address: String) async throws -> any LinkChannel {

@@ -131,6 +131,53 @@ struct GRPCTransportTests {
     }
   }
 
+  @Test("half-open connections are closed after the handshake timeout, those past the cap at once; real links still connect")
+  func halfOpenConnections() async throws {
+    var transport = GRPCTransport()
+    transport.connectionLimits = GRPCConnectionLimits(handshakeTimeout: .seconds(1), maxConnections: 30)
+    try await withNode(id: "guarded", config: grpcConfig(), transport: transport) { server in
+      server.register("echo") { (text: String, _: CallContext) in text }
+      let address = try #require(server.listeningAddress)
+      let port = UInt16(address.split(separator: ":").last!)!
+      // 60 clients connect and never send a handshake (or only part of one).
+      let fds = (0..<60).map { index -> Int32 in
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = in_port_t(port.bigEndian)
+        target.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &target) {
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if index.isMultiple(of: 2) { _ = "PRI * HTTP".withCString { send(fd, $0, 10, Int32(MSG_NOSIGNAL)) } }
+        var time = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+      }
+      defer { for fd in fds { close(fd) } }
+      // Each is closed by the server: recv sees the end (or a reset), not the 20 s timeout.
+      let closed = await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+        Thread.detachNewThread {
+          var count = 0
+          for fd in fds {
+            // (The server speaks first — its HTTP/2 settings — so read on to the end.)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var result = 0
+            repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
+            if result == 0 || errno == ECONNRESET { count += 1 }
+          }
+          continuation.resume(returning: count)
+        }
+      }
+      #expect(closed == fds.count, "\(fds.count - closed) half-open connections were left open")
+      try await withNode(id: "client", config: grpcConfig(listen: false)) { client in
+        try await client.connect(to: "guarded", at: address)
+        let echoed: String = try await client.call("guarded", "echo", "still serving")
+        #expect(echoed == "still serving")
+      }
+    }
+  }
+
   @Test("addresses parse as host:port")
   func addresses() throws {
     #expect(try parseAddress("127.0.0.1:8080") == ("127.0.0.1", 8080))
