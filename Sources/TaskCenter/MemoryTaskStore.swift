@@ -9,6 +9,8 @@ public final class MemoryTaskStore: TaskStore {
     /// Queued ids in arrival order (may hold ids finished while queued; skipped on read).
     var queue: [String] = []
     var counts: [TaskStatus: Int] = [:]
+    /// Idempotency keys: the task each made and its request's fingerprint.
+    var idempotencyKeys: [String: (String, String)] = [:]
 
     /// Stores `task` in place of its previous version, keeping the counts.
     mutating func put(_ task: TaskRecord) {
@@ -27,6 +29,19 @@ public final class MemoryTaskStore: TaskStore {
       guard state.tasks[task.id] == nil else { throw TaskCenterError.duplicateTask(task.id) }
       state.put(task)
       if task.status == .queued { state.queue.append(task.id) }
+    }
+  }
+
+  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+    try state.withLock { state in
+      if let (id, earlier) = state.idempotencyKeys[key], let existing = state.tasks[id] {
+        return IdempotentInsert(task: existing, fingerprint: earlier, inserted: false)
+      }
+      guard state.tasks[task.id] == nil else { throw TaskCenterError.duplicateTask(task.id) }
+      state.put(task)
+      if task.status == .queued { state.queue.append(task.id) }
+      state.idempotencyKeys[key] = (task.id, fingerprint)
+      return IdempotentInsert(task: task, fingerprint: fingerprint, inserted: true)
     }
   }
 

@@ -16,6 +16,10 @@ struct ObservedTaskStore: TaskStore {
 
   func insert(_ task: TaskRecord) async throws { try await write { try await base.insert(task) } }
 
+  func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+    try await write { try await base.insert(task, idempotencyKey: key, fingerprint: fingerprint) }
+  }
+
   func task(_ id: String) async throws -> TaskRecord? { try await read { try await base.task(id) } }
 
   func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {

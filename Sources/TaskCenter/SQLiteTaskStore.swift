@@ -142,6 +142,16 @@ public final class SQLiteTaskStore: TaskStore {
         table.drop(column: "result")
       }
     }
+    // v3: `Idempotency-Key`s of POST /tasks, with the task each made and its request's
+    // fingerprint.
+    migrator.registerMigration("v3-idempotency") { db in
+      try db.create(table: "idempotency_key") { table in
+        table.primaryKey("key", .text)
+        table.column("taskID", .text).notNull()
+        table.column("fingerprint", .text).notNull()
+        table.column("createdAt", .double).notNull()
+      }
+    }
     return migrator
   }
 
@@ -153,6 +163,27 @@ public final class SQLiteTaskStore: TaskStore {
       try db.cachedStatement(sql: TaskRow.insertSQL).execute(arguments: TaskRow(task).arguments)
     }
     count(from: nil, to: task.status)
+  }
+
+  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+    let result = try await writing { db -> IdempotentInsert in
+      if let row = try Row.fetchOne(
+        db.cachedStatement(sql: "SELECT taskID, fingerprint FROM idempotency_key WHERE key = ?"), arguments: [key]),
+        let existing = try TaskRow.fetch(db, id: row["taskID"])?.record
+      {
+        return IdempotentInsert(task: existing, fingerprint: row["fingerprint"], inserted: false)
+      }
+      if try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM task WHERE id = ?"), arguments: [task.id]) != nil {
+        throw TaskCenterError.duplicateTask(task.id)
+      }
+      try db.cachedStatement(sql: TaskRow.insertSQL).execute(arguments: TaskRow(task).arguments)
+      try db.cachedStatement(
+        sql: "INSERT OR REPLACE INTO idempotency_key (key, taskID, fingerprint, createdAt) VALUES (?, ?, ?, ?)"
+      ).execute(arguments: [key, task.id, fingerprint, task.createdAt.timeIntervalSince1970])
+      return IdempotentInsert(task: task, fingerprint: fingerprint, inserted: true)
+    }
+    if result.inserted { count(from: nil, to: task.status) }
+    return result
   }
 
   public func task(_ id: String) async throws -> TaskRecord? {

@@ -18,6 +18,45 @@ extension TaskCenter {
     return task
   }
 
+  /// ``submit(_:)`` that a client may repeat safely: the first request with `idempotencyKey`
+  /// stores the task; a repeat with the same key and the same submission gets that task
+  /// (`replayed`) and stores nothing; the same key with another submission is refused
+  /// (`IDEMPOTENCY_CONFLICT`).
+  public func submit(_ submission: TaskSubmission, idempotencyKey: String) async throws -> (task: TaskRecord, replayed: Bool) {
+    guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= 255,
+      idempotencyKey.unicodeScalars.allSatisfy({ $0.value >= 0x21 && $0.value <= 0x7e })
+    else {
+      throw TaskCenterError.invalid("Idempotency-Key", "an idempotency key is 1-255 visible ASCII characters")
+    }
+    let fingerprint = Self.fingerprint(submission)
+    let task = try validate(submission)
+    let stored = try await store.insert(task, idempotencyKey: idempotencyKey, fingerprint: fingerprint)
+    guard stored.fingerprint == fingerprint else {
+      throw TaskCenterError(
+        code: .idempotencyConflict,
+        message: "the Idempotency-Key '\(idempotencyKey)' was used for another request (task \(stored.task.id))",
+        details: "task_id: \(stored.task.id)")
+    }
+    if stored.inserted {
+      emit(.taskCreated, TaskView(task: stored.task))
+      kick()
+    }
+    return (stored.task, !stored.inserted)
+  }
+
+  /// A stable digest of what a submission asks for (FNV-1a over its canonical JSON).
+  static func fingerprint(_ submission: TaskSubmission) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let bytes = (try? encoder.encode(submission)) ?? Data()
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in bytes {
+      hash ^= UInt64(byte)
+      hash = hash &* 0x100_0000_01b3
+    }
+    return String(hash, radix: 16)
+  }
+
   func validate(_ submission: TaskSubmission) throws -> TaskRecord {
     let timeout = submission.timeout ?? configuration.defaultTimeout
     guard timeout > 0, timeout <= configuration.maxTimeout, timeout.isFinite else {

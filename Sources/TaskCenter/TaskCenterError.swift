@@ -15,6 +15,8 @@ public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertib
     public static let nodeNotFound = Code(rawValue: "NODE_NOT_FOUND")
     /// The caller may not speak for that node, or finish that task (HTTP 403).
     public static let forbidden = Code(rawValue: "FORBIDDEN")
+    /// An `Idempotency-Key` used before for another request.
+    public static let idempotencyConflict = Code(rawValue: "IDEMPOTENCY_CONFLICT")
     /// The task ran past its timeout (HTTP 408).
     public static let taskTimeout = Code(rawValue: "TASK_TIMEOUT")
     /// No node could ever meet the task's resource request (HTTP 503).

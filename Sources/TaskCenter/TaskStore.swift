@@ -10,6 +10,11 @@ public protocol TaskStore: Sendable {
   /// Stores a new task (status `queued`). Once this returns, the task survives a crash.
   func insert(_ task: TaskRecord) async throws
 
+  /// Inserts `task` under an idempotency key, atomically: if a task was stored under `key`
+  /// before, nothing is inserted and that task (as it is now) comes back with the fingerprint
+  /// of the request that made it.
+  func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert
+
   func task(_ id: String) async throws -> TaskRecord?
 
   /// Tasks newest first, optionally of one status, `limit` at a time from `offset`.
@@ -40,7 +45,27 @@ public protocol TaskStore: Sendable {
   func counts() async throws -> [TaskStatus: Int]
 }
 
+/// What an insert under an idempotency key did.
+public struct IdempotentInsert: Sendable {
+  public var task: TaskRecord
+  /// The fingerprint of the request the task was made for.
+  public var fingerprint: String
+  /// Whether `task` was inserted now (false: it was there from an earlier request).
+  public var inserted: Bool
+
+  public init(task: TaskRecord, fingerprint: String, inserted: Bool) {
+    self.task = task
+    self.fingerprint = fingerprint
+    self.inserted = inserted
+  }
+}
+
 extension TaskStore {
+  /// For stores that keep no keys: refuses, rather than insert twice.
+  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+    throw TaskCenterError(code: .internalError, message: "this task store does not keep idempotency keys")
+  }
+
   public func tasks(status: TaskStatus? = nil, limit: Int = 100) async throws -> [TaskRecord] {
     try await tasks(status: status, limit: limit, offset: 0)
   }

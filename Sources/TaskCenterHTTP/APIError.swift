@@ -21,6 +21,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "INVALID_REQUEST": .badRequest,
     "UNAUTHORIZED": .unauthorized,
     "FORBIDDEN": .forbidden,
+    "IDEMPOTENCY_CONFLICT": .conflict,
     "TASK_NOT_FOUND": .notFound,
     "NODE_NOT_FOUND": .notFound,
     "FUNCTION_NOT_FOUND": .notFound,

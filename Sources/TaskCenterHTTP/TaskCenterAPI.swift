@@ -5,6 +5,7 @@ public import HummingbirdWebSocket
 public import RemoteHosts
 import Logging
 import NIOCore
+import HTTPTypes
 import ServiceLifecycle
 public import TaskCenter
 
@@ -166,14 +167,24 @@ public struct TaskCenterAPI: Sendable {
     let resources = body.resources.map {
       ResourceRequest(cpu: $0.cpu ?? defaults.cpu, memoryMB: $0.memory ?? defaults.memoryMB)
     }
-    let task = try await center.submit(
-      TaskSubmission(
-        code: body.code, function: body.function, args: body.args, timeout: body.timeout, resources: resources,
-        maxAttempts: body.maxAttempts))
+    let submission = TaskSubmission(
+      code: body.code, function: body.function, args: body.args, timeout: body.timeout, resources: resources,
+      maxAttempts: body.maxAttempts)
+    // With `Idempotency-Key` a client whose answer was lost can send the request again: it
+    // gets the task the first one made (`Idempotent-Replayed: true`), not a second task.
+    let task: TaskRecord
+    var replayed = false
+    if let key = request.headers[HTTPField.Name("Idempotency-Key")!] {
+      (task, replayed) = try await center.submit(submission, idempotencyKey: key)
+    } else {
+      task = try await center.submit(submission)
+    }
     let queued = try await center.counts()[.queued] ?? 0
-    return JSONBody.response(
+    var response = JSONBody.response(
       NewTaskResponse(taskID: task.id, status: task.status, estimatedWait: center.estimatedWait(queued: queued)),
       status: .created)
+    if replayed { response.headers[HTTPField.Name("Idempotent-Replayed")!] = "true" }
+    return response
   }
 
   func listTasks(_ request: Request) async throws -> Response {

@@ -19,19 +19,22 @@ struct HTTPEdgeTests {
     let http: TaskCenterHTTPServer
     let base: String
 
-    init(token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits()) async throws {
-      fabric = try await TaskFabric(token: token)
+    init(token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits(), databasePath: String = temporaryDatabasePath())
+      async throws
+    {
+      fabric = try await TaskFabric(databasePath: databasePath, token: token)
       http = TaskCenterHTTPServer(
         center: fabric.center, server: fabric.server, port: 0, configuration: .init(limits: limits))
       try await http.start()
       base = "http://\(http.address ?? "")"
     }
 
-    func send(_ method: String, _ path: String, json: Any? = nil, raw: String? = nil, token: Bool = true) async throws
-      -> HTTPClient.Reply
-    {
+    func send(
+      _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, token: Bool = true, headers: [String: String] = [:]
+    ) async throws -> HTTPClient.Reply {
       try await HTTPClient(base: base).send(
-        method, path, json: json, raw: raw, headers: token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:])
+        method, path, json: json, raw: raw,
+        headers: (token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:]).merging(headers) { $1 })
     }
 
     func stop() async {
@@ -119,6 +122,47 @@ struct HTTPEdgeTests {
       #expect(reply.status == 400 && reply.errorDetails == "field: timeout", "\(timeout): \(reply.text)")
     }
     #expect(try await stack.fabric.center.tasks(status: nil, limit: 10, offset: 0).isEmpty, "nothing was stored")
+    await stack.stop()
+  }
+
+  @Test("POST /tasks with Idempotency-Key: a repeat gets the same task (also after a restart, also at once), another body 409")
+  func idempotencyKey() async throws {
+    let database = temporaryDatabasePath()
+    var stack = try await Stack(databasePath: database)
+    let body: [String: Any] = ["code": "print('once')", "timeout": 30]
+    let first = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "order-17"])
+    #expect(first.status == 201, "\(first.text)")
+    let id = try #require(first.object["task_id"] as? String)
+    #expect(first.headers["Idempotent-Replayed"] == nil)
+    let again = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "order-17"])
+    #expect(again.status == 201 && again.object["task_id"] as? String == id, "\(again.text)")
+    #expect(again.headers["Idempotent-Replayed"] == "true")
+    let other = try await stack.send("POST", "/tasks", json: ["code": "print('twice')"], headers: ["Idempotency-Key": "order-17"])
+    #expect(other.status == 409 && other.errorCode == "IDEMPOTENCY_CONFLICT", "\(other.text)")
+    for bad in ["has space", String(repeating: "k", count: 256)] {
+      let reply = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": bad])
+      #expect(reply.status == 400 && reply.errorCode == "INVALID_REQUEST", "\(reply.text)")
+    }
+    // Ten at once with one key: one task.
+    let current = stack
+    let ids = try await withThrowingTaskGroup(of: String?.self) { group in
+      for _ in 0..<10 {
+        group.addTask {
+          try await current.send("POST", "/tasks", json: ["code": "print(10)"], headers: ["Idempotency-Key": "burst"]).object["task_id"]
+            as? String
+        }
+      }
+      return try await group.reduce(into: Set<String?>()) { $0.insert($1) }
+    }
+    #expect(ids.count == 1 && ids.first! != nil, "\(ids)")
+    #expect(try await stack.fabric.center.tasks(status: nil, limit: 100, offset: 0).count == 2)
+    await stack.stop()
+
+    // The key is in the database: after a restart the repeat still gets the first task.
+    stack = try await Stack(databasePath: database)
+    let afterRestart = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "order-17"])
+    #expect(afterRestart.object["task_id"] as? String == id, "\(afterRestart.text)")
+    #expect(try await stack.fabric.center.tasks(status: nil, limit: 100, offset: 0).count == 2)
     await stack.stop()
   }
 

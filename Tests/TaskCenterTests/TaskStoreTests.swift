@@ -26,6 +26,21 @@ func temporaryDatabasePath() -> String {
 struct TaskStoreTests {
   let t0 = Date(timeIntervalSince1970: 1_800_000_000.123456)
 
+  @Test("an insert under an idempotency key happens once; later ones get that task and its fingerprint", arguments: StoreKind.allCases)
+  func idempotentInsert(kind: StoreKind) async throws {
+    let store = try kind.make()
+    let first = TaskRecord(kind: .code, code: "print(1)", timeout: 10, resources: ResourceRequest(), createdAt: t0)
+    let inserted = try await store.insert(first, idempotencyKey: "k1", fingerprint: "f1")
+    #expect(inserted.inserted && inserted.task == first && inserted.fingerprint == "f1")
+    let second = TaskRecord(kind: .code, code: "print(2)", timeout: 10, resources: ResourceRequest(), createdAt: t0)
+    let repeated = try await store.insert(second, idempotencyKey: "k1", fingerprint: "f2")
+    #expect(!repeated.inserted && repeated.task.id == first.id && repeated.fingerprint == "f1")
+    #expect(try await store.task(second.id) == nil, "nothing stored for the repeat")
+    let other = try await store.insert(second, idempotencyKey: "k2", fingerprint: "f2")
+    #expect(other.inserted)
+    #expect(try await store.counts()[.queued] == 2)
+  }
+
   @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.allCases)
   func insertAndList(kind: StoreKind) async throws {
     let store = try kind.make()
