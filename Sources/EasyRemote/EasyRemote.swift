@@ -63,8 +63,8 @@ extension BlockingClient {
 /// Asks the gateway at `address` (`host:port`, over gRPC) how it is.
 ///
 /// - Throws: ``EasyRemoteError`` `connectionFailed` when it cannot be reached.
-public func healthCheck(_ address: String, timeout: Duration = .seconds(5), authToken: String? = nil) async throws
-  -> HealthReport
-{
-  try await healthCheck(address, timeout: timeout, authToken: authToken, transport: GRPCTransport())
+public func healthCheck(
+  _ address: String, timeout: Duration = .seconds(5), authToken: String? = nil, tls: TLSConfig? = nil
+) async throws -> HealthReport {
+  try await healthCheck(address, timeout: timeout, authToken: authToken, transport: GRPCTransport(tls: tls))
 }

@@ -116,7 +116,7 @@ struct HealthCommand: AsyncParsableCommand {
 
   func run() async throws {
     do {
-      let report = try await healthCheck(gateway.address, authToken: gateway.authToken)
+      let report = try await healthCheck(gateway.address, authToken: gateway.authToken, tls: gateway.config.transport.tls)
       emit(json ? jsonText(report) : "\(report.status): \(report.nodes) nodes, \(report.functions) functions")
     } catch {
       throw fail(error)

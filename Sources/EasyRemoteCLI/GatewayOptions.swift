@@ -4,7 +4,10 @@ import NodeComm
 import TaskCenter
 import Foundation
 
-/// `--gateway host:port`, defaulting to `$EASYREMOTE_GATEWAY`, then 127.0.0.1:8080.
+/// `--gateway host:port`, defaulting to `$EASYREMOTE_GATEWAY`, then 127.0.0.1:8080; the token;
+/// TLS (`--tls-ca`, `--tls-cert`, `--tls-key`, or `$EASYREMOTE_TLS_*`); and a YAML node
+/// configuration (`--config`, `$EASYREMOTE_CONFIG`) whose TLS and token count unless a flag
+/// says otherwise.
 struct GatewayOptions: ParsableArguments {
   @Option(name: .long, help: "The gateway's host:port (default: $EASYREMOTE_GATEWAY or 127.0.0.1:8080).")
   var gateway: String?
@@ -12,14 +15,74 @@ struct GatewayOptions: ParsableArguments {
   @Option(name: .long, help: "The gateway's shared token (default: $EASYREMOTE_TOKEN).")
   var token: String?
 
+  @Option(name: .customLong("tls-ca"), help: "Trust the gateway's certificate if this CA (PEM) signed it: speak TLS (default: $EASYREMOTE_TLS_CA).")
+  var tlsCA: String?
+
+  @Option(name: .customLong("tls-cert"), help: "This side's certificate (PEM) for mutual TLS (default: $EASYREMOTE_TLS_CERT).")
+  var tlsCert: String?
+
+  @Option(name: .customLong("tls-key"), help: "The private key (PEM) of --tls-cert (default: $EASYREMOTE_TLS_KEY).")
+  var tlsKey: String?
+
+  @Option(name: .customLong("config"), help: "A YAML node configuration for TLS, token, heartbeat and limits (default: $EASYREMOTE_CONFIG).")
+  var configFile: String?
+
+  private var environment: [String: String] { ProcessInfo.processInfo.environment }
+
   var address: String {
-    gateway ?? ProcessInfo.processInfo.environment["EASYREMOTE_GATEWAY"] ?? "127.0.0.1:8080"
+    gateway ?? environment["EASYREMOTE_GATEWAY"] ?? "127.0.0.1:8080"
   }
 
-  var authToken: String? { token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] }
+  var authToken: String? { token ?? environment["EASYREMOTE_TOKEN"] ?? fileConfig?.authToken }
 
-  /// Node-layer settings carrying the token.
-  var config: NodeConfig { .defaults { $0.authToken = authToken } }
+  private var fileConfig: NodeConfig? {
+    (configFile ?? environment["EASYREMOTE_CONFIG"]).flatMap { try? NodeConfig.load(file: $0) }
+  }
+
+  func validate() throws {
+    if let file = configFile ?? environment["EASYREMOTE_CONFIG"] {
+      do {
+        _ = try NodeConfig.load(file: file)
+      } catch {
+        throw ValidationError("\(error)")
+      }
+    }
+    _ = try tls()
+  }
+
+  /// The TLS settings for dialing the gateway: flags, then environment, then the file.
+  func tls() throws -> TLSConfig? {
+    func read(_ path: String?, _ what: String) throws -> String? {
+      guard let path else { return nil }
+      guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("-----BEGIN") else {
+        throw ValidationError("cannot read the \(what) PEM file \(path)")
+      }
+      return text
+    }
+    let ca = try read(tlsCA ?? environment["EASYREMOTE_TLS_CA"], "CA")
+    let cert = try read(tlsCert ?? environment["EASYREMOTE_TLS_CERT"], "certificate")
+    let key = try read(tlsKey ?? environment["EASYREMOTE_TLS_KEY"], "key")
+    if (cert == nil) != (key == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+    if ca == nil && cert == nil { return fileConfig?.transport.tls }
+    var tls = fileConfig?.transport.tls ?? TLSConfig()
+    if let ca { tls.trustedCAPEM = ca }
+    if let cert, let key {
+      tls.certificatePEM = cert
+      tls.privateKeyPEM = key
+    }
+    return tls
+  }
+
+  /// Node-layer settings carrying the token and TLS.
+  var config: NodeConfig {
+    var config = fileConfig ?? .defaults
+    // The file may be the gateway's own (its node_id is the gateway's): a client or node
+    // here takes its id from --id, never from the file.
+    config.nodeID = nil
+    config.authToken = authToken
+    config.transport.tls = (try? tls()) ?? nil
+    return config
+  }
 
   func client(timeout: Duration = .seconds(30)) -> Client {
     Client(serverAddress: address, timeout: timeout, config: config)

@@ -210,6 +210,26 @@ struct CommandLineTests {
     #expect(handshake.stdout.contains("Verify return code: 0 (ok)"), "\(handshake.stdout)")
     #expect(handshake.stdout.contains("CN = localhost"), "\(handshake.stdout)")
 
+    // A node and clients reach it with the CLI's TLS flags, the environment, or the file.
+    let address = "127.0.0.1:\(port)"
+    let ca = folder.appendingPathComponent("ca.pem").path
+    let node = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--tls-ca", ca, "--token", "s3cret", "--id", "tls-node", "--interpreter", "none"],
+      readyPrefix: "node tls-node joined")
+    defer { node.stop() }
+    let sum = try await runTool(["call", "sync_add", "2", "3", "--gateway", address, "--tls-ca", ca, "--token", "s3cret"])
+    #expect(sum.status == 0 && sum.stdout.contains("5"), "\(sum.stdout) \(sum.stderr)")
+    let viaEnvironment = try await runTool(
+      ["functions", "--gateway", address], environment: ["EASYREMOTE_TLS_CA": ca, "EASYREMOTE_TOKEN": "s3cret"])
+    #expect(viaEnvironment.status == 0 && viaEnvironment.stdout.contains("sync_add"), "\(viaEnvironment.stderr)")
+    let viaConfig = try await runTool(["health", "--gateway", address, "--config", file.path])
+    #expect(viaConfig.status == 0, "\(viaConfig.stdout) \(viaConfig.stderr)")
+    // Plaintext to a TLS gateway fails, and says so; so does a CA file that is not one.
+    let plaintext = try await runTool(["functions", "--gateway", address, "--token", "s3cret"])
+    #expect(plaintext.status != 0 && !plaintext.stderr.isEmpty)
+    let notPEM = try await runTool(["functions", "--gateway", address, "--tls-ca", file.path])
+    #expect(notPEM.status != 0 && notPEM.stderr.contains("cannot read the CA PEM file"), "\(notPEM.stderr)")
+
     // `port` misspelt: startup fails, naming the key and the file.
     let misspelt = folder.appendingPathComponent("misspelt.yaml")
     try yaml.replacingOccurrences(of: "port: \(port)", with: "prot: \(port)").write(to: misspelt, atomically: true, encoding: .utf8)
