@@ -16,6 +16,7 @@ command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v ps >/dev/null || need+=(procps)
 command -v openssl >/dev/null || need+=(openssl)  # certificate files for the config tests
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v curl >/dev/null || need+=(curl)  # the HTTPS test
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then

@@ -26,6 +26,12 @@ struct GatewayCommand: AsyncParsableCommand {
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
   @Option(help: "A shared token every node and client must present (default: $EASYREMOTE_TOKEN).") var token: String?
   @OptionGroup(title: "Remote hosts (SSH)") var remote: RemoteHostOptions
+  @Option(help: "Serve the HTTP API over HTTPS (and wss://) with this certificate chain (PEM).") var httpTlsCert: String?
+  @Option(help: "The private key (PEM) of --http-tls-cert.") var httpTlsKey: String?
+
+  func validate() throws {
+    if (httpTlsCert == nil) != (httpTlsKey == nil) { throw ValidationError("--http-tls-cert and --http-tls-key go together") }
+  }
 
   func run() async throws {
     bootstrapLogging()
@@ -40,11 +46,15 @@ struct GatewayCommand: AsyncParsableCommand {
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     try await server.start()
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
+    let httpTLS = try httpTlsCert.map { try HTTPServerTLS(certificateFile: $0, keyFile: httpTlsKey ?? "") }
     let http =
-      noHttp ? nil : TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts)
+      noHttp
+      ? nil
+      : TaskCenterHTTPServer(
+        center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts, tls: httpTLS)
     try await center.start()
     try await http?.start()
-    if let address = http?.address { emit("http api on http://\(address)") }
+    if let http, let address = http.address { emit("http api on \(http.scheme)://\(address)") }
     emit("gateway listening on \(server.address ?? "\(host):\(port)")")
     // SIGTERM/SIGINT stop them in reverse: HTTP, remote agents and their connections, the
     // task center (running tasks go back to the queue), the gateway (calls in flight get the

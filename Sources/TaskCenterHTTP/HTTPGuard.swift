@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
@@ -43,8 +44,10 @@ struct GuardedHTTPChannel: ServerChildChannel {
 
   func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
     do {
+      // Last so far: after TLS (which sees the bytes first when the server speaks HTTPS),
+      // before everything HTTP that the inner setup adds.
       try channel.pipeline.syncOperations.addHandler(
-        HTTPGuardHandler(limits: limits, connections: connections), position: .first)
+        HTTPGuardHandler(limits: limits, connections: connections), position: .last)
     } catch {
       return channel.eventLoop.makeFailedFuture(error)
     }
@@ -55,16 +58,19 @@ struct GuardedHTTPChannel: ServerChildChannel {
     await inner.handle(value: value, logger: logger)
   }
 
-  /// The server builder for `Application(server:)`.
-  static func builder<Responder: HTTPResponder>(webSocketResponder responder: Responder, limits: HTTPLimits) -> HTTPServerBuilder
-  where Responder.Context: WebSocketRequestContext {
+  /// The server builder for `Application(server:)`; with `tls`, HTTPS (and `wss://`).
+  static func builder<Responder: HTTPResponder>(
+    webSocketResponder responder: Responder, limits: HTTPLimits, tls: TLSConfiguration?
+  ) -> HTTPServerBuilder where Responder.Context: WebSocketRequestContext {
     let connections = ConnectionCount()
     return HTTPServerBuilder { serve in
-      GuardedHTTPChannel(
+      let channel = GuardedHTTPChannel(
         inner: HTTP1WebSocketUpgradeChannel(
           responder: serve, webSocketResponder: responder,
           configuration: .init(http1: .init(idleTimeout: .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000)))),
         limits: limits, connections: connections)
+      if let tls { return try TLSChannel(channel, tlsConfiguration: tls) }
+      return channel
     }
   }
 }

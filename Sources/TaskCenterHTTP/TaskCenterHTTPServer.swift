@@ -2,6 +2,7 @@ public import EasyRemoteCore
 import Foundation
 import Hummingbird
 import HummingbirdWebSocket
+public import HummingbirdTLS
 public import Logging
 import NIOCore
 public import ServiceLifecycle
@@ -21,15 +22,18 @@ public final class TaskCenterHTTPServer: Sendable {
   public let port: Int
   let api: TaskCenterAPI
   private let running: RunningApplication
+  private let tls: HTTPServerTLS?
 
   var logger: Logger { running.logger }
 
   public init(
     center: TaskCenter, server: Server, host: String = "127.0.0.1", port: Int = 8000,
-    configuration: TaskCenterAPI.Configuration = .init(), remoteHosts: RemoteHostManager? = nil, logger: Logger? = nil
+    configuration: TaskCenterAPI.Configuration = .init(), remoteHosts: RemoteHostManager? = nil, tls: HTTPServerTLS? = nil,
+    logger: Logger? = nil
   ) {
     self.host = host
     self.port = port
+    self.tls = tls
     self.api = TaskCenterAPI(center: center, server: server, configuration: configuration, remoteHosts: remoteHosts)
     self.running = RunningApplication(logger: logger, label: "easyremote.http")
   }
@@ -37,13 +41,17 @@ public final class TaskCenterHTTPServer: Sendable {
   /// `host:port` once started (the real port when 0 was asked for).
   public var address: String? { running.address }
 
+  /// `https` when serving TLS, else `http`.
+  public var scheme: String { tls == nil ? "http" : "https" }
+
   /// Starts serving; returns once the port is bound.
   public func start() async throws {
     let router = api.router()
     let limits = api.configuration.limits
+    let tlsConfiguration = try tls?.configuration()
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
-        router: router, server: GuardedHTTPChannel.builder(webSocketResponder: router.buildResponder(), limits: limits),
+        router: router, server: GuardedHTTPChannel.builder(webSocketResponder: router.buildResponder(), limits: limits, tls: tlsConfiguration),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
         onServerRunning: onServerRunning, logger: logger)
     }
@@ -60,5 +68,33 @@ extension TaskCenterHTTPServer: Service {
     if address == nil { try await start() }
     try? await gracefulShutdown()
     await stop()
+  }
+}
+
+/// The certificate and key the HTTP API serves HTTPS with (PEM text).
+public struct HTTPServerTLS: Sendable {
+  public var certificateChainPEM: String
+  public var privateKeyPEM: String
+
+  public init(certificateChainPEM: String, privateKeyPEM: String) {
+    self.certificateChainPEM = certificateChainPEM
+    self.privateKeyPEM = privateKeyPEM
+  }
+
+  /// Reads both files; a file that is not PEM is an error naming it.
+  public init(certificateFile: String, keyFile: String) throws {
+    func read(_ path: String, _ what: String) throws -> String {
+      guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("-----BEGIN") else {
+        throw TaskCenterError(code: .invalidRequest, message: "cannot read the HTTPS \(what) PEM file \(path)")
+      }
+      return text
+    }
+    self.init(certificateChainPEM: try read(certificateFile, "certificate"), privateKeyPEM: try read(keyFile, "key"))
+  }
+
+  func configuration() throws -> TLSConfiguration {
+    let chain = try NIOSSLCertificate.fromPEMBytes(Array(certificateChainPEM.utf8))
+    let key = try NIOSSLPrivateKey(bytes: Array(privateKeyPEM.utf8), format: .pem)
+    return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
   }
 }

@@ -230,6 +230,26 @@ struct CommandLineTests {
     let notPEM = try await runTool(["functions", "--gateway", address, "--tls-ca", file.path])
     #expect(notPEM.status != 0 && notPEM.stderr.contains("cannot read the CA PEM file"), "\(notPEM.stderr)")
 
+    // The HTTP API over HTTPS with the same certificate: curl checks it against the CA; a
+    // WebSocket upgrades over it (wss://); plain HTTP to that port gets nothing.
+    let httpsGateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--http-port", "0", "--db", db + "-https", "--http-tls-cert", folder.appendingPathComponent("server.pem").path,
+       "--http-tls-key", folder.appendingPathComponent("server.key").path],
+      readyPrefix: "gateway listening on ")
+    defer { httpsGateway.stop() }
+    let httpsLine = try #require(httpsGateway.earlierLines.first { $0.hasPrefix("http api on https://") }, "\(httpsGateway.earlierLines)")
+    let httpsBase = httpsLine.replacingOccurrences(of: "http api on ", with: "")
+    let health = try await runCommand("/usr/bin/curl", ["-sS", "--cacert", ca, httpsBase + "/health"])
+    #expect(health.status == 0 && health.stdout.contains("\"components\""), "\(health.stdout) \(health.stderr)")
+    let upgrade = try await runCommand(
+      "/usr/bin/curl",
+      ["-sS", "-i", "--max-time", "2", "--cacert", ca, "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13",
+       "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", httpsBase + "/ws/updates"])
+    #expect(upgrade.stdout.hasPrefix("HTTP/1.1 101"), "\(upgrade.stdout) \(upgrade.stderr)")
+    let plainToHTTPS = try await runCommand(
+      "/usr/bin/curl", ["-sS", "--max-time", "5", httpsBase.replacingOccurrences(of: "https://", with: "http://") + "/health"])
+    #expect(plainToHTTPS.status != 0 || !plainToHTTPS.stdout.contains("components"))
+
     // `port` misspelt: startup fails, naming the key and the file.
     let misspelt = folder.appendingPathComponent("misspelt.yaml")
     try yaml.replacingOccurrences(of: "port: \(port)", with: "prot: \(port)").write(to: misspelt, atomically: true, encoding: .utf8)
