@@ -107,6 +107,31 @@ struct NodesCommand: AsyncParsableCommand {
   }
 }
 
+/// `easyremote stats`: the gateway's call counters (seed 000's `Server.stats()`).
+struct StatsCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stats", abstract: "The gateway's counters: nodes, functions, calls, failures, latency per function.")
+
+  @OptionGroup var gateway: GatewayOptions
+  @Flag(help: "JSON for scripts.") var json = false
+
+  func run() async throws {
+    try await gateway.withClient { client in
+      let stats = try await client.gatewayStats()
+      if json { return emit(jsonText(stats)) }
+      emit(
+        "\(stats.nodes) nodes, \(stats.functions) functions, \(stats.totalRequests) calls (\(stats.failedRequests) failed), \(stats.inFlight) in flight"
+      )
+      emit(
+        table(
+          ["FUNCTION", "CALLS", "FAILURES", "AVG MS"],
+          stats.perFunction.sorted { $0.key < $1.key }.map {
+            [$0.key, String($0.value.calls), String($0.value.failures), String(format: "%.2f", $0.value.averageMilliseconds)]
+          }))
+    }
+  }
+}
+
 /// `easyremote health`
 struct HealthCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(commandName: "health", abstract: "Check the gateway.")

@@ -9,7 +9,7 @@ struct EasyRemoteCommand: AsyncParsableCommand {
     version: "easyremote \(TaskCenterAPI.version)",
     subcommands: [
       DemoCommand.self, GatewayCommand.self, NodeCommand.self, CallCommand.self, StreamCommand.self,
-      FunctionsCommand.self, NodesCommand.self, HealthCommand.self, SubmitCommand.self, TasksCommand.self,
+      FunctionsCommand.self, NodesCommand.self, StatsCommand.self, HealthCommand.self, SubmitCommand.self, TasksCommand.self,
       TaskCommand.self, CancelCommand.self, PeerCommand.self, SandboxCommand.self, RemoteCommand.self,
     ]
   )

@@ -84,6 +84,7 @@ public struct TaskCenterAPI: Sendable {
       JSONBody.response(StatsView(timePeriod: "last_hour", stats: try await api.center.stats()))
     }
     router.get("/stats/nodes/top") { request, _ in try api.topNodes(request) }
+    router.get("/stats/gateway") { _, _ in JSONBody.response(GatewayStatsView(stats: api.server.stats())) }
     router.get("/stats/nodes/queue") { request, _ in try api.queue(request) }
     router.post("/internal/heartbeat") { request, context in try await api.heartbeat(request, from: context.remoteIP) }
     router.get("/internal/task/request") { request, context in try await api.offer(request, from: context.remoteIP) }

@@ -190,3 +190,36 @@ struct FunctionCallResponse: Encodable {
   var function: String
   var result: JSONValue
 }
+
+/// `GET /stats/gateway`: the gateway's call counters (seed 000's `Server.stats()`).
+struct GatewayStatsView: Encodable {
+  var stats: GatewayStats
+
+  struct Function: Encodable {
+    var calls: Int
+    var failures: Int
+    var averageMS: Double
+    enum CodingKeys: String, CodingKey {
+      case calls, failures
+      case averageMS = "avg_ms"
+    }
+  }
+
+  enum CodingKeys: String, CodingKey {
+    case nodes, functions
+    case totalRequests = "total_requests", failedRequests = "failed_requests", inFlight = "in_flight"
+    case perFunction = "per_function"
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var container = encoder.container(keyedBy: CodingKeys.self)
+    try container.encode(stats.nodes, forKey: .nodes)
+    try container.encode(stats.functions, forKey: .functions)
+    try container.encode(stats.totalRequests, forKey: .totalRequests)
+    try container.encode(stats.failedRequests, forKey: .failedRequests)
+    try container.encode(stats.inFlight, forKey: .inFlight)
+    try container.encode(
+      stats.perFunction.mapValues { Function(calls: $0.calls, failures: $0.failures, averageMS: $0.averageMilliseconds) },
+      forKey: .perFunction)
+  }
+}

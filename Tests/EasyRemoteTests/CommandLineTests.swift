@@ -219,6 +219,11 @@ struct CommandLineTests {
     defer { node.stop() }
     let sum = try await runTool(["call", "sync_add", "2", "3", "--gateway", address, "--tls-ca", ca, "--token", "s3cret"])
     #expect(sum.status == 0 && sum.stdout.contains("5"), "\(sum.stdout) \(sum.stderr)")
+    // `easyremote stats`: the call just made is counted, by function.
+    let stats = try await runTool(["stats", "--gateway", address, "--tls-ca", ca, "--token", "s3cret", "--json"])
+    let counters = try #require(try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any], "\(stats.stdout)")
+    #expect(counters["totalRequests"] as? Int == 1, "\(stats.stdout)")
+    #expect(((counters["perFunction"] as? [String: Any])?["sync_add"] as? [String: Any])?["calls"] as? Int == 1)
     let viaEnvironment = try await runTool(
       ["functions", "--gateway", address], environment: ["EASYREMOTE_TLS_CA": ca, "EASYREMOTE_TOKEN": "s3cret"])
     #expect(viaEnvironment.status == 0 && viaEnvironment.stdout.contains("sync_add"), "\(viaEnvironment.stderr)")

@@ -347,6 +347,22 @@ struct HTTPAPITests {
     await stack.stop()
   }
 
+  @Test("GET /stats/gateway counts calls by function, as easyremote stats does")
+  func gatewayStats() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("stats-node")
+    for _ in 0..<3 { _ = try await stack.send("POST", "/functions/sync_add/call", json: ["args": [1, 2]]) }
+    _ = try await stack.send("POST", "/functions/no_such_function/call", json: ["args": []])
+    let reply = try await stack.send("GET", "/stats/gateway")
+    #expect(reply.status == 200, "\(reply.text)")
+    #expect(reply.object["nodes"] as? Int == 1)
+    let perFunction = reply.object["per_function"] as? [String: [String: Any]] ?? [:]
+    #expect(perFunction["sync_add"]?["calls"] as? Int == 3, "\(reply.text)")
+    #expect(perFunction["sync_add"]?["failures"] as? Int == 0)
+    #expect((reply.object["total_requests"] as? Int ?? 0) >= 3)
+    await stack.stop()
+  }
+
   @Test("a worker that follows the seed's bodies exactly still completes a task")
   func seedPullBodies() async throws {
     var configuration = TaskFabric.configuration
