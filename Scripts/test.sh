@@ -26,3 +26,6 @@ fi
 # Build every product too: tests start `easyremote` as a real child process.
 swift build --build-tests
 swift test --skip-build "$@"
+# The HTTP API against its own openapi.yaml, fuzzed (Schemathesis from PyPI), unless a subset
+# of the tests was asked for.
+if [ $# -eq 0 ]; then ./Scripts/schemathesis.sh; fi

@@ -89,7 +89,8 @@ extension TaskCenter {
       return TaskRecord.code(code, timeout: timeout, resources: resources, maxAttempts: maxAttempts)
     case (nil, let function?):
       guard !server.nodes(serving: function).isEmpty else {
-        throw TaskCenterError.invalid("function", "no node serves a function named '\(function)'")
+        throw TaskCenterError(
+          code: .functionNotFound, message: "no node serves a function named '\(function)'", details: "field: function")
       }
       do {
         return try TaskRecord.function(

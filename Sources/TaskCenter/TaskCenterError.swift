@@ -13,6 +13,8 @@ public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertib
     public static let taskNotFound = Code(rawValue: "TASK_NOT_FOUND")
     /// No node with that id (HTTP 404).
     public static let nodeNotFound = Code(rawValue: "NODE_NOT_FOUND")
+    /// A function task for a function no node serves.
+    public static let functionNotFound = Code(rawValue: "FUNCTION_NOT_FOUND")
     /// The caller may not speak for that node, or finish that task (HTTP 403).
     public static let forbidden = Code(rawValue: "FORBIDDEN")
     /// An `Idempotency-Key` used before for another request.

@@ -113,7 +113,7 @@ struct UpgradeRequiredMiddleware<Context: RequestContext>: RouterMiddleware {
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
     -> Response
   {
-    if request.uri.path == "/ws/updates", request.headers[.upgrade]?.lowercased() != "websocket" {
+    if request.uri.path == "/ws/updates", request.method == .get, request.headers[.upgrade]?.lowercased() != "websocket" {
       var response = APIError(
         code: "UPGRADE_REQUIRED", message: "/ws/updates is a WebSocket: connect with 'Upgrade: websocket' (ws:// or wss://)"
       ).response

@@ -22,6 +22,39 @@ struct NewTaskRequest: Decodable {
     case code, function, args, timeout, resources
     case maxAttempts = "max_attempts"
   }
+
+  /// A field may be left out, but not given as null: the schema says what each one is.
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    code = try container.decodeIfPresent(String.self, forKey: .code, notNull: "a string")
+    function = try container.decodeIfPresent(String.self, forKey: .function, notNull: "a string")
+    args = try container.decodeIfPresent([JSONValue].self, forKey: .args, notNull: "an array")
+    timeout = try container.decodeIfPresent(Double.self, forKey: .timeout, notNull: "a number")
+    resources = try container.decodeIfPresent(Resources.self, forKey: .resources, notNull: "an object")
+    maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts, notNull: "an integer")
+  }
+}
+
+extension NewTaskRequest.Resources {
+  enum CodingKeys: String, CodingKey { case cpu, memory }
+
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    cpu = try container.decodeIfPresent(Double.self, forKey: .cpu, notNull: "a number")
+    memory = try container.decodeIfPresent(Int.self, forKey: .memory, notNull: "an integer")
+  }
+}
+
+extension KeyedDecodingContainer {
+  /// `decodeIfPresent` that takes an explicit null for a wrong type.
+  func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key, notNull what: String) throws -> T? {
+    guard contains(key) else { return nil }
+    if try decodeNil(forKey: key) {
+      throw DecodingError.typeMismatch(
+        T.self, .init(codingPath: codingPath + [key], debugDescription: "'\(key.stringValue)' must be \(what), not null"))
+    }
+    return try decode(T.self, forKey: key)
+  }
 }
 
 struct NewTaskResponse: Encodable {

@@ -148,7 +148,7 @@ struct HTTPAPITests {
       ("POST", "/tasks", ["code": "print(1)", "resources": ["memory": 0]], nil, 400, "INVALID_REQUEST", "field: resources.memory"),
       ("POST", "/tasks", ["timeout": 5], nil, 400, "INVALID_REQUEST", "field: code"),
       ("POST", "/tasks", ["code": String(repeating: "#", count: 10_001)], nil, 400, "INVALID_REQUEST", "field: code"),
-      ("POST", "/tasks", ["function": "nope"], nil, 400, "INVALID_REQUEST", "field: function"),
+      ("POST", "/tasks", ["function": "nope"], nil, 404, "FUNCTION_NOT_FOUND", "field: function"),
       ("POST", "/tasks", ["code": "print(1)", "resources": ["cpu": 64]], nil, 503, "RESOURCE_UNAVAILABLE", nil),
       ("GET", "/tasks/task_nope", nil, nil, 404, "TASK_NOT_FOUND", "task_id: task_nope"),
       ("DELETE", "/tasks/task_nope", nil, nil, 404, "TASK_NOT_FOUND", nil),

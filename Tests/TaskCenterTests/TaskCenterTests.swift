@@ -73,7 +73,7 @@ struct TaskCenterTests {
       (TaskSubmission(code: String(repeating: "x", count: 10_001)), .invalidRequest, "field: code"),
       (TaskSubmission(), .invalidRequest, "field: code"),
       (TaskSubmission(code: "print(1)", function: "sync_add"), .invalidRequest, "field: function"),
-      (TaskSubmission(function: "no_such_function"), .invalidRequest, "field: function"),
+      (TaskSubmission(function: "no_such_function"), .functionNotFound, "field: function"),
       (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 0, memoryMB: 1)), .invalidRequest, "field: resources.cpu"),
       (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 1, memoryMB: -1)), .invalidRequest, "field: resources.memory"),
       (TaskSubmission(code: "print(1)", resources: ResourceRequest(cpu: 64, memoryMB: 1)), .resourceUnavailable, "cpu 64"),
