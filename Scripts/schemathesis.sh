@@ -3,6 +3,8 @@
 # without a token, then one with a token (and the header). Needs the built `easyremote`.
 # Left out: /ws/updates (a WebSocket, not REST) and /api/remote/connect (it makes the gateway
 # dial SSH to whatever host the fuzzer invents; the remote-host tests cover it with a real sshd).
+# One check is off: use_after_free ("deleted resource still available") — DELETE /tasks/{id}
+# cancels a task (seed 004), which then stays, cancelled, for its record.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v schemathesis >/dev/null || python3 -m pip install -q schemathesis
@@ -15,7 +17,7 @@ run() {  # run NAME HTTP_BASE [extra schemathesis args...]
   shift 2
   echo "== schemathesis: $name ($base)"
   schemathesis --config-file Scripts/schemathesis.toml run "$base/openapi.yaml" --url "$base" --checks all \
-    --exclude-path /ws/updates --exclude-path /api/remote/connect --max-examples 25 --seed 20261130 \
+    --exclude-checks use_after_free --exclude-path /ws/updates --exclude-path /api/remote/connect --max-examples 25 --seed 20261130 \
     --workers 1 --no-color "$@"
 }
 
