@@ -17,7 +17,7 @@ run() {  # run NAME HTTP_BASE [extra schemathesis args...]
   shift 2
   echo "== schemathesis: $name ($base)"
   schemathesis --config-file Scripts/schemathesis.toml run "$base/openapi.yaml" --url "$base" --checks all \
-    --exclude-checks use_after_free --exclude-path /ws/updates --exclude-path /api/remote/connect --max-examples 25 --seed 20261130 \
+    --exclude-checks use_after_free --exclude-path /ws/updates --exclude-path /api/remote/connect --max-examples 25 --seed "${SCHEMATHESIS_SEED:-20261130}" \
     --workers 1 --no-color "$@"
 }
 
