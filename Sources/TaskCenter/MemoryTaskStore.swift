@@ -45,6 +45,13 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
+  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+    state.withLock { state in
+      guard let (id, fingerprint) = state.idempotencyKeys[key], let task = state.tasks[id] else { return nil }
+      return (task, fingerprint)
+    }
+  }
+
   public func task(_ id: String) async throws -> TaskRecord? {
     state.withLock { $0.tasks[id] }
   }

@@ -22,6 +22,10 @@ struct ObservedTaskStore: TaskStore {
 
   func task(_ id: String) async throws -> TaskRecord? { try await read { try await base.task(id) } }
 
+  func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+    try await read { try await base.task(idempotencyKey: key) }
+  }
+
   func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
     try await read { try await base.tasks(status: status, limit: limit, offset: offset) }
   }

@@ -186,6 +186,17 @@ public final class SQLiteTaskStore: TaskStore {
     return result
   }
 
+  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+    try await reading { db -> (task: TaskRecord, fingerprint: String)? in
+      guard
+        let row = try Row.fetchOne(
+          db.cachedStatement(sql: "SELECT taskID, fingerprint FROM idempotency_key WHERE key = ?"), arguments: [key]),
+        let task = try TaskRow.fetch(db, id: row["taskID"])?.record
+      else { return nil }
+      return (task, row["fingerprint"])
+    }
+  }
+
   public func task(_ id: String) async throws -> TaskRecord? {
     try await reading { db in try TaskRow.fetch(db, id: id)?.record }
   }

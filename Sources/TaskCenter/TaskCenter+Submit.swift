@@ -29,8 +29,14 @@ extension TaskCenter {
       throw TaskCenterError.invalid("Idempotency-Key", "an idempotency key is 1-255 visible ASCII characters")
     }
     let fingerprint = Self.fingerprint(submission)
-    let task = try validate(submission)
-    let stored = try await store.insert(task, idempotencyKey: idempotencyKey, fingerprint: fingerprint)
+    // A repeat gets its task even when it would not be accepted now (its function no longer
+    // served, say): the first request was.
+    let stored: IdempotentInsert
+    if let earlier = try await store.task(idempotencyKey: idempotencyKey) {
+      stored = IdempotentInsert(task: earlier.task, fingerprint: earlier.fingerprint, inserted: false)
+    } else {
+      stored = try await store.insert(try validate(submission), idempotencyKey: idempotencyKey, fingerprint: fingerprint)
+    }
     guard stored.fingerprint == fingerprint else {
       throw TaskCenterError(
         code: .idempotencyConflict,

@@ -15,6 +15,9 @@ public protocol TaskStore: Sendable {
   /// of the request that made it.
   func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert
 
+  /// The task stored under an idempotency key, as it is now, with its request's fingerprint.
+  func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)?
+
   func task(_ id: String) async throws -> TaskRecord?
 
   /// Tasks newest first, optionally of one status, `limit` at a time from `offset`.
@@ -61,6 +64,9 @@ public struct IdempotentInsert: Sendable {
 }
 
 extension TaskStore {
+  /// For stores that keep no keys: none.
+  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? { nil }
+
   /// For stores that keep no keys: refuses, rather than insert twice.
   public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     throw TaskCenterError(code: .internalError, message: "this task store does not keep idempotency keys")

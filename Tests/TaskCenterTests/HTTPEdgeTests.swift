@@ -166,6 +166,25 @@ struct HTTPEdgeTests {
     await stack.stop()
   }
 
+  @Test("a repeated Idempotency-Key gets its task even when the request would not be accepted now")
+  func idempotentReplayAfterTheNodeLeft() async throws {
+    let stack = try await Stack(token: nil)
+    let (node, worker) = try await stack.fabric.addNode("adder")
+    let body: [String: Any] = ["function": "sync_add", "args": [1, 2]]
+    let first = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "add-1"])
+    #expect(first.status == 201, "\(first.text)")
+    await worker.stop()
+    await node.stop()
+    #expect(try await eventually { stack.fabric.server.nodeCount == 0 })
+    // Asked anew, no node serves sync_add: 404. Repeated, it is the task already made.
+    let fresh = try await stack.send("POST", "/tasks", json: body)
+    #expect(fresh.status == 404, "\(fresh.text)")
+    let repeated = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "add-1"])
+    #expect(repeated.status == 201 && repeated.object["task_id"] as? String == first.object["task_id"] as? String, "\(repeated.text)")
+    #expect(repeated.headers["Idempotent-Replayed"] == "true")
+    await stack.stop()
+  }
+
   // MARK: A hostile client
 
   /// A raw TCP connection to the server.
