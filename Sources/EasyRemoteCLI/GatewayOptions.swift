@@ -33,8 +33,11 @@ struct GatewayOptions: ParsableArguments {
     gateway ?? environment["EASYREMOTE_GATEWAY"] ?? "127.0.0.1:8080"
   }
 
-  var authToken: String? { token ?? environment["EASYREMOTE_TOKEN"] ?? fileConfig?.authToken }
+  var authToken: String? { token(file: fileConfig) }
 
+  private func token(file: NodeConfig?) -> String? { token ?? environment["EASYREMOTE_TOKEN"] ?? file?.authToken }
+
+  /// The YAML file's settings, parsed at each read (options keep no state): read it once per use.
   private var fileConfig: NodeConfig? {
     (configFile ?? environment["EASYREMOTE_CONFIG"]).flatMap { try? NodeConfig.load(file: $0) }
   }
@@ -47,11 +50,11 @@ struct GatewayOptions: ParsableArguments {
         throw ValidationError("\(error)")
       }
     }
-    _ = try tls()
+    _ = try tls(file: fileConfig)
   }
 
   /// The TLS settings for dialing the gateway: flags, then environment, then the file.
-  func tls() throws -> TLSConfig? {
+  private func tls(file: NodeConfig?) throws -> TLSConfig? {
     func read(_ path: String?, _ what: String) throws -> String? {
       guard let path else { return nil }
       guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("-----BEGIN") else {
@@ -63,8 +66,8 @@ struct GatewayOptions: ParsableArguments {
     let cert = try read(tlsCert ?? environment["EASYREMOTE_TLS_CERT"], "certificate")
     let key = try read(tlsKey ?? environment["EASYREMOTE_TLS_KEY"], "key")
     if (cert == nil) != (key == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
-    if ca == nil && cert == nil { return fileConfig?.transport.tls }
-    var tls = fileConfig?.transport.tls ?? TLSConfig()
+    if ca == nil && cert == nil { return file?.transport.tls }
+    var tls = file?.transport.tls ?? TLSConfig()
     if let ca { tls.trustedCAPEM = ca }
     if let cert, let key {
       tls.certificatePEM = cert
@@ -75,12 +78,13 @@ struct GatewayOptions: ParsableArguments {
 
   /// Node-layer settings carrying the token and TLS.
   var config: NodeConfig {
-    var config = fileConfig ?? .defaults
+    let file = fileConfig
+    var config = file ?? .defaults
     // The file may be the gateway's own (its node_id is the gateway's): a client or node
     // here takes its id from --id, never from the file.
     config.nodeID = nil
-    config.authToken = authToken
-    config.transport.tls = (try? tls()) ?? nil
+    config.authToken = token(file: file)
+    config.transport.tls = (try? tls(file: file)) ?? nil
     return config
   }
 

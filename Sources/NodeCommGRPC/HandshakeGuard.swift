@@ -52,9 +52,7 @@ final class HandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
       return
     }
     let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-    let delay = limits.handshakeTimeout
-    let nanoseconds = Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-    timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { bound.value.close(promise: nil) }
+    timer = context.eventLoop.scheduleTask(in: TimeAmount(limits.handshakeTimeout)) { bound.value.close(promise: nil) }
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -437,11 +437,11 @@ public struct CodeRunner: Sendable {
   // MARK: Descriptors
 
   private static func pipe() throws -> (read: Int32, write: Int32) {
-    var fds: [Int32] = [-1, -1]
-    guard easyremote_pipe(&fds) == 0 else {
-      throw SandboxError(code: .launchFailed, message: "could not make a pipe: \(String(cString: strerror(errno)))")
+    do {
+      return try ProcessSpawner.pipe()
+    } catch let error as ProcessSpawner.SpawnError {
+      throw SandboxError(code: .launchFailed, message: "could not make a pipe: \(String(cString: strerror(error.errno)))")
     }
-    return (fds[0], fds[1])
   }
 
   private static func memoryFile(_ name: String, _ bytes: [UInt8]) throws -> Int32 {

@@ -73,14 +73,13 @@ public struct APIError: Error, Sendable, Equatable, Codable {
 
   /// `{"error": {...}}` as text.
   var jsonText: String {
-    struct Envelope: Encodable { var error: APIError }
-    return (try? JSONBody.encoder.encode(Envelope(error: self))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    (try? JSONBody.encoder.encode(Envelope(error: self))).map { String(decoding: $0, as: UTF8.self) } ?? ""
   }
 
-  var response: Response {
-    struct Envelope: Encodable { var error: APIError }
-    return JSONBody.response(Envelope(error: self), status: status)
-  }
+  var response: Response { JSONBody.response(Envelope(error: self), status: status) }
+
+  /// The shape every error goes out in.
+  private struct Envelope: Encodable { var error: APIError }
 }
 
 /// Turns every error into the API's error JSON; a path that exists with other methods is

@@ -67,7 +67,7 @@ struct GuardedHTTPChannel: ServerChildChannel {
       let channel = GuardedHTTPChannel(
         inner: HTTP1WebSocketUpgradeChannel(
           responder: serve, webSocketResponder: responder,
-          configuration: .init(http1: .init(idleTimeout: .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000)))),
+          configuration: .init(http1: .init(idleTimeout: TimeAmount(limits.idleTimeout)))),
         limits: limits, connections: connections)
       if let tls { return try TLSChannel(channel, tlsConfiguration: tls) }
       return channel
@@ -186,6 +186,9 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     var message: String
   }
 
+  /// What a method or a header name may be made of (RFC 9110 `tchar`).
+  private static let tokenCharacters = Set("!#$%&'*+-.^_`|~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
   /// The index just past `\r\n\r\n`, when the head is complete.
   private static func endOfHead(in buffer: ByteBuffer) -> Int? {
     let bytes = buffer.readableBytesView
@@ -227,8 +230,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
       return .failure(Failure(status: 414, code: "URI_TOO_LONG", message: "the request line is longer than \(limits.maxRequestLine) bytes"))
     }
     let parts = requestLine.split(separator: " ", omittingEmptySubsequences: false)
-    let tokenCharacters = Set("!#$%&'*+-.^_`|~ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-    guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy({ tokenCharacters.contains($0) }),
+    guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy({ Self.tokenCharacters.contains($0) }),
       parts[1].hasPrefix("/") || parts[1] == "*" || parts[1].hasPrefix("http://") || parts[1].hasPrefix("https://"),
       parts[2] == "HTTP/1.1" || parts[2] == "HTTP/1.0"
     else { return bad("a malformed request line: \(requestLine.prefix(80))") }
@@ -244,7 +246,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     var upgrade = false
     for line in headers {
       guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
-        line[..<colon].allSatisfy({ tokenCharacters.contains($0) })
+        line[..<colon].allSatisfy({ Self.tokenCharacters.contains($0) })
       else { return bad("a malformed header line: \(line.prefix(80))") }
       let name = line[..<colon].lowercased()
       let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
@@ -299,8 +301,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   private func arm(_ context: ChannelHandlerContext, _ delay: Duration, answer: Bool) {
     timer?.cancel()
     let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-    let nanoseconds = Int64(delay.components.seconds) * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
-    timer = context.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
+    timer = context.eventLoop.scheduleTask(in: TimeAmount(delay)) {
       let (handler, context) = bound.value
       if answer {
         handler.refuse(context, 408, "REQUEST_TIMEOUT", "the request's head did not arrive within \(delay)")

@@ -100,9 +100,7 @@ public struct TaskCenterAPI: Sendable {
     router.ws("/ws/updates") { inbound, outbound, context in
       if let auth, !auth.isAuthorized(context.request) {
         let error = APIError(code: "UNAUTHORIZED", message: "this gateway needs its token: connect to /ws/updates?token=<token>")
-        struct Envelope: Encodable { var error: APIError }
-        let text = (try? JSONBody.encoder.encode(Envelope(error: error))).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        try? await outbound.write(.text(text))
+        try? await outbound.write(.text(error.jsonText))
         try? await outbound.close(.policyViolation, reason: "UNAUTHORIZED")
         return
       }
