@@ -165,7 +165,7 @@ final class StreamReceiver: Sendable {
 
 extension Node {
   /// Registers a typed streaming handler: each element of the returned sequence reaches the
-  /// caller as soon as it is produced.
+  /// caller as soon as it is produced, encoded with `serializer` (else the request's).
   ///
   /// ```swift
   /// node.registerStream("count") { (limit: Int, _) in
@@ -176,12 +176,13 @@ extension Node {
   /// }
   /// ```
   public func registerStream<Request: Decodable & SendableMetatype, Items: AsyncSequence & SendableMetatype>(
-    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Items
+    _ method: String, serializer: String? = nil,
+    _ handler: @escaping @Sendable (Request, CallContext) async throws -> Items
   ) where Items.Element: Encodable & SendableMetatype {
     let serializers = self.serializers
     registerStream(method) { payload, context, sink in
       let request = try serializers.decode(Request.self, from: payload, method: method)
-      let answerWith = payload.serializer == RawSerializer.name ? nil : payload.serializer
+      let answerWith = Self.answerSerializer(serializer, request: payload)
       for try await item in try await handler(request, context) {
         try await sink.send(serializers.encode(item, method: method, explicit: answerWith))
       }
@@ -199,18 +200,18 @@ extension Node {
     _ target: String, _ method: String, payload: Payload, timeout: Duration? = nil, window: Int = 64,
     metadata: [String: String] = [:]
   ) async throws -> NodeStream {
-    let link = try link(to: target, method: method)
     let call = InterceptedCall(
       direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: false)
     let opened = OpenedStream()
-    _ = try await outboundInterceptors.run(call) { call in
+    _ = try await outboundInterceptors.run(call) { [self] call in
+      let link = try link(to: target, method: call.method)
       let id = try link.openStream(
         method: call.method, payload: call.payload, metadata: call.metadata, timeout: timeout, target: target,
         window: max(1, window))
-      opened.set(id)
+      opened.set(link, id)
       return .empty
     }
-    guard let id = opened.id else {
+    guard let (link, id) = opened.opened else {
       throw NodeError(code: .rejected, message: "an interceptor did not open the stream", nodeID: target, method: method)
     }
     return NodeStream(receiver: StreamReceiver(link: link, id: id, window: max(1, window)))
@@ -258,7 +259,7 @@ extension Node {
 
 /// The id of a stream opened inside the interceptor chain.
 private final class OpenedStream: Sendable {
-  private let value = Mutex<UInt64?>(nil)
-  var id: UInt64? { value.withLock { $0 } }
-  func set(_ id: UInt64) { value.withLock { $0 = id } }
+  private let value = Mutex<(Link, UInt64)?>(nil)
+  var opened: (Link, UInt64)? { value.withLock { $0 } }
+  func set(_ link: Link, _ id: UInt64) { value.withLock { $0 = (link, id) } }
 }

@@ -71,7 +71,11 @@ public final class Node: Sendable {
     if config.debug { logger.logLevel = .debug }
     self.logger = logger
     self.state = Mutex(State())
+    // Outermost first: metrics see every call whole (a retried one once, auth refusals too),
+    // retry wraps the attempts, logging sees each attempt.
+    if config.collectMetrics { addInterceptor(MetricsInterceptor(nodeID: id)) }
     if let token = config.authToken { addInterceptor(TokenAuthInterceptor(token: token)) }
+    if let retry = config.retry { addInterceptor(RetryInterceptor(retry), paths: .outbound) }
     if config.logCalls { addInterceptor(LoggingInterceptor(logger: logger, level: .info)) }
   }
 
@@ -82,18 +86,29 @@ public final class Node: Sendable {
     state.withLock { $0.handlers[method] = handler }
   }
 
-  /// Registers a typed handler: the request is decoded as `Request`, the result encoded with
-  /// the serializer the request came in.
+  /// Registers a typed handler: the request is decoded as `Request` (with the serializer it
+  /// names), the result encoded with `serializer` — the method's own choice, seed 001's
+  /// `MethodOptions(serializer:)` — or, when nil, the serializer the request came in.
+  ///
+  /// ```swift
+  /// node.register("matrix.multiply", serializer: "binary") { (m: Matrix, _) in m * m }
+  /// ```
   public func register<Request: Decodable & SendableMetatype, Response: Encodable & SendableMetatype>(
-    _ method: String, _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
+    _ method: String, serializer: String? = nil,
+    _ handler: @escaping @Sendable (Request, CallContext) async throws -> Response
   ) {
     let serializers = self.serializers
     register(method) { payload, context in
       let request = try serializers.decode(Request.self, from: payload, method: method)
       let response = try await handler(request, context)
-      let answerWith = payload.serializer == RawSerializer.name ? nil : payload.serializer
-      return try serializers.encode(response, method: method, explicit: answerWith)
+      return try serializers.encode(response, method: method, explicit: Self.answerSerializer(serializer, request: payload))
     }
+  }
+
+  /// The serializer of an answer: the method's own, else the request's (raw requests get the
+  /// method's or the node's default).
+  static func answerSerializer(_ methodSerializer: String?, request: Payload) -> String? {
+    methodSerializer ?? (request.serializer == RawSerializer.name ? nil : request.serializer)
   }
 
   /// Registers (or replaces) the streaming handler of `method`.
@@ -132,20 +147,31 @@ public final class Node: Sendable {
     state.withLock { ($0.handlers[method], $0.streamHandlers[method], $0.inbound, $0.phase == .running) }
   }
 
-  /// Calls `handler` for each event of `kind`; returns a token for ``off(_:)``.
+  /// Calls `handler` for each event of `kind`, in the order handlers were added; returns a
+  /// token for ``off(_:)-(EventToken)``, on which `on` chains.
   @discardableResult
   public func on(_ kind: NodeEvent.Kind, _ handler: @escaping @Sendable (NodeEvent) -> Void) -> EventToken {
-    state.withLock { state in
+    let value = state.withLock { state in
       let token = state.nextToken
       state.nextToken += 1
       state.subscribers[token] = (kind, handler)
-      return EventToken(value: token)
+      return token
+    }
+    return EventToken(values: [value], node: self)
+  }
+
+  /// Removes the subscriptions a token stands for (one, or a chain of them).
+  public func off(_ token: EventToken) {
+    state.withLock { state in
+      for value in token.values { state.subscribers[value] = nil }
     }
   }
 
-  /// Removes a subscription made with ``on(_:_:)``.
-  public func off(_ token: EventToken) {
-    _ = state.withLock { $0.subscribers.removeValue(forKey: token.value) }
+  /// Removes every handler of `kind`.
+  public func off(_ kind: NodeEvent.Kind) {
+    state.withLock { state in
+      state.subscribers = state.subscribers.filter { $0.value.0 != kind }
+    }
   }
 
   /// Sets what this node's heartbeats carry from now on (its load, for example) and sends
@@ -333,7 +359,7 @@ public final class Node: Sendable {
       Task { await replaced.channel.close() }
     }
     logger.debug("link up", metadata: ["peer": "\(peerID)", "remote": "\(link.channel.remoteDescription)"])
-    emit(.connect(peerID: peerID))
+    emit(.connect(peerID: peerID, address: link.channel.remoteDescription))
   }
 
   func linkEnded(_ link: Link, reason: String) {
@@ -370,13 +396,19 @@ public final class Node: Sendable {
   public func call(
     _ target: String, _ method: String, payload: Payload, timeout: Duration? = nil, metadata: [String: String] = [:]
   ) async throws -> Payload {
-    let link = try link(to: target, method: method)
     let timeout = timeout ?? config.defaultTimeout
     let interceptors = outboundInterceptors
+    if interceptors.isEmpty {
+      return try await link(to: target, method: method).call(
+        method: method, payload: payload, metadata: metadata, timeout: timeout, target: target)
+    }
     let call = InterceptedCall(
       direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: false)
-    return try await interceptors.run(call) { call in
-      try await link.call(method: call.method, payload: call.payload, metadata: call.metadata, timeout: timeout, target: target)
+    // The link is looked up per attempt, inside the chain: a retry interceptor sees
+    // `not_connected` and may wait for the link to come (back).
+    return try await interceptors.run(call) { [self] call in
+      try await link(to: target, method: call.method).call(
+        method: call.method, payload: call.payload, metadata: call.metadata, timeout: timeout, target: target)
     }
   }
 
@@ -395,12 +427,12 @@ public final class Node: Sendable {
 
   /// Sends a one-way call: no result, no error from the handler comes back.
   public func notify(_ target: String, _ method: String, payload: Payload, metadata: [String: String] = [:]) async throws {
-    let link = try link(to: target, method: method)
-    let interceptors = state.withLock { $0.outbound }
+    let interceptors = outboundInterceptors
     let call = InterceptedCall(
       direction: .outbound, peerID: target, method: method, payload: payload, metadata: metadata, isNotification: true)
-    _ = try await interceptors.run(call) { call in
-      try link.notify(method: call.method, payload: call.payload, metadata: call.metadata, target: target)
+    _ = try await interceptors.run(call) { [self] call in
+      try link(to: target, method: call.method).notify(
+        method: call.method, payload: call.payload, metadata: call.metadata, target: target)
       return .empty
     }
   }

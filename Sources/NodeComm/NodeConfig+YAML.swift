@@ -73,7 +73,17 @@ private struct ConfigReader {
       if let value = keys["timeout"] { config.heartbeat.timeout = try seconds(value, "heartbeat.timeout") }
     }
     if let serialization = top["serialization"] {
-      let keys = try mapping(serialization, "serialization", known: ["default", "methods"])
+      let keys = try mapping(serialization, "serialization", known: ["default", "methods", "compression"])
+      if let compression = keys["compression"] {
+        let path = "serialization.compression"
+        let fields = try mapping(compression, path, known: ["enabled", "min_size", "methods", "serializers"])
+        if let value = fields["enabled"] { config.compression.enabled = try bool(value, "\(path).enabled") }
+        if let value = fields["min_size"] { config.compression.minimumSize = try count(value, "\(path).min_size") }
+        if let value = fields["methods"] { config.compression.methods.formUnion(try strings(value, "\(path).methods")) }
+        if let value = fields["serializers"] {
+          config.compression.serializers.formUnion(try strings(value, "\(path).serializers"))
+        }
+      }
       if let value = keys["default"] { config.serialization.defaultSerializer = try string(value, "serialization.default") }
       if let methods = keys["methods"] {
         for (method, setting) in try mapping(methods, "serialization.methods", known: nil) {
@@ -83,7 +93,7 @@ private struct ConfigReader {
             config.serialization.perMethod[method] = try string(value, "\(path).serializer")
           }
           if let value = fields["compress"], try bool(value, "\(path).compress") {
-            throw error("'\(path).compress: true' is not supported yet (no compression on links)")
+            config.compression.methods.insert(method)
           }
         }
       }
@@ -133,10 +143,7 @@ private struct ConfigReader {
       if let value = fields["max_message_length"] {
         config.limits.maxPayloadSize = try positive(value, "transport.grpc.max_message_length")
       }
-      if let value = fields["max_workers"] {
-        throw error(
-          "'transport.grpc.max_workers' (\(try positive(value, "transport.grpc.max_workers"))) is not supported yet: bound the workers of each compute node (`easyremote node --max-workers`)")
-      }
+      if let value = fields["max_workers"] { config.maxWorkers = try positive(value, "transport.grpc.max_workers") }
       if fields["heartbeat"] != nil {
         throw error("'transport.grpc.heartbeat' is not supported: set the top-level 'heartbeat' instead")
       }
@@ -185,9 +192,7 @@ private struct ConfigReader {
     if let value = keys["logging"], try bool(value, "interceptors.logging") {
       config.logCalls = true
     }
-    if let value = keys["metrics"], try bool(value, "interceptors.metrics") {
-      throw error("'interceptors.metrics: true' is not supported yet (the metrics issue adds it)")
-    }
+    if let value = keys["metrics"] { config.collectMetrics = try bool(value, "interceptors.metrics") }
     if keys["custom"] != nil {
       throw error("'interceptors.custom' is not supported: add interceptors in code (`node.addInterceptor`)")
     }
@@ -204,10 +209,27 @@ private struct ConfigReader {
       throw error("'interceptors.auth: true' needs 'interceptors.auth_config.token'")
     }
     if let retry = keys["retry"] {
-      let fields = try mapping(retry, "interceptors.retry", known: ["enabled", "max_retries", "backoff"])
-      if let value = fields["enabled"], try bool(value, "interceptors.retry.enabled") {
-        throw error("'interceptors.retry.enabled: true' is not supported yet (idempotent functions are retried by the gateway)")
+      let path = "interceptors.retry"
+      let fields = try mapping(
+        retry, path, known: ["enabled", "max_retries", "backoff", "max_backoff", "multiplier", "jitter", "idempotent_methods"])
+      let enabled = try fields["enabled"].map { try bool($0, "\(path).enabled") } ?? true
+      var policy = RetryPolicy()
+      if let value = fields["max_retries"] { policy.maxAttempts = try count(value, "\(path).max_retries") + 1 }
+      if let value = fields["backoff"] { policy.initialBackoff = try seconds(value, "\(path).backoff", allowZero: true) }
+      if let value = fields["max_backoff"] { policy.maxBackoff = try seconds(value, "\(path).max_backoff") }
+      if let value = fields["multiplier"] {
+        let multiplier = try number(value, "\(path).multiplier")
+        guard multiplier >= 1 else { throw error("'\(path).multiplier' must be at least 1") }
+        policy.multiplier = multiplier
       }
+      if let value = fields["jitter"] {
+        let jitter = try number(value, "\(path).jitter")
+        guard (0...1).contains(jitter) else { throw error("'\(path).jitter' must be between 0 and 1") }
+        policy.jitter = jitter
+      }
+      if let value = fields["idempotent_methods"] { policy.idempotentMethods = try strings(value, "\(path).idempotent_methods") }
+      policy.maxBackoff = max(policy.maxBackoff, policy.initialBackoff)
+      config.retry = enabled ? policy : nil
     }
   }
 
@@ -255,10 +277,22 @@ private struct ConfigReader {
     return value
   }
 
-  func seconds(_ node: Yams.Node, _ path: String) throws -> Duration {
+  func seconds(_ node: Yams.Node, _ path: String, allowZero: Bool = false) throws -> Duration {
     let value = try number(node, path)
-    guard value.isFinite, value > 0 else { throw error("'\(path)' must be a positive number of seconds") }
+    guard value.isFinite, value > 0 || (allowZero && value == 0), value < 1e9 else {
+      throw error("'\(path)' must be a positive number of seconds")
+    }
     return .milliseconds(Int64(value * 1000))
+  }
+
+  func count(_ node: Yams.Node, _ path: String) throws -> Int {
+    guard let value = node.int, value >= 0 else { throw error("'\(path)' must be a whole number, 0 or more") }
+    return value
+  }
+
+  func strings(_ node: Yams.Node, _ path: String) throws -> Set<String> {
+    guard let sequence = node.sequence else { throw error("'\(path)' must be a list of names") }
+    return Set(try sequence.map { try string($0, path) })
   }
 
   /// The text of the file a key names (relative to the config's folder), or nil without one.

@@ -36,6 +36,19 @@ public struct NodeConfig: Sendable, Equatable {
   /// Whether the node logs every call it makes and serves (``LoggingInterceptor`` at `info`;
   /// `interceptors.logging` in the origin's YAML layout).
   public var logCalls = false
+  /// Whether the node counts and times its calls through swift-metrics
+  /// (``MetricsInterceptor``; `interceptors.metrics`).
+  public var collectMetrics = false
+  /// When set, failed outbound calls are sent again by this policy (``RetryInterceptor``;
+  /// `interceptors.retry`).
+  public var retry: RetryPolicy?
+  /// Calls in flight through a gateway built with this configuration (seed 000's
+  /// `maxWorkers`, `transport.grpc.max_workers` in the origin's layout); beyond it calls wait,
+  /// then are refused `busy`. A compute node takes it as its `maxWorkers` when given none.
+  /// Unbounded when nil.
+  public var maxWorkers: Int?
+  /// Which payloads travel deflated, on links whose peer agreed to it in HELLO.
+  public var compression = CompressionConfig()
 
   public init(
     nodeID: String? = nil,
@@ -152,6 +165,40 @@ public struct SerializationConfig: Sendable, Equatable {
   }
 
   public static var defaults: SerializationConfig { SerializationConfig() }
+}
+
+/// Payload compression on links (deflate, through compress-nio).
+///
+/// Each side offers deflate in its HELLO when ``enabled``; a link compresses only when both
+/// offered. Then a payload of at least ``minimumSize`` bytes is deflated when its method (or
+/// the function a gateway routes it to) is in ``methods`` or its serializer in
+/// ``serializers``; an answer or a stream item is deflated when its request was, or by the
+/// same rules. Compressed payloads travel with the serializer name `<name>+deflate` and are
+/// inflated, within the payload limit, before anything else sees them.
+public struct CompressionConfig: Sendable, Equatable {
+  /// Offer deflate to peers (and accept compressed payloads: those are always read).
+  public var enabled: Bool
+  public var methods: Set<String>
+  public var serializers: Set<String>
+  public var minimumSize: Int
+
+  public init(enabled: Bool = true, methods: Set<String> = [], serializers: Set<String> = [], minimumSize: Int = 1024) {
+    self.enabled = enabled
+    self.methods = methods
+    self.serializers = serializers
+    self.minimumSize = max(0, minimumSize)
+  }
+
+  /// The metadata key that names the function a gateway routes a call to: ``methods`` are
+  /// matched against it too, so a function's name selects it end to end.
+  public static let functionKey = "er-function"
+
+  /// Whether a payload of `method` in `serializer` is one to deflate (size aside).
+  func selects(method: String, metadata: [String: String], serializer: String) -> Bool {
+    guard !methods.isEmpty || !serializers.isEmpty else { return false }
+    return methods.contains(method) || serializers.contains(serializer)
+      || metadata[Self.functionKey].map(methods.contains) == true
+  }
 }
 
 /// Size limits of payloads and frames.

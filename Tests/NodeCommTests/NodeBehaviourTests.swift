@@ -102,8 +102,12 @@ struct NodeBehaviourTests {
       seenByA.append(event)
       disconnected.fire()
     }
-    let token = a.on(.connect) { removed.append($0) }
+    // A chain of subscriptions is one token; off(token) removes them all, off(kind) every
+    // handler of a kind.
+    let token = a.on(.connect) { removed.append($0) }.on(.disconnect) { removed.append($0) }
     a.off(token)
+    b.on(.disconnect) { removed.append($0) }.on(.disconnect) { removed.append($0) }
+    b.off(.disconnect)
     let connected = Signal()
     b.on(.connect) { event in
       seenByB.append(event)
@@ -111,11 +115,18 @@ struct NodeBehaviourTests {
     }
     try await a.start()
     try await b.start()
-    try await a.connect(to: "b", at: try #require(b.listeningAddress))
+    let bAddress = try #require(b.listeningAddress)
+    try await a.connect(to: "b", at: bAddress)
     #expect(await connected.wait() != nil)
-    #expect(seenByA.all == [.connect(peerID: "b")])
-    #expect(seenByB.all == [.connect(peerID: "a")])
-    #expect(removed.all.isEmpty)
+    // The connect event names the peer and where it is: the dialed address on the dialer's
+    // side, the peer's socket address (gRPC) on the listener's.
+    #expect(seenByA.all == [.connect(peerID: "b", address: bAddress)])
+    #expect(seenByB.all.map(\.peerID) == ["a"])
+    let dialerAddress = try #require(seenByB.all.first?.address)
+    switch kind {
+    case .memory: #expect(dialerAddress == "memory-dialer")
+    case .grpc: #expect(dialerAddress.contains("127.0.0.1:") && !dialerAddress.hasSuffix(":\(bAddress.split(separator: ":").last!)"), "\(dialerAddress)")
+    }
     await b.stop(gracePeriod: .zero)
     #expect(await disconnected.wait() != nil)
     #expect(seenByA.all.count == 2)
@@ -127,6 +138,7 @@ struct NodeBehaviourTests {
     }
     #expect(!a.isConnected(to: "b"))
     await a.stop(gracePeriod: .zero)
+    #expect(removed.all.isEmpty)
   }
 
   struct Tag: CallInterceptor {

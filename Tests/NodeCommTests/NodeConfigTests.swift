@@ -104,19 +104,20 @@ struct NodeConfigTests {
         grpc:
           host: 127.0.0.1
           port: 50051
+          max_workers: 10
           max_message_length: 104857600
           tls: {enabled: true, cert_file: server.pem, key_file: server.key, ca_file: ca.pem, mutual_tls: true}
         memory: {zero_copy: true, simulate_latency: false, latency_ms: 0.0}
       serialization:
         default: json
         methods:
-          upload: {serializer: binary, compress: false}
+          upload: {serializer: binary, compress: true}
       interceptors:
         logging: true
-        metrics: false
+        metrics: true
         auth: true
         auth_config: {mode: token, token: s3cret}
-        retry: {enabled: false, max_retries: 3, backoff: 1.0}
+        retry: {enabled: true, max_retries: 3, backoff: 1.0}
       heartbeat: {enabled: true, interval: 30.0, timeout: 90.0}
       """.write(to: file, atomically: true, encoding: .utf8)
     let config = try NodeConfig.load(file: file.path)
@@ -127,7 +128,10 @@ struct NodeConfigTests {
     #expect(config.transport.tls?.trustedCAPEM == certificates.caPEM)
     #expect(config.transport.tls?.requireClientCertificate == true)
     #expect(config.serialization.perMethod == ["upload": "binary"])
-    #expect(config.authToken == "s3cret" && config.logCalls)
+    #expect(config.authToken == "s3cret" && config.logCalls && config.collectMetrics)
+    #expect(config.maxWorkers == 10)
+    #expect(config.compression.methods == ["upload"] && config.compression.enabled)
+    #expect(config.retry?.maxAttempts == 4 && config.retry?.initialBackoff == .seconds(1))
     #expect(config.heartbeat == HeartbeatConfig(enabled: true, interval: .seconds(30), timeout: .seconds(90)))
     let node = Node(config: config, transport: MemoryTransport())
     #expect(node.serializers.name(for: "upload", explicit: nil) == "binary")
@@ -150,10 +154,13 @@ struct NodeConfigTests {
       ("transport:\n  grpc:\n    prot: 1\n", "transport.grpc.prot"),
       ("heartbeat:\n  intervall: 3\n", "heartbeat.intervall"),
       ("transport:\n  grpc:\n    tls: {enabled: true, cert_file: a.pem}\n", "transport.grpc.tls"),
-      ("transport:\n  grpc:\n    max_workers: 10\n", "transport.grpc.max_workers"),
-      ("serialization:\n  methods:\n    upload: {serializer: binary, compress: true}\n", "serialization.methods.upload.compress"),
-      ("interceptors:\n  metrics: true\n", "interceptors.metrics"),
-      ("interceptors:\n  retry: {enabled: true}\n", "interceptors.retry.enabled"),
+      ("transport:\n  grpc:\n    max_workers: 0\n", "transport.grpc.max_workers"),
+      ("serialization:\n  methods:\n    upload: {serializer: binary, compres: true}\n", "serialization.methods.upload.compres"),
+      ("serialization:\n  compression: {min_size: -1}\n", "serialization.compression.min_size"),
+      ("interceptors:\n  metrics: maybe\n", "interceptors.metrics"),
+      ("interceptors:\n  retry: {enabled: true, max_retries: -1}\n", "interceptors.retry.max_retries"),
+      ("interceptors:\n  retry: {jitter: 2}\n", "interceptors.retry.jitter"),
+      ("interceptors:\n  retry: {idempotent_methods: get}\n", "interceptors.retry.idempotent_methods"),
       ("interceptors:\n  auth: true\n", "interceptors.auth"),
       ("interceptors:\n  custom: [x]\n", "interceptors.custom"),
       ("advertised_address: 10.0.0.1:50051\n", "advertised_address"),
