@@ -11,6 +11,7 @@ extension Link {
     if payload.data.count > limit {
       throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
     }
+    let payload = packed(payload, method: method, metadata: metadata)
     let id = state.withLock { $0.allocateID() }
     return try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Payload, any Error>) in
@@ -44,6 +45,7 @@ extension Link {
     if payload.data.count > limit {
       throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
     }
+    let payload = packed(payload, method: method, metadata: metadata)
     let (error, wakeup): (NodeError?, Wakeup?) = state.withLock { state in
       if let error = state.refusal(peer: target, method: method) { return (error, nil) }
       let frame = Frame(

@@ -107,7 +107,15 @@ extension Link {
       if let info = frame.error {
         pending.continuation.resume(throwing: NodeError(remote: info, nodeID: frame.source.isEmpty ? (peerID ?? "") : frame.source, method: pending.method))
       } else {
-        pending.continuation.resume(returning: Payload(data: frame.payload, serializer: frame.serializer))
+        do {
+          let payload = try unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: pending.method)
+          pending.continuation.resume(returning: payload)
+        } catch {
+          var failure = error
+          failure.nodeID = peerID
+          failure.message = "the result: " + failure.message
+          pending.continuation.resume(throwing: failure)
+        }
       }
     case .cancel:
       let (task, creditWaiter) = state.withLock { state in
@@ -139,6 +147,9 @@ extension Link {
       state.outbox.peerAcksPieces = frame.metadata[Self.bulkAckKey] == "1"
       state.outbox.peerTakesItemBatches = frame.metadata[Self.itemBatchesKey] == "1"
       state.peerHeartbeatTimeout = frame.metadata[Self.heartbeatTimeoutKey].flatMap(Int64.init).map(Duration.milliseconds)
+      state.peerInflates =
+        frame.metadata[PayloadCompression.helloKey]?.split(separator: ",").contains { $0 == PayloadCompression.deflate }
+        ?? false
       let waiter = state.helloWaiter
       state.helloWaiter = nil
       return (true, waiter)
@@ -155,7 +166,7 @@ extension Link {
     state.withLock { state in
       guard state.closedReason == nil else { return }
       state.handlers[frame.id] = Task {
-        let result = await self.node.serve(frame, peerID: self.peerID ?? frame.source)
+        let result = await self.node.serve(frame, peerID: self.peerID ?? frame.source, link: self)
         self.finishHandler(frame, result: result)
       }
     }
@@ -175,8 +186,11 @@ extension Link {
         error.nodeID = node.id
         response.error = error.info
       } else {
-        response.payload = payload.data
-        response.serializer = payload.serializer
+        let packed = packed(
+          payload, method: request.method, metadata: request.metadata,
+          answeringCompressed: request.serializer.hasSuffix(PayloadCompression.suffix))
+        response.payload = packed.data
+        response.serializer = packed.serializer
       }
     case .failure(let error):
       response.error = error.info

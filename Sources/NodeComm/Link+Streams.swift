@@ -61,6 +61,7 @@ extension Link {
     if payload.data.count > limit {
       throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
     }
+    let payload = packed(payload, method: method, metadata: metadata)
     let deadline = timeout.map { ContinuousClock.now + $0 }
     let (id, wakeup, sooner): (UInt64, Wakeup?, CheckedContinuation<Void, Never>?) = try state.withLock { state in
       if let error = state.refusal(peer: target, method: method) { throw error }
@@ -168,6 +169,17 @@ extension Link {
       for data in frame.moreItems { items.append(Payload(data: data, serializer: frame.serializer)) }
     }
     let id = frame.correlationID
+    if frame.serializer.hasSuffix(PayloadCompression.suffix) {
+      let method = state.withLock { $0.inStreams[id]?.method } ?? frame.method
+      do {
+        items = try items.map { item throws(NodeError) in try unpacked(item, method: method) }
+      } catch {
+        var failure = error
+        failure.nodeID = peerID
+        cancelInboundStream(id, error: failure, keepForReader: true)
+        return
+      }
+    }
     let (waiter, given): (StreamReader?, [Payload]) = state.withLock { state in
       guard let index = state.inStreams.index(forKey: id), state.inStreams.values[index].end == nil else {
         return (nil, [])
@@ -213,7 +225,12 @@ extension Link {
       guard state.closedReason == nil else { return }
       state.outStreams[frame.id] = OutboundStream(credit: Int(frame.credit))
       state.handlers[frame.id] = Task {
-        let sink = StreamSink(link: self, id: frame.id, method: frame.method)
+        let request = Payload(data: Data(), serializer: frame.serializer)
+        let compress =
+          self.compresses
+          && (PayloadCompression.isCompressed(request)
+            || self.node.config.compression.selects(method: frame.method, metadata: frame.metadata, serializer: frame.serializer))
+        let sink = StreamSink(link: self, id: frame.id, method: frame.method, compress: compress)
         let result = await self.node.serveStream(frame, peerID: self.peerID ?? frame.source, sink: sink)
         self.finishStreamHandler(frame, result: result)
       }

@@ -107,6 +107,7 @@ final class Link: Sendable {
     if node.config.heartbeat.enabled {
       metadata[Self.heartbeatTimeoutKey] = String(node.config.heartbeat.timeout.microseconds / 1000)
     }
+    if node.config.compression.enabled { metadata[PayloadCompression.helloKey] = PayloadCompression.deflate }
     return metadata
   }
   /// The CREDIT frames with this correlation id acknowledge bytes of pieces (stream ids
@@ -294,6 +295,8 @@ extension Link {
     var peerStopping = false
     /// After how long the peer closes a silent link (from its HELLO), if it said.
     var peerHeartbeatTimeout: Duration?
+    /// The peer offered deflate in its HELLO (it inflates what we deflate).
+    var peerInflates = false
     /// The link is closing (drains what it has, takes nothing new); the outbox then sends
     /// its pieces without waiting for acknowledgements.
     var closing: Bool {

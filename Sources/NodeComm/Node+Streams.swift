@@ -13,22 +13,31 @@ public struct StreamSink: Sendable {
   let link: Link
   let id: UInt64
   let method: String
+  /// Items are deflated (those large enough): the link compresses and the stream was selected.
+  let compress: Bool
 
   /// Sends one item, waiting for the consumer's credit.
   public func send(_ item: Payload) async throws {
-    try await link.sendStreamItems(id, method: method, payloads: CollectionOfOne(item))
+    try await link.sendStreamItems(id, method: method, payloads: CollectionOfOne(packed(item)))
   }
 
   /// Sends the item if the consumer has credit for it now, without suspending; returns false
   /// (sending nothing) when it has none: then ``send(_:)`` waits for it.
   public func offer(_ item: Payload) throws -> Bool {
-    try link.offerStreamItem(id, method: method, payload: item)
+    try link.offerStreamItem(id, method: method, payload: packed(item))
   }
 
   /// Sends items in order, each as soon as the consumer has credit for it; items that go
   /// out together share one frame.
   public func send(contentsOf items: [Payload]) async throws {
-    try await link.sendStreamItems(id, method: method, payloads: items)
+    try await link.sendStreamItems(id, method: method, payloads: compress ? items.map(packed) : items)
+  }
+
+  private func packed(_ item: Payload) -> Payload {
+    guard compress, item.data.count >= max(1, link.node.config.compression.minimumSize),
+      item.data.count <= link.node.config.limits.maxPayloadSize
+    else { return item }
+    return PayloadCompression.compress(item)
   }
 }
 
@@ -234,11 +243,11 @@ extension Node {
     let (handler, streamHandler, interceptors, running) = inboundRoute(frame.method)
     guard running else { return .failure(.stopping(id, method: frame.method)) }
     let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
-    let call = InterceptedCall(
-      direction: .inbound, peerID: peerID, method: frame.method,
-      payload: Payload(data: frame.payload, serializer: frame.serializer), metadata: frame.metadata,
-      isNotification: false)
     do {
+      let payload = try sink.link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
+      let call = InterceptedCall(
+        direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
+        isNotification: false)
       _ = try await interceptors.run(call) { [id] call in
         let context = CallContext(callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline)
         if let streamHandler {

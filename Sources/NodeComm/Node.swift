@@ -486,17 +486,17 @@ public final class Node: Sendable {
   // MARK: - Serving
 
   /// Runs one inbound request or notification through the interceptors and its handler.
-  func serve(_ frame: Frame, peerID: String) async -> Result<Payload, NodeError> {
+  func serve(_ frame: Frame, peerID: String, link: Link) async -> Result<Payload, NodeError> {
     let (handler, isStream, interceptors, running) = state.withLock { state in
       (state.handlers[frame.method], state.streamHandlers[frame.method] != nil, state.inbound, state.phase == .running)
     }
     guard running else { return .failure(.stopping(id, method: frame.method)) }
     let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
-    let call = InterceptedCall(
-      direction: .inbound, peerID: peerID, method: frame.method,
-      payload: Payload(data: frame.payload, serializer: frame.serializer), metadata: frame.metadata,
-      isNotification: frame.type == .notify)
     do {
+      let payload = try link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
+      let call = InterceptedCall(
+        direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
+        isNotification: frame.type == .notify)
       let result = try await interceptors.run(call) { [id] call in
         guard let handler else {
           if isStream {
