@@ -13,13 +13,16 @@ extension Server {
   ///   - host: the address to listen on; loopback unless you mean to serve other machines.
   ///   - port: the port; 0 picks a free one (read ``Server/address`` after ``Server/start()``).
   ///   - balancing: how the next node is picked among those serving a function.
+  ///   - maxWorkers: calls in flight through the gateway at most; beyond it they wait (up to
+  ///     `queueLimit`), then are refused `busy`. Unbounded when nil (and `config.maxWorkers`
+  ///     is nil).
   ///   - config: node-layer settings (TLS in `config.transport.tls`, heartbeat, limits, token).
   public convenience init(
-    host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight,
-    config: NodeConfig = .defaults, logger: Logger? = nil
+    host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight, maxWorkers: Int? = nil,
+    queueLimit: Int? = nil, config: NodeConfig = .defaults, logger: Logger? = nil
   ) {
     self.init(
-      host: host, port: port, balancing: balancing, config: config,
+      host: host, port: port, balancing: balancing, maxWorkers: maxWorkers, queueLimit: queueLimit, config: config,
       transport: GRPCTransport(tls: config.transport.tls), logger: logger)
   }
 }
@@ -30,9 +33,9 @@ extension ComputeNode {
   /// - Parameters:
   ///   - nodeID: this node's id; a random one when nil.
   ///   - maxWorkers: calls and tasks run at once; the rest wait (up to `queueLimit`) or are
-  ///     refused.
+  ///     refused. When nil: `config.maxWorkers`, else 5.
   public convenience init(
-    serverAddress: String, nodeID: String? = nil, maxWorkers: Int = 5, queueLimit: Int? = nil,
+    serverAddress: String, nodeID: String? = nil, maxWorkers: Int? = nil, queueLimit: Int? = nil,
     config: NodeConfig = .defaults, logger: Logger? = nil
   ) {
     self.init(

@@ -121,6 +121,7 @@ struct StatsCommand: AsyncParsableCommand {
       if json { return emit(jsonText(stats)) }
       emit(
         "\(stats.nodes) nodes, \(stats.functions) functions, \(stats.totalRequests) calls (\(stats.failedRequests) failed), \(stats.inFlight) in flight"
+          + (stats.maxWorkers.map { " (at most \($0), \(stats.waiting ?? 0) waiting)" } ?? "")
       )
       emit(
         table(

@@ -71,7 +71,7 @@ struct NodeCommand: AsyncParsableCommand {
 
   @OptionGroup var gateway: GatewayOptions
   @Option(help: "The node id (random when omitted).") var id: String?
-  @Option(help: "Calls and tasks run at once.") var maxWorkers = 5
+  @Option(help: "Calls and tasks run at once (default: the config's max_workers, else 5).") var maxWorkers: Int?
   @OptionGroup(title: "Code tasks") var sandbox: SandboxOptions
   @Option(help: "Above this CPU use (%) the machine is its owner's and takes no tasks.") var maxCpuPercent = 80.0
   @Option(help: "Above this memory use (%) the machine takes no tasks.") var maxMemoryPercent = 90.0
@@ -206,10 +206,5 @@ func runServices(_ services: [any Service], until lifeline: (any Service)? = nil
 
 /// Logs at warning and above on stderr unless `EASYREMOTE_LOG` names another level.
 func bootstrapLogging(default fallback: Logger.Level = .warning) {
-  let level = ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? fallback
-  LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = level
-    return handler
-  }
+  setupLogging(level: ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? fallback)
 }

@@ -23,15 +23,13 @@ public final class ComputeNode: Sendable {
   public let queueLimit: Int
   package let node: Node
   let state: Mutex<State>
+  /// Its `maxWorkers` places, shared by calls and tasks.
+  let workers: WorkerGate
   /// What the node starts on its own: the reconnect loop, announcements after a late `register`.
   let background = OwnedTasks()
 
   struct State {
     var functions: [String: FunctionDescriptor] = [:]
-    var running = 0
-    var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
-    var order: [UInt64] = []
-    var nextTicket: UInt64 = 0
     var executions = 0
     var failures = 0
     var totalSeconds = 0.0
@@ -46,16 +44,18 @@ public final class ComputeNode: Sendable {
   ///   - serverAddress: the gateway's `host:port`.
   ///   - nodeID: this node's id; a random one when nil.
   ///   - maxWorkers: calls and tasks run at once; the rest wait (up to `queueLimit`) or are
-  ///     refused.
+  ///     refused. When nil: `config.maxWorkers`, else 5.
   ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
   ///     `ComputeNode(serverAddress:)` picks gRPC).
   public init(
-    serverAddress: String, nodeID: String? = nil, maxWorkers: Int = 5, queueLimit: Int? = nil,
+    serverAddress: String, nodeID: String? = nil, maxWorkers: Int? = nil, queueLimit: Int? = nil,
     config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
   ) {
     self.serverAddress = serverAddress
-    self.maxWorkers = max(1, maxWorkers)
-    self.queueLimit = queueLimit ?? max(1, maxWorkers) * 16
+    let maxWorkers = max(1, maxWorkers ?? config.maxWorkers ?? 5)
+    self.maxWorkers = maxWorkers
+    self.queueLimit = queueLimit ?? maxWorkers * 16
+    self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit)
     var config = config
     config.transport.listen = false
     self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger)
@@ -73,7 +73,7 @@ public final class ComputeNode: Sendable {
   public func stats() -> NodeStats {
     state.withLock { state in
       NodeStats(
-        executions: state.executions, failures: state.failures, running: state.running, queued: state.waiting.count,
+        executions: state.executions, failures: state.failures, running: workers.running, queued: workers.queued,
         averageSeconds: state.executions == 0 ? 0 : state.totalSeconds / Double(state.executions))
     }
   }
@@ -312,54 +312,22 @@ public final class ComputeNode: Sendable {
 
   /// Waits for a free worker (first come, first served), or refuses when the queue is full.
   func acquireWorker(_ function: String) async throws {
-    let ticket: UInt64? = try state.withLock { state in
-      if state.running < maxWorkers && state.waiting.isEmpty {
-        state.running += 1
-        return nil
-      }
-      guard state.waiting.count < queueLimit else {
-        throw EasyRemoteError(
-          code: .busy, message: "node '\(node.id)' is running \(maxWorkers) calls and has \(queueLimit) waiting",
-          function: function
-        ).nodeError
-      }
-      state.nextTicket += 1
-      return state.nextTicket
-    }
-    guard let ticket else { return }
-    try await withTaskCancellationHandler {
-      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        let cancelled = state.withLock { state -> Bool in
-          if Task.isCancelled { return true }
-          state.waiting[ticket] = continuation
-          state.order.append(ticket)
-          return false
-        }
-        if cancelled { continuation.resume(throwing: CancellationError()) }
-      }
-    } onCancel: {
-      let waiter = state.withLock { state in
-        state.order.removeAll { $0 == ticket }
-        return state.waiting.removeValue(forKey: ticket)
-      }
-      waiter?.resume(throwing: CancellationError())
+    try await workers.enter {
+      EasyRemoteError(
+        code: .busy, message: "node '\(node.id)' is running \(maxWorkers) calls and has \(queueLimit) waiting",
+        function: function
+      ).nodeError
     }
   }
 
   func releaseWorker(start: ContinuousClock.Instant, failed: Bool) {
     let elapsed = ContinuousClock.now - start
-    let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+    state.withLock { state in
       state.executions += 1
       if failed { state.failures += 1 }
       state.totalSeconds += Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-      while !state.order.isEmpty {
-        let ticket = state.order.removeFirst()
-        if let waiter = state.waiting.removeValue(forKey: ticket) { return waiter }  // the worker passes on
-      }
-      state.running -= 1
-      return nil
     }
-    next?.resume()
+    workers.leave()
   }
 }
 

@@ -146,6 +146,10 @@ public struct GatewayStats: Codable, Sendable {
   public var failedRequests: Int
   public var inFlight: Int
   public var perFunction: [String: FunctionStats]
+  /// The gateway's bound on calls in flight; nil when unbounded.
+  public var maxWorkers: Int?
+  /// Calls waiting for one of the `maxWorkers` places (nil from gateways before it).
+  public var waiting: Int?
 }
 
 /// The answer of ``healthCheck(_:timeout:)``.

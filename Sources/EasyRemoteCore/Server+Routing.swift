@@ -35,6 +35,8 @@ extension Server {
     -> Payload
   {
     let start = ContinuousClock.now
+    try await enterWorker(function, timeout: timeout)
+    defer { workers?.leave() }
     var tried: Set<String> = []
     var lastError: EasyRemoteError?
     while true {
@@ -157,6 +159,8 @@ extension Server {
       (function, target) = (invocation.function, invocation.node)
     }
     let start = ContinuousClock.now
+    try await enterWorker(function, timeout: context.remaining)
+    defer { workers?.leave() }
     let pick = state.withLock { $0.membership.routeCall(function, target: target) }
     guard case .success(let chosen) = pick else {
       if case .failure(let error) = pick { throw error.nodeError }
@@ -176,6 +180,28 @@ extension Server {
         failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(function)'"
       }
       throw failure.nodeError
+    }
+  }
+
+  /// Takes one of the gateway's `maxWorkers` places (at once when one is free, else after
+  /// the calls before it): the caller's time runs while it waits.
+  ///
+  /// - Throws: `busy` when the queue is full, `timedOut` when `timeout` passes first.
+  func enterWorker(_ function: String, timeout: Duration?) async throws {
+    guard let workers else { return }
+    let refusal: @Sendable () -> any Error = {
+      EasyRemoteError(
+        code: .busy,
+        message: "the gateway is running \(workers.limit) calls and has \(workers.queueLimit) waiting (maxWorkers)",
+        function: function
+      ).nodeError
+    }
+    guard let timeout else { return try await workers.enter(refusal: refusal) }
+    guard try await workers.enter(within: timeout, refusal: refusal) else {
+      throw EasyRemoteError(
+        code: .timedOut, message: "'\(function)' waited \(timeout) for one of the gateway's \(workers.limit) workers",
+        function: function
+      ).nodeError
     }
   }
 

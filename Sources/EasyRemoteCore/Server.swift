@@ -21,7 +21,12 @@ public final class Server: Sendable {
 
   public let host: String
   public let port: Int
+  /// Calls in flight through the gateway at most (calls and streams it routes, from
+  /// clients and the HTTP API); nil for no bound.
+  public let maxWorkers: Int?
   package let node: Node
+  /// The `maxWorkers` places; nil when unbounded.
+  let workers: WorkerGate?
   let state: Mutex<State>
   /// The one event stream (``events(buffer:)``).
   let hub = EventHub()
@@ -40,15 +45,21 @@ public final class Server: Sendable {
   ///   - host: the address to listen on; loopback unless you mean to serve other machines.
   ///   - port: the port; 0 picks a free one (read ``address`` after ``start()``).
   ///   - balancing: how the next node is picked among those serving a function.
+  ///   - maxWorkers: calls in flight through the gateway at most (seed 000's `maxWorkers`);
+  ///     beyond it calls wait, up to `queueLimit` (default 16 × `maxWorkers`), then are
+  ///     refused `busy`. `config.maxWorkers` when nil; unbounded when both are nil.
   ///   - config: node-layer settings (heartbeat, limits, token).
   ///   - transport: what carries the links: a `MemoryTransport` in one process, the gRPC
   ///     transport between machines (the `EasyRemote` module's `Server(host:port:)` picks it).
   public init(
-    host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight,
-    config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
+    host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight, maxWorkers: Int? = nil,
+    queueLimit: Int? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
   ) {
     self.host = host
     self.port = port
+    let maxWorkers = (maxWorkers ?? config.maxWorkers).map { max(1, $0) }
+    self.maxWorkers = maxWorkers
+    self.workers = maxWorkers.map { WorkerGate(limit: $0, queueLimit: queueLimit ?? $0 * 16) }
     var config = config
     config.transport.listen = true
     config.transport.host = host
@@ -104,7 +115,8 @@ public final class Server: Sendable {
 
   /// Counters of the gateway.
   public func stats() -> GatewayStats {
-    state.withLock { state in
+    let waiting = workers?.queued ?? 0
+    return state.withLock { state in
       GatewayStats(
         nodes: state.membership.members.count, functions: state.membership.functions.count,
         totalRequests: state.totalRequests, failedRequests: state.failedRequests,
@@ -113,7 +125,7 @@ public final class Server: Sendable {
           GatewayStats.FunctionStats(
             calls: entry.calls, failures: entry.failures,
             averageMilliseconds: entry.calls == 0 ? 0 : entry.totalMilliseconds / Double(entry.calls))
-        })
+        }, maxWorkers: maxWorkers, waiting: waiting)
     }
   }
 

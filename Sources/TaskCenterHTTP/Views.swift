@@ -242,6 +242,7 @@ struct GatewayStatsView: Encodable {
     case nodes, functions
     case totalRequests = "total_requests", failedRequests = "failed_requests", inFlight = "in_flight"
     case perFunction = "per_function"
+    case maxWorkers = "max_workers", waiting
   }
 
   func encode(to encoder: any Encoder) throws {
@@ -251,6 +252,8 @@ struct GatewayStatsView: Encodable {
     try container.encode(stats.totalRequests, forKey: .totalRequests)
     try container.encode(stats.failedRequests, forKey: .failedRequests)
     try container.encode(stats.inFlight, forKey: .inFlight)
+    try container.encode(stats.maxWorkers, forKey: .maxWorkers)
+    try container.encode(stats.waiting ?? 0, forKey: .waiting)
     try container.encode(
       stats.perFunction.mapValues { Function(calls: $0.calls, failures: $0.failures, averageMS: $0.averageMilliseconds) },
       forKey: .perFunction)

@@ -30,12 +30,12 @@ struct Fabric {
   ///   - transport: reuse this transport (a gateway restarting on the same memory transport).
   static func start(
     _ kind: TransportKind = .memory, balancing: Server.Balancing = .leastInFlight, port: Int = 0,
-    transport: (any Transport)? = nil
+    transport: (any Transport)? = nil, maxWorkers: Int? = nil, queueLimit: Int? = nil
   ) async throws -> Fabric {
     let transport = transport ?? kind.make()
     let server = Server(
-      port: port, balancing: balancing, config: .defaults { $0.shutdownGracePeriod = .milliseconds(200) },
-      transport: transport)
+      port: port, balancing: balancing, maxWorkers: maxWorkers, queueLimit: queueLimit,
+      config: .defaults { $0.shutdownGracePeriod = .milliseconds(200) }, transport: transport)
     try await server.start()
     return Fabric(server: server, address: try #require(server.address), transport: transport)
   }
