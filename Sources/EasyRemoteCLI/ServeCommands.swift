@@ -22,7 +22,7 @@ struct GatewayCommand: AsyncParsableCommand {
   @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
   @Option(help: "The task center's SQLite file (default: easyremote/tasks.sqlite in the user's data folder).")
   var db: String?
-  @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
+  @Option(help: "The HTTP API's port, 0 picks a free one (default: the config's http.port, else 8000).") var httpPort: Int?
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
   @Option(help: "A shared token every node and client must present (default: $EASYREMOTE_TOKEN).") var token: String?
   @OptionGroup(title: "Remote hosts (SSH)") var remote: RemoteHostOptions
@@ -46,12 +46,16 @@ struct GatewayCommand: AsyncParsableCommand {
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     try await server.start()
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
-    let httpTLS = try httpTlsCert.map { try HTTPServerTLS(certificateFile: $0, keyFile: httpTlsKey ?? "") }
+    // HTTPS from the flags, else from the file's http.tls.
+    let httpFiles = httpTlsCert.map { ($0, httpTlsKey ?? "") }
+      ?? nodeConfig.http.certificateFile.map { ($0, nodeConfig.http.keyFile ?? "") }
+    let httpTLS = try httpFiles.map { try HTTPServerTLS(certificateFile: $0.0, keyFile: $0.1) }
     let http =
-      noHttp
+      noHttp || !nodeConfig.http.enabled
       ? nil
       : TaskCenterHTTPServer(
-        center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts, tls: httpTLS)
+        center: center, server: server, host: nodeConfig.http.host ?? host, port: httpPort ?? nodeConfig.http.port ?? 8000,
+        remoteHosts: remoteHosts, tls: httpTLS)
     try await center.start()
     try await http?.start()
     if let http, let address = http.address { emit("http api on \(http.scheme)://\(address)") }

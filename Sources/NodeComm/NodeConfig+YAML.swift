@@ -53,7 +53,7 @@ private struct ConfigReader {
       root, "",
       known: [
         "node_id", "debug", "default_timeout", "shutdown_grace_period", "transport", "heartbeat", "serialization",
-        "limits", "auth", "interceptors", "listen", "advertised_address",
+        "limits", "auth", "interceptors", "listen", "advertised_address", "http",
       ])
     if let value = top["node_id"] { config.nodeID = try string(value, "node_id") }
     if let value = top["debug"] { config.debug = try bool(value, "debug") }
@@ -109,6 +109,20 @@ private struct ConfigReader {
       if let value = keys["token"] { config.authToken = try string(value, "auth.token") }
     }
     if let interceptors = top["interceptors"] { try readInterceptors(interceptors, into: &config) }
+    if let http = top["http"] {
+      let keys = try mapping(http, "http", known: ["enabled", "host", "port", "tls"])
+      if let value = keys["enabled"] { config.http.enabled = try bool(value, "http.enabled") }
+      if let value = keys["host"] { config.http.host = try string(value, "http.host") }
+      if let value = keys["port"] { config.http.port = try port(value, "http.port") }
+      if let tls = keys["tls"] {
+        let fields = try mapping(tls, "http.tls", known: ["cert_file", "key_file"])
+        config.http.certificateFile = try path(fields["cert_file"], "http.tls.cert_file")
+        config.http.keyFile = try path(fields["key_file"], "http.tls.key_file")
+        if (config.http.certificateFile == nil) != (config.http.keyFile == nil) {
+          throw error("'http.tls' needs both cert_file and key_file")
+        }
+      }
+    }
     return config
   }
 
@@ -293,6 +307,17 @@ private struct ConfigReader {
   func strings(_ node: Yams.Node, _ path: String) throws -> Set<String> {
     guard let sequence = node.sequence else { throw error("'\(path)' must be a list of names") }
     return Set(try sequence.map { try string($0, path) })
+  }
+
+  /// The path of a file a key names, resolved against the config's folder; the file must be
+  /// readable (so a wrong path stops startup, not the first request).
+  func path(_ node: Yams.Node?, _ key: String) throws -> String? {
+    guard let node else { return nil }
+    let url = URL(fileURLWithPath: try string(node, key), relativeTo: baseDirectory)
+    guard FileManager.default.isReadableFile(atPath: url.path) else {
+      throw error("cannot read '\(url.path)' ('\(key)')")
+    }
+    return url.path
   }
 
   /// The text of the file a key names (relative to the config's folder), or nil without one.

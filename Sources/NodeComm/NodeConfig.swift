@@ -49,6 +49,9 @@ public struct NodeConfig: Sendable, Equatable {
   public var maxWorkers: Int?
   /// Which payloads travel deflated, on links whose peer agreed to it in HELLO.
   public var compression = CompressionConfig()
+  /// The gateway's HTTP API (`http:` in YAML); the node layer itself has none, the
+  /// `easyremote gateway` command reads it.
+  public var http = HTTPAPIConfig()
 
   public init(
     nodeID: String? = nil,
@@ -199,6 +202,21 @@ public struct CompressionConfig: Sendable, Equatable {
     return methods.contains(method) || serializers.contains(serializer)
       || metadata[Self.functionKey].map(methods.contains) == true
   }
+}
+
+/// Where and how a gateway serves its HTTP API, from the configuration file; command-line
+/// flags win over it.
+public struct HTTPAPIConfig: Sendable, Equatable {
+  /// Serve the HTTP API at all.
+  public var enabled: Bool = true
+  public var host: String?
+  public var port: Int?
+  /// HTTPS: the certificate chain and key files (PEM), as paths resolved against the
+  /// configuration file's folder.
+  public var certificateFile: String?
+  public var keyFile: String?
+
+  public init() {}
 }
 
 /// Size limits of payloads and frames.

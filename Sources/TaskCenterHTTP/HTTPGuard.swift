@@ -41,13 +41,14 @@ struct GuardedHTTPChannel: ServerChildChannel {
   let inner: HTTP1WebSocketUpgradeChannel
   let limits: HTTPLimits
   let connections: ConnectionCount
+  let token: TokenCheck?
 
   func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
     do {
       // Last so far: after TLS (which sees the bytes first when the server speaks HTTPS),
       // before everything HTTP that the inner setup adds.
       try channel.pipeline.syncOperations.addHandler(
-        HTTPGuardHandler(limits: limits, connections: connections), position: .last)
+        HTTPGuardHandler(limits: limits, connections: connections, token: token), position: .last)
     } catch {
       return channel.eventLoop.makeFailedFuture(error)
     }
@@ -59,8 +60,11 @@ struct GuardedHTTPChannel: ServerChildChannel {
   }
 
   /// The server builder for `Application(server:)`; with `tls`, HTTPS (and `wss://`).
+  ///
+  /// With `token`, a WebSocket upgrade of `/ws/updates` without it is answered 401 here (the
+  /// upgrade machinery behind could only answer an empty 400).
   static func builder<Responder: HTTPResponder>(
-    webSocketResponder responder: Responder, limits: HTTPLimits, tls: TLSConfiguration?
+    webSocketResponder responder: Responder, limits: HTTPLimits, tls: TLSConfiguration?, token: TokenCheck?
   ) -> HTTPServerBuilder where Responder.Context: WebSocketRequestContext {
     let connections = ConnectionCount()
     return HTTPServerBuilder { serve in
@@ -68,7 +72,7 @@ struct GuardedHTTPChannel: ServerChildChannel {
         inner: HTTP1WebSocketUpgradeChannel(
           responder: serve, webSocketResponder: responder,
           configuration: .init(http1: .init(idleTimeout: TimeAmount(limits.idleTimeout)))),
-        limits: limits, connections: connections)
+        limits: limits, connections: connections, token: token)
       if let tls { return try TLSChannel(channel, tlsConfiguration: tls) }
       return channel
     }
@@ -102,13 +106,15 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   private let limits: HTTPLimits
   private let connections: ConnectionCount
+  private let token: TokenCheck?
   private var state = State.head(nil)
   private var timer: Scheduled<Void>?
   private var counted = false
 
-  init(limits: HTTPLimits, connections: ConnectionCount) {
+  init(limits: HTTPLimits, connections: ConnectionCount, token: TokenCheck? = nil) {
     self.limits = limits
     self.connections = connections
+    self.token = token
   }
 
   // A server's child channel may be active before its pipeline is set up: count it and arm
@@ -244,6 +250,9 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     var contentLength: Int?
     var chunked = false
     var upgrade = false
+    var webSocket = false
+    var authorization: String?
+    var alternateToken: String?
     for line in headers {
       guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
         line[..<colon].allSatisfy({ Self.tokenCharacters.contains($0) })
@@ -260,11 +269,23 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         chunked = true
       case "upgrade":
         upgrade = true
+        webSocket = value.lowercased() == "websocket"
+      case "authorization":
+        authorization = value
+      case TokenCheck.alternateHeader:
+        alternateToken = value
       default:
         break
       }
     }
     if chunked && contentLength != nil { return bad("a request must not have both Content-Length and Transfer-Encoding") }
+    if webSocket, let token {
+      let uri = URI(String(parts[1]))
+      if uri.path == TokenCheck.webSocketPath, !token.accepts(authorization: authorization, alternate: alternateToken, uri: uri) {
+        let refusal = TokenCheck.refusal
+        return .failure(Failure(status: 401, code: refusal.code, message: refusal.message))
+      }
+    }
     if upgrade || chunked { return .success(.passthrough) }
     if let contentLength, contentLength > 0 { return .success(.body(remaining: contentLength)) }
     return .success(.head(nil))
@@ -276,7 +297,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     state = .closed
     timer?.cancel()
     let reason =
-      [400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"][
+      [400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"][
         status] ?? "Error"
     let body = APIError(code: code, message: message).jsonText
     var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)

@@ -57,12 +57,15 @@ public struct TaskCenterAPI: Sendable {
     self.remoteHosts = remoteHosts
   }
 
+  /// The token HTTP requests must carry: the configuration's, else the gateway's own.
+  var token: String? { configuration.token ?? server.authToken }
+
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
   public func router() -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     let routes = RouteTable()
     router.middlewares.add(ErrorMiddleware(routes: routes))
-    let auth = (configuration.token ?? server.authToken).map { TokenAuthMiddleware<APIRequestContext>(token: $0) }
+    let auth = token.map { TokenAuthMiddleware<APIRequestContext>(token: $0) }
     if let auth { router.middlewares.add(auth) }
     router.middlewares.add(UpgradeRequiredMiddleware())
     let api = self

@@ -49,9 +49,11 @@ public final class TaskCenterHTTPServer: Sendable {
     let router = api.router()
     let limits = api.configuration.limits
     let tlsConfiguration = try tls?.configuration()
+    let token = api.token.map(TokenCheck.init)
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
-        router: router, server: GuardedHTTPChannel.builder(webSocketResponder: router.buildResponder(), limits: limits, tls: tlsConfiguration),
+        router: router, server: GuardedHTTPChannel.builder(
+          webSocketResponder: router.buildResponder(), limits: limits, tls: tlsConfiguration, token: token),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
         onServerRunning: onServerRunning, logger: logger)
     }

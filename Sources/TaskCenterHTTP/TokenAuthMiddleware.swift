@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 
 /// Refuses requests without the gateway's shared token (`UNAUTHORIZED`, 401), so that the
 /// HTTP API is no more open than the gateway's links: with a token set, nobody without it
@@ -8,34 +9,56 @@ import Hummingbird
 /// The token goes in `Authorization: Bearer <token>` or `X-EasyRemote-Token: <token>`; a
 /// browser's WebSocket cannot set headers, so `/ws/updates` also takes `?token=<token>`.
 /// `/health` and `/openapi.yaml` stay open (load balancers, documentation). A WebSocket
-/// upgrade is let through and checked by the socket itself (``isAuthorized(_:)``), which
-/// then closes with the error (code 1008): a refused upgrade can only be an empty 400.
+/// upgrade without the token never gets here: ``HTTPGuardHandler`` answers it 401 with the
+/// same check (``TokenCheck``) before Hummingbird takes the connection over.
 struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
-  let token: String
+  let check: TokenCheck
   static var openPaths: Set<String> { ["/health", "/openapi.yaml"] }
+
+  init(token: String) { check = TokenCheck(token: token) }
 
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
     -> Response
   {
     let path = request.uri.path
-    let upgrade = path == "/ws/updates" && request.headers[.upgrade]?.lowercased() == "websocket"
-    guard upgrade || Self.openPaths.contains(path) || isAuthorized(request) else {
-      throw APIError(
-        code: "UNAUTHORIZED",
-        message: "this gateway needs its token: send 'Authorization: Bearer <token>' (or X-EasyRemote-Token)")
-    }
+    let upgrade = path == TokenCheck.webSocketPath && request.headers[.upgrade]?.lowercased() == "websocket"
+    guard upgrade || Self.openPaths.contains(path) || isAuthorized(request) else { throw TokenCheck.refusal }
     return try await next(request, context)
   }
 
   /// Whether `request` carries the token.
-  func isAuthorized(_ request: Request) -> Bool { presented(in: request).map(matches) == true }
+  func isAuthorized(_ request: Request) -> Bool {
+    check.accepts(
+      authorization: request.headers[.authorization],
+      alternate: request.headers.first(where: { $0.name.canonicalName == TokenCheck.alternateHeader })?.value,
+      uri: request.uri)
+  }
+}
 
-  private func presented(in request: Request) -> String? {
-    if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
-      return String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+/// The gateway's token and where a request may carry it.
+struct TokenCheck: Sendable {
+  let token: String
+
+  static let alternateHeader = "x-easyremote-token"
+  static let webSocketPath = "/ws/updates"
+  static var refusal: APIError {
+    APIError(
+      code: "UNAUTHORIZED",
+      message: "this gateway needs its token: send 'Authorization: Bearer <token>' (or X-EasyRemote-Token; ?token= for /ws/updates)")
+  }
+
+  /// Whether a request with these header values (and, for `/ws/updates`, `?token=`) carries
+  /// the token.
+  func accepts(authorization: String?, alternate: String?, uri: URI) -> Bool {
+    presented(authorization: authorization, alternate: alternate, uri: uri).map(matches) == true
+  }
+
+  private func presented(authorization: String?, alternate: String?, uri: URI) -> String? {
+    if let authorization, authorization.lowercased().hasPrefix("bearer ") {
+      return String(authorization.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
     }
-    if let field = request.headers.first(where: { $0.name.canonicalName == "x-easyremote-token" }) { return field.value }
-    if request.uri.path == "/ws/updates" { return request.uri.queryParameters.get("token") }
+    if let alternate { return alternate }
+    if uri.path == Self.webSocketPath { return uri.queryParameters.get("token") }
     return nil
   }
 

@@ -160,7 +160,7 @@ struct CommandLineTests {
     #expect(intruder.stderr.contains("cannot join"), "\(intruder.stderr)")
   }
 
-  @Test("a config in the origin's layout (seed 001) starts a TLS gateway on its port; a misspelt key stops it, named")
+  @Test("the issue's seed-001 config file (TLS, token, max_workers, compress, metrics, retry) starts a TLS gateway on its port; a misspelt key stops it, named")
   func originLayoutConfig() async throws {
     let folder = FileManager.default.temporaryDirectory.appendingPathComponent("seed-config-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -187,15 +187,20 @@ struct CommandLineTests {
         grpc:
           host: 127.0.0.1
           port: \(port)
+          max_workers: 10
           max_message_length: 104857600
           tls: {enabled: true, cert_file: server.pem, key_file: server.key, ca_file: ca.pem, mutual_tls: false}
         memory: {zero_copy: true, simulate_latency: false, latency_ms: 0.0}
       serialization:
         default: json
+        methods:
+          upload: {serializer: binary, compress: true}
       interceptors:
         logging: true
+        metrics: true
         auth: true
         auth_config: {mode: token, token: s3cret}
+        retry: {enabled: true, max_retries: 3, backoff: 1.0}
       heartbeat: {enabled: true, interval: 30.0, timeout: 90.0}
       """
     try yaml.write(to: file, atomically: true, encoding: .utf8)
@@ -223,6 +228,8 @@ struct CommandLineTests {
     let stats = try await runTool(["stats", "--gateway", address, "--tls-ca", ca, "--token", "s3cret", "--json"])
     let counters = try #require(try? JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any], "\(stats.stdout)")
     #expect(counters["totalRequests"] as? Int == 1, "\(stats.stdout)")
+    // transport.grpc.max_workers is the gateway's bound on calls in flight.
+    #expect(counters["maxWorkers"] as? Int == 10, "\(stats.stdout)")
     #expect(((counters["perFunction"] as? [String: Any])?["sync_add"] as? [String: Any])?["calls"] as? Int == 1)
     let viaEnvironment = try await runTool(
       ["functions", "--gateway", address], environment: ["EASYREMOTE_TLS_CA": ca, "EASYREMOTE_TOKEN": "s3cret"])
@@ -254,6 +261,22 @@ struct CommandLineTests {
     let plainToHTTPS = try await runCommand(
       "/usr/bin/curl", ["-sS", "--max-time", "5", httpsBase.replacingOccurrences(of: "https://", with: "http://") + "/health"])
     #expect(plainToHTTPS.status != 0 || !plainToHTTPS.stdout.contains("components"))
+
+    // HTTPS from the configuration file instead of flags: `http: {port, tls: {cert_file, key_file}}`.
+    let httpsFile = folder.appendingPathComponent("https.yaml")
+    try "http:\n  port: 0\n  tls: {cert_file: server.pem, key_file: server.key}\n".write(
+      to: httpsFile, atomically: true, encoding: .utf8)
+    let fromFile = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--db", db + "-https-file", "--config", httpsFile.path], readyPrefix: "gateway listening on ")
+    defer { fromFile.stop() }
+    let fileLine = try #require(fromFile.earlierLines.first { $0.hasPrefix("http api on https://") }, "\(fromFile.earlierLines)")
+    let fileHealth = try await runCommand(
+      "/usr/bin/curl", ["-sS", "--cacert", ca, fileLine.replacingOccurrences(of: "http api on ", with: "") + "/health"])
+    #expect(fileHealth.status == 0 && fileHealth.stdout.contains("\"components\""), "\(fileHealth.stdout) \(fileHealth.stderr)")
+    let missingKey = folder.appendingPathComponent("https-missing.yaml")
+    try "http:\n  tls: {cert_file: server.pem, key_file: nowhere.key}\n".write(to: missingKey, atomically: true, encoding: .utf8)
+    let noKey = try await runTool(["gateway", "--port", "0", "--db", db + "-3", "--config", missingKey.path])
+    #expect(noKey.status != 0 && noKey.stderr.contains("http.tls.key_file"), "\(noKey.stderr)")
 
     // `port` misspelt: startup fails, naming the key and the file.
     let misspelt = folder.appendingPathComponent("misspelt.yaml")

@@ -73,10 +73,13 @@ struct SeedInterceptorTests {
       #expect(executions["once"]!.count <= 1)
       #expect(retries.all.isEmpty, "a non-idempotent call was sent again: \(retries.all.map(\.error))")
 
-      let value = try await a.call("b", "get", Empty(), as: String.self, timeout: .milliseconds(300))
+      // The first attempt times out; a later one answers (on a loaded machine a second one
+      // may time out too: each attempt has the whole timeout, and each is another execution).
+      let value = try await a.call("b", "get", Empty(), as: String.self, timeout: .seconds(1))
       #expect(value == "get")
-      #expect(executions["get"]!.count == 2)
-      #expect(retries.all.map(\.error.code) == [.timedOut] && retries.all.map(\.attempt) == [1])
+      #expect(executions["get"]!.count >= 2)
+      #expect(!retries.all.isEmpty && retries.all.allSatisfy { $0.error.code == .timedOut && $0.method == "get" })
+      #expect(retries.all.count == executions["get"]!.count - 1)
     }
   }
 
