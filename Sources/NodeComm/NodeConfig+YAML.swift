@@ -53,8 +53,9 @@ private struct ConfigReader {
       root, "",
       known: [
         "node_id", "debug", "default_timeout", "shutdown_grace_period", "transport", "heartbeat", "serialization",
-        "limits", "auth", "interceptors", "listen", "advertised_address", "http",
+        "limits", "auth", "interceptors", "listen", "advertised_address", "http", "max_workers",
       ])
+    if let value = top["max_workers"] { config.maxWorkers = try positive(value, "max_workers") }
     if let value = top["node_id"] { config.nodeID = try string(value, "node_id") }
     if let value = top["debug"] { config.debug = try bool(value, "debug") }
     if let value = top["default_timeout"] { config.defaultTimeout = try seconds(value, "default_timeout") }

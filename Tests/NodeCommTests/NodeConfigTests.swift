@@ -40,6 +40,13 @@ struct NodeConfigTests {
         timeout: 15
       serialization:
         default: binary
+        methods: { upload: { serializer: binary, compress: true } }
+        compression: { enabled: true, min_size: 2048, serializers: [raw] }
+      interceptors:
+        metrics: true
+        retry: { max_retries: 2, backoff: 0.5, max_backoff: 10, multiplier: 3, jitter: 0.1, idempotent_methods: [get] }
+      max_workers: 12
+      http: { port: 8443, host: 0.0.0.0, tls: { cert_file: node.pem, key_file: node.key } }
       limits:
         max_payload_size: 1048576
         tune_allocator: false
@@ -47,6 +54,15 @@ struct NodeConfigTests {
         token: s3cret
       """.write(to: file, atomically: true, encoding: .utf8)
     let config = try NodeConfig.load(file: file.path)
+    #expect(config.compression == CompressionConfig(enabled: true, methods: ["upload"], serializers: ["raw"], minimumSize: 2048))
+    #expect(
+      config.retry
+        == RetryPolicy(
+          maxAttempts: 3, initialBackoff: .milliseconds(500), maxBackoff: .seconds(10), multiplier: 3, jitter: 0.1,
+          idempotentMethods: ["get"]))
+    #expect(config.collectMetrics && config.maxWorkers == 12)
+    #expect(config.http.port == 8443 && config.http.host == "0.0.0.0" && config.http.enabled)
+    #expect(config.http.certificateFile == directory.appendingPathComponent("node.pem").path)
     #expect(config.nodeID == "worker-7")
     #expect(config.debug)
     #expect(config.defaultTimeout == .milliseconds(2500))
