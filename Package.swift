@@ -40,6 +40,7 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
     .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     // MessagePack for `Codable` values (the `binary` serializer), on its own: no dependencies.
@@ -72,12 +73,25 @@ let package = Package(
       ],
       swiftSettings: strict
     ),
+    // Metrics: swift-metrics instruments with swift-prometheus as the backend, and the catalogue
+    // of every metric's name, help text and buckets.
+    .target(
+      name: "EasyRemoteMetrics",
+      dependencies: [
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Metrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
+      ],
+      swiftSettings: strict
+    ),
     // Layer 2: the gateway, compute nodes and clients, all nodes of layer 1, over any transport.
     .target(
       name: "EasyRemoteCore",
       dependencies: [
         "NodeComm",
         "MessagePack",
+        "EasyRemoteMetrics",
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
@@ -88,6 +102,7 @@ let package = Package(
       name: "EasyRemote",
       dependencies: [
         "EasyRemoteCore",
+        "EasyRemoteMetrics",
         "NodeComm",
         "NodeCommGRPC",
         .product(name: "Logging", package: "swift-log"),
@@ -99,8 +114,10 @@ let package = Package(
       name: "TaskCenter",
       dependencies: [
         "EasyRemoteCore",
+        "EasyRemoteMetrics",
         "NodeComm",
         "Sandbox",
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "GRDB", package: "GRDB.swift"),
         .product(name: "Logging", package: "swift-log"),
@@ -114,6 +131,8 @@ let package = Package(
         "TaskCenter",
         "RemoteHosts",
         "EasyRemoteCore",
+        "EasyRemoteMetrics",
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "HummingbirdTLS", package: "hummingbird"),
         .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -150,8 +169,10 @@ let package = Package(
         "RemoteHosts",
         "Sandbox",
         "ExampleFunctions",
+        "EasyRemoteMetrics",
         "NodeComm",
         "NodeCommGRPC",
+        .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

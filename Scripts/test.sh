@@ -18,6 +18,7 @@ command -v openssl >/dev/null || need+=(openssl)  # certificate files for the co
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)  # the HTTPS test
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || need+=(prometheus)  # /metrics: promtool, a real scrape
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

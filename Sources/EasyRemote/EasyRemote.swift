@@ -2,6 +2,7 @@
 // its default transport. Code that brings its own transport (a `MemoryTransport` in tests or
 // when embedding) can import `EasyRemoteCore` alone; it does not depend on gRPC.
 @_exported public import EasyRemoteCore
+@_exported public import EasyRemoteMetrics
 @_exported public import NodeComm
 @_exported public import NodeCommGRPC
 public import Logging
@@ -17,12 +18,16 @@ extension Server {
   ///     `queueLimit`), then are refused `busy`. Unbounded when nil (and `config.maxWorkers`
   ///     is nil).
   ///   - config: node-layer settings (TLS in `config.transport.tls`, heartbeat, limits, token).
+  ///   - metrics: where the gateway's metrics go (its own Prometheus registry by default);
+  ///     nil turns them off.
   public convenience init(
     host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight, maxWorkers: Int? = nil,
-    queueLimit: Int? = nil, config: NodeConfig = .defaults, logger: Logger? = nil
+    queueLimit: Int? = nil, config: NodeConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry(),
+    logger: Logger? = nil
   ) {
     self.init(
       host: host, port: port, balancing: balancing, maxWorkers: maxWorkers, queueLimit: queueLimit, config: config,
+      metrics: metrics,
       transport: GRPCTransport(tls: config.transport.tls), logger: logger)
   }
 }

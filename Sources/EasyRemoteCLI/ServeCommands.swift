@@ -1,8 +1,10 @@
 import ArgumentParser
 import EasyRemote
+import EasyRemoteMetrics
 import ExampleFunctions
 import Foundation
 import Logging
+import Metrics
 import NodeComm
 import RemoteHosts
 import Sandbox
@@ -24,6 +26,8 @@ struct GatewayCommand: AsyncParsableCommand {
   var db: String?
   @Option(help: "The HTTP API's port, 0 picks a free one (default: the config's http.port, else 8000).") var httpPort: Int?
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
+  @Flag(help: "Serve /metrics without the token (for a Prometheus that sends none).") var metricsPublic = false
+  @Flag(help: "Collect no metrics (/metrics answers 404).") var noMetrics = false
   @Option(help: "A shared token every node and client must present (default: $EASYREMOTE_TOKEN).") var token: String?
   @OptionGroup(title: "Remote hosts (SSH)") var remote: RemoteHostOptions
   @Option(help: "Serve the HTTP API over HTTPS (and wss://) with this certificate chain (PEM).") var httpTlsCert: String?
@@ -42,7 +46,13 @@ struct GatewayCommand: AsyncParsableCommand {
     let host = host ?? file?.transport.host ?? "127.0.0.1"
     let port = port ?? file.flatMap { $0.transport.port == 0 ? nil : $0.transport.port } ?? 8080
     if nodeConfig.limits.tuneAllocator { AllocatorTuning.applyOnce() }
-    let server = Server(host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig)
+    let metrics = noMetrics ? nil : MetricsRegistry()
+    // The process's swift-metrics backend is the gateway's registry: what libraries record
+    // goes to /metrics too.
+    if let metrics { MetricsSystem.bootstrap(metrics.factory) }
+    let server = Server(
+      host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig,
+      metrics: metrics)
     let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
     try await server.start()
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
@@ -55,7 +65,7 @@ struct GatewayCommand: AsyncParsableCommand {
       ? nil
       : TaskCenterHTTPServer(
         center: center, server: server, host: nodeConfig.http.host ?? host, port: httpPort ?? nodeConfig.http.port ?? 8000,
-        remoteHosts: remoteHosts, tls: httpTLS)
+        configuration: .init(metricsPublic: metricsPublic), remoteHosts: remoteHosts, tls: httpTLS)
     try await center.start()
     try await http?.start()
     if let http, let address = http.address { emit("http api on \(http.scheme)://\(address)") }

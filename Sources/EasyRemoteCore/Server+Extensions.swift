@@ -61,6 +61,7 @@ extension Server {
 
   func announce(_ event: MembershipEvent) {
     for listener in state.withLock({ $0.listeners.all }) { listener(event) }
+    countMembership(event)
     switch event {
     case .joined(let nodeID):
       // Only its own entry, and only when someone listens (not a whole snapshot per join).

@@ -35,7 +35,7 @@ extension Server {
     -> Payload
   {
     let start = ContinuousClock.now
-    try await enterWorker(function, timeout: timeout)
+    try await enterWorker(function, timeout: timeout, start: start, bytesIn: payload.data.count)
     defer { workers?.leave() }
     var tried: Set<String> = []
     var lastError: EasyRemoteError?
@@ -48,7 +48,7 @@ extension Server {
       case .success(let value): chosen = value
       case .failure(let error):
         let failure = lastError ?? error
-        record(function, start: start, failed: true)
+        record(function, node: nil, start: start, error: failure, bytesIn: payload.data.count)
         throw failure.nodeError
       }
       tried.insert(chosen.nodeID)
@@ -58,10 +58,10 @@ extension Server {
         defer { finishedCall(on: chosen.nodeID) }
         do {
           let result = try await collect(function, on: chosen.nodeID, payload: payload, timeout: timeout)
-          record(function, start: start, failed: false)
+          record(function, node: chosen.nodeID, start: start, error: nil, bytesIn: payload.data.count, bytesOut: result.data.count)
           return result
         } catch {
-          record(function, start: start, failed: true)
+          record(function, node: chosen.nodeID, start: start, error: error, bytesIn: payload.data.count)
           throw EasyRemoteError(error, function: function).nodeError
         }
       }
@@ -69,7 +69,7 @@ extension Server {
         let result = try await node.call(
           chosen.nodeID, Methods.run, payload: payload, timeout: timeout, metadata: [Methods.functionKey: function])
         finishedCall(on: chosen.nodeID)
-        record(function, start: start, failed: false)
+        record(function, node: chosen.nodeID, start: start, error: nil, bytesIn: payload.data.count, bytesOut: result.data.count)
         return result
       } catch {
         finishedCall(on: chosen.nodeID)
@@ -79,10 +79,10 @@ extension Server {
             code: .nodeLost, message: "node '\(chosen.nodeID)' was lost while running '\(function)'",
             function: function, details: ["node": chosen.nodeID])
           if chosen.descriptor.idempotent, tried.count < 2, target == nil { continue }
-          record(function, start: start, failed: true)
+          record(function, node: chosen.nodeID, start: start, error: lastError, bytesIn: payload.data.count)
           throw lastError!.nodeError
         }
-        record(function, start: start, failed: true)
+        record(function, node: chosen.nodeID, start: start, error: failure, bytesIn: payload.data.count)
         throw failure.nodeError
       }
     }
@@ -159,22 +159,32 @@ extension Server {
       (function, target) = (invocation.function, invocation.node)
     }
     let start = ContinuousClock.now
-    try await enterWorker(function, timeout: context.remaining)
+    try await enterWorker(function, timeout: context.remaining, start: start, bytesIn: payload.data.count)
     defer { workers?.leave() }
     let pick = state.withLock { $0.membership.routeCall(function, target: target) }
     guard case .success(let chosen) = pick else {
-      if case .failure(let error) = pick { throw error.nodeError }
+      if case .failure(let error) = pick {
+        record(function, node: nil, start: start, error: error, bytesIn: payload.data.count)
+        throw error.nodeError
+      }
       return
     }
     defer { finishedCall(on: chosen.nodeID) }
+    var count = 0
+    var bytes = 0
+    let counting = metrics != nil
     do {
       let items = try await node.stream(
         chosen.nodeID, Methods.runStream, payload: payload, timeout: context.remaining, window: Methods.streamWindow,
         metadata: [Methods.functionKey: function])
-      for try await batch in items.batches { try await sink.send(contentsOf: batch) }
-      record(function, start: start, failed: false)
+      for try await batch in items.batches {
+        count += batch.count
+        if counting { for item in batch { bytes += item.data.count } }
+        try await sink.send(contentsOf: batch)
+      }
+      record(function, node: chosen.nodeID, start: start, error: nil, bytesIn: payload.data.count, bytesOut: bytes, items: count)
     } catch {
-      record(function, start: start, failed: true)
+      record(function, node: chosen.nodeID, start: start, error: error, bytesIn: payload.data.count, bytesOut: bytes, items: count)
       var failure = EasyRemoteError(error, function: function)
       if failure.code == .nodeLost {
         failure.message = "node '\(chosen.nodeID)' was lost while streaming '\(function)'"
@@ -187,7 +197,17 @@ extension Server {
   /// the calls before it): the caller's time runs while it waits.
   ///
   /// - Throws: `busy` when the queue is full, `timedOut` when `timeout` passes first.
-  func enterWorker(_ function: String, timeout: Duration?) async throws {
+  func enterWorker(_ function: String, timeout: Duration?, start: ContinuousClock.Instant, bytesIn: Int) async throws {
+    guard workers != nil else { return }
+    do {
+      try await waitForWorker(function, timeout: timeout)
+    } catch {
+      record(function, node: nil, start: start, error: error, bytesIn: bytesIn)
+      throw error
+    }
+  }
+
+  private func waitForWorker(_ function: String, timeout: Duration?) async throws {
     guard let workers else { return }
     let refusal: @Sendable () -> any Error = {
       EasyRemoteError(
@@ -210,7 +230,12 @@ extension Server {
     if state.withLock({ $0.membership.finishCall(on: nodeID) }) { announce(.workerFree(nodeID: nodeID)) }
   }
 
-  func record(_ function: String, start: ContinuousClock.Instant, failed: Bool) {
+  func record(
+    _ function: String, node: String?, start: ContinuousClock.Instant, error: (any Error)?, bytesIn: Int,
+    bytesOut: Int = 0, items: Int = 0
+  ) {
+    countCall(function, node: node, start: start, error: error, bytesIn: bytesIn, bytesOut: bytesOut, items: items)
+    let failed = error != nil
     let elapsed = ContinuousClock.now - start
     let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
     state.withLock { state in

@@ -1,3 +1,4 @@
+public import EasyRemoteMetrics
 public import Foundation
 public import Logging
 public import NodeComm
@@ -27,6 +28,8 @@ public final class Server: Sendable {
   package let node: Node
   /// The `maxWorkers` places; nil when unbounded.
   let workers: WorkerGate?
+  /// The gateway's metrics (`GET /metrics`); nil when they are off.
+  public let metrics: MetricsRegistry?
   let state: Mutex<State>
   /// The one event stream (``events(buffer:)``).
   let hub = EventHub()
@@ -38,6 +41,8 @@ public final class Server: Sendable {
     var totalRequests = 0
     var failedRequests = 0
     var perFunction: [String: (calls: Int, failures: Int, totalMilliseconds: Double)] = [:]
+    /// Nodes that joined before (a join of one of these is a reconnect), bounded.
+    var seenNodes: Set<String> = []
     var listeners = Listeners<MembershipEvent>()
   }
 
@@ -49,11 +54,14 @@ public final class Server: Sendable {
   ///     beyond it calls wait, up to `queueLimit` (default 16 × `maxWorkers`), then are
   ///     refused `busy`. `config.maxWorkers` when nil; unbounded when both are nil.
   ///   - config: node-layer settings (heartbeat, limits, token).
+  ///   - metrics: where the gateway's metrics go (a fresh Prometheus registry by default;
+  ///     the HTTP API serves it at `/metrics`); nil turns them off.
   ///   - transport: what carries the links: a `MemoryTransport` in one process, the gRPC
   ///     transport between machines (the `EasyRemote` module's `Server(host:port:)` picks it).
   public init(
     host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight, maxWorkers: Int? = nil,
-    queueLimit: Int? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
+    queueLimit: Int? = nil, config: NodeConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry(),
+    transport: any Transport, logger: Logger? = nil
   ) {
     self.host = host
     self.port = port
@@ -64,9 +72,12 @@ public final class Server: Sendable {
     config.transport.listen = true
     config.transport.host = host
     config.transport.port = port
-    self.node = Node(id: Self.nodeID, config: config, transport: transport, logger: logger)
+    self.metrics = metrics
+    self.node = Node(
+      id: Self.nodeID, config: config, transport: transport, logger: logger, metricsFactory: metrics?.factory)
     self.state = Mutex(State(membership: Membership(strategy: balancing.strategy)))
     registerMethods()
+    registerMetrics()
   }
 
   /// How the gateway spreads calls over the nodes serving a function.

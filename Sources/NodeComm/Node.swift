@@ -1,3 +1,4 @@
+public import CoreMetrics
 public import Foundation
 public import Logging
 import Synchronization
@@ -57,7 +58,12 @@ public final class Node: Sendable {
   ///   - config: settings; see ``NodeConfig``.
   ///   - transport: what carries the links (``MemoryTransport``, or the gRPC transport of
   ///     `NodeCommGRPC`).
-  public init(id: String? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil) {
+  ///   - metricsFactory: where ``MetricsInterceptor`` records when `config.collectMetrics` is
+  ///     set; the process's bootstrapped swift-metrics backend when nil.
+  public init(
+    id: String? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil,
+    metricsFactory: (any MetricsFactory)? = nil
+  ) {
     let id = id ?? config.nodeID ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
     self.id = id
     var config = config
@@ -73,7 +79,9 @@ public final class Node: Sendable {
     self.state = Mutex(State())
     // Outermost first: metrics see every call whole (a retried one once, auth refusals too),
     // retry wraps the attempts, logging sees each attempt.
-    if config.collectMetrics { addInterceptor(MetricsInterceptor(nodeID: id)) }
+    if config.collectMetrics {
+      addInterceptor(MetricsInterceptor(nodeID: id, factory: metricsFactory ?? MetricsSystem.factory))
+    }
     if let token = config.authToken { addInterceptor(TokenAuthInterceptor(token: token)) }
     if let retry = config.retry { addInterceptor(RetryInterceptor(retry), paths: .outbound) }
     if config.logCalls { addInterceptor(LoggingInterceptor(logger: logger, level: .info)) }

@@ -1,3 +1,4 @@
+import EasyRemoteMetrics
 public import Foundation
 import Synchronization
 
@@ -8,16 +9,25 @@ public enum StoreStatus: Sendable, Equatable {
   case degraded(reason: String, since: Date)
 }
 
-/// A task store that notes whether its writes succeed: a failed call makes it
-/// ``StoreStatus/degraded(reason:since:)``, the next successful write healthy again.
+/// A task store that notes whether its writes succeed (a failed call makes it
+/// ``StoreStatus/degraded(reason:since:)``, the next successful write healthy again), and
+/// counts for the metrics what its writes mean: tasks submitted, attempts started (and the
+/// first one's wait in the queue), tasks finished (and how long they ran), requeues, and how
+/// long each commit took.
 struct ObservedTaskStore: TaskStore {
   let base: any TaskStore
   let health: StoreHealth
+  let instruments: Instruments?
 
-  func insert(_ task: TaskRecord) async throws { try await write { try await base.insert(task) } }
+  func insert(_ task: TaskRecord) async throws {
+    try await write("insert") { try await base.insert(task) }
+    submitted(task)
+  }
 
   func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
-    try await write { try await base.insert(task, idempotencyKey: key, fingerprint: fingerprint) }
+    let inserted = try await write("insert") { try await base.insert(task, idempotencyKey: key, fingerprint: fingerprint) }
+    if inserted.inserted { submitted(task) }
+    return inserted
   }
 
   func task(_ id: String) async throws -> TaskRecord? { try await read { try await base.task(id) } }
@@ -33,27 +43,67 @@ struct ObservedTaskStore: TaskStore {
   func queued(limit: Int) async throws -> [TaskRecord] { try await read { try await base.queued(limit: limit) } }
 
   func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
-    try await write { try await base.start(id, on: nodeID, at: date) }
+    let started = try await write("start") { try await base.start(id, on: nodeID, at: date) }
+    if let started, let instruments {
+      instruments.counter(MetricCatalogue.taskAttempts, ["kind": started.kind.rawValue]).increment()
+      if started.attempts == 1 {
+        instruments.record(
+          MetricCatalogue.taskQueueWait, ["kind": started.kind.rawValue], seconds: date.timeIntervalSince(started.createdAt))
+      }
+    }
+    return started
   }
 
   func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
-    try await write { try await base.finish(id, with: outcome, by: nodeID, at: date) }
+    let finished = try await write("finish") { try await base.finish(id, with: outcome, by: nodeID, at: date) }
+    if let finished, let instruments {
+      let labels: Instruments.Labels = ["kind": finished.kind.rawValue, "status": finished.status.rawValue]
+      instruments.counter(MetricCatalogue.tasksFinished, labels).increment()
+      if let started = finished.startedAt {
+        instruments.record(MetricCatalogue.taskRun, labels, seconds: (finished.finishedAt ?? date).timeIntervalSince(started))
+      }
+    }
+    return finished
   }
 
   func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
-    try await write { try await base.requeue(id, from: nodeID, reason: reason, at: date) }
+    let requeued = try await write("requeue") { try await base.requeue(id, from: nodeID, reason: reason, at: date) }
+    if let requeued { countRequeues([requeued]) }
+    return requeued
   }
 
   func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
-    try await write { try await base.requeueRunning(on: nodeID, reason: reason, at: date) }
+    let requeued = try await write("requeue") { try await base.requeueRunning(on: nodeID, reason: reason, at: date) }
+    countRequeues(requeued)
+    return requeued
   }
 
   func counts() async throws -> [TaskStatus: Int] { try await read { try await base.counts() } }
 
-  private func write<T>(_ body: () async throws -> T) async throws -> T {
+  private func submitted(_ task: TaskRecord) {
+    instruments?.counter(MetricCatalogue.tasksSubmitted, ["kind": task.kind.rawValue]).increment()
+  }
+
+  /// Tasks that went back to the queue (those past their last attempt failed instead, and
+  /// count as finished).
+  private func countRequeues(_ tasks: [TaskRecord]) {
+    guard let instruments else { return }
+    for task in tasks {
+      if task.status == .queued {
+        instruments.counter(MetricCatalogue.taskRequeues, ["kind": task.kind.rawValue]).increment()
+      } else if task.status.isFinal {
+        instruments.counter(MetricCatalogue.tasksFinished, ["kind": task.kind.rawValue, "status": task.status.rawValue])
+          .increment()
+      }
+    }
+  }
+
+  private func write<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+    let start = ContinuousClock.now
     do {
       let value = try await body()
       health.succeeded()
+      instruments?.record(MetricCatalogue.storeCommit, ["operation": operation], since: start)
       return value
     } catch {
       health.failed(error)

@@ -67,6 +67,8 @@ public final class TaskCenter: Sendable {
     var runsCode: Set<String> = []
     /// How each linked node isolates its code tasks (what it said when it joined).
     var isolation: [String: SandboxIsolation] = [:]
+    /// What each node last reported of itself over its link, for the metrics.
+    var reported: [String: ReportedNode] = [:]
     /// Nodes that pull work over HTTP instead of having it pushed over a link.
     var pull: Set<String> = []
     /// Who may speak for each of them.
@@ -92,13 +94,14 @@ public final class TaskCenter: Sendable {
     clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger? = nil
   ) {
     self.server = server
-    self.store = ObservedTaskStore(base: store, health: storeHealth)
+    self.store = ObservedTaskStore(base: store, health: storeHealth, instruments: server.metrics?.instruments)
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
     self.state = Mutex(State(scheduler: FairScheduler(configuration: configuration.scheduler)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
+    registerMetrics()
   }
 
   // MARK: - Lifecycle
@@ -119,9 +122,11 @@ public final class TaskCenter: Sendable {
       case .left(let nodeID, let reason):
         let why = reason.hasPrefix("heartbeat timeout") ? "missed its heartbeats" : "disconnected"
         if self.leaveScheduler(nodeID) { self.departures.yield((nodeID, "node \(nodeID) \(why)")) }
+        self.forgetReported(nodeID)
       case .status(let nodeID, let payload):
         guard let beat = try? JSONDecoder().decode(TaskNodeHeartbeat.self, from: payload) else { return }
         self.loadReported(nodeID, beat.load)
+        self.reported(nodeID, beat)
       case .workerFree:
         self.kick()  // a task waiting for that node's worker can start now
       case .joined:

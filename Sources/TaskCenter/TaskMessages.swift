@@ -73,6 +73,9 @@ struct TaskNodeJoin: Codable, Sendable {
 /// What a task worker's heartbeats carry (``ComputeNode/reportStatus(_:)``).
 struct TaskNodeHeartbeat: Codable, Sendable {
   var load: NodeLoad
+  /// The node's own counters (absent from older nodes).
+  var stats: NodeStats?
+  var maxWorkers: Int?
 }
 
 struct TaskQuery: Codable, Sendable {

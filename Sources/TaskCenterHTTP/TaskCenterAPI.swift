@@ -1,4 +1,5 @@
 public import EasyRemoteCore
+import EasyRemoteMetrics
 import Foundation
 public import Hummingbird
 public import HummingbirdWebSocket
@@ -27,12 +28,15 @@ public struct TaskCenterAPI: Sendable {
     /// What a client may send before it is answered and closed (request line, headers,
     /// timeouts, connections).
     public var limits: HTTPLimits
+    /// Serve `/metrics` without the token (for a Prometheus that cannot send one).
+    public var metricsPublic: Bool
 
     public init(
       maxBodyBytes: Int = 2 << 20, eventBuffer: Int = 256, callTimeout: Double = 30, token: String? = nil,
-      limits: HTTPLimits = HTTPLimits()
+      limits: HTTPLimits = HTTPLimits(), metricsPublic: Bool = false
     ) {
       self.limits = limits
+      self.metricsPublic = metricsPublic
       self.maxBodyBytes = maxBodyBytes
       self.eventBuffer = eventBuffer
       self.callTimeout = callTimeout
@@ -64,8 +68,13 @@ public struct TaskCenterAPI: Sendable {
   public func router() -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     let routes = RouteTable()
+    if let instruments = server.metrics?.instruments {
+      router.middlewares.add(HTTPMetricsMiddleware<APIRequestContext>(instruments: instruments))
+    }
     router.middlewares.add(ErrorMiddleware(routes: routes))
-    let auth = token.map { TokenAuthMiddleware<APIRequestContext>(token: $0) }
+    let auth = token.map {
+      TokenAuthMiddleware<APIRequestContext>(token: $0, alsoOpen: configuration.metricsPublic ? ["/metrics"] : [])
+    }
     if let auth { router.middlewares.add(auth) }
     router.middlewares.add(UpgradeRequiredMiddleware())
     let api = self
@@ -97,6 +106,7 @@ public struct TaskCenterAPI: Sendable {
       try await api.call(try context.decodedParameter("name"), request)
     }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
+    router.get("/metrics") { _, _ in try await api.metrics() }
     if let remoteHosts {
       RemoteAPI(manager: remoteHosts, maxBodyBytes: configuration.maxBodyBytes).register(on: router)
     }
@@ -314,6 +324,16 @@ public struct TaskCenterAPI: Sendable {
     let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))
     let result = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
     return JSONBody.response(FunctionCallResponse(function: name, result: result))
+  }
+
+  /// `GET /metrics`: the gateway's metrics in the Prometheus text format.
+  func metrics() async throws -> Response {
+    guard let metrics = server.metrics else {
+      throw APIError(code: "NOT_FOUND", message: "this gateway collects no metrics")
+    }
+    return Response(
+      status: .ok, headers: [.contentType: MetricsRegistry.contentType],
+      body: ResponseBody(byteBuffer: ByteBuffer(bytes: await metrics.exposition())))
   }
 
   func openAPI() throws -> Response {

@@ -13,16 +13,21 @@ import HummingbirdCore
 /// same check (``TokenCheck``) before Hummingbird takes the connection over.
 struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
   let check: TokenCheck
-  static var openPaths: Set<String> { ["/health", "/openapi.yaml"] }
+  let openPaths: Set<String>
 
-  init(token: String) { check = TokenCheck(token: token) }
+  /// - Parameter alsoOpen: paths open beside `/health` and `/openapi.yaml` (`/metrics` with
+  ///   `metricsPublic`).
+  init(token: String, alsoOpen: Set<String> = []) {
+    check = TokenCheck(token: token)
+    openPaths = Set(["/health", "/openapi.yaml"]).union(alsoOpen)
+  }
 
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
     -> Response
   {
     let path = request.uri.path
     let upgrade = path == TokenCheck.webSocketPath && request.headers[.upgrade]?.lowercased() == "websocket"
-    guard upgrade || Self.openPaths.contains(path) || isAuthorized(request) else { throw TokenCheck.refusal }
+    guard upgrade || openPaths.contains(path) || isAuthorized(request) else { throw TokenCheck.refusal }
     return try await next(request, context)
   }
 

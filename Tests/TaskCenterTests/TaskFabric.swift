@@ -28,7 +28,7 @@ final class TaskFabric: Sendable {
     databasePath: String = temporaryDatabasePath(), port: Int = 0,
     configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil,
     serializer: String = JSONSerializer.name, transport: any Transport = MemoryTransport(),
-    linkHeartbeat: HeartbeatConfig = .defaults
+    linkHeartbeat: HeartbeatConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry()
   ) async throws {
     self.databasePath = databasePath
     self.transport = transport
@@ -38,7 +38,7 @@ final class TaskFabric: Sendable {
         $0.authToken = token
         $0.serialization.defaultSerializer = serializer
         $0.heartbeat = linkHeartbeat
-      }, transport: transport)
+      }, metrics: metrics, transport: transport)
     center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
     try await center.start()

@@ -1,0 +1,61 @@
+import EasyRemoteMetrics
+import Foundation
+import NodeComm
+
+// What the gateway counts for Prometheus (``Server/metrics``): calls by function, node and
+// outcome, their duration and bytes, stream items, joins and leaves; at scrape time its links,
+// calls in flight and calls waiting.
+extension Server {
+  func registerMetrics() {
+    guard let metrics else { return }
+    metrics.onCollect { [weak self] in
+      guard let self, let instruments = self.metrics?.instruments else { return }
+      let inFlight = self.state.withLock { $0.membership.callsInFlight }
+      instruments.gauge(MetricCatalogue.callsInFlight).record(inFlight)
+      instruments.gauge(MetricCatalogue.callsWaiting).record(self.workers?.queued ?? 0)
+      instruments.gauge(MetricCatalogue.links).record(self.node.peers.count)
+    }
+  }
+
+  /// One routed call or stream finished: counted by function, node and outcome.
+  func countCall(
+    _ function: String, node: String?, start: ContinuousClock.Instant, error: (any Error)?, bytesIn: Int, bytesOut: Int,
+    items: Int = 0
+  ) {
+    guard let instruments = metrics?.instruments else { return }
+    let outcome = error.map { EasyRemoteError($0, function: function).code.rawValue } ?? "ok"
+    instruments.counter(MetricCatalogue.calls, ["function": function, "node": node ?? "", "outcome": outcome]).increment()
+    instruments.record(MetricCatalogue.callDuration, ["function": function], since: start)
+    if bytesIn > 0 { instruments.counter(MetricCatalogue.payloadBytes, ["direction": "in"]).increment(by: bytesIn) }
+    if bytesOut > 0 { instruments.counter(MetricCatalogue.payloadBytes, ["direction": "out"]).increment(by: bytesOut) }
+    if items > 0 { instruments.counter(MetricCatalogue.streamItems, ["function": function]).increment(by: items) }
+  }
+
+  /// Joins (first or reconnect) and leaves (by reason) of compute nodes.
+  func countMembership(_ event: MembershipEvent) {
+    guard let instruments = metrics?.instruments else { return }
+    switch event {
+    case .joined(let nodeID):
+      let seen = state.withLock { state -> Bool in
+        if state.seenNodes.contains(nodeID) { return true }
+        if state.seenNodes.count >= 100_000 { state.seenNodes.removeAll() }
+        state.seenNodes.insert(nodeID)
+        return false
+      }
+      instruments.counter(MetricCatalogue.nodeJoins, ["kind": seen ? "reconnect" : "first"]).increment()
+    case .left(_, let reason):
+      instruments.counter(MetricCatalogue.nodeLeaves, ["reason": Self.leaveReason(reason)]).increment()
+    case .status, .workerFree:
+      break
+    }
+  }
+
+  /// A link's end reason as a label: a bounded set.
+  static func leaveReason(_ reason: String) -> String {
+    if reason.contains("heartbeat") { return "heartbeat_lost" }
+    if reason.hasPrefix("closed") { return "closed" }
+    if reason.contains("stop") { return "stopped" }
+    if reason.hasPrefix("link failed") { return "failed" }
+    return "other"
+  }
+}

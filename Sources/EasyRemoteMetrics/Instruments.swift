@@ -1,0 +1,82 @@
+public import CoreMetrics
+import Synchronization
+
+/// swift-metrics instruments made once per name and label set, then reused: a backend's
+/// factory call is a registry lookup under a lock, too dear for every call.
+///
+/// ```swift
+/// let instruments = Instruments(factory: registry.factory)
+/// instruments.counter(MetricCatalogue.calls, ["function": "add", "outcome": "ok"]).increment()
+/// ```
+public final class Instruments: Sendable {
+  public let factory: any MetricsFactory
+  private let counters = Mutex<[Key: Counter]>([:])
+  private let floatingCounters = Mutex<[Key: FloatingPointCounter]>([:])
+  private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
+  private let gauges = Mutex<[Key: Gauge]>([:])
+
+  struct Key: Hashable, Sendable {
+    let name: String
+    let labels: [String]
+  }
+
+  public init(factory: any MetricsFactory) { self.factory = factory }
+
+  /// Labels as Prometheus sees them: in the order given.
+  public typealias Labels = KeyValuePairs<String, String>
+
+  public func counter(_ name: String, _ labels: Labels = [:]) -> Counter {
+    let key = Self.key(name, labels)
+    if let known = counters.withLock({ $0[key] }) { return known }
+    let made = Counter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+    return counters.withLock { $0[key, default: made] }
+  }
+
+  public func floatingCounter(_ name: String, _ labels: Labels = [:]) -> FloatingPointCounter {
+    let key = Self.key(name, labels)
+    if let known = floatingCounters.withLock({ $0[key] }) { return known }
+    let made = FloatingPointCounter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+    return floatingCounters.withLock { $0[key, default: made] }
+  }
+
+  public func timer(_ name: String, _ labels: Labels = [:]) -> CoreMetrics.Timer {
+    let key = Self.key(name, labels)
+    if let known = timers.withLock({ $0[key] }) { return known }
+    let made = CoreMetrics.Timer(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+    return timers.withLock { $0[key, default: made] }
+  }
+
+  /// A gauge (a swift-metrics `Gauge`: a non-aggregating recorder).
+  public func gauge(_ name: String, _ labels: Labels = [:]) -> Gauge {
+    let key = Self.key(name, labels)
+    if let known = gauges.withLock({ $0[key] }) { return known }
+    let made = Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
+    return gauges.withLock { $0[key, default: made] }
+  }
+
+  /// Removes the gauges of `name` whose labels include `label: value` (a node that left),
+  /// so their series end.
+  public func removeGauges(_ name: String, where label: String, is value: String) {
+    let removed = gauges.withLock { gauges -> [Gauge] in
+      let keys = gauges.keys.filter { $0.name == name && $0.labels.contains("\(label)=\(value)") }
+      return keys.compactMap { gauges.removeValue(forKey: $0) }
+    }
+    for gauge in removed { gauge.destroy() }
+  }
+
+  /// Records a duration since `start`.
+  public func record(_ name: String, _ labels: Labels = [:], since start: ContinuousClock.Instant) {
+    let elapsed = (ContinuousClock.now - start).components
+    timer(name, labels).recordNanoseconds(elapsed.seconds * 1_000_000_000 + elapsed.attoseconds / 1_000_000_000)
+  }
+
+  /// Records a duration in seconds.
+  public func record(_ name: String, _ labels: Labels = [:], seconds: Double) {
+    guard seconds.isFinite, seconds >= 0 else { return }
+    timer(name, labels).recordNanoseconds(Int64(min(seconds, 1e9) * 1e9))
+  }
+
+  private static func key(_ name: String, _ labels: Labels) -> Key {
+    Key(name: name, labels: labels.map { "\($0.key)=\($0.value)" })
+  }
+}

@@ -1,0 +1,225 @@
+import EasyRemote
+import Foundation
+import Sandbox
+import TaskCenter
+import TaskCenterHTTP
+import Testing
+
+/// `GET /metrics`: the Prometheus text of what the gateway did, checked by promtool and
+/// scraped by a real Prometheus server.
+@Suite("Metrics", .timeLimit(.minutes(3)))
+struct MetricsTests {
+  static let token = "metrics-token"
+  static let promtool = "/usr/bin/promtool"
+  static let prometheus = "/usr/bin/prometheus"
+
+  /// A gateway with its HTTP API, one node, and a client.
+  final class Stack: Sendable {
+    let fabric: TaskFabric
+    let http: TaskCenterHTTPServer
+    let base: String
+
+    init(metricsPublic: Bool = false) async throws {
+      // The token guards the HTTP API (the links run without one here).
+      fabric = try await TaskFabric()
+      http = TaskCenterHTTPServer(
+        center: fabric.center, server: fabric.server, port: 0,
+        configuration: .init(token: MetricsTests.token, metricsPublic: metricsPublic))
+      try await http.start()
+      base = "http://\(http.address ?? "")"
+    }
+
+    func get(_ path: String, token: Bool = true) async throws -> HTTPClient.Reply {
+      try await HTTPClient(base: base).send(
+        "GET", path, headers: token ? ["Authorization": "Bearer \(MetricsTests.token)"] : [:])
+    }
+
+    /// The exposition's samples, by series (`name{labels}` as written).
+    func samples() async throws -> [String: Double] {
+      let reply = try await get("/metrics")
+      #expect(reply.status == 200)
+      return MetricsTests.parse(reply.text)
+    }
+
+    func stop() async {
+      await http.stop()
+      await fabric.stop()
+    }
+  }
+
+  static func parse(_ text: String) -> [String: Double] {
+    var samples: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+      guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+      samples[String(line[..<space])] = value
+    }
+    return samples
+  }
+
+  @Test(
+    "/metrics counts calls by function, node and outcome, tasks, HTTP requests; promtool accepts it",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.promtool), "needs promtool (Debian's prometheus)"))
+  func exposition() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("m1", slots: 4)
+    let client = stack.fabric.client()
+    for _ in 0..<3 { #expect(try await client.execute("sync_add", 2, 3) as Double == 5) }
+    _ = try? await client.execute("no_such_function", 1) as Int
+    var items = 0
+    for try await _ in try await client.streamJSON("sync_number_stream", args: [.int(0), .int(4), .double(0)]) { items += 1 }
+    #expect(items == 4)
+    let submitted = try await HTTPClient(base: stack.base).send(
+      "POST", "/tasks", json: ["code": "print(6 * 7)", "timeout": 30],
+      headers: ["Authorization": "Bearer \(MetricsTests.token)"])
+    #expect(submitted.status == 201, "\(submitted.text)")
+    let id = try #require(submitted.object["task_id"] as? String)
+    #expect(
+      try await eventually(timeout: .seconds(60)) {
+        try await stack.get("/tasks/\(id)").object["status"] as? String == "completed"
+      })
+
+    // Behind the token.
+    let anonymous = try await stack.get("/metrics", token: false)
+    #expect(anonymous.status == 401)
+    let reply = try await stack.get("/metrics")
+    #expect(reply.status == 200 && reply.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
+
+    // promtool's own lint: names, types, help, units.
+    let checked = try await SSHServer.run(MetricsTests.promtool, ["check", "metrics"], input: reply.text)
+    #expect(!checked.contains("error"), "\(checked)")
+
+    let samples = MetricsTests.parse(reply.text)
+    #expect(samples[#"easyremote_calls_total{function="sync_add",node="m1",outcome="ok"}"#] == 3, "\(reply.text)")
+    #expect(samples[#"easyremote_calls_total{function="no_such_function",node="",outcome="function_not_found"}"#] == 1)
+    #expect(samples[#"easyremote_calls_total{function="sync_number_stream",node="m1",outcome="ok"}"#] == 1)
+    #expect(samples[#"easyremote_stream_items_total{function="sync_number_stream"}"#] == 4)
+    #expect(samples[#"easyremote_call_duration_seconds_count{function="sync_add"}"#] == 3)
+    #expect(samples[#"easyremote_tasks_submitted_total{kind="code"}"#] == 1)
+    #expect(samples[#"easyremote_tasks_finished_total{kind="code",status="completed"}"#] == 1)
+    #expect(samples[#"easyremote_tasks{status="completed"}"#] == 1)
+    #expect(samples[#"easyremote_task_queue_wait_seconds_count{kind="code"}"#] == 1)
+    #expect(samples[#"easyremote_task_run_seconds_count{kind="code",status="completed"}"#] == 1)
+    #expect(samples[#"easyremote_task_attempts_total{kind="code"}"#] == 1)
+    #expect((samples[#"easyremote_store_commit_seconds_count{operation="insert"}"#] ?? 0) >= 1)
+    #expect(samples[#"easyremote_http_requests_total{route="/tasks",method="POST",status="201"}"#] == 1)
+    #expect(samples[#"easyremote_http_requests_total{route="/metrics",method="GET",status="401"}"#] == 1)
+    #expect(samples[#"easyremote_nodes{status="idle"}"#] == 1)
+    #expect(samples[#"easyremote_node_joins_total{kind="first"}"#] == 1)
+    #expect(samples[#"easyremote_node_workers{node="m1"}"#] == 4)
+    #expect(samples["easyremote_calls_in_flight"] == 0)
+    // The node's own figures come over its link with its heartbeats: its executions catch up.
+    #expect(
+      try await eventually(timeout: .seconds(30)) {
+        (try await stack.samples()[#"easyremote_node_executions_total{node="m1"}"#] ?? 0) >= 4
+      })
+    await stack.stop()
+  }
+
+  @Test("/metrics without the token with metricsPublic; a gateway without metrics answers 404")
+  func access() async throws {
+    let open = try await Stack(metricsPublic: true)
+    #expect(try await open.get("/metrics", token: false).status == 200)
+    #expect(try await open.get("/tasks", token: false).status == 401, "only /metrics opens")
+    await open.stop()
+
+    let fabric = try await TaskFabric(metrics: nil)
+    let http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
+    try await http.start()
+    let reply = try await HTTPClient(base: "http://\(http.address ?? "")").send("GET", "/metrics")
+    #expect(reply.status == 404 && reply.errorCode == "NOT_FOUND", "\(reply.text)")
+    await http.stop()
+    await fabric.stop()
+  }
+
+  @Test(
+    "a real Prometheus scrapes the gateway (with the token) and its query API has the calls by function",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.prometheus), "needs Debian's prometheus"))
+  func scrapedByPrometheus() async throws {
+    let stack = try await Stack()
+    try await stack.fabric.addNode("p1", slots: 2)
+    let client = stack.fabric.client()
+    for _ in 0..<5 { _ = try await client.execute("sync_add", 1, 1) as Double }
+    for _ in 0..<2 { _ = try await client.execute("echo", "x") as String }
+
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("prometheus-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let target = try #require(stack.http.address)
+    try """
+      global: { scrape_interval: 1s, evaluation_interval: 1s }
+      scrape_configs:
+        - job_name: easyremote
+          authorization: { credentials: \(MetricsTests.token) }
+          static_configs: [{ targets: ["\(target)"] }]
+      """.write(to: folder.appendingPathComponent("prometheus.yml"), atomically: true, encoding: .utf8)
+    let port = SSHServer.freePort()
+    let server = try await BackgroundServer.start(
+      [
+        MetricsTests.prometheus, "--config.file=\(folder.path)/prometheus.yml", "--storage.tsdb.path=\(folder.path)/data",
+        "--web.listen-address=127.0.0.1:\(port)",
+      ], log: folder.appendingPathComponent("prometheus.log").path)
+    let prometheus = HTTPClient(base: "http://127.0.0.1:\(port)")
+    do {
+      #expect(
+        try await eventually(timeout: .seconds(60)) { (try? await prometheus.send("GET", "/-/ready"))?.status == 200 },
+        "Prometheus did not get ready: \(server.log)")
+      // The query API: calls by function, summed over nodes and outcomes.
+      let query = "sum%20by%20(function)%20(easyremote_calls_total)"
+      var byFunction: [String: String] = [:]
+      let scraped = try await eventually(timeout: .seconds(60)) {
+        let reply = try await prometheus.send("GET", "/api/v1/query?query=\(query)")
+        let results = ((reply.object["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
+        byFunction = [:]
+        for result in results {
+          guard let function = (result["metric"] as? [String: String])?["function"],
+            let value = (result["value"] as? [Any])?.last as? String
+          else { continue }
+          byFunction[function] = value
+        }
+        return byFunction["sync_add"] == "5" && byFunction["echo"] == "2"
+      }
+      #expect(scraped, "Prometheus saw \(byFunction); log: \(server.log)")
+      // It scraped with the token: the target is up.
+      let up = try await prometheus.send("GET", "/api/v1/query?query=up")
+      #expect(up.text.contains("\"1\""), "\(up.text)")
+    } catch {
+      await server.stop()
+      throw error
+    }
+    await server.stop()
+    await stack.stop()
+  }
+}
+
+/// A server program a test starts and stops, its output in a log file; readiness is the
+/// test's to check (Prometheus has `/-/ready`).
+final class BackgroundServer: Sendable {
+  let pid: Int32
+  private let exit: ChildExit
+  let logPath: String
+
+  private init(pid: Int32, exit: ChildExit, logPath: String) {
+    self.pid = pid
+    self.exit = exit
+    self.logPath = logPath
+  }
+
+  static func start(_ command: [String], log: String) async throws -> BackgroundServer {
+    let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw SSHServer.Failure(message: "cannot open \(log)") }
+    defer { close(fd) }
+    let pid = try await ProcessSpawner.shared.spawn(
+      command, environment: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": NSHomeDirectory()], directory: nil,
+      stdout: fd, stderr: fd)
+    return BackgroundServer(pid: pid, exit: ChildExit(pid: pid), logPath: log)
+  }
+
+  /// The last part of its log.
+  var log: String { String((try? String(contentsOfFile: logPath, encoding: .utf8))?.suffix(2000) ?? "") }
+
+  func stop() async {
+    if !exit.hasExited { kill(pid, SIGTERM) }
+    await exit.exited()
+    _ = exit.reap()
+  }
+}
