@@ -101,13 +101,17 @@ struct NodeCommand: AsyncParsableCommand {
     let lifelineInput = lifeline ? Lifeline() : nil
     if let token = lifelineInput?.token { config.authToken = token }
     if config.limits.tuneAllocator { AllocatorTuning.applyOnce() }
+    // With a status page, its /metrics is the process's swift-metrics backend (the node
+    // layer's metrics interceptor records there, with `interceptors.metrics`).
+    let metrics = statusPort.map { _ in MetricsRegistry() }
+    if let metrics { MetricsSystem.bootstrap(metrics.factory) }
     let node = ComputeNode(serverAddress: gateway.address, nodeID: id, maxWorkers: maxWorkers, config: config)
     SeedExamples.register(on: node)
     let runner = try sandbox.runner()
     let worker = TaskWorker(
       node: node, runner: runner,
       thresholds: LoadThresholds(maxCPUPercent: maxCpuPercent, maxMemoryPercent: maxMemoryPercent))
-    let status = statusPort.map { NodeStatusServer(node: node, worker: worker, port: $0) }
+    let status = statusPort.map { NodeStatusServer(node: node, worker: worker, port: $0, metrics: metrics ?? MetricsRegistry()) }
     do {
       try await status?.start()
       if let address = status?.address { emit("status on http://\(address)") }

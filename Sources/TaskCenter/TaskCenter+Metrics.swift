@@ -8,9 +8,9 @@ struct ReportedNode: Sendable {
   var load: NodeLoad
   var stats: NodeStats
   var maxWorkers: Int
-  var shownExecutions = 0
-  var shownFailures = 0
-  var shownSeconds = 0.0
+  var executions = CounterFeed()
+  var failures = CounterFeed()
+  var seconds = CounterFeed()
 }
 
 // The task center's figures at scrape time: tasks and nodes by status, WebSocket
@@ -54,29 +54,19 @@ extension TaskCenter {
     for (status, count) in byStatus { instruments.gauge(MetricCatalogue.nodes, ["status": status.rawValue]).record(count) }
     instruments.gauge(MetricCatalogue.webSocketSubscribers).record(eventSubscriberCount)
 
-    // Each node's counters grow by what it did since the last scrape (a node that restarted
-    // reports less than before: all of it is new).
+    // Each node's counters grow by what it did since the last scrape.
     let deltas = state.withLock { state in
-      state.reported.map { id, node -> (String, ReportedNode, Int, Int, Double) in
-        let seconds = node.stats.averageSeconds * Double(node.stats.executions)
-        let restarted = node.stats.executions < node.shownExecutions
-        let executions = restarted ? node.stats.executions : node.stats.executions - node.shownExecutions
-        let failures = restarted ? node.stats.failures : max(0, node.stats.failures - node.shownFailures)
-        let addedSeconds = restarted ? seconds : max(0, seconds - node.shownSeconds)
-        state.reported[id]?.shownExecutions = node.stats.executions
-        state.reported[id]?.shownFailures = node.stats.failures
-        state.reported[id]?.shownSeconds = seconds
-        return (id, node, executions, failures, addedSeconds)
+      state.reported.keys.map { id -> (String, ReportedNode, NodeFigures) in
+        let node = state.reported[id]!
+        let figures = NodeFigures(
+          executions: state.reported[id]!.executions.delta(to: Double(node.stats.executions)),
+          failures: state.reported[id]!.failures.delta(to: Double(node.stats.failures)),
+          seconds: state.reported[id]!.seconds.delta(to: node.stats.averageSeconds * Double(node.stats.executions)),
+          running: node.stats.running, maxWorkers: node.maxWorkers,
+          cpu: node.load.cpuPercent / 100, memory: node.load.memoryPercent / 100)
+        return (id, node, figures)
       }
     }
-    for (id, node, executions, failures, seconds) in deltas {
-      instruments.counter(MetricCatalogue.nodeExecutions, ["node": id]).increment(by: executions)
-      instruments.counter(MetricCatalogue.nodeFailures, ["node": id]).increment(by: failures)
-      instruments.floatingCounter(MetricCatalogue.nodeExecutionSeconds, ["node": id]).increment(by: seconds)
-      instruments.gauge(MetricCatalogue.nodeLoad, ["node": id, "resource": "cpu"]).record(node.load.cpuPercent / 100)
-      instruments.gauge(MetricCatalogue.nodeLoad, ["node": id, "resource": "memory"]).record(node.load.memoryPercent / 100)
-      instruments.gauge(MetricCatalogue.nodeWorkersBusy, ["node": id]).record(node.stats.running)
-      instruments.gauge(MetricCatalogue.nodeWorkers, ["node": id]).record(node.maxWorkers)
-    }
+    for (id, _, figures) in deltas { figures.record(node: id, into: instruments) }
   }
 }

@@ -1,14 +1,19 @@
 public import EasyRemoteCore
+public import EasyRemoteMetrics
 import Foundation
 import Hummingbird
 public import Logging
 import NIOCore
 public import ServiceLifecycle
+import Synchronization
 public import TaskCenter
 
 /// A compute node's own status page (`easyremote node --status-port`): `GET /` and
 /// `GET /health` answer JSON about the node — whether it is linked to its gateway, its
-/// functions and work — on a local port, for people and for the gateway's SSH tunnel.
+/// functions and work — on a local port, for people and for the gateway's SSH tunnel;
+/// `GET /metrics` the same figures (and whatever else `metrics` holds: the node layer's
+/// interceptor, when the process's swift-metrics backend is it) for a Prometheus that can
+/// reach the node.
 public final class NodeStatusServer: Service, Sendable {
   public let host: String
   public let port: Int
@@ -16,13 +21,37 @@ public final class NodeStatusServer: Service, Sendable {
   private let worker: TaskWorker?
   private let startedAt = Date()
   private let running: RunningApplication
+  public let metrics: MetricsRegistry
+  private let feeds = Mutex((executions: CounterFeed(), failures: CounterFeed(), seconds: CounterFeed()))
+  /// CPU is the share busy since the previous scrape.
+  private let load = LoadSampler()
 
-  public init(node: ComputeNode, worker: TaskWorker?, host: String = "127.0.0.1", port: Int, logger: Logger? = nil) {
+  public init(
+    node: ComputeNode, worker: TaskWorker?, host: String = "127.0.0.1", port: Int, metrics: MetricsRegistry = MetricsRegistry(),
+    logger: Logger? = nil
+  ) {
     self.node = node
     self.worker = worker
     self.host = host
     self.port = port
+    self.metrics = metrics
     self.running = RunningApplication(logger: logger, label: "easyremote.node-status")
+    metrics.onCollect { [weak self] in self?.collect() }
+  }
+
+  private func collect() {
+    let stats = node.stats()
+    let (executions, failures, seconds) = feeds.withLock { feeds in
+      (
+        feeds.executions.delta(to: Double(stats.executions)), feeds.failures.delta(to: Double(stats.failures)),
+        feeds.seconds.delta(to: stats.averageSeconds * Double(stats.executions))
+      )
+    }
+    let load = load.sample()
+    NodeFigures(
+      executions: executions, failures: failures, seconds: seconds, running: stats.running, maxWorkers: node.maxWorkers,
+      cpu: load.cpuPercent / 100, memory: load.memoryPercent / 100
+    ).record(node: node.nodeID, into: metrics.instruments)
   }
 
   /// `host:port` once started.
@@ -34,6 +63,11 @@ public final class NodeStatusServer: Service, Sendable {
     let status = self
     router.get("/") { _, _ in status.response() }
     router.get("/health") { _, _ in status.response() }
+    router.get("/metrics") { _, _ in
+      Response(
+        status: .ok, headers: [.contentType: MetricsRegistry.contentType],
+        body: ResponseBody(byteBuffer: ByteBuffer(bytes: await status.metrics.exposition())))
+    }
     try await running.start(host: host, port: port) { [host, port, logger = running.logger] onServerRunning in
       Application(
         router: router, configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote node"),

@@ -58,6 +58,39 @@ struct CommandLineTests {
     #expect(badKeyword.status != 0)
   }
 
+  @Test(
+    "a node's status page serves its own /metrics (and the node layer's, with interceptors.metrics); promtool accepts it",
+    .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "needs promtool (Debian's prometheus)"))
+  func nodeMetrics() async throws {
+    let (gateway, address) = try await BackgroundProcess.gateway()
+    defer { gateway.stop() }
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("node-metrics-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: folder) }
+    let config = folder.appendingPathComponent("node.yaml")
+    try "interceptors:\n  metrics: true\n".write(to: config, atomically: true, encoding: .utf8)
+    let node = try await BackgroundProcess.start(
+      ["node", "--gateway", address, "--id", "metered", "--status-port", "0", "--config", config.path, "--interpreter", "none"],
+      readyPrefix: "node metered joined")
+    defer { node.stop() }
+    let statusLine = try #require(node.earlierLines.first { $0.hasPrefix("status on http://") }, "\(node.earlierLines)")
+    let base = statusLine.replacingOccurrences(of: "status on ", with: "")
+    for _ in 0..<3 {
+      let add = try await runTool(["call", "sync_add", "2", "3", "--gateway", address])
+      #expect(add.status == 0, "\(add.stderr)")
+    }
+    let scraped = try await runCommand("/usr/bin/curl", ["-sS", base + "/metrics"])
+    #expect(scraped.status == 0)
+    let checked = try await runCommand("/bin/sh", ["-c", "curl -sS '\(base)/metrics' | promtool check metrics 2>&1"])
+    #expect(checked.status == 0, "\(checked.stdout)")
+    #expect(scraped.stdout.contains(#"easyremote_node_executions_total{node="metered"} 3"#), "\(scraped.stdout)")
+    #expect(scraped.stdout.contains(#"easyremote_node_workers{node="metered"} 5"#))
+    // The node layer's metrics interceptor, per method: the gateway's calls of the node.
+    #expect(
+      scraped.stdout.contains(#"easyremote_node_calls_total{node="metered",direction="inbound",method="er.node.run",outcome="ok"} 3"#),
+      "\(scraped.stdout)")
+  }
+
   @Test("a compute node killed with SIGKILL mid-call: the caller gets node_lost at once, not at its timeout")
   func nodeKilledMidCall() async throws {
     let (gateway, address) = try await BackgroundProcess.gateway()

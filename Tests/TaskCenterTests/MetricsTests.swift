@@ -115,6 +115,13 @@ struct MetricsTests {
     await stack.stop()
   }
 
+  @Test("the node layer's metrics interceptor uses the catalogue's names")
+  func namesAgree() {
+    #expect(MetricsInterceptor.callsLabel == MetricCatalogue.linkCalls)
+    #expect(MetricsInterceptor.durationLabel == MetricCatalogue.linkCallDuration)
+    #expect(MetricsInterceptor.inFlightLabel == MetricCatalogue.linkCallsInFlight)
+  }
+
   @Test("/metrics without the token with metricsPublic; a gateway without metrics answers 404")
   func access() async throws {
     let open = try await Stack(metricsPublic: true)
