@@ -58,6 +58,9 @@ public enum MetricCatalogue {
   public static let linkCallDuration = "easyremote_node_call_duration_seconds"
   public static let linkCallsInFlight = "easyremote_node_calls_in_flight"
 
+  /// Every name in the catalogue.
+  public static var names: [String] { entries.keys.sorted() }
+
   static let entries: [String: Entry] = [
     calls: Entry(help: "Calls routed by the gateway, by function, node and outcome (ok or the error code).", buckets: nil),
     callDuration: Entry(help: "Time from a routed call's arrival at the gateway to its answer, by function.", buckets: callBuckets),

@@ -122,6 +122,24 @@ struct MetricsTests {
     #expect(MetricsInterceptor.inFlightLabel == MetricCatalogue.linkCallsInFlight)
   }
 
+  @Test("the Grafana dashboard in docs/ is JSON whose queries name only metrics the gateway exposes")
+  func dashboard() throws {
+    let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "../../docs/grafana/easyremote-dashboard.json")
+    let dashboard = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+    let panels = try #require(dashboard["panels"] as? [[String: Any]])
+    let expressions = panels.flatMap { ($0["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String } }
+    #expect(expressions.count >= panels.count)
+    let names = Set(
+      expressions.flatMap { expression in
+        expression.matches(of: /easyremote_[a-z_]+/).map { match in
+          String(match.output).replacing(/_(bucket|sum|count)$/, with: "")
+        }
+      })
+    let known = Set(MetricCatalogue.names)
+    #expect(!names.isEmpty && names.isSubset(of: known), "unknown: \(names.subtracting(known))")
+  }
+
   @Test("/metrics without the token with metricsPublic; a gateway without metrics answers 404")
   func access() async throws {
     let open = try await Stack(metricsPublic: true)
