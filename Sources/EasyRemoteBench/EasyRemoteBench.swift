@@ -30,7 +30,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
   @Option(help: .hidden) var profile: String?
 
   enum Suite: String, CaseIterable, ExpressibleByArgument {
-    case link, routed, scale, tasks
+    case link, routed, metrics, scale, tasks
   }
 
   func run() async throws {
@@ -62,6 +62,7 @@ struct EasyRemoteBench: AsyncParsableCommand {
       switch suite {
       case .link: results += try await LinkSuite.run(settings)
       case .routed: results += try await RoutedSuite.run(settings)
+      case .metrics: results += try await MetricsCostSuite.run(settings)
       case .scale: results += try await ScaleSuite.run(nodes: nodes)
       case .tasks: results += try await TasksSuite.run(settings)
       }
