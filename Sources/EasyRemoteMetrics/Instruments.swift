@@ -13,11 +13,12 @@ public final class Instruments: Sendable {
   private let counters = Mutex<[Key: Counter]>([:])
   private let floatingCounters = Mutex<[Key: FloatingPointCounter]>([:])
   private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
-  private let gauges = Mutex<[Key: Gauge]>([:])
+  private let gauges = Mutex<[Key: (gauge: Gauge, labels: [String])]>([:])
 
+  /// A metric's label names are fixed, so its label values name a series.
   struct Key: Hashable, Sendable {
     let name: String
-    let labels: [String]
+    let values: [String]
   }
 
   public init(factory: any MetricsFactory) { self.factory = factory }
@@ -29,37 +30,39 @@ public final class Instruments: Sendable {
     let key = Self.key(name, labels)
     if let known = counters.withLock({ $0[key] }) { return known }
     let made = Counter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-    return counters.withLock { $0[key, default: made] }
+    return counters.withLock { Self.keep(&$0, key, made) }
   }
 
   public func floatingCounter(_ name: String, _ labels: Labels = [:]) -> FloatingPointCounter {
     let key = Self.key(name, labels)
     if let known = floatingCounters.withLock({ $0[key] }) { return known }
     let made = FloatingPointCounter(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-    return floatingCounters.withLock { $0[key, default: made] }
+    return floatingCounters.withLock { Self.keep(&$0, key, made) }
   }
 
   public func timer(_ name: String, _ labels: Labels = [:]) -> CoreMetrics.Timer {
     let key = Self.key(name, labels)
     if let known = timers.withLock({ $0[key] }) { return known }
     let made = CoreMetrics.Timer(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-    return timers.withLock { $0[key, default: made] }
+    return timers.withLock { Self.keep(&$0, key, made) }
   }
 
   /// A gauge (a swift-metrics `Gauge`: a non-aggregating recorder).
   public func gauge(_ name: String, _ labels: Labels = [:]) -> Gauge {
     let key = Self.key(name, labels)
-    if let known = gauges.withLock({ $0[key] }) { return known }
+    if let known = gauges.withLock({ $0[key]?.gauge }) { return known }
     let made = Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-    return gauges.withLock { $0[key, default: made] }
+    return gauges.withLock { Self.keep(&$0, key, (made, labels.map(\.key))).gauge }
   }
 
-  /// Removes the gauges of `name` whose labels include `label: value` (a node that left),
-  /// so their series end.
+  /// Removes the gauges of `name` whose `label` is `value` (`node` = a node that left), so
+  /// their series end.
   public func removeGauges(_ name: String, where label: String, is value: String) {
     let removed = gauges.withLock { gauges -> [Gauge] in
-      let keys = gauges.keys.filter { $0.name == name && $0.labels.contains("\(label)=\(value)") }
-      return keys.compactMap { gauges.removeValue(forKey: $0) }
+      let keys = gauges.filter { key, entry in
+        key.name == name && zip(entry.labels, key.values).contains { $0 == (label, value) }
+      }.keys
+      return keys.compactMap { gauges.removeValue(forKey: $0)?.gauge }
     }
     for gauge in removed { gauge.destroy() }
   }
@@ -76,7 +79,14 @@ public final class Instruments: Sendable {
     timer(name, labels).recordNanoseconds(Int64(min(seconds, 1e9) * 1e9))
   }
 
+  /// The entry already kept under `key` (made by a racing caller), else `made`, now kept.
+  private static func keep<Value>(_ store: inout [Key: Value], _ key: Key, _ made: Value) -> Value {
+    if let kept = store[key] { return kept }
+    store[key] = made
+    return made
+  }
+
   private static func key(_ name: String, _ labels: Labels) -> Key {
-    Key(name: name, labels: labels.map { "\($0.key)=\($0.value)" })
+    Key(name: name, values: labels.map(\.value))
   }
 }

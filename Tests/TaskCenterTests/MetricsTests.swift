@@ -61,7 +61,7 @@ struct MetricsTests {
     .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.promtool), "needs promtool (Debian's prometheus)"))
   func exposition() async throws {
     let stack = try await Stack()
-    try await stack.fabric.addNode("m1", slots: 4)
+    let (node, worker) = try await stack.fabric.addNode("m1", slots: 4)
     let client = stack.fabric.client()
     for _ in 0..<3 { #expect(try await client.execute("sync_add", 2, 3) as Double == 5) }
     _ = try? await client.execute("no_such_function", 1) as Int
@@ -112,6 +112,18 @@ struct MetricsTests {
       try await eventually(timeout: .seconds(30)) {
         (try await stack.samples()[#"easyremote_node_executions_total{node="m1"}"#] ?? 0) >= 4
       })
+    // The node leaves: its gauges end, its counters stay; the leave is counted.
+    await worker.stop()
+    await node.stop()
+    var last: [String: Double] = [:]
+    let left = try await eventually {
+      last = try await stack.samples()
+      return last[#"easyremote_node_workers{node="m1"}"#] == nil && last[#"easyremote_node_leaves_total{reason="closed"}"#] == 1
+    }
+    #expect(left, "\(last.filter { $0.key.contains("node") })")
+    let after = try await stack.samples()
+    #expect(after[#"easyremote_node_executions_total{node="m1"}"#] != nil)
+    #expect(after[#"easyremote_nodes{status="offline"}"#] == 1)
     await stack.stop()
   }
 

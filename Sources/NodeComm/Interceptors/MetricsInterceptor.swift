@@ -82,7 +82,11 @@ extension MetricsInterceptor {
         key: key,
         duration: CoreMetrics.Timer(label: MetricsInterceptor.durationLabel, dimensions: dimensions, factory: factory),
         inFlight: Meter(label: MetricsInterceptor.inFlightLabel, dimensions: dimensions, factory: factory))
-      return methods.withLock { $0[key, default: made] }
+      return methods.withLock { methods in
+        if let raced = methods[key] { return raced }
+        methods[key] = made
+        return made
+      }
     }
 
     func calls(_ key: Key, outcome: String) -> Counter {
