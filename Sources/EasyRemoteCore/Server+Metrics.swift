@@ -22,13 +22,16 @@ extension Server {
     _ function: String, node: String?, start: ContinuousClock.Instant, error: (any Error)?, bytesIn: Int, bytesOut: Int,
     items: Int = 0
   ) {
-    guard let instruments = metrics?.instruments else { return }
+    guard let callMetrics else { return }
     let outcome = error.map { EasyRemoteError($0, function: function).code.rawValue } ?? "ok"
-    instruments.counter(MetricCatalogue.calls, ["function": function, "node": node ?? "", "outcome": outcome]).increment()
-    instruments.record(MetricCatalogue.callDuration, ["function": function], since: start)
-    if bytesIn > 0 { instruments.counter(MetricCatalogue.payloadBytes, ["direction": "in"]).increment(by: bytesIn) }
-    if bytesOut > 0 { instruments.counter(MetricCatalogue.payloadBytes, ["direction": "out"]).increment(by: bytesOut) }
-    if items > 0 { instruments.counter(MetricCatalogue.streamItems, ["function": function]).increment(by: items) }
+    callMetrics.record(
+      function: function, node: node ?? "", outcome: outcome, start: start, bytesIn: bytesIn, bytesOut: bytesOut,
+      items: items)
+  }
+
+  /// What a routed call records, for the benchmark of its cost.
+  package func benchRecord(function: String, node: String, start: ContinuousClock.Instant, bytesIn: Int, bytesOut: Int) {
+    countCall(function, node: node, start: start, error: nil, bytesIn: bytesIn, bytesOut: bytesOut)
   }
 
   /// Joins (first or reconnect) and leaves (by reason) of compute nodes.

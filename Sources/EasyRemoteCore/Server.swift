@@ -30,6 +30,8 @@ public final class Server: Sendable {
   let workers: WorkerGate?
   /// The gateway's metrics (`GET /metrics`); nil when they are off.
   public let metrics: MetricsRegistry?
+  /// Its per-call instruments.
+  let callMetrics: CallMetrics?
   let state: Mutex<State>
   /// The one event stream (``events(buffer:)``).
   let hub = EventHub()
@@ -73,6 +75,7 @@ public final class Server: Sendable {
     config.transport.host = host
     config.transport.port = port
     self.metrics = metrics
+    self.callMetrics = metrics.map { CallMetrics(instruments: $0.instruments) }
     self.node = Node(
       id: Self.nodeID, config: config, transport: transport, logger: logger, metricsFactory: metrics?.factory)
     self.state = Mutex(State(membership: Membership(strategy: balancing.strategy)))
