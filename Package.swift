@@ -140,7 +140,7 @@ let package = Package(
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ],
-      resources: [.copy("openapi.yaml")],
+      resources: [.copy("openapi.yaml"), .copy("web")],
       swiftSettings: strict
     ),
     // Remote hosts over SSH (seed 003): the system's OpenSSH client, host inspection, agents.

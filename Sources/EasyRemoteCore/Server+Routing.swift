@@ -31,6 +31,27 @@ extension Server {
     }
   }
 
+  /// Streams a function of the pool from inside the gateway (the HTTP API's
+  /// `POST /functions/{name}/stream`), through the same routing, counting and `maxWorkers`
+  /// as a client's stream: `each` gets the items (JSON) as they come, and the producer waits
+  /// while `each` does (a slow HTTP reader slows the node, nothing piles up).
+  ///
+  /// - Throws: ``EasyRemoteError``.
+  package func stream(
+    _ invocation: Invocation, timeout: Duration?, each: @escaping @Sendable ([Data]) async throws -> Void
+  ) async throws {
+    do {
+      let payload = try node.serializers.encode(invocation, method: Methods.stream, explicit: JSONSerializer.name)
+      var metadata = [Methods.functionKey: invocation.function]
+      if let target = invocation.node { metadata[Methods.nodeKey] = target }
+      let context = CallContext(
+        callerID: node.id, method: Methods.stream, metadata: metadata, deadline: timeout.map { ContinuousClock.now + $0 })
+      try await forwardStream(payload, context: context, sink: ClosureSink(each: each))
+    } catch {
+      throw EasyRemoteError(error, function: invocation.function)
+    }
+  }
+
   func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
     -> Payload
   {
@@ -148,7 +169,7 @@ extension Server {
 
   /// Opens the stream on a node and passes its items on as they come, within the client's
   /// credit; when the client goes away the node's stream is cancelled with it.
-  func forwardStream(_ payload: Payload, context: CallContext, sink: StreamSink) async throws {
+  func forwardStream(_ payload: Payload, context: CallContext, sink: some ItemSink) async throws {
     // Clients name the function (and node) in metadata; other callers' payloads are read for them.
     let function: String
     let target: String?
@@ -248,4 +269,18 @@ extension Server {
       state.perFunction[function] = entry
     }
   }
+}
+
+/// Where a routed stream's items go: a client's stream (over its link) or a closure (the
+/// HTTP API).
+protocol ItemSink: Sendable {
+  func send(contentsOf items: [Payload]) async throws
+}
+
+extension StreamSink: ItemSink {}
+
+struct ClosureSink: ItemSink {
+  let each: @Sendable ([Data]) async throws -> Void
+
+  func send(contentsOf items: [Payload]) async throws { try await each(items.map(\.data)) }
 }

@@ -25,7 +25,7 @@ extension TaskCenter {
       resources: node.resources, load: node.load, slots: node.slots, running: node.running,
       completedTasks: node.completed, failedTasks: node.failed, totalComputeTime: node.totalComputeTime,
       lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id),
-      idleSince: status == .idle ? node.waitingSince : nil, isolation: state.isolation[node.id])
+      idleSince: status == .idle ? node.waitingSince : nil, isolation: state.isolation[node.id], thresholds: node.thresholds)
   }
 
   /// A node joined (or came back): it is idle until it is given work.

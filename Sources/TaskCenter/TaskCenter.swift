@@ -32,12 +32,17 @@ public final class TaskCenter: Sendable {
     public var expiryInterval: Duration
     /// While the store fails (a full disk): how often what could not be written is tried again.
     public var storeRetryInterval: Duration
+    /// How often a `stats` event goes to `/ws/updates` subscribers (calls, tasks, queue, each
+    /// node's load: what the console charts), while there are any.
+    public var statsInterval: Duration
 
     public init(
       scheduler: FairScheduler.Configuration = .init(heartbeatTimeout: 30), maxCodeBytes: Int = 1 << 20,
       maxTimeout: Double = 86_400, defaultTimeout: Double = 300, maxAttempts: Int = 3,
-      expiryInterval: Duration = .seconds(1), storeRetryInterval: Duration = .seconds(1)
+      expiryInterval: Duration = .seconds(1), storeRetryInterval: Duration = .seconds(1),
+      statsInterval: Duration = .seconds(1)
     ) {
+      self.statsInterval = statsInterval
       self.scheduler = scheduler
       self.maxCodeBytes = maxCodeBytes
       self.maxTimeout = maxTimeout
@@ -168,6 +173,7 @@ public final class TaskCenter: Sendable {
     await withDiscardingTaskGroup { group in
       group.addTask { await self.expireLoop() }
       group.addTask { await self.recoveryLoop() }
+      group.addTask { await self.statsLoop() }
       group.addTask {
         for await (nodeID, reason) in self.departed {
           if Task.isCancelled { break }

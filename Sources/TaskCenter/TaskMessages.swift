@@ -108,6 +108,8 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
   public var idleSince: Date?
   /// How its code tasks are isolated; `nil` when it runs none or did not say (HTTP pull).
   public var isolation: SandboxIsolation?
+  /// Above these its machine is busy with its owner's work and gets no tasks.
+  public var thresholds: LoadThresholds = LoadThresholds()
 
   enum CodingKeys: String, CodingKey {
     case nodeID = "node_id"
@@ -119,7 +121,7 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
     case joinedAt = "joined_at"
     case runsCode = "runs_code"
     case idleSince = "idle_since"
-    case isolation
+    case isolation, thresholds
   }
 }
 

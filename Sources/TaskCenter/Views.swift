@@ -61,7 +61,16 @@ package struct NodeView: Encodable, Sendable {
     case totalComputeTime = "total_compute_time"
     case runsCode = "runs_code"
     case idleSince = "idle_since"
-    case isolation
+    case isolation, thresholds
+  }
+
+  struct Thresholds: Encodable {
+    var maxCPUPercent: Double
+    var maxMemoryPercent: Double
+    enum CodingKeys: String, CodingKey {
+      case maxCPUPercent = "max_cpu_percent"
+      case maxMemoryPercent = "max_memory_percent"
+    }
   }
 
   package func encode(to encoder: any Encoder) throws {
@@ -81,6 +90,9 @@ package struct NodeView: Encodable, Sendable {
     try container.encode(node.runsCode, forKey: .runsCode)
     try container.encode(node.isolation, forKey: .isolation)
     try container.encode(node.idleSince, forKey: .idleSince)  // null while busy or offline
+    try container.encode(
+      Thresholds(maxCPUPercent: node.thresholds.maxCPUPercent, maxMemoryPercent: node.thresholds.maxMemoryPercent),
+      forKey: .thresholds)
   }
 }
 

@@ -72,8 +72,11 @@ public struct TaskCenterAPI: Sendable {
       router.middlewares.add(HTTPMetricsMiddleware<APIRequestContext>(instruments: instruments))
     }
     router.middlewares.add(ErrorMiddleware(routes: routes))
+    router.middlewares.add(ConsoleRedirectMiddleware())
     let auth = token.map {
-      TokenAuthMiddleware<APIRequestContext>(token: $0, alsoOpen: configuration.metricsPublic ? ["/metrics"] : [])
+      TokenAuthMiddleware<APIRequestContext>(
+        token: $0, alsoOpen: WebConsole.pages.union(configuration.metricsPublic ? ["/metrics"] : []),
+        openPrefixes: [WebConsole.prefix + "/static/"])
     }
     if let auth { router.middlewares.add(auth) }
     router.middlewares.add(UpgradeRequiredMiddleware())
@@ -105,8 +108,27 @@ public struct TaskCenterAPI: Sendable {
     router.post("/functions/{name}/call") { request, context in
       try await api.call(try context.decodedParameter("name"), request)
     }
+    router.post("/functions/{name}/stream") { request, context in
+      try await api.stream(try context.decodedParameter("name"), request)
+    }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
     router.get("/metrics") { _, _ in try await api.metrics() }
+    router.get("/snapshot") { _, _ in try await api.snapshot() }
+    let console = WebConsole()
+    for page in WebConsole.pages.sorted() {
+      router.get(RouterPath(page)) { request, _ in
+        guard let page = console.response(for: request.uri.path) else {
+          throw APIError(code: "NOT_FOUND", message: "the console's files are missing from the build")
+        }
+        return page
+      }
+    }
+    router.get("/web/static/**") { request, _ in
+      guard let file = console.response(for: request.uri.path) else {
+        throw APIError(code: "NOT_FOUND", message: "no console file at \(request.uri.path)")
+      }
+      return file
+    }
     if let remoteHosts {
       RemoteAPI(manager: remoteHosts, maxBodyBytes: configuration.maxBodyBytes).register(on: router)
     }
@@ -303,6 +325,15 @@ public struct TaskCenterAPI: Sendable {
   }
 
   func call(_ name: String, _ request: Request) async throws -> Response {
+    let body = try await functionCallBody(request)
+    let timeout = try callTimeout(body)
+    let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
+    let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))
+    let result = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
+    return JSONBody.response(FunctionCallResponse(function: name, result: result))
+  }
+
+  func functionCallBody(_ request: Request) async throws -> FunctionCallRequest {
     var body = FunctionCallRequest()
     if request.headers[.contentLength] != "0" {
       var copy = request
@@ -316,14 +347,75 @@ public struct TaskCenterAPI: Sendable {
         }
       }
     }
+    return body
+  }
+
+  func callTimeout(_ body: FunctionCallRequest) throws -> Double {
     let timeout = body.timeout ?? configuration.callTimeout
     guard timeout >= 0.001, timeout <= 3600 else {
       throw APIError.invalid("timeout", "timeout must be at least 0.001 and at most 3600 seconds, got \(timeout)")
     }
+    return timeout
+  }
+
+  /// `POST /functions/{name}/stream`: a streaming function's items as they come, one JSON
+  /// value per line (`application/x-ndjson`). A function that is unknown or not streaming is
+  /// refused before the answer starts (404, 400); an error after the first item ends the
+  /// body with a line `{"error": {"code", "message"}}`.
+  func stream(_ name: String, _ request: Request) async throws -> Response {
+    let body = try await functionCallBody(request)
+    let timeout = try callTimeout(body)
+    guard let function = server.functions().first(where: { $0.name == name }) else {
+      throw APIError(code: "FUNCTION_NOT_FOUND", message: "no node serves '\(name)'")
+    }
+    guard function.streaming else {
+      throw APIError.invalid("name", "'\(name)' is not a streaming function: call it with POST /functions/\(name)/call")
+    }
     let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
-    let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))
-    let result = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
-    return JSONBody.response(FunctionCallResponse(function: name, result: result))
+    let server = self.server
+    return Response(
+      status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
+      body: ResponseBody { writer in
+        let lines = LineStream()
+        let producer = Task {
+          do {
+            try await server.stream(invocation, timeout: .milliseconds(Int64(timeout * 1000))) { items in
+              try await lines.put(.lines(items))
+            }
+          } catch let error as EasyRemoteError {
+            try? await lines.put(.lines([Data(APIError(error).jsonText.utf8)]))
+          } catch {}
+          try? await lines.put(.end)
+        }
+        do {
+          try await lines.drain(into: &writer)
+        } catch {
+          producer.cancel()
+          throw error
+        }
+        try await writer.finish(nil)
+      })
+  }
+
+  /// `GET /snapshot`: everything the console shows, at once (it then follows `/ws/updates`):
+  /// the nodes (as `GET /nodes`), the functions (as `GET /functions`) and the `stats` event's
+  /// figures (calls by function, tasks by status, the fair queue, each node's load).
+  func snapshot() async throws -> Response {
+    struct Snapshot: Encodable {
+      var version = TaskCenterAPI.version
+      var nodes: [NodeView]
+      var functions: [FunctionInfo]
+      var stats: StatsTick
+      var maxWorkers: Int?
+      enum CodingKeys: String, CodingKey {
+        case version, nodes, functions, stats
+        case maxWorkers = "max_workers"
+      }
+    }
+    return JSONBody.response(
+      Snapshot(
+        nodes: center.nodes().map(NodeView.init), functions: server.functions(), stats: await center.statsTick(),
+        maxWorkers: server.maxWorkers))
   }
 
   /// `GET /metrics`: the gateway's metrics in the Prometheus text format.

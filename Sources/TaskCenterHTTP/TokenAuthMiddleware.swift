@@ -14,12 +14,16 @@ import HummingbirdCore
 struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
   let check: TokenCheck
   let openPaths: Set<String>
+  let openPrefixes: [String]
 
-  /// - Parameter alsoOpen: paths open beside `/health` and `/openapi.yaml` (`/metrics` with
-  ///   `metricsPublic`).
-  init(token: String, alsoOpen: Set<String> = []) {
+  /// - Parameters:
+  ///   - alsoOpen: paths open beside `/health` and `/openapi.yaml` (`/metrics` with
+  ///     `metricsPublic`, the console's pages).
+  ///   - openPrefixes: paths under these are open (the console's files).
+  init(token: String, alsoOpen: Set<String> = [], openPrefixes: [String] = []) {
     check = TokenCheck(token: token)
     openPaths = Set(["/health", "/openapi.yaml"]).union(alsoOpen)
+    self.openPrefixes = openPrefixes
   }
 
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -27,7 +31,8 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
   {
     let path = request.uri.path
     let upgrade = path == TokenCheck.webSocketPath && request.headers[.upgrade]?.lowercased() == "websocket"
-    guard upgrade || openPaths.contains(path) || isAuthorized(request) else { throw TokenCheck.refusal }
+    let open = openPaths.contains(path) || openPrefixes.contains { path.hasPrefix($0) }
+    guard upgrade || open || isAuthorized(request) else { throw TokenCheck.refusal }
     return try await next(request, context)
   }
 
