@@ -178,6 +178,11 @@ def main():
         no_horizontal_scroll(driver, "tasks")
         shot(driver, "tasks")
 
+        # The overview after all that: the charts have something to show (docs/console.png).
+        go(driver, "overview")
+        until(driver, "calls counted", lambda d: int(text(d, "#card-calls .value") or "0") >= 2)
+        shot(driver, "overview-after")
+
         # Dark mode: the same page, readable.
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
         go(driver, "overview")

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 # python3 (the sandbox's interpreter), SQLite's headers (GRDB), util-linux's prlimit,
 # setpriv and unshare (the sandbox's limits), bubblewrap (the sandbox itself), procps (`ps`,
 # which the sandbox tests run inside a task), OpenSSH's server and client (the remote-host
-# tests start their own sshd) and python3-requests (seed 003's Python client).
+# tests start their own sshd), python3-requests (seed 003's Python client), Prometheus
+# (promtool and a real server scraping the gateway) and Chromium with its WebDriver (the
+# console's tests; screenshots in .artifacts/console/).
 need=()
 command -v python3 >/dev/null || need+=(python3)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
@@ -19,6 +21,7 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)  # the HTTPS test
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || need+=(prometheus)  # /metrics: promtool, a real scrape
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need+=(chromium chromium-driver)  # the web console
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -29,4 +32,9 @@ swift build --build-tests
 swift test --skip-build "$@"
 # The HTTP API against its own openapi.yaml, fuzzed (Schemathesis from PyPI), unless a subset
 # of the tests was asked for.
-if [ $# -eq 0 ]; then ./Scripts/schemathesis.sh; fi
+if [ $# -eq 0 ]; then
+  ./Scripts/schemathesis.sh
+  # The web console in a headless Chromium over WebDriver (Selenium from PyPI).
+  python3 -c 'import selenium' 2>/dev/null || python3 -m pip install -q selenium
+  python3 Scripts/console_test.py "$(swift build --show-bin-path)/easyremote"
+fi

@@ -36,7 +36,7 @@ export function update() {
     card("tasks queued", number(stats?.tasks?.queued ?? 0), "card-queued"),
     card("tasks running", number(stats?.tasks?.running ?? 0)),
     card("tasks completed", number(stats?.tasks?.completed ?? 0)),
-    card("calls", number(stats?.calls_total ?? 0)),
+    card("calls", number(stats?.calls_total ?? 0), "card-calls"),
   );
   const history = store.history;
   const nodeIDs = [...new Set(history.flatMap((p) => Object.keys(p.load)))].slice(0, 5);
