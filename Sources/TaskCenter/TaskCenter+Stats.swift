@@ -1,4 +1,4 @@
-import EasyRemoteCore
+package import EasyRemoteCore
 import Foundation
 
 /// The `stats` event: what changes all the time and no other event carries — calls by
@@ -6,10 +6,18 @@ import Foundation
 /// `/ws/updates` subscribers every `statsInterval` while there are any (the console charts
 /// it; nothing polls).
 package struct StatsTick: Encodable, Sendable {
-  struct Function: Encodable {
+  /// One function's calls, failures and average duration (also `GET /stats/gateway`'s).
+  package struct Function: Encodable, Sendable {
     var calls: Int
     var failures: Int
     var avgMS: Double
+
+    package init(_ stats: GatewayStats.FunctionStats) {
+      calls = stats.calls
+      failures = stats.failures
+      avgMS = stats.averageMilliseconds
+    }
+
     enum CodingKeys: String, CodingKey {
       case calls, failures
       case avgMS = "avg_ms"
@@ -73,9 +81,7 @@ extension TaskCenter {
     let inFlight = Dictionary(uniqueKeysWithValues: server.nodes().map { ($0.id, $0.inFlight) })
     return StatsTick(
       time: clock(), callsTotal: gateway.totalRequests, callsFailed: gateway.failedRequests, callsInFlight: gateway.inFlight,
-      functions: gateway.perFunction.mapValues {
-        StatsTick.Function(calls: $0.calls, failures: $0.failures, avgMS: $0.averageMilliseconds)
-      },
+      functions: gateway.perFunction.mapValues(StatsTick.Function.init),
       tasks: Dictionary(uniqueKeysWithValues: TaskStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
       queueLength: counts[.queued] ?? 0,
       nodes: nodes().map {

@@ -371,6 +371,9 @@ public struct TaskCenterAPI: Sendable {
     guard function.streaming else {
       throw APIError.invalid("name", "'\(name)' is not a streaming function: call it with POST /functions/\(name)/call")
     }
+    if let node = body.node, !function.nodes.contains(node) {
+      throw APIError(code: "FUNCTION_NOT_FOUND", message: "node '\(node)' does not serve '\(name)'")
+    }
     let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
     let server = self.server
     return Response(

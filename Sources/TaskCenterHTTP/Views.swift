@@ -217,6 +217,19 @@ struct FunctionCallRequest: Decodable {
   var kwargs: [String: JSONValue]?
   var node: String?
   var timeout: Double?
+
+  init() {}
+
+  enum CodingKeys: String, CodingKey { case args, kwargs, node, timeout }
+
+  /// A field sent as null is refused (the schema has none nullable), not taken as absent.
+  init(from decoder: any Decoder) throws {
+    let container = try decoder.container(keyedBy: CodingKeys.self)
+    args = try container.decodeIfPresent([JSONValue].self, forKey: .args, notNull: "an array")
+    kwargs = try container.decodeIfPresent([String: JSONValue].self, forKey: .kwargs, notNull: "an object")
+    node = try container.decodeIfPresent(String.self, forKey: .node, notNull: "a string")
+    timeout = try container.decodeIfPresent(Double.self, forKey: .timeout, notNull: "a number")
+  }
 }
 
 struct FunctionCallResponse: Encodable {
@@ -227,16 +240,6 @@ struct FunctionCallResponse: Encodable {
 /// `GET /stats/gateway`: the gateway's call counters (seed 000's `Server.stats()`).
 struct GatewayStatsView: Encodable {
   var stats: GatewayStats
-
-  struct Function: Encodable {
-    var calls: Int
-    var failures: Int
-    var averageMS: Double
-    enum CodingKeys: String, CodingKey {
-      case calls, failures
-      case averageMS = "avg_ms"
-    }
-  }
 
   enum CodingKeys: String, CodingKey {
     case nodes, functions
@@ -255,7 +258,7 @@ struct GatewayStatsView: Encodable {
     try container.encode(stats.maxWorkers, forKey: .maxWorkers)
     try container.encode(stats.waiting ?? 0, forKey: .waiting)
     try container.encode(
-      stats.perFunction.mapValues { Function(calls: $0.calls, failures: $0.failures, averageMS: $0.averageMilliseconds) },
+      stats.perFunction.mapValues(StatsTick.Function.init),
       forKey: .perFunction)
   }
 }

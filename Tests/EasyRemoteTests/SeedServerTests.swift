@@ -40,17 +40,23 @@ struct SeedServerTests {
     var peak: Int { state.withLock { $0.peak } }
   }
 
-  @Test("the gateway runs at most maxWorkers calls at once: the next wait in its queue, then are refused busy", arguments: TransportKind.allCases)
-  func gatewayMaxWorkers(_ kind: TransportKind) async throws {
-    var fabric = try await Fabric.start(kind, maxWorkers: 2, queueLimit: 1)
-    let hold = Hold()
-    // One node with room for many: the gateway is what bounds the calls.
+  /// A gateway bounded to `maxWorkers` calls, and one node with room for many serving
+  /// `hold` (which waits for `hold.release()`): the gateway is what bounds the calls.
+  func boundedGateway(_ kind: TransportKind, maxWorkers: Int, queueLimit: Int, hold: Hold) async throws -> Fabric {
+    var fabric = try await Fabric.start(kind, maxWorkers: maxWorkers, queueLimit: queueLimit)
     _ = try await fabric.addNode("wide", maxWorkers: 16) { node in
       node.register("hold") { () async -> String in
         await hold.pass()
         return "done"
       }
     }
+    return fabric
+  }
+
+  @Test("the gateway runs at most maxWorkers calls at once: the next wait in its queue, then are refused busy", arguments: TransportKind.allCases)
+  func gatewayMaxWorkers(_ kind: TransportKind) async throws {
+    let hold = Hold()
+    let fabric = try await boundedGateway(kind, maxWorkers: 2, queueLimit: 1, hold: hold)
     let client = fabric.client()
     let first = (0..<2).map { _ in Task { try await client.execute("hold") as String } }
     try await waitUntil { hold.inside == 2 }
@@ -71,14 +77,8 @@ struct SeedServerTests {
 
   @Test("a call waiting for a gateway worker past its timeout fails timed_out and holds nothing")
   func waitingCallTimesOut() async throws {
-    var fabric = try await Fabric.start(.memory, maxWorkers: 1, queueLimit: 4)
     let hold = Hold()
-    _ = try await fabric.addNode("wide", maxWorkers: 4) { node in
-      node.register("hold") { () async -> String in
-        await hold.pass()
-        return "done"
-      }
-    }
+    let fabric = try await boundedGateway(.memory, maxWorkers: 1, queueLimit: 4, hold: hold)
     let client = fabric.client()
     let holder = Task { try await client.execute("hold") as String }
     try await waitUntil { hold.inside == 1 }

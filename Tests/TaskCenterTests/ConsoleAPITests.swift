@@ -11,39 +11,18 @@ import Testing
 struct ConsoleAPITests {
   static let token = "console-token"
 
-  final class Stack: Sendable {
-    let fabric: TaskFabric
-    let http: TaskCenterHTTPServer
-    let base: String
-
-    init() async throws {
-      fabric = try await TaskFabric(
-        configuration: TaskCenter.Configuration(
-          scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100),
-          statsInterval: .milliseconds(100)))
-      http = TaskCenterHTTPServer(
-        center: fabric.center, server: fabric.server, port: 0, configuration: .init(token: ConsoleAPITests.token))
-      try await http.start()
-      base = "http://\(http.address ?? "")"
-    }
-
-    func send(_ method: String, _ path: String, json: Any? = nil, token: Bool = true, headers: [String: String] = [:])
-      async throws -> HTTPClient.Reply
-    {
-      try await HTTPClient(base: base).send(
-        method, path, json: json,
-        headers: (token ? ["Authorization": "Bearer \(ConsoleAPITests.token)"] : [:]).merging(headers) { $1 })
-    }
-
-    func stop() async {
-      await http.stop()
-      await fabric.stop()
-    }
+  /// With `stats` events every 100 ms.
+  static func stack() async throws -> HTTPStack {
+    let fabric = try await TaskFabric(
+      configuration: TaskCenter.Configuration(
+        scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100),
+        statsInterval: .milliseconds(100)))
+    return try await HTTPStack(token: token, fabric: fabric)
   }
 
   @Test("the console's pages and files are served without the token, with a strict CSP; the API stays closed")
   func pages() async throws {
-    let stack = try await Stack()
+    let stack = try await ConsoleAPITests.stack()
     for page in ["/web", "/web/monitor", "/web/tasks", "/web/submit"] {
       let reply = try await stack.send("GET", page, token: false)
       #expect(reply.status == 200, "\(page)")
@@ -68,7 +47,7 @@ struct ConsoleAPITests {
 
   @Test("GET / sends a browser to /web and answers API clients with JSON")
   func rootRedirect() async throws {
-    let stack = try await Stack()
+    let stack = try await ConsoleAPITests.stack()
     let browser = try await RawHTTP.get(stack.http.address!, "/", headers: ["Accept": "text/html,application/xhtml+xml"])
     #expect(browser.hasPrefix("HTTP/1.1 302"), "\(browser)")
     #expect(browser.lowercased().contains("location: /web"))
@@ -79,7 +58,7 @@ struct ConsoleAPITests {
 
   @Test("GET /snapshot: nodes with thresholds, functions, and the stats figures (calls, tasks, queue)")
   func snapshot() async throws {
-    let stack = try await Stack()
+    let stack = try await ConsoleAPITests.stack()
     try await stack.fabric.addNode("s1", slots: 2)
     let client = stack.fabric.client()
     _ = try await client.execute("sync_add", 1, 2) as Double
@@ -103,7 +82,7 @@ struct ConsoleAPITests {
 
   @Test("the stats event reaches subscribers every statsInterval, with the calls made")
   func statsEvent() async throws {
-    let stack = try await Stack()
+    let stack = try await ConsoleAPITests.stack()
     try await stack.fabric.addNode("e1")
     let events = stack.fabric.server.events(buffer: 64)
     _ = try await stack.fabric.client().execute("sync_add", 2, 2) as Double
@@ -123,7 +102,7 @@ struct ConsoleAPITests {
 
   @Test("POST /functions/{name}/stream: items as NDJSON lines; unknown 404, not streaming 400, a failing stream ends with an error line")
   func stream() async throws {
-    let stack = try await Stack()
+    let stack = try await ConsoleAPITests.stack()
     try await stack.fabric.addNode("st1")
     let items = try await stack.send("POST", "/functions/sync_number_stream/stream", json: ["args": [5, 3, 0]])
     #expect(items.status == 200 && items.headers["Content-Type"] == "application/x-ndjson", "\(items.text)")
@@ -136,6 +115,13 @@ struct ConsoleAPITests {
     #expect(plain.status == 400 && plain.errorCode == "INVALID_REQUEST", "\(plain.text)")
     let badTimeout = try await stack.send("POST", "/functions/sync_number_stream/stream", json: ["timeout": 0])
     #expect(badTimeout.status == 400)
+    // Refused before the answer starts: a null where the schema has none, a node that does not serve it.
+    let null = try await stack.send("POST", "/functions/sync_number_stream/stream", json: ["timeout": NSNull()])
+    #expect(null.status == 400 && null.text.contains("timeout"), "\(null.text)")
+    let elsewhere = try await stack.send("POST", "/functions/sync_number_stream/stream", json: ["node": ""])
+    #expect(elsewhere.status == 404 && elsewhere.errorCode == "FUNCTION_NOT_FOUND", "\(elsewhere.text)")
+    let nullCall = try await stack.send("POST", "/functions/sync_add/call", json: ["args": [1, 2], "timeout": NSNull()])
+    #expect(nullCall.status == 400, "\(nullCall.text)")
     // Wrong arguments: refused by the node once the stream is under way, so the body ends
     // with the error as its last line.
     let wrong = try await stack.send("POST", "/functions/sync_number_stream/stream", json: ["args": ["x"]])

@@ -13,38 +13,8 @@ struct MetricsTests {
   static let promtool = "/usr/bin/promtool"
   static let prometheus = "/usr/bin/prometheus"
 
-  /// A gateway with its HTTP API, one node, and a client.
-  final class Stack: Sendable {
-    let fabric: TaskFabric
-    let http: TaskCenterHTTPServer
-    let base: String
-
-    init(metricsPublic: Bool = false) async throws {
-      // The token guards the HTTP API (the links run without one here).
-      fabric = try await TaskFabric()
-      http = TaskCenterHTTPServer(
-        center: fabric.center, server: fabric.server, port: 0,
-        configuration: .init(token: MetricsTests.token, metricsPublic: metricsPublic))
-      try await http.start()
-      base = "http://\(http.address ?? "")"
-    }
-
-    func get(_ path: String, token: Bool = true) async throws -> HTTPClient.Reply {
-      try await HTTPClient(base: base).send(
-        "GET", path, headers: token ? ["Authorization": "Bearer \(MetricsTests.token)"] : [:])
-    }
-
-    /// The exposition's samples, by series (`name{labels}` as written).
-    func samples() async throws -> [String: Double] {
-      let reply = try await get("/metrics")
-      #expect(reply.status == 200)
-      return MetricsTests.parse(reply.text)
-    }
-
-    func stop() async {
-      await http.stop()
-      await fabric.stop()
-    }
+  static func stack(metricsPublic: Bool = false) async throws -> HTTPStack {
+    try await HTTPStack(token: token, configuration: .init(metricsPublic: metricsPublic))
   }
 
   static func parse(_ text: String) -> [String: Double] {
@@ -60,7 +30,7 @@ struct MetricsTests {
     "/metrics counts calls by function, node and outcome, tasks, HTTP requests; promtool accepts it",
     .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.promtool), "needs promtool (Debian's prometheus)"))
   func exposition() async throws {
-    let stack = try await Stack()
+    let stack = try await MetricsTests.stack()
     let (node, worker) = try await stack.fabric.addNode("m1", slots: 4)
     let client = stack.fabric.client()
     for _ in 0..<3 { #expect(try await client.execute("sync_add", 2, 3) as Double == 5) }
@@ -68,20 +38,18 @@ struct MetricsTests {
     var items = 0
     for try await _ in try await client.streamJSON("sync_number_stream", args: [.int(0), .int(4), .double(0)]) { items += 1 }
     #expect(items == 4)
-    let submitted = try await HTTPClient(base: stack.base).send(
-      "POST", "/tasks", json: ["code": "print(6 * 7)", "timeout": 30],
-      headers: ["Authorization": "Bearer \(MetricsTests.token)"])
+    let submitted = try await stack.send("POST", "/tasks", json: ["code": "print(6 * 7)", "timeout": 30])
     #expect(submitted.status == 201, "\(submitted.text)")
     let id = try #require(submitted.object["task_id"] as? String)
     #expect(
       try await eventually(timeout: .seconds(60)) {
-        try await stack.get("/tasks/\(id)").object["status"] as? String == "completed"
+        try await stack.send("GET", "/tasks/\(id)").object["status"] as? String == "completed"
       })
 
     // Behind the token.
-    let anonymous = try await stack.get("/metrics", token: false)
+    let anonymous = try await stack.send("GET", "/metrics", token: false)
     #expect(anonymous.status == 401)
-    let reply = try await stack.get("/metrics")
+    let reply = try await stack.send("GET", "/metrics")
     #expect(reply.status == 200 && reply.headers["Content-Type"]?.hasPrefix("text/plain; version=0.0.4") == true)
 
     // promtool's own lint: names, types, help, units.
@@ -154,9 +122,9 @@ struct MetricsTests {
 
   @Test("/metrics without the token with metricsPublic; a gateway without metrics answers 404")
   func access() async throws {
-    let open = try await Stack(metricsPublic: true)
-    #expect(try await open.get("/metrics", token: false).status == 200)
-    #expect(try await open.get("/tasks", token: false).status == 401, "only /metrics opens")
+    let open = try await MetricsTests.stack(metricsPublic: true)
+    #expect(try await open.send("GET", "/metrics", token: false).status == 200)
+    #expect(try await open.send("GET", "/tasks", token: false).status == 401, "only /metrics opens")
     await open.stop()
 
     let fabric = try await TaskFabric(metrics: nil)
@@ -172,7 +140,7 @@ struct MetricsTests {
     "a real Prometheus scrapes the gateway (with the token) and its query API has the calls by function",
     .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.prometheus), "needs Debian's prometheus"))
   func scrapedByPrometheus() async throws {
-    let stack = try await Stack()
+    let stack = try await MetricsTests.stack()
     try await stack.fabric.addNode("p1", slots: 2)
     let client = stack.fabric.client()
     for _ in 0..<5 { _ = try await client.execute("sync_add", 1, 1) as Double }
@@ -258,5 +226,12 @@ final class BackgroundServer: Sendable {
     if !exit.hasExited { kill(pid, SIGTERM) }
     await exit.exited()
     _ = exit.reap()
+  }
+}
+
+extension HTTPStack {
+  /// The exposition's samples, by series (`name{labels}` as written).
+  func samples() async throws -> [String: Double] {
+    MetricsTests.parse(try await send("GET", "/metrics").text)
   }
 }
