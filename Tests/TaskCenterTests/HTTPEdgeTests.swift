@@ -317,16 +317,23 @@ struct HTTPEdgeTests {
   @Test("slowloris: heads that trickle get 408 and are closed; silent connections are closed; past the cap, 503")
   func slowClientsAndTheConnectionCap() async throws {
     let stack = try await Stack(
-      token: nil, limits: HTTPLimits(headTimeout: .seconds(1), idleTimeout: .seconds(2), maxConnections: 40))
+      token: nil, limits: HTTPLimits(headTimeout: .seconds(1), idleTimeout: .seconds(5), maxConnections: 40))
     let address = try #require(stack.http.address)
-    // 30 clients each send a head one byte at a time, far too slowly.
+    // 30 clients each send a head one byte at a time, far too slowly. Each sends its first
+    // byte as soon as it is connected (so on a loaded machine none is taken for a silent one,
+    // which the idle timeout closes without an answer), then one every 300 ms.
     let trickle = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
-    let slow = try (0..<30).map { _ in try RawConnection(address) }
+    var slow: [RawConnection] = []
+    for _ in 0..<30 {
+      let connection = try RawConnection(address)
+      await connection.send([trickle[0]])
+      slow.append(connection)
+    }
     let results = await withTaskGroup(of: (String, Bool).self) { group in
       for connection in slow {
         group.addTask {
           let sender = Task.detached {
-            for byte in trickle {
+            for byte in trickle.dropFirst() {
               await connection.send([byte])
               try? await Task.sleep(for: .milliseconds(300))
             }
