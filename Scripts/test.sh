@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 # setpriv and unshare (the sandbox's limits), bubblewrap (the sandbox itself), procps (`ps`,
 # which the sandbox tests run inside a task), OpenSSH's server and client (the remote-host
 # tests start their own sshd), python3-requests (seed 003's Python client), Prometheus
-# (promtool and a real server scraping the gateway) and Chromium with its WebDriver (the
-# console's tests; screenshots in .artifacts/console/).
+# (promtool and a real server scraping the gateway), Chromium with its WebDriver (the
+# console's tests; screenshots in .artifacts/console/) and PostgreSQL (the tests start their
+# own server for the PostgreSQL task store).
 need=()
 command -v python3 >/dev/null || need+=(python3)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
@@ -22,6 +23,7 @@ command -v curl >/dev/null || need+=(curl)  # the HTTPS test
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || need+=(prometheus)  # /metrics: promtool, a real scrape
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need+=(chromium chromium-driver)  # the web console
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)  # the PostgreSQL task store
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -22,7 +22,7 @@ struct GatewayCommand: AsyncParsableCommand {
   var port: Int?
   @Option(help: "A YAML node configuration (transport host/port/TLS, heartbeat, limits, auth).") var config: String?
   @Option(help: "How calls are spread: least-in-flight or round-robin.") var balancing = "least-in-flight"
-  @Option(help: "The task center's SQLite file (default: easyremote/tasks.sqlite in the user's data folder).")
+  @Option(help: "The task center's store: a SQLite file (default: easyremote/tasks.sqlite in the user's data folder) or postgres://user[:password]@host[:port]/database.")
   var db: String?
   @Option(help: "The HTTP API's port, 0 picks a free one (default: the config's http.port, else 8000).") var httpPort: Int?
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
@@ -53,7 +53,13 @@ struct GatewayCommand: AsyncParsableCommand {
     let server = Server(
       host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig,
       metrics: metrics)
-    let center = TaskCenter(server: server, store: try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath))
+    let store: any TaskStore =
+      if let db, db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
+        try await PostgresTaskStore(url: db)
+      } else {
+        try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath)
+      }
+    let center = TaskCenter(server: server, store: store)
     try await server.start()
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
     // HTTPS from the flags, else from the file's http.tls.

@@ -28,7 +28,8 @@ final class TaskFabric: Sendable {
     databasePath: String = temporaryDatabasePath(), port: Int = 0,
     configuration: TaskCenter.Configuration = TaskFabric.configuration, token: String? = nil,
     serializer: String = JSONSerializer.name, transport: any Transport = MemoryTransport(),
-    linkHeartbeat: HeartbeatConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry()
+    linkHeartbeat: HeartbeatConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry(),
+    store: (any TaskStore)? = nil
   ) async throws {
     self.databasePath = databasePath
     self.transport = transport
@@ -39,7 +40,8 @@ final class TaskFabric: Sendable {
         $0.serialization.defaultSerializer = serializer
         $0.heartbeat = linkHeartbeat
       }, metrics: metrics, transport: transport)
-    center = TaskCenter(server: server, store: try SQLiteTaskStore(path: databasePath), configuration: configuration)
+    center = TaskCenter(
+      server: server, store: try store ?? SQLiteTaskStore(path: databasePath), configuration: configuration)
     try await server.start()
     try await center.start()
   }

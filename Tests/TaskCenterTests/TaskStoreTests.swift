@@ -3,16 +3,22 @@ import Testing
 
 @testable import TaskCenter
 
-/// The same behaviour from every store: in memory and in a SQLite file.
+/// The same behaviour from every store: in memory, in a SQLite file, and in PostgreSQL (a
+/// real server the tests start, where the machine has it).
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
-  case memory, sqlite
+  case memory, sqlite, postgres
 
   var testDescription: String { rawValue }
 
-  func make() throws -> any TaskStore {
+  /// The kinds this machine can run: PostgreSQL needs Debian's `postgresql` (and root, to run
+  /// the server as its own user).
+  static var available: [StoreKind] { PostgresServer.available ? allCases : [.memory, .sqlite] }
+
+  func make() async throws -> any TaskStore {
     switch self {
     case .memory: MemoryTaskStore()
     case .sqlite: try SQLiteTaskStore(path: temporaryDatabasePath())
+    case .postgres: try await PostgresTaskStore(url: try await PostgresServer.database())
     }
   }
 }
@@ -26,9 +32,9 @@ func temporaryDatabasePath() -> String {
 struct TaskStoreTests {
   let t0 = Date(timeIntervalSince1970: 1_800_000_000.123456)
 
-  @Test("an insert under an idempotency key happens once; later ones get that task and its fingerprint", arguments: StoreKind.allCases)
+  @Test("an insert under an idempotency key happens once; later ones get that task and its fingerprint", arguments: StoreKind.available)
   func idempotentInsert(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     let first = TaskRecord(kind: .code, code: "print(1)", timeout: 10, resources: ResourceRequest(), createdAt: t0)
     let inserted = try await store.insert(first, idempotencyKey: "k1", fingerprint: "f1")
     #expect(inserted.inserted && inserted.task == first && inserted.fingerprint == "f1")
@@ -44,9 +50,9 @@ struct TaskStoreTests {
     #expect(try await store.counts()[.queued] == 2)
   }
 
-  @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.allCases)
+  @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.available)
   func insertAndList(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     var ids: [String] = []
     for index in 0..<5 {
       let task = TaskRecord(
@@ -68,9 +74,9 @@ struct TaskStoreTests {
     #expect(try await store.task(ids[0])?.code == "print(0)")
   }
 
-  @Test("a task starts once, finishes once, and counts its attempts", arguments: StoreKind.allCases)
+  @Test("a task starts once, finishes once, and counts its attempts", arguments: StoreKind.available)
   func lifecycle(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     let task = try TaskRecord.function("sync_add", args: [.int(1), .int(2)])
     try await store.insert(task)
     let started = try #require(try await store.start(task.id, on: "n1", at: t0))
@@ -88,9 +94,9 @@ struct TaskStoreTests {
     #expect(try await store.finish("task_missing", with: .failed("x"), by: nil, at: t0) == nil)
   }
 
-  @Test("a late answer from a node the task was taken from changes nothing", arguments: StoreKind.allCases)
+  @Test("a late answer from a node the task was taken from changes nothing", arguments: StoreKind.available)
   func staleAnswers(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     let task = TaskRecord.code("print(1)")
     try await store.insert(task)
     _ = try await store.start(task.id, on: "old", at: t0)
@@ -104,9 +110,9 @@ struct TaskStoreTests {
     #expect(done?.result == "fresh" && done?.attempts == 2)
   }
 
-  @Test("a queued task cancelled before it starts never starts", arguments: StoreKind.allCases)
+  @Test("a queued task cancelled before it starts never starts", arguments: StoreKind.available)
   func cancelQueued(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     let task = TaskRecord.code("print(1)")
     try await store.insert(task)
     let cancelled = try await store.finish(task.id, with: TaskOutcome(status: .cancelled), by: nil, at: t0)
@@ -115,9 +121,9 @@ struct TaskStoreTests {
     #expect(try await store.queued(limit: 10).isEmpty)
   }
 
-  @Test("a lost node's tasks go back to the queue until their attempts run out", arguments: StoreKind.allCases)
+  @Test("a lost node's tasks go back to the queue until their attempts run out", arguments: StoreKind.available)
   func requeue(kind: StoreKind) async throws {
-    let store = try kind.make()
+    let store = try await kind.make()
     let mine = TaskRecord.code("print(1)", maxAttempts: 2)
     let other = TaskRecord.code("print(2)")
     try await store.insert(mine)
