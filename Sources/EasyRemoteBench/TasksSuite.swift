@@ -4,8 +4,8 @@ import TaskCenter
 import TaskCenterHTTP
 
 /// `tasks`: function tasks through the durable queue (submit → pushed to one of 2 nodes → run
-/// → result stored), with SQLite in WAL mode and without persistence; and `POST /tasks` over
-/// HTTP measured by wrk.
+/// → result stored), with SQLite in WAL mode, PostgreSQL (`EASYREMOTE_BENCH_POSTGRES`) and
+/// without persistence; and `POST /tasks` over HTTP measured by wrk.
 enum TasksSuite {
   static func run(_ settings: BenchSettings) async throws -> [BenchResult] {
     let path = FileManager.default.temporaryDirectory.appendingPathComponent("bench-\(UUID().uuidString).sqlite").path
@@ -15,6 +15,12 @@ enum TasksSuite {
     results += try await storeOps("tasks.store.memory", MemoryTaskStore())
     results.append(try await flow("tasks.function.durable_sqlite", store: try SQLiteTaskStore(path: path), count: 4000))
     results.append(try await flow("tasks.function.memory", store: MemoryTaskStore(), count: 4000))
+    // PostgreSQL when a database is named: EASYREMOTE_BENCH_POSTGRES=postgres://user@host:port/db
+    // (its tables are made there; the bench's tasks stay in them).
+    if let url = ProcessInfo.processInfo.environment["EASYREMOTE_BENCH_POSTGRES"] {
+      results += try await storeOps("tasks.store.postgres", try await PostgresTaskStore(url: url))
+      results.append(try await flow("tasks.function.durable_postgres", store: try await PostgresTaskStore(url: url), count: 4000))
+    }
     results += try await httpSubmit(seconds: max(2, settings.duration.secondsDouble * 2))
     return results
   }
