@@ -11,19 +11,39 @@ import Synchronization
 /// A change reads its row `FOR UPDATE`, applies the same pure transition as the SQLite store
 /// (``TaskRecord/starting(on:at:)`` …) and writes it back, so two gateways never both start,
 /// finish or requeue the same task.
-public final class PostgresTaskStore: TaskStore {
+public final class PostgresTaskStore: SharedTaskStore {
+  public let gatewayID: String
   private let client: PostgresClient
   private let running: Task<Void, Never>
   private let logger: Logger
+  /// Subscribers of ``notices()``, and the task that listens for them.
+  private let listeners = Mutex<Listeners>(Listeners())
+
+  private struct Listeners {
+    var subscribers: [UUID: AsyncStream<TaskNotice>.Continuation] = [:]
+    var task: Task<Void, Never>?
+    /// Whether the notification connection is listening now.
+    var live = false
+    /// Whether this store held its lease before (a lease taken anew after that was lost).
+    var heldLease = false
+  }
+
+  /// The notification channel every change is announced on (a trigger on `easyremote_task`).
+  static let channel = "easyremote_task"
 
   /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/database`) and
   /// brings its schema up to date.
   ///
+  /// - Parameter gatewayID: this gateway's id among those sharing the database; a new one for
+  ///   each process by default (a restarted gateway is a new gateway: the tasks of the one that
+  ///   died go back to the queue when its lease expires).
   /// - Throws: ``TaskCenterError`` when the URL is not one, or the server does not answer
   ///   within `connectTimeout`.
   public init(
-    url: String, connectTimeout: Duration = .seconds(10), logger: Logger = Logger(label: "easyremote.postgres")
+    url: String, gatewayID: String = PostgresTaskStore.newGatewayID(), connectTimeout: Duration = .seconds(10),
+    logger: Logger = Logger(label: "easyremote.postgres")
   ) async throws {
+    self.gatewayID = gatewayID
     guard let parts = URLComponents(string: url), parts.scheme == "postgres" || parts.scheme == "postgresql",
       let host = parts.host, let user = parts.user
     else {
@@ -54,13 +74,28 @@ public final class PostgresTaskStore: TaskStore {
     }
   }
 
-  /// Closes the connections.
+  /// A gateway id: `gw-` and 8 random hex digits.
+  public static func newGatewayID() -> String {
+    "gw-" + String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+  }
+
+  /// Closes the connections (and ends every ``notices()`` stream).
   public func close() async {
+    let (listener, subscribers) = listeners.withLock { state in
+      defer { state.subscribers = [:] }
+      return (state.task, state.subscribers.values)
+    }
+    listener?.cancel()
+    await listener?.value
+    for subscriber in subscribers { subscriber.finish() }
     running.cancel()
     await running.value
   }
 
-  deinit { running.cancel() }
+  deinit {
+    running.cancel()
+    listeners.withLock { $0.task?.cancel() }
+  }
 
   struct PostgresURLError: Error, CustomStringConvertible {
     let url: String
@@ -91,7 +126,33 @@ public final class PostgresTaskStore: TaskStore {
           key TEXT PRIMARY KEY, task_id TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
         """,
       ]
-    )
+    ),
+    (
+      2,
+      [
+        // Who started a running task (its lease says whether that gateway lives), and who
+        // made the last change (so a gateway can tell its own notices from others').
+        "ALTER TABLE easyremote_task ADD COLUMN IF NOT EXISTS gateway_id TEXT",
+        "ALTER TABLE easyremote_task ADD COLUMN IF NOT EXISTS changed_by TEXT",
+        "CREATE INDEX IF NOT EXISTS easyremote_task_running ON easyremote_task (gateway_id, node_id) WHERE status = 'running'",
+        """
+        CREATE TABLE IF NOT EXISTS easyremote_gateway (
+          id TEXT PRIMARY KEY, address TEXT, started_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+          lease_until TIMESTAMPTZ NOT NULL)
+        """,
+        """
+        CREATE OR REPLACE FUNCTION easyremote_task_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('easyremote_task', NEW.id || ' ' || NEW.status || ' ' || coalesce(NEW.changed_by, ''));
+          RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER easyremote_task_notify AFTER INSERT OR UPDATE OF status ON easyremote_task
+          FOR EACH ROW EXECUTE FUNCTION easyremote_task_notify()
+        """,
+      ]
+    ),
   ]
 
   private func migrate() async throws {
@@ -200,12 +261,50 @@ public final class PostgresTaskStore: TaskStore {
     }
   }
 
+  /// One statement (one round trip): the row changes only while it is still queued, so of two
+  /// gateways starting the same task one gets it and the other `nil`.
   public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
-    try await changing(id) { $0.starting(on: nodeID, at: date) }
+    try await storing {
+      try await client.withConnection { connection in
+        try await self.records(
+          """
+          UPDATE easyremote_task SET status = 'running', node_id = \(nodeID), started_at = \(date.timeIntervalSince1970),
+            attempts = attempts + 1, gateway_id = \(self.gatewayID), changed_by = \(self.gatewayID)
+          WHERE id = \(id) AND status = 'queued' RETURNING \(unescaped: PostgresTaskRow.columns)
+          """, on: connection
+        ).first
+      }
+    }
   }
 
+  /// One statement, the same rule as ``TaskRecord/finishing(with:by:at:)``: only a task that
+  /// is not final, and with `nodeID` only while it runs there.
   public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
-    try await changing(id) { $0.finishing(with: outcome, by: nodeID, at: date) }
+    let output = outcome.output.map { ByteBuffer(bytes: $0.data) }
+    let outputSerializer = outcome.output?.serializer
+    let exitStatus = outcome.exitStatus
+    let finishedAt = date.timeIntervalSince1970
+    let query: PostgresQuery =
+      if let nodeID {
+        """
+        UPDATE easyremote_task SET status = \(outcome.status.rawValue), output = \(output),
+          output_serializer = \(outputSerializer), stderr = \(outcome.stderr), exit_status = \(exitStatus),
+          error_message = \(outcome.errorMessage), execution_time = \(outcome.executionTime), finished_at = \(finishedAt),
+          changed_by = \(gatewayID)
+        WHERE id = \(id) AND status = 'running' AND node_id = \(nodeID) RETURNING \(unescaped: PostgresTaskRow.columns)
+        """
+      } else {
+        """
+        UPDATE easyremote_task SET status = \(outcome.status.rawValue), output = \(output),
+          output_serializer = \(outputSerializer), stderr = \(outcome.stderr), exit_status = \(exitStatus),
+          error_message = \(outcome.errorMessage), execution_time = \(outcome.executionTime), finished_at = \(finishedAt),
+          changed_by = \(gatewayID)
+        WHERE id = \(id) AND status IN ('queued', 'running') RETURNING \(unescaped: PostgresTaskRow.columns)
+        """
+      }
+    return try await storing {
+      try await client.withConnection { try await self.records(query, on: $0).first }
+    }
   }
 
   public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
@@ -214,15 +313,22 @@ public final class PostgresTaskStore: TaskStore {
     }
   }
 
+  /// This gateway's running tasks only (of one node, or all): another gateway's are its own.
+  /// Tasks started before gateways were tagged count as this gateway's.
   public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
+    let query: PostgresQuery =
+      if let nodeID {
+        "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE status = 'running' AND node_id = \(nodeID) AND (gateway_id = \(gatewayID) OR gateway_id IS NULL) ORDER BY created_at FOR UPDATE"
+      } else {
+        "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE status = 'running' AND (gateway_id = \(gatewayID) OR gateway_id IS NULL) ORDER BY created_at FOR UPDATE"
+      }
+    return try await requeueAll(query, reason: reason, at: date)
+  }
+
+  /// Reads the running tasks `query` selects `FOR UPDATE` and requeues each, in one transaction.
+  private func requeueAll(_ query: PostgresQuery, reason: String, at date: Date) async throws -> [TaskRecord] {
     try await storing {
       try await self.transaction { connection -> [TaskRecord] in
-        let query: PostgresQuery =
-          if let nodeID {
-            "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE status = 'running' AND node_id = \(nodeID) ORDER BY created_at FOR UPDATE"
-          } else {
-            "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE status = 'running' ORDER BY created_at FOR UPDATE"
-          }
         var changed: [TaskRecord] = []
         for task in try await self.records(query, on: connection) {
           let requeued = task.requeued(reason: reason, at: date)
@@ -232,6 +338,132 @@ public final class PostgresTaskStore: TaskStore {
         return changed
       }
     }
+  }
+
+  // MARK: SharedTaskStore
+
+  public func renewLease(for duration: Duration, address: String?) async throws -> Bool {
+    let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    let taken = try await storing {
+      try await client.withConnection { connection -> Bool in
+        // `xmax = 0`: the row was inserted now, not updated (the lease was new or lost).
+        let rows = try await connection.query(
+          """
+          INSERT INTO easyremote_gateway (id, address, lease_until)
+          VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)))
+          ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address
+          RETURNING (xmax = 0)
+          """, logger: self.logger)
+        for try await inserted in rows.decode(Bool.self) { return inserted }
+        return false
+      }
+    }
+    return listeners.withLock { state in
+      defer { state.heldLease = true }
+      return !(taken && state.heldLease)
+    }
+  }
+
+  public func reapExpiredLeases(reason: String, at date: Date) async throws -> [TaskRecord] {
+    try await storing {
+      try await self.transaction { connection -> [TaskRecord] in
+        _ = try await connection.query(
+          "DELETE FROM easyremote_gateway WHERE lease_until < clock_timestamp()", logger: self.logger)
+        // Rows another reaper holds are skipped (it requeues them).
+        let orphans = try await self.records(
+          """
+          SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task t WHERE status = 'running'
+            AND (gateway_id IS NULL OR NOT EXISTS (SELECT 1 FROM easyremote_gateway g WHERE g.id = t.gateway_id))
+          ORDER BY created_at FOR UPDATE SKIP LOCKED
+          """, on: connection)
+        var changed: [TaskRecord] = []
+        for task in orphans {
+          let requeued = task.requeued(reason: reason, at: date)
+          try await self.update(requeued, on: connection)
+          changed.append(requeued)
+        }
+        return changed
+      }
+    }
+  }
+
+  public func releaseLease() async throws {
+    try await storing {
+      try await client.withConnection { connection in
+        _ = try await connection.query("DELETE FROM easyremote_gateway WHERE id = \(self.gatewayID)", logger: self.logger)
+      }
+    }
+  }
+
+  public func gateways() async throws -> [GatewayLease] {
+    try await storing {
+      try await client.withConnection { connection -> [GatewayLease] in
+        let rows = try await connection.query(
+          """
+          SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8
+          FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
+          """, logger: self.logger)
+        var leases: [GatewayLease] = []
+        for try await (id, address, started, until) in rows.decode((String, String?, Double, Double).self) {
+          leases.append(
+            GatewayLease(
+              id: id, address: address, startedAt: Date(timeIntervalSince1970: started),
+              leaseUntil: Date(timeIntervalSince1970: until)))
+        }
+        return leases
+      }
+    }
+  }
+
+  public func notices() -> AsyncStream<TaskNotice> {
+    let (stream, continuation) = AsyncStream.makeStream(of: TaskNotice.self, bufferingPolicy: .bufferingNewest(65_536))
+    let key = UUID()
+    listeners.withLock { state in
+      state.subscribers[key] = continuation
+      if state.live { continuation.yield(.resync) }
+      if state.task == nil { state.task = Task { [weak self] in await self?.listen() } }
+    }
+    continuation.onTermination = { [weak self] _ in
+      _ = self?.listeners.withLock { $0.subscribers.removeValue(forKey: key) }
+    }
+    return stream
+  }
+
+  /// Listens on ``channel`` on a connection of its own, again after the connection is lost.
+  /// Each time it is listening, the subscribers get a `resync` (notices may have been missed
+  /// before it; a subscriber also gets one when it subscribes to a live listener).
+  private func listen() async {
+    while !Task.isCancelled {
+      do {
+        try await client.withConnection { connection in
+          try await connection.listen(on: Self.channel) { notifications in
+            // LISTEN has been answered: from here on nothing is missed.
+            self.listeners.withLock { $0.live = true }
+            self.deliver(.resync)
+            for try await notification in notifications {
+              if let notice = Self.notice(notification.payload) { self.deliver(notice) }
+            }
+          }
+        }
+      } catch {
+        listeners.withLock { $0.live = false }
+        if Task.isCancelled { return }
+        logger.warning("lost the notification connection; listening again", metadata: ["error": "\(error)"])
+      }
+      listeners.withLock { $0.live = false }
+      try? await Task.sleep(for: .milliseconds(200))
+    }
+  }
+
+  private func deliver(_ notice: TaskNotice) {
+    for subscriber in listeners.withLock({ Array($0.subscribers.values) }) { subscriber.yield(notice) }
+  }
+
+  /// `<task id> <status> <gateway>`, as the trigger writes it.
+  static func notice(_ payload: String) -> TaskNotice? {
+    let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+    guard parts.count >= 2, let status = TaskStatus(rawValue: String(parts[1])) else { return nil }
+    return .changed(id: String(parts[0]), status: status, gateway: parts.count > 2 ? String(parts[2]) : "")
   }
 
   public func counts() async throws -> [TaskStatus: Int] {
@@ -271,11 +503,11 @@ public final class PostgresTaskStore: TaskStore {
     do {
       _ = try await connection.query(
         """
-        INSERT INTO easyremote_task (\(unescaped: PostgresTaskRow.columns)) VALUES (\(row.id), \(row.kind), \(row.status),
+        INSERT INTO easyremote_task (\(unescaped: PostgresTaskRow.columns), changed_by) VALUES (\(row.id), \(row.kind), \(row.status),
           \(row.code), \(row.function), \(row.invocation), \(row.invocationSerializer), \(row.timeout), \(row.cpu),
           \(row.memoryMB), \(row.attempts), \(row.maxAttempts), \(row.nodeID), \(row.output), \(row.outputSerializer),
           \(row.stderr), \(row.exitStatus), \(row.errorMessage), \(row.createdAt), \(row.startedAt), \(row.finishedAt),
-          \(row.executionTime))
+          \(row.executionTime), \(gatewayID))
         """, logger: logger)
     } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
       throw TaskCenterError.duplicateTask(task.id)
@@ -284,12 +516,14 @@ public final class PostgresTaskStore: TaskStore {
 
   private func update(_ task: TaskRecord, on connection: PostgresConnection) async throws {
     let row = PostgresTaskRow(task)
+    let claimedBy: String? = task.status == .running ? gatewayID : nil
     _ = try await connection.query(
       """
       UPDATE easyremote_task SET status = \(row.status), attempts = \(row.attempts), node_id = \(row.nodeID),
         output = \(row.output), output_serializer = \(row.outputSerializer), stderr = \(row.stderr),
         exit_status = \(row.exitStatus), error_message = \(row.errorMessage), started_at = \(row.startedAt),
-        finished_at = \(row.finishedAt), execution_time = \(row.executionTime)
+        finished_at = \(row.finishedAt), execution_time = \(row.executionTime), changed_by = \(gatewayID),
+        gateway_id = \(claimedBy)
       WHERE id = \(row.id)
       """, logger: logger)
   }

@@ -47,20 +47,25 @@ extension TaskCenter {
     }
     let store = self.store
     let picks = chosen
-    let started = await withTaskGroup(of: (Int, TaskRecord?).self) { group -> [Int: TaskRecord] in
+    // nil: not queued any more (cancelled, or another gateway on the store took it); a failed
+    // start leaves the task queued (the store's status says why).
+    let (started, taken) = await withTaskGroup(of: (Int, TaskRecord?, Bool).self) { group -> ([Int: TaskRecord], Bool) in
       for index in picks.indices {
         let (taskID, nodeID) = (picks[index].0.id, picks[index].1)
         group.addTask {
-          // (A failed start leaves the task queued: the store's status says why.)
-          let record = try? await store.start(taskID, on: nodeID, at: now)
-          return (index, record ?? nil)
+          do {
+            return (index, try await store.start(taskID, on: nodeID, at: now), true)
+          } catch {
+            return (index, nil, false)
+          }
         }
       }
       var started: [Int: TaskRecord] = [:]
-      for await (index, record) in group {
-        if let record { started[index] = record }
+      var taken = false
+      for await (index, record, answered) in group {
+        if let record { started[index] = record } else if answered { taken = true }
       }
-      return started
+      return (started, taken)
     }
     var launches: [(TaskRecord, String)] = []
     for index in picks.indices {
@@ -75,7 +80,8 @@ extension TaskCenter {
       emit(.taskStarted, TaskView(task: record))
       launches.append((record, nodeID))
     }
-    if queued.count == batch && !launches.isEmpty { kick() }
+    // More to do: a full batch was read, or some tasks were gone and their nodes are idle again.
+    if (queued.count == batch && !launches.isEmpty) || taken { kick() }
     return launches
   }
 

@@ -34,6 +34,7 @@ extension TaskCenter {
     }
     gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
       self?.join(context.callerID, request)
+      if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
       return Empty()
     }
     gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in

@@ -35,13 +35,19 @@ public final class TaskCenter: Sendable {
     /// How often a `stats` event goes to `/ws/updates` subscribers (calls, tasks, queue, each
     /// node's load: what the console charts), while there are any.
     public var statsInterval: Duration
+    /// On a store several gateways share (``SharedTaskStore``): how long this gateway's lease
+    /// lasts unless renewed (it is renewed five times as often). When a gateway dies, its
+    /// running tasks go back to the queue this long after its last renewal — time enough for
+    /// its nodes to rejoin elsewhere and hand in what they finished.
+    public var leaseDuration: Duration
 
     public init(
       scheduler: FairScheduler.Configuration = .init(heartbeatTimeout: 30), maxCodeBytes: Int = 1 << 20,
       maxTimeout: Double = 86_400, defaultTimeout: Double = 300, maxAttempts: Int = 3,
       expiryInterval: Duration = .seconds(1), storeRetryInterval: Duration = .seconds(1),
-      statsInterval: Duration = .seconds(1)
+      statsInterval: Duration = .seconds(1), leaseDuration: Duration = .seconds(10)
     ) {
+      self.leaseDuration = leaseDuration
       self.statsInterval = statsInterval
       self.scheduler = scheduler
       self.maxCodeBytes = maxCodeBytes
@@ -55,6 +61,8 @@ public final class TaskCenter: Sendable {
 
   /// The store, observed: a failed write makes ``storeStatus`` degraded.
   public let store: any TaskStore
+  /// The store as shared by several gateways, when it is one.
+  let shared: (any SharedTaskStore)?
   let storeHealth = StoreHealth()
   public let configuration: Configuration
   let server: Server
@@ -100,6 +108,7 @@ public final class TaskCenter: Sendable {
   ) {
     self.server = server
     self.store = ObservedTaskStore(base: store, health: storeHealth, instruments: server.metrics?.instruments)
+    self.shared = store as? any SharedTaskStore
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
@@ -115,8 +124,15 @@ public final class TaskCenter: Sendable {
   /// nodes and clients, and starts dispatching.
   public func start() async throws {
     guard state.withLock({ state in defer { state.started = true }; return !state.started }) else { return }
-    let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
-    if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
+    if let shared {
+      // Shared: what a dead gateway (this one's predecessor too) was running goes back when its
+      // lease expires, never another live gateway's.
+      try await shared.renewLease(for: configuration.leaseDuration, address: server.address)
+      logger.info("gateway holds its lease on the shared store", metadata: ["gateway": "\(shared.gatewayID)"])
+    } else {
+      let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
+      if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
+    }
     registerMethods()
     // The gateway's membership is the one liveness: a node whose link closed (its heartbeats
     // stopped, or it went) is out of scheduling at once, its tasks requeued by the loops (in
@@ -163,6 +179,7 @@ public final class TaskCenter: Sendable {
         let requeued = try await store.requeueRunning(on: nil, reason: "the gateway stopped", at: clock())
         state.withLock { $0.running = [:] }
         if !requeued.isEmpty { logger.info("running tasks handed back to the queue", metadata: ["count": "\(requeued.count)"]) }
+        try await shared?.releaseLease()
       } catch {
         logger.error("could not hand running tasks back; the next start will", metadata: ["error": "\(error)"])
       }
@@ -174,6 +191,10 @@ public final class TaskCenter: Sendable {
       group.addTask { await self.expireLoop() }
       group.addTask { await self.recoveryLoop() }
       group.addTask { await self.statsLoop() }
+      if let shared {
+        group.addTask { await self.leaseLoop(shared) }
+        group.addTask { await self.noticeLoop(shared) }
+      }
       group.addTask {
         for await (nodeID, reason) in self.departed {
           if Task.isCancelled { break }

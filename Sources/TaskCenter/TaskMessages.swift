@@ -68,6 +68,24 @@ struct TaskNodeJoin: Codable, Sendable {
   var runsCode: Bool
   /// How its code tasks are isolated (`nil` when it runs none, or from an older node).
   var isolation: SandboxIsolation?
+  /// How its recent tasks ended (``TaskReport``), again: an answer may have been lost with the
+  /// link, and the task's gateway with it. Whoever the node joins records those still open.
+  var finished: [TaskReport]?
+}
+
+/// How a task ended on a node, kept by the node for a while after it answered: a gateway killed
+/// before it recorded the answer has lost it, and the task would run again. The node hands its
+/// reports to the gateway it joins next (the same one restarted, or another on the same store),
+/// which records those whose task is still running on that node.
+struct TaskReport: Codable, Sendable {
+  var id: String
+  var outcome: TaskOutcome
+  /// When it ended (reports older than ``TaskReport/keep`` are dropped).
+  var at: Date
+
+  static let keep: TimeInterval = 120
+  static let most = 512
+  static let mostBytes = 16 << 20
 }
 
 /// What a task worker's heartbeats carry (``ComputeNode/reportStatus(_:)``).

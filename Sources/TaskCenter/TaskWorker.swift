@@ -36,6 +36,21 @@ public final class TaskWorker: Sendable {
     var isolation: SandboxIsolation?
     /// Tasks aborted before their run arrived.
     var aborted: Set<String> = []
+    /// How recent tasks ended, sent again with each join (``TaskReport``).
+    var reports: [TaskReport] = []
+
+    mutating func report(_ id: String, _ outcome: TaskOutcome, at date: Date) {
+      reports.append(TaskReport(id: id, outcome: outcome, at: date))
+      reports.removeAll { date.timeIntervalSince($0.at) > TaskReport.keep }
+      // At most so many, and so many bytes of output (the oldest go first).
+      var bytes = reports.reduce(0) { $0 + ($1.outcome.output?.data.count ?? 0) }
+      var drop = max(0, reports.count - TaskReport.most)
+      while drop < reports.count - 1, bytes > TaskReport.mostBytes {
+        bytes -= reports[drop].outcome.output?.data.count ?? 0
+        drop += 1
+      }
+      reports.removeFirst(drop)
+    }
   }
 
   /// - Parameters:
@@ -105,10 +120,14 @@ public final class TaskWorker: Sendable {
     for task in running { task.cancel() }
   }
 
-  private func join() async throws {
+  func join() async throws {
+    let (isolation, reports) = state.withLock { state in
+      state.reports.removeAll { Date().timeIntervalSince($0.at) > TaskReport.keep }
+      return (state.isolation, state.reports)
+    }
     let request = TaskNodeJoin(
-      resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil,
-      isolation: state.withLock { $0.isolation })
+      resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil, isolation: isolation,
+      finished: reports.isEmpty ? nil : reports)
     _ = try await node.callGateway(TaskMethods.join, request, as: Empty.self, timeout: .seconds(10))
   }
 
@@ -156,6 +175,8 @@ public final class TaskWorker: Sendable {
     state.withLock { state in
       state.running.removeValue(forKey: task.id)
       if outcome.status == .completed { state.completed += 1 }
+      // A cancelled task is handed back, not ended: nothing to report.
+      if outcome.status != .cancelled { state.report(task.id, outcome, at: Date()) }
     }
     return outcome
   }

@@ -1,0 +1,53 @@
+public import Foundation
+
+/// A task store several gateways share (``PostgresTaskStore``). Each gateway's store has a
+/// ``gatewayID`` of its own: the tasks it starts are tagged with it, and it holds a *lease* —
+/// a row the database expires unless the gateway renews it. The running tasks of a gateway
+/// whose lease ran out go back to the queue (``reapExpiredLeases(reason:at:)``, which every
+/// live gateway runs), so a gateway that dies loses nothing and a restarting one (with a new
+/// id) never requeues what another live gateway is running.
+///
+/// On such a store ``TaskStore/requeueRunning(on:reason:at:)`` touches this gateway's tasks
+/// only, and every change is announced to the others (``notices()``).
+public protocol SharedTaskStore: TaskStore {
+  /// This gateway's id, unique per process.
+  var gatewayID: String { get }
+
+  /// Takes or renews this gateway's lease until `duration` from now (the database's clock).
+  /// `address` is what other gateways may reach it by (shown in listings). Returns `false`
+  /// when the lease had been lost (it expired and its tasks may have been requeued) and was
+  /// taken anew.
+  @discardableResult
+  func renewLease(for duration: Duration, address: String?) async throws -> Bool
+
+  /// Requeues the running tasks of gateways whose lease expired (and those started before
+  /// leases existed), and forgets those gateways. Returns the tasks changed.
+  func reapExpiredLeases(reason: String, at date: Date) async throws -> [TaskRecord]
+
+  /// Gives up this gateway's lease (at a graceful stop, after its tasks were handed back).
+  func releaseLease() async throws
+
+  /// The live gateways on the database, by id, with their addresses.
+  func gateways() async throws -> [GatewayLease]
+
+  /// Every change to a task's status, by any gateway, as it is committed (each subscriber has
+  /// its own stream). After a gap (the notification connection was lost and came back) a
+  /// ``TaskNotice/resync`` comes first: anything may have changed meanwhile.
+  func notices() -> AsyncStream<TaskNotice>
+}
+
+/// One gateway's lease on a shared store.
+public struct GatewayLease: Sendable, Equatable {
+  public var id: String
+  public var address: String?
+  public var startedAt: Date
+  public var leaseUntil: Date
+}
+
+/// A change announced by a shared store.
+public enum TaskNotice: Sendable, Equatable {
+  /// Task `id` now has `status`; `gateway` made the change.
+  case changed(id: String, status: TaskStatus, gateway: String)
+  /// Notices may have been missed.
+  case resync
+}

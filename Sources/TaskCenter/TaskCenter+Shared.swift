@@ -1,0 +1,87 @@
+import EasyRemoteCore
+import Foundation
+
+// Several gateways on one store (``SharedTaskStore``): this gateway's lease, the requeue of
+// dead gateways' tasks, and what the others change (wake-ups, waiters, events).
+extension TaskCenter {
+  /// This gateway's id on a shared store; `nil` on a store of its own.
+  public var gatewayID: String? { shared?.gatewayID }
+
+  /// The gateways sharing the store, with their leases (just this one on a store of its own).
+  public func gateways() async throws -> [GatewayLease] {
+    guard let shared else { return [] }
+    return try await shared.gateways()
+  }
+
+  /// Renews the lease five times per ``Configuration/leaseDuration`` and requeues the running
+  /// tasks of gateways whose lease ran out (every gateway does; each task is taken by one).
+  func leaseLoop(_ shared: any SharedTaskStore) async {
+    let interval = configuration.leaseDuration / 5
+    while !Task.isCancelled {
+      try? await Task.sleep(for: interval)
+      if Task.isCancelled { return }
+      do {
+        if try await !shared.renewLease(for: configuration.leaseDuration, address: server.address) {
+          logger.warning(
+            "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
+            metadata: ["gateway": "\(shared.gatewayID)"])
+        }
+        let reaped = try await shared.reapExpiredLeases(reason: "its gateway went away", at: clock())
+        if !reaped.isEmpty {
+          logger.info("requeued the tasks of a gateway that went away", metadata: ["count": "\(reaped.count)"])
+          for task in reaped where task.status.isFinal { finished(task) }
+          kick()
+        }
+      } catch {
+        logger.error("could not renew the lease", metadata: ["error": "\(error)"])
+      }
+    }
+  }
+
+  /// What other gateways change: a task queued there may start here (a wake-up, not polling);
+  /// a task that ends there wakes those waiting for it here, and every task event goes to this
+  /// gateway's subscribers too.
+  func noticeLoop(_ shared: any SharedTaskStore) async {
+    for await notice in shared.notices() {
+      if Task.isCancelled { return }
+      switch notice {
+      case .resync:
+        kick()
+      case .changed(let id, let status, let gateway):
+        guard gateway != shared.gatewayID else { continue }  // announced here when it happened
+        if status == .queued { kick() }
+        let waiting = state.withLock { $0.waiters[id] != nil }
+        let listening = server.eventSubscriberCount > 0
+        guard waiting || listening, let task = try? await store.task(id) else { continue }
+        if listening, task.status == status {
+          switch status {
+          case .queued: if task.attempts == 0 { emit(.taskCreated, TaskView(task: task)) }
+          case .running: emit(.taskStarted, TaskView(task: task))
+          case .completed: emit(.taskCompleted, TaskView(task: task))
+          default: emit(.taskFailed, TaskView(task: task))
+          }
+        }
+        if task.status.isFinal {
+          let waiters = state.withLock { $0.waiters.removeValue(forKey: id) ?? [:] }
+          for waiter in waiters.values { waiter.open() }
+        }
+      }
+    }
+  }
+
+  /// A node that joined handed in how its recent tasks ended (``TaskReport``): those still
+  /// running on it — under a gateway that died before it recorded the answer, this one or
+  /// another — end now, instead of running again when that gateway's lease expires.
+  func adopt(_ reports: [TaskReport], from nodeID: String) async {
+    for report in reports {
+      guard let written = try? await store.finish(report.id, with: report.outcome, by: nodeID, at: clock()) else {
+        continue
+      }
+      logger.info("a node handed in a result its gateway had lost", metadata: ["task": "\(report.id)", "peer": "\(nodeID)"])
+      state.withLock { state in
+        if state.running[report.id] == nodeID { state.running.removeValue(forKey: report.id) }
+      }
+      if written.status.isFinal { finished(written) }
+    }
+  }
+}
