@@ -8,15 +8,17 @@ struct BenchResult: Codable, Sendable {
   var ops_per_s: Double?
   var mb_per_s: Double?
   var rss_mb: Double?
+  /// Database statements (each a round trip) per operation, where a database is involved.
+  var round_trips_per_op: Double?
 
   static func printTable(_ results: [BenchResult]) {
     func cell(_ value: Double?, _ digits: Int = 1) -> String {
       guard let value else { return "" }
       return String(format: "%.\(digits)f", value)
     }
-    let header = ["name", "p50 µs", "p99 µs", "ops/s", "MB/s", "RSS MB"]
+    let header = ["name", "p50 µs", "p99 µs", "ops/s", "MB/s", "RSS MB", "RT/op"]
     let rows = results.map { r in
-      [r.name, cell(r.p50_us), cell(r.p99_us), cell(r.ops_per_s, 0), cell(r.mb_per_s), cell(r.rss_mb)]
+      [r.name, cell(r.p50_us), cell(r.p99_us), cell(r.ops_per_s, 0), cell(r.mb_per_s), cell(r.rss_mb), cell(r.round_trips_per_op)]
     }
     let widths = header.indices.map { column in
       ([header] + rows).map { $0[column].count }.max() ?? 0

@@ -44,14 +44,25 @@ struct ObservedTaskStore: TaskStore {
 
   func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
     let started = try await write("start") { try await base.start(id, on: nodeID, at: date) }
-    if let started, let instruments {
-      instruments.counter(MetricCatalogue.taskAttempts, ["kind": started.kind.rawValue]).increment()
-      if started.attempts == 1 {
-        instruments.record(
-          MetricCatalogue.taskQueueWait, ["kind": started.kind.rawValue], seconds: date.timeIntervalSince(started.createdAt))
-      }
-    }
+    if let started { countStart(started, at: date) }
     return started
+  }
+
+  func startQueued(
+    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+  ) async throws -> [TaskRecord] {
+    let started = try await write("start") { try await base.startQueued(limit: limit, at: date, choose: choose) }
+    for task in started { countStart(task, at: date) }
+    return started
+  }
+
+  private func countStart(_ started: TaskRecord, at date: Date) {
+    guard let instruments else { return }
+    instruments.counter(MetricCatalogue.taskAttempts, ["kind": started.kind.rawValue]).increment()
+    if started.attempts == 1 {
+      instruments.record(
+        MetricCatalogue.taskQueueWait, ["kind": started.kind.rawValue], seconds: date.timeIntervalSince(started.createdAt))
+    }
   }
 
   func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
@@ -79,6 +90,8 @@ struct ObservedTaskStore: TaskStore {
   }
 
   func counts() async throws -> [TaskStatus: Int] { try await read { try await base.counts() } }
+
+  func count(_ status: TaskStatus) async throws -> Int { try await read { try await base.count(status) } }
 
   private func submitted(_ task: TaskRecord) {
     instruments?.counter(MetricCatalogue.tasksSubmitted, ["kind": task.kind.rawValue]).increment()

@@ -28,6 +28,15 @@ public final class PostgresTaskStore: SharedTaskStore {
     var heldLease = false
   }
 
+  /// Statements sent (each one round trip), for the benchmark.
+  fileprivate let statements = Atomic<Int>(0)
+  package var roundTrips: Int { statements.load(ordering: .relaxed) }
+
+  /// `connection`, counting the statements sent on it.
+  private func counted(_ connection: PostgresConnection) -> CountedConnection {
+    CountedConnection(connection: connection, store: self)
+  }
+
   /// The notification channel every change is announced on (a trigger on `easyremote_task`).
   static let channel = "easyremote_task"
 
@@ -157,28 +166,28 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   private func migrate() async throws {
     try await client.withConnection { connection in
-      _ = try await connection.query("SELECT pg_advisory_lock(7700001)", logger: self.logger)
+      _ = try await self.counted(connection).query("SELECT pg_advisory_lock(7700001)", logger: self.logger)
       do {
-        _ = try await connection.query(
+        _ = try await self.counted(connection).query(
           "CREATE TABLE IF NOT EXISTS easyremote_schema (version BIGINT PRIMARY KEY)", logger: self.logger)
         var applied: Set<Int> = []
-        for try await version in try await connection.query("SELECT version FROM easyremote_schema", logger: self.logger)
+        for try await version in try await self.counted(connection).query("SELECT version FROM easyremote_schema", logger: self.logger)
           .decode(Int.self)
         {
           applied.insert(version)
         }
         for (version, statements) in Self.migrations where !applied.contains(version) {
-          _ = try await connection.query("BEGIN", logger: self.logger)
-          for statement in statements { _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger) }
-          _ = try await connection.query("INSERT INTO easyremote_schema (version) VALUES (\(version))", logger: self.logger)
-          _ = try await connection.query("COMMIT", logger: self.logger)
+          _ = try await self.counted(connection).query("BEGIN", logger: self.logger)
+          for statement in statements { _ = try await self.counted(connection).query(PostgresQuery(unsafeSQL: statement), logger: self.logger) }
+          _ = try await self.counted(connection).query("INSERT INTO easyremote_schema (version) VALUES (\(version))", logger: self.logger)
+          _ = try await self.counted(connection).query("COMMIT", logger: self.logger)
         }
       } catch {
-        _ = try? await connection.query("ROLLBACK", logger: self.logger)
-        _ = try? await connection.query("SELECT pg_advisory_unlock(7700001)", logger: self.logger)
+        _ = try? await self.counted(connection).query("ROLLBACK", logger: self.logger)
+        _ = try? await self.counted(connection).query("SELECT pg_advisory_unlock(7700001)", logger: self.logger)
         throw error
       }
-      _ = try await connection.query("SELECT pg_advisory_unlock(7700001)", logger: self.logger)
+      _ = try await self.counted(connection).query("SELECT pg_advisory_unlock(7700001)", logger: self.logger)
     }
   }
 
@@ -195,7 +204,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     try await storing {
       try await self.transaction { connection -> IdempotentInsert in
-        let claimed = try await connection.query(
+        let claimed = try await self.counted(connection).query(
           """
           INSERT INTO easyremote_idempotency_key (key, task_id, fingerprint, created_at)
           VALUES (\(key), \(task.id), \(fingerprint), \(task.createdAt.timeIntervalSince1970))
@@ -204,7 +213,7 @@ public final class PostgresTaskStore: SharedTaskStore {
         ).collect()
         if claimed.isEmpty {
           // Made before (by this gateway or another): that task, as it is now.
-          let rows = try await connection.query(
+          let rows = try await self.counted(connection).query(
             "SELECT task_id, fingerprint FROM easyremote_idempotency_key WHERE key = \(key)", logger: self.logger
           ).collect()
           guard let row = rows.first, let (taskID, existingFingerprint) = try? row.decode((String, String).self),
@@ -223,7 +232,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
     try await storing {
       try await client.withConnection { connection -> (task: TaskRecord, fingerprint: String)? in
-        let rows = try await connection.query(
+        let rows = try await self.counted(connection).query(
           "SELECT task_id, fingerprint FROM easyremote_idempotency_key WHERE key = \(key)", logger: self.logger
         ).collect()
         guard let row = rows.first else { return nil }
@@ -273,6 +282,46 @@ public final class PostgresTaskStore: SharedTaskStore {
           WHERE id = \(id) AND status = 'queued' RETURNING \(unescaped: PostgresTaskRow.columns)
           """, on: connection
         ).first
+      }
+    }
+  }
+
+  /// In one transaction: the oldest queued tasks no other gateway is choosing from (`FOR UPDATE
+  /// SKIP LOCKED`, without their code and call), the choice, and one statement starting the
+  /// chosen ones — four round trips for the whole batch.
+  public func startQueued(
+    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+  ) async throws -> [TaskRecord] {
+    try await storing {
+      try await self.transaction { connection -> [TaskRecord] in
+        let candidates = try await self.records(
+          """
+          SELECT \(unescaped: PostgresTaskRow.queueColumns) FROM easyremote_task WHERE status = 'queued'
+          ORDER BY created_at, id LIMIT \(max(0, limit)) FOR UPDATE SKIP LOCKED
+          """, on: connection)
+        guard !candidates.isEmpty else { return [] }
+        let picks = choose(candidates)
+        guard !picks.isEmpty else { return [] }
+        let ids = picks.map(\.taskID)
+        let nodes = picks.map(\.nodeID)
+        return try await self.records(
+          """
+          UPDATE easyremote_task t SET status = 'running', node_id = p.node, started_at = \(date.timeIntervalSince1970),
+            attempts = t.attempts + 1, gateway_id = \(self.gatewayID), changed_by = \(self.gatewayID)
+          FROM unnest(\(ids)::text[], \(nodes)::text[]) AS p(id, node)
+          WHERE t.id = p.id AND t.status = 'queued' RETURNING \(unescaped: PostgresTaskRow.columns(of: "t"))
+          """, on: connection)
+      }
+    }
+  }
+
+  public func count(_ status: TaskStatus) async throws -> Int {
+    try await storing {
+      try await client.withConnection { connection -> Int in
+        let rows = try await self.counted(connection).query(
+          "SELECT count(*) FROM easyremote_task WHERE status = \(status.rawValue)", logger: self.logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
       }
     }
   }
@@ -347,7 +396,7 @@ public final class PostgresTaskStore: SharedTaskStore {
     let taken = try await storing {
       try await client.withConnection { connection -> Bool in
         // `xmax = 0`: the row was inserted now, not updated (the lease was new or lost).
-        let rows = try await connection.query(
+        let rows = try await self.counted(connection).query(
           """
           INSERT INTO easyremote_gateway (id, address, lease_until)
           VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)))
@@ -367,7 +416,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func reapExpiredLeases(reason: String, at date: Date) async throws -> [TaskRecord] {
     try await storing {
       try await self.transaction { connection -> [TaskRecord] in
-        _ = try await connection.query(
+        _ = try await self.counted(connection).query(
           "DELETE FROM easyremote_gateway WHERE lease_until < clock_timestamp()", logger: self.logger)
         // Rows another reaper holds are skipped (it requeues them).
         let orphans = try await self.records(
@@ -390,7 +439,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func releaseLease() async throws {
     try await storing {
       try await client.withConnection { connection in
-        _ = try await connection.query("DELETE FROM easyremote_gateway WHERE id = \(self.gatewayID)", logger: self.logger)
+        _ = try await self.counted(connection).query("DELETE FROM easyremote_gateway WHERE id = \(self.gatewayID)", logger: self.logger)
       }
     }
   }
@@ -398,7 +447,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func gateways() async throws -> [GatewayLease] {
     try await storing {
       try await client.withConnection { connection -> [GatewayLease] in
-        let rows = try await connection.query(
+        let rows = try await self.counted(connection).query(
           """
           SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8
           FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
@@ -470,7 +519,7 @@ public final class PostgresTaskStore: SharedTaskStore {
     try await storing {
       try await client.withConnection { connection in
         var counts: [TaskStatus: Int] = [:]
-        let rows = try await connection.query(
+        let rows = try await self.counted(connection).query(
           "SELECT status, COUNT(*) FROM easyremote_task GROUP BY status", logger: self.logger)
         for try await (status, count) in rows.decode((String, Int).self) {
           if let status = TaskStatus(rawValue: status), count > 0 { counts[status] = count }
@@ -501,7 +550,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   private func insertRow(_ task: TaskRecord, on connection: PostgresConnection) async throws {
     let row = PostgresTaskRow(task)
     do {
-      _ = try await connection.query(
+      _ = try await self.counted(connection).query(
         """
         INSERT INTO easyremote_task (\(unescaped: PostgresTaskRow.columns), changed_by) VALUES (\(row.id), \(row.kind), \(row.status),
           \(row.code), \(row.function), \(row.invocation), \(row.invocationSerializer), \(row.timeout), \(row.cpu),
@@ -517,7 +566,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   private func update(_ task: TaskRecord, on connection: PostgresConnection) async throws {
     let row = PostgresTaskRow(task)
     let claimedBy: String? = task.status == .running ? gatewayID : nil
-    _ = try await connection.query(
+    _ = try await self.counted(connection).query(
       """
       UPDATE easyremote_task SET status = \(row.status), attempts = \(row.attempts), node_id = \(row.nodeID),
         output = \(row.output), output_serializer = \(row.outputSerializer), stderr = \(row.stderr),
@@ -536,7 +585,7 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   private func records(_ query: PostgresQuery, on connection: PostgresConnection) async throws -> [TaskRecord] {
     var records: [TaskRecord] = []
-    for try await row in try await connection.query(query, logger: logger) {
+    for try await row in try await self.counted(connection).query(query, logger: logger) {
       records.append(try PostgresTaskRow.record(from: row))
     }
     return records
@@ -546,13 +595,13 @@ public final class PostgresTaskStore: SharedTaskStore {
   /// when it throws.
   private func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
     try await client.withConnection { connection in
-      _ = try await connection.query("BEGIN", logger: self.logger)
+      _ = try await self.counted(connection).query("BEGIN", logger: self.logger)
       do {
         let value = try await body(connection)
-        _ = try await connection.query("COMMIT", logger: self.logger)
+        _ = try await self.counted(connection).query("COMMIT", logger: self.logger)
         return value
       } catch {
-        _ = try? await connection.query("ROLLBACK", logger: self.logger)
+        _ = try? await self.counted(connection).query("ROLLBACK", logger: self.logger)
         throw error
       }
     }
@@ -569,6 +618,17 @@ public final class PostgresTaskStore: SharedTaskStore {
   }
 }
 
+/// A connection whose statements are counted (``PostgresTaskStore/roundTrips``).
+struct CountedConnection {
+  let connection: PostgresConnection
+  let store: PostgresTaskStore
+
+  func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    store.statements.add(1, ordering: .relaxed)
+    return try await connection.query(query, logger: logger)
+  }
+}
+
 struct PostgresStoreError: Error, CustomStringConvertible {
   let message: String
   var description: String { message }
@@ -582,6 +642,21 @@ struct PostgresTaskRow {
     max_attempts, node_id, output, output_serializer, stderr, exit_status, error_message, created_at, started_at, \
     finished_at, execution_time
     """
+
+  /// ``columns``, each prefixed with `table.`.
+  static func columns(of table: String) -> String {
+    columns.split(separator: ",").map { "\(table).\($0.trimmingCharacters(in: .whitespacesAndNewlines))" }
+      .joined(separator: ", ")
+  }
+
+  /// ``columns`` without the code and the call (NULL in their place): what choosing needs.
+  static let queueColumns = columns.split(separator: ",").map { column -> String in
+    switch column.trimmingCharacters(in: .whitespacesAndNewlines) {
+    case "code": "NULL::text"
+    case "invocation": "NULL::bytea"
+    case let name: name
+    }
+  }.joined(separator: ", ")
 
   var id: String
   var kind: String

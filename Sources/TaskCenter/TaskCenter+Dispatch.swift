@@ -1,6 +1,7 @@
 import EasyRemoteCore
 import Foundation
 import NodeComm
+import Synchronization
 
 // Dispatch: one loop gives queued tasks to idle nodes (fair order, one capacity with the gateway's calls) and records how they end.
 extension TaskCenter {
@@ -8,17 +9,47 @@ extension TaskCenter {
   func dispatch() async -> [(TaskRecord, String)] {
     guard state.withLock({ $0.scheduler.hasIdleNode(at: clock()) }) else { return [] }
     let batch = 512
-    let queued: [TaskRecord]
-    do {
-      queued = try await store.queued(limit: batch)
-    } catch {
-      logger.error("could not read the queue", metadata: ["error": "\(error)"])
-      return []
-    }
-    // Choose a node for as many tasks as fit, then record every start at once (they share
-    // one group commit).
-    var chosen: [(TaskRecord, String)] = []
     let now = clock()
+    // The store hands over the oldest queued tasks (on a shared store, those no other gateway
+    // is choosing from), a node is chosen for as many as fit, and they start together (one
+    // group commit in SQLite, one statement in PostgreSQL).
+    let choice = Choice()
+    let started: [TaskRecord]
+    var failed = false
+    do {
+      started = try await store.startQueued(limit: batch, at: now) { [self] queued in
+        let picks = self.choose(queued, at: now)
+        choice.set(picks, offered: queued.count)
+        return picks
+      }
+    } catch {
+      logger.error("could not start queued tasks", metadata: ["error": "\(error)"])
+      started = []
+      failed = true
+    }
+    let (picks, offered) = choice.value
+    let byID = Dictionary(started.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    var launches: [(TaskRecord, String)] = []
+    for pick in picks {
+      guard let record = byID[pick.taskID] else {
+        // Cancelled meanwhile, taken by another gateway, or the store failed: the slot and
+        // the worker go back.
+        state.withLock { $0.scheduler.unassign(pick.nodeID) }
+        server.finishTask(on: pick.nodeID)
+        continue
+      }
+      state.withLock { $0.running[record.id] = pick.nodeID }
+      emit(.taskStarted, TaskView(task: record))
+      launches.append((record, pick.nodeID))
+    }
+    // More to do: a full batch was offered, or some tasks were gone and their nodes are idle.
+    if (offered == batch && !launches.isEmpty) || (!failed && launches.count < picks.count) { kick() }
+    return launches
+  }
+
+  /// Chooses a node for as many of `queued` as fit, in order, and reserves its worker.
+  func choose(_ queued: [TaskRecord], at now: Date) -> [QueuePick] {
+    var picks: [QueuePick] = []
     var serving: [String: Set<String>] = [:]
     for task in queued {
       var eligible: Set<String>?
@@ -40,49 +71,19 @@ extension TaskCenter {
       if let nodeID = pick, !server.reserveTask(on: nodeID) {
         state.withLock { $0.scheduler.unassign(nodeID) }  // a call took the worker meanwhile
       } else if let nodeID = pick {
-        chosen.append((task, nodeID))
+        picks.append(QueuePick(taskID: task.id, nodeID: nodeID))
       } else if !state.withLock({ $0.scheduler.hasIdleNode(at: now) }) {
         break
       }
     }
-    let store = self.store
-    let picks = chosen
-    // nil: not queued any more (cancelled, or another gateway on the store took it); a failed
-    // start leaves the task queued (the store's status says why).
-    let (started, taken) = await withTaskGroup(of: (Int, TaskRecord?, Bool).self) { group -> ([Int: TaskRecord], Bool) in
-      for index in picks.indices {
-        let (taskID, nodeID) = (picks[index].0.id, picks[index].1)
-        group.addTask {
-          do {
-            return (index, try await store.start(taskID, on: nodeID, at: now), true)
-          } catch {
-            return (index, nil, false)
-          }
-        }
-      }
-      var started: [Int: TaskRecord] = [:]
-      var taken = false
-      for await (index, record, answered) in group {
-        if let record { started[index] = record } else if answered { taken = true }
-      }
-      return (started, taken)
-    }
-    var launches: [(TaskRecord, String)] = []
-    for index in picks.indices {
-      let nodeID = picks[index].1
-      guard let record = started[index] else {
-        // Cancelled meanwhile, or the store failed: the slot and the worker go back.
-        state.withLock { $0.scheduler.unassign(nodeID) }
-        server.finishTask(on: nodeID)
-        continue
-      }
-      state.withLock { $0.running[record.id] = nodeID }
-      emit(.taskStarted, TaskView(task: record))
-      launches.append((record, nodeID))
-    }
-    // More to do: a full batch was read, or some tasks were gone and their nodes are idle again.
-    if (queued.count == batch && !launches.isEmpty) || taken { kick() }
-    return launches
+    return picks
+  }
+
+  /// What the dispatcher chose inside the store's call (kept to undo it if the start fails).
+  final class Choice: Sendable {
+    private let state = Mutex<([QueuePick], Int)>(([], 0))
+    func set(_ picks: [QueuePick], offered: Int) { state.withLock { $0 = (picks, offered) } }
+    var value: ([QueuePick], Int) { state.withLock { $0 } }
   }
 
   /// Pushes `task` to its node and records how it ended.

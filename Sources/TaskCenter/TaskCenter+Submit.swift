@@ -156,4 +156,7 @@ extension TaskCenter {
 
   /// Counts of tasks by status.
   public func counts() async throws -> [TaskStatus: Int] { try await store.counts() }
+
+  /// How many tasks have `status` (cheaper than ``counts()`` on a large PostgreSQL store).
+  public func count(_ status: TaskStatus) async throws -> Int { try await store.count(status) }
 }

@@ -46,6 +46,28 @@ public protocol TaskStore: Sendable {
 
   /// How many tasks there are of each status.
   func counts() async throws -> [TaskStatus: Int]
+
+  /// How many tasks have `status` (the queue's length, for an estimate).
+  func count(_ status: TaskStatus) async throws -> Int
+
+  /// Starts queued tasks, oldest first, in one go: `choose` is handed up to `limit` of them
+  /// (their code and call may be left out) and names the node for each it starts; the tasks
+  /// started come back, complete. A task that another scheduler starts meanwhile is not
+  /// started (on a shared store, tasks another gateway is choosing from are not handed over).
+  func startQueued(
+    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+  ) async throws -> [TaskRecord]
+}
+
+/// A task the dispatcher chose a node for.
+public struct QueuePick: Sendable, Equatable {
+  public var taskID: String
+  public var nodeID: String
+
+  public init(taskID: String, nodeID: String) {
+    self.taskID = taskID
+    self.nodeID = nodeID
+  }
 }
 
 /// What an insert under an idempotency key did.
@@ -74,6 +96,31 @@ extension TaskStore {
 
   public func tasks(status: TaskStatus? = nil, limit: Int = 100) async throws -> [TaskRecord] {
     try await tasks(status: status, limit: limit, offset: 0)
+  }
+
+  public func count(_ status: TaskStatus) async throws -> Int { try await counts()[status] ?? 0 }
+
+  /// ``queued(limit:)``, then each pick's ``start(_:on:at:)`` at once (in the SQLite store they
+  /// share one group commit). Throws only when no start succeeded and one failed.
+  public func startQueued(
+    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+  ) async throws -> [TaskRecord] {
+    let picks = choose(try await queued(limit: limit))
+    return try await withThrowingTaskGroup(of: TaskRecord?.self) { group in
+      for pick in picks {
+        group.addTask { try await self.start(pick.taskID, on: pick.nodeID, at: date) }
+      }
+      var started: [TaskRecord] = []
+      var failure: (any Error)?
+      while let result = await group.nextResult() {
+        switch result {
+        case .success(let record): if let record { started.append(record) }
+        case .failure(let error): failure = failure ?? error
+        }
+      }
+      if let failure, started.isEmpty { throw failure }
+      return started
+    }
   }
 }
 

@@ -213,7 +213,7 @@ public struct TaskCenterAPI: Sendable {
     } else {
       task = try await center.submit(submission)
     }
-    let queued = try await center.counts()[.queued] ?? 0
+    let queued = try await center.count(.queued)
     var response = JSONBody.response(
       NewTaskResponse(taskID: task.id, status: task.status, estimatedWait: center.estimatedWait(queued: queued)),
       status: .created)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import TaskCenter
@@ -48,6 +49,34 @@ struct TaskStoreTests {
     let other = try await store.insert(second, idempotencyKey: "k2", fingerprint: "f2")
     #expect(other.inserted)
     #expect(try await store.counts()[.queued] == 2)
+  }
+
+  @Test("startQueued offers the oldest queued tasks and starts exactly those chosen, complete", arguments: StoreKind.available)
+  func startQueued(kind: StoreKind) async throws {
+    let store = try await kind.make()
+    var tasks: [TaskRecord] = []
+    for index in 0..<4 {
+      let task = TaskRecord(
+        kind: .code, code: "print(\(index))", timeout: 10, resources: ResourceRequest(), createdAt: t0.addingTimeInterval(Double(index)))
+      try await store.insert(task)
+      tasks.append(task)
+    }
+    _ = try await store.finish(tasks[0].id, with: TaskOutcome(status: .cancelled), by: nil, at: t0)
+    let offered = Mutex<[String]>([])
+    let started = try await store.startQueued(limit: 2, at: t0.addingTimeInterval(9)) { queued in
+      offered.withLock { $0 = queued.map(\.id) }
+      return [QueuePick(taskID: queued[1].id, nodeID: "n2")]
+    }
+    #expect(offered.withLock { $0 } == [tasks[1].id, tasks[2].id], "the oldest queued, in order")
+    #expect(started.count == 1)
+    let record = try #require(started.first)
+    #expect(record.id == tasks[2].id && record.status == .running && record.nodeID == "n2" && record.attempts == 1)
+    #expect(record.code == "print(2)" && record.startedAt == t0.addingTimeInterval(9), "the started record is complete")
+    #expect(try await store.task(tasks[1].id)?.status == .queued, "not chosen, still queued")
+    // Nothing to choose: nothing starts.
+    #expect(try await store.startQueued(limit: 10, at: t0) { _ in [] }.isEmpty)
+    #expect(try await store.count(.queued) == 2)
+    #expect(try await store.count(.running) == 1)
   }
 
   @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.available)

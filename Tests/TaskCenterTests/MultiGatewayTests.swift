@@ -1,0 +1,164 @@
+import EasyRemote
+import Foundation
+import Synchronization
+import TaskCenter
+import Testing
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Three `easyremote gateway` processes on one PostgreSQL database (a real server the test
+/// starts), with compute nodes spread over them; one gateway is SIGKILLed mid-run and started
+/// again.
+@Suite("Three gateways on PostgreSQL", .enabled(if: PostgresServer.available, "needs Debian's postgresql and root"), .timeLimit(.minutes(6)))
+struct MultiGatewayTests {
+  /// How often each task's function ran to its end, across every node.
+  final class Executions: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+    func record(_ i: Int) { counts.withLock { $0[i, default: 0] += 1 } }
+    var all: [Int: Int] { counts.withLock { $0 } }
+  }
+
+  /// What the submitters did: tasks accepted by index, the next index, keys never accepted.
+  final class Submissions: Sendable {
+    let accepted = Mutex<[Int: String]>([:])
+    let next = Mutex(0)
+    let refused = Mutex<[String]>([])
+
+    func take() -> Int {
+      next.withLock { value in
+        defer { value += 1 }
+        return value
+      }
+    }
+
+    var acceptedCount: Int { accepted.withLock { $0.count } }
+
+    /// Round robin over the gateways; a gateway that is down (or cannot take the task: its
+    /// nodes are still rejoining) passes the task to the next, under the same Idempotency-Key.
+    func submit(_ i: Int, to gateways: [Gateway]) async {
+      let deadline = ContinuousClock.now + .seconds(90)
+      var attempt = 0
+      while ContinuousClock.now < deadline {
+        let gateway = gateways[(i + attempt) % gateways.count]
+        attempt += 1
+        if let reply = try? await gateway.http.send(
+          "POST", "/tasks", json: ["function": "tick", "args": [i]], headers: ["Idempotency-Key": "tick-\(i)"]),
+          reply.status == 201, let id = reply.object["task_id"] as? String
+        {
+          accepted.withLock { $0[i] = id }
+          return
+        } else if attempt % 3 == 0 {
+          try? await Task.sleep(for: .milliseconds(50))
+        }
+      }
+      refused.withLock { $0.append("tick-\(i)") }
+    }
+  }
+
+  /// One gateway process and the ports it keeps across restarts.
+  final class Gateway: Sendable {
+    let grpcPort = SSHServer.freePort()
+    let httpPort = SSHServer.freePort()
+    let url: String
+    let leaseSeconds: Int
+    private let program = Mutex<RunningProgram?>(nil)
+
+    init(url: String, leaseSeconds: Int) {
+      self.url = url
+      self.leaseSeconds = leaseSeconds
+    }
+
+    var http: HTTPClient { HTTPClient(base: "http://127.0.0.1:\(httpPort)") }
+
+    func start() async throws {
+      let binary = RemoteHostsTests.Stack.productsDirectory.appendingPathComponent("easyremote").path
+      let started = try await RunningProgram.start(
+        [
+          binary, "gateway", "--host", "127.0.0.1", "--port", "\(grpcPort)", "--http-port", "\(httpPort)", "--db", url,
+          "--lease-seconds", "\(leaseSeconds)",
+        ], readyPrefix: "gateway listening on ")
+      program.withLock { $0 = started }
+    }
+
+    func kill() async { await program.withLock { $0 }?.stop(SIGKILL) }
+    func stop() async { await program.withLock { $0 }?.stop() }
+  }
+
+  @Test("10,000 tasks over three gateways' HTTP APIs, one gateway SIGKILLed and restarted: every task completes exactly once")
+  func tenThousandTasksSurviveAKilledGateway() async throws {
+    let url = try await PostgresServer.database()
+    let gateways = (0..<3).map { _ in Gateway(url: url, leaseSeconds: 15) }
+    for gateway in gateways { try await gateway.start() }
+    let executions = Executions()
+    // Two nodes per gateway, each with four workers; `tick` records that it ran to its end.
+    var members: [(ComputeNode, TaskWorker)] = []
+    for (g, gateway) in gateways.enumerated() {
+      for n in 0..<2 {
+        let node = ComputeNode(serverAddress: "127.0.0.1:\(gateway.grpcPort)", nodeID: "g\(g)-n\(n)", maxWorkers: 4)
+        node.register("tick", parameters: ["i"]) { (i: Int) async throws -> Int in
+          try await Task.sleep(for: .milliseconds(2))
+          executions.record(i)
+          return i
+        }
+        let worker = TaskWorker(
+          node: node, runner: nil, slots: 4, resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"),
+          load: { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+        try await node.start()
+        try await worker.start()
+        members.append((node, worker))
+      }
+    }
+    for gateway in gateways {
+      #expect(try await eventually(timeout: .seconds(30)) { (try await gateway.http.get("/nodes")).text.contains("\"idle\"") })
+    }
+
+    let total = 10_000
+    let submissions = Submissions()
+    let began = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for _ in 0..<24 {
+        group.addTask {
+          while case let i = submissions.take(), i < total { await submissions.submit(i, to: gateways) }
+        }
+      }
+      // Mid-run: gateway 1 dies without a word, and comes back (a new gateway to the others).
+      group.addTask {
+        _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 3_000 }
+        await gateways[1].kill()
+        _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 4_500 }
+        try await gateways[1].start()
+      }
+      try await group.waitForAll()
+    }
+    let submitted = ContinuousClock.now - began
+    #expect(submissions.refused.withLock { $0 }.isEmpty, "never accepted: \(submissions.refused.withLock { $0.prefix(5) })")
+    let ids = submissions.accepted.withLock { $0 }
+    #expect(ids.count == total)
+    #expect(Set(ids.values).count == ids.count, "two keys made one task")
+
+    // Done when the database says every task is final (any gateway answers for the store).
+    var stats: [String: Any] = [:]
+    let finished = try await eventually(timeout: .seconds(180)) {
+      stats = (try await gateways[0].http.get("/stats")).object["tasks"] as? [String: Any] ?? [:]
+      return (stats["queued"] as? Int) == 0 && (stats["running"] as? Int) == 0 && (stats["total"] as? Int ?? 0) >= total
+    }
+    #expect(finished, "not all tasks ended: \(stats)")
+    print("three gateways: \(total) tasks submitted in \(submitted), all final after \(ContinuousClock.now - began)")
+    #expect(stats["completed"] as? Int == total, "\(stats)")
+    // Exactly once: every task's function ran to its end once, on whichever node.
+    let ran = executions.all
+    let twice = ran.filter { $0.value > 1 }
+    let never = (0..<total).filter { ran[$0] == nil }
+    #expect(twice.isEmpty, "ran more than once: \(twice.prefix(10))")
+    #expect(never.isEmpty, "never ran: \(never.prefix(10))")
+    #expect(ran.values.reduce(0, +) == total)
+
+    for (node, worker) in members {
+      await worker.stop()
+      await node.stop()
+    }
+    for gateway in gateways { await gateway.stop() }
+  }
+}
