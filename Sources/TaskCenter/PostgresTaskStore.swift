@@ -16,6 +16,9 @@ public final class PostgresTaskStore: SharedTaskStore {
   private let client: PostgresClient
   private let running: Task<Void, Never>
   private let logger: Logger
+  /// Group commit of the two changes every task makes: inserts, and ends reported by nodes.
+  private let inserts = PostgresBatcher<TaskRecord, Bool>(limit: 256)
+  private let finishes = PostgresBatcher<Finish, TaskRecord?>(limit: 256)
   /// Subscribers of ``notices()``, and the task that listens for them.
   private let listeners = Mutex<Listeners>(Listeners())
 
@@ -193,12 +196,78 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   // MARK: TaskStore
 
+  /// Inserts arriving together go in one statement (``PostgresBatcher``).
   public func insert(_ task: TaskRecord) async throws {
-    try await storing {
-      try await client.withConnection { connection in
-        try await self.insertRow(task, on: connection)
+    let inserted = try await storing {
+      try await inserts.submit(task, run: { try await self.insertRows($0) }, single: { try await self.insertRows([$0])[0] })
+    }
+    if !inserted { throw TaskCenterError.duplicateTask(task.id) }
+  }
+
+  /// One `INSERT` of many rows; for each, whether it was inserted (`false`: its id was taken).
+  private func insertRows(_ tasks: [TaskRecord]) async throws -> [Bool] {
+    var sql = PostgresQuery.StringInterpolation(literalCapacity: 256, interpolationCount: tasks.count * 23)
+    sql.appendLiteral("INSERT INTO easyremote_task (\(PostgresTaskRow.columns), changed_by) VALUES ")
+    for (index, task) in tasks.enumerated() {
+      let row = PostgresTaskRow(task)
+      sql.appendLiteral(index == 0 ? "(" : ", (")
+      sql.appendInterpolation(row.id)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.kind)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.status)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.code)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.function)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.invocation)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.invocationSerializer)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.timeout)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.cpu)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.memoryMB)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.attempts)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.maxAttempts)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.nodeID)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.output)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.outputSerializer)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.stderr)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.exitStatus)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.errorMessage)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.createdAt)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.startedAt)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.finishedAt)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(row.executionTime)
+      sql.appendLiteral(", ")
+      sql.appendInterpolation(gatewayID)
+      sql.appendLiteral(")")
+    }
+    sql.appendLiteral(" ON CONFLICT (id) DO NOTHING RETURNING id")
+    let query = PostgresQuery(stringInterpolation: sql)
+    var inserted: Set<String> = []
+    try await client.withConnection { connection in
+      for try await id in try await self.counted(connection).query(query, logger: self.logger).decode(String.self) {
+        inserted.insert(id)
       }
     }
+    // The same id twice in one batch: the first is the one inserted.
+    return tasks.map { inserted.remove($0.id) != nil }
   }
 
   public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
@@ -315,6 +384,64 @@ public final class PostgresTaskStore: SharedTaskStore {
     }
   }
 
+  /// A node's answer for a task running on it.
+  struct Finish: Sendable {
+    var id: String
+    var nodeID: String
+    var outcome: TaskOutcome
+    var date: Date
+  }
+
+  /// One `UPDATE` for many answers, each applied only while its task runs on its node (the
+  /// rule of ``TaskRecord/finishing(with:by:at:)``); the records changed, by position.
+  private func finishRows(_ finishes: [Finish]) async throws -> [TaskRecord?] {
+    var sql = PostgresQuery.StringInterpolation(literalCapacity: 512, interpolationCount: finishes.count * 10)
+    sql.appendLiteral(
+      """
+      UPDATE easyremote_task t SET status = v.status, output = v.output, output_serializer = v.output_serializer,
+        stderr = v.stderr, exit_status = v.exit_status, error_message = v.error_message,
+        execution_time = v.execution_time, finished_at = v.finished_at, changed_by = 
+      """)
+    sql.appendInterpolation(gatewayID)
+    sql.appendLiteral(" FROM (VALUES ")
+    for (index, finish) in finishes.enumerated() {
+      let outcome = finish.outcome
+      sql.appendLiteral(index == 0 ? "(" : ", (")
+      sql.appendInterpolation(finish.id)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(finish.nodeID)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(outcome.status.rawValue)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(outcome.output.map { ByteBuffer(bytes: $0.data) })
+      sql.appendLiteral("::bytea, ")
+      sql.appendInterpolation(outcome.output?.serializer)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(outcome.stderr)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(outcome.exitStatus)
+      sql.appendLiteral("::bigint, ")
+      sql.appendInterpolation(outcome.errorMessage)
+      sql.appendLiteral("::text, ")
+      sql.appendInterpolation(outcome.executionTime)
+      sql.appendLiteral("::float8, ")
+      sql.appendInterpolation(finish.date.timeIntervalSince1970)
+      sql.appendLiteral("::float8)")
+    }
+    sql.appendLiteral(
+      """
+      ) AS v(id, node, status, output, output_serializer, stderr, exit_status, error_message, execution_time, finished_at)
+      WHERE t.id = v.id AND t.status = 'running' AND t.node_id = v.node RETURNING \(PostgresTaskRow.columns(of: "t"))
+      """)
+    let query = PostgresQuery(stringInterpolation: sql)
+    var changed: [String: TaskRecord] = [:]
+    try await client.withConnection { connection in
+      for record in try await self.records(query, on: connection) { changed[record.id] = record }
+    }
+    // The same task twice in one batch: the first answer is the one applied.
+    return finishes.map { changed.removeValue(forKey: $0.id) }
+  }
+
   public func count(_ status: TaskStatus) async throws -> Int {
     try await storing {
       try await client.withConnection { connection -> Int in
@@ -329,6 +456,14 @@ public final class PostgresTaskStore: SharedTaskStore {
   /// One statement, the same rule as ``TaskRecord/finishing(with:by:at:)``: only a task that
   /// is not final, and with `nodeID` only while it runs there.
   public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
+    if let nodeID {
+      // A node's answer (the hot path): answers arriving together go in one statement.
+      let finish = Finish(id: id, nodeID: nodeID, outcome: outcome, date: date)
+      return try await storing {
+        try await finishes.submit(
+          finish, run: { try await self.finishRows($0) }, single: { try await self.finishRows([$0])[0] })
+      }
+    }
     let output = outcome.output.map { ByteBuffer(bytes: $0.data) }
     let outputSerializer = outcome.output?.serializer
     let exitStatus = outcome.exitStatus

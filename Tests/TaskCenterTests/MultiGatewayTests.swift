@@ -127,7 +127,8 @@ struct MultiGatewayTests {
       group.addTask {
         _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 3_000 }
         await gateways[1].kill()
-        _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 4_500 }
+        // Back soon (well within the lease): its nodes rejoin it and hand in what they finished.
+        _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 3_300 }
         try await gateways[1].start()
       }
       try await group.waitForAll()
@@ -151,7 +152,9 @@ struct MultiGatewayTests {
     let ran = executions.all
     let twice = ran.filter { $0.value > 1 }
     let never = (0..<total).filter { ran[$0] == nil }
-    #expect(twice.isEmpty, "ran more than once: \(twice.prefix(10))")
+    var views: [String] = []
+    for i in twice.keys.prefix(5) { views.append((try? await gateways[0].http.get("/tasks/\(ids[i] ?? "")"))?.text ?? "?") }
+    #expect(twice.isEmpty, "ran more than once: \(twice.prefix(10)) \(views)")
     #expect(never.isEmpty, "never ran: \(never.prefix(10))")
     #expect(ran.values.reduce(0, +) == total)
 
