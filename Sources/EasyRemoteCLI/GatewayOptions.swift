@@ -9,7 +9,7 @@ import Foundation
 /// configuration (`--config`, `$EASYREMOTE_CONFIG`) whose TLS and token count unless a flag
 /// says otherwise.
 struct GatewayOptions: ParsableArguments {
-  @Option(name: .long, help: "The gateway's host:port (default: $EASYREMOTE_GATEWAY or 127.0.0.1:8080).")
+  @Option(name: .long, help: "The gateway's host:port, or several comma-separated (gateways sharing one PostgreSQL store: the next is used when one is away) (default: $EASYREMOTE_GATEWAY or 127.0.0.1:8080).")
   var gateway: String?
 
   @Option(name: .long, help: "The gateway's shared token (default: $EASYREMOTE_TOKEN).")

@@ -131,8 +131,8 @@ struct NodeCommand: AsyncParsableCommand {
     } catch {
       throw fail(error)
     }
-    emit("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions")
-    log.info("node \(node.nodeID) joined \(gateway.address) with \(node.functionCount) functions, status page \(status?.address ?? "none")")
+    emit("node \(node.nodeID) joined \(node.gatewayAddress) with \(node.functionCount) functions")
+    log.info("node \(node.nodeID) joined \(node.gatewayAddress) with \(node.functionCount) functions, status page \(status?.address ?? "none")")
     // SIGTERM/SIGINT (or the end of stdin with --lifeline): the worker leaves (its tasks go
     // back to the queue), then the node's calls in flight get the grace period.
     try await runServices([node, worker] + (status.map { [$0] } ?? []), until: lifelineInput)

@@ -10,13 +10,19 @@ import Synchronization
 /// for try await n in try await client.stream("count", 5, as: Int.self) { print(n) }
 /// ```
 public final class Client: Sendable {
+  /// The gateway's `host:port` as given: several, comma-separated, for gateways sharing one
+  /// task store (the client moves to the next when the one it has cannot be reached).
   public let serverAddress: String
+  /// ``serverAddress``, one address each.
+  public let serverAddresses: [String]
+  /// Which of them it dials.
+  private let gatewayIndex = Mutex(0)
   public let timeout: Duration
   package let node: Node
   private let connection = Mutex<Task<Void, any Error>?>(nil)
 
   /// - Parameters:
-  ///   - serverAddress: the gateway's `host:port`.
+  ///   - serverAddress: the gateway's `host:port`, or several, comma-separated.
   ///   - timeout: the default limit of a call.
   ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
   ///     `Client(serverAddress:)` picks gRPC).
@@ -24,6 +30,7 @@ public final class Client: Sendable {
     serverAddress: String, timeout: Duration = .seconds(30), config: NodeConfig = .defaults, transport: any Transport
   ) {
     self.serverAddress = serverAddress
+    self.serverAddresses = ComputeNode.addresses(serverAddress)
     self.timeout = timeout
     var config = config
     config.transport.listen = false
@@ -38,9 +45,22 @@ public final class Client: Sendable {
   public func connect() async throws {
     let task = connection.withLock { current -> Task<Void, any Error> in
       if let current { return current }
-      let task = Task { [node, serverAddress] in
+      let task = Task { [self] in
         if !node.isRunning { try await node.start() }
-        try await node.connect(to: Server.nodeID, at: serverAddress)
+        // The gateway it had first, then each other in turn.
+        let first = self.gatewayIndex.withLock { $0 }
+        var failure: (any Error)?
+        for step in 0..<serverAddresses.count {
+          let index = (first + step) % serverAddresses.count
+          do {
+            try await node.connect(to: Server.nodeID, at: serverAddresses[index])
+            self.gatewayIndex.withLock { $0 = index }
+            return
+          } catch {
+            failure = error
+          }
+        }
+        throw failure ?? EasyRemoteError(code: .connectionFailed, message: "no gateway address given")
       }
       current = task
       return task
@@ -57,6 +77,9 @@ public final class Client: Sendable {
       try await connect()
     }
   }
+
+  /// The gateway it dials now (of ``serverAddresses``).
+  public var gatewayAddress: String { serverAddresses[gatewayIndex.withLock { $0 }] }
 
   /// Whether the link to the gateway is up.
   public var isConnected: Bool { node.isConnected(to: Server.nodeID) }

@@ -17,7 +17,11 @@ import Synchronization
 /// try await node.serve()
 /// ```
 public final class ComputeNode: Sendable {
+  /// The gateway's `host:port` as given: several, comma-separated, for gateways sharing one
+  /// task store (the node moves to the next when the one it has goes away).
   public let serverAddress: String
+  /// ``serverAddress``, one address each.
+  public let serverAddresses: [String]
   public let maxWorkers: Int
   /// Calls beyond `maxWorkers` wait in a queue of this size; beyond it they are refused (`busy`).
   public let queueLimit: Int
@@ -38,10 +42,14 @@ public final class ComputeNode: Sendable {
     var connected = false
     var reconnecting = false
     var connectListeners = Listeners<Void>()
+    /// Which of ``serverAddresses`` it dials (it moves on when that one fails).
+    var gatewayIndex = 0
   }
 
   /// - Parameters:
-  ///   - serverAddress: the gateway's `host:port`.
+  ///   - serverAddress: the gateway's `host:port`; or several, comma-separated (gateways
+  ///     sharing one task store): the node joins the first that answers, and moves to the next
+  ///     when its gateway goes away.
   ///   - nodeID: this node's id; a random one when nil.
   ///   - maxWorkers: calls and tasks run at once; the rest wait (up to `queueLimit`) or are
   ///     refused. When nil: `config.maxWorkers`, else 5.
@@ -52,6 +60,7 @@ public final class ComputeNode: Sendable {
     config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
   ) {
     self.serverAddress = serverAddress
+    self.serverAddresses = Self.addresses(serverAddress)
     let maxWorkers = max(1, maxWorkers ?? config.maxWorkers ?? 5)
     self.maxWorkers = maxWorkers
     self.queueLimit = queueLimit ?? maxWorkers * 16
@@ -97,7 +106,32 @@ public final class ComputeNode: Sendable {
       self.linkLost()
     }
     try await node.start()
-    try await connectAndAnnounce()
+    // Each address once, in order.
+    var failure: (any Error)?
+    for _ in serverAddresses {
+      do {
+        try await connectAndAnnounce()
+        return
+      } catch {
+        failure = error
+        moveOn()
+      }
+    }
+    throw failure ?? EasyRemoteError(code: .connectionFailed, message: "no gateway address given")
+  }
+
+  /// `host:port[,host:port…]`, one address each.
+  package static func addresses(_ text: String) -> [String] {
+    let addresses = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    return addresses.isEmpty ? [text] : addresses
+  }
+
+  /// The gateway dialled now.
+  public var gatewayAddress: String { serverAddresses[state.withLock { $0.gatewayIndex }] }
+
+  /// Dials the next gateway address from now on.
+  private func moveOn() {
+    state.withLock { $0.gatewayIndex = ($0.gatewayIndex + 1) % serverAddresses.count }
   }
 
   /// Starts (unless ``start()`` was called already) and serves until the task is cancelled or
@@ -119,8 +153,9 @@ public final class ComputeNode: Sendable {
   }
 
   private func connectAndAnnounce() async throws {
+    let address = gatewayAddress
     do {
-      try await node.connect(to: Server.nodeID, at: serverAddress)
+      try await node.connect(to: Server.nodeID, at: address)
       let announcement = state.withLock { state in
         NodeAnnouncement(nodeID: node.id, maxWorkers: maxWorkers, functions: Array(state.functions.values))
       }
@@ -130,9 +165,9 @@ public final class ComputeNode: Sendable {
         return state.connectListeners.all
       }
       for listener in listeners { listener(()) }
-      node.logger.info("registered with the gateway", metadata: ["gateway": "\(serverAddress)"])
+      node.logger.info("registered with the gateway", metadata: ["gateway": "\(address)"])
     } catch {
-      throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(serverAddress)", cause: error)
+      throw EasyRemoteError(code: .connectionFailed, message: "cannot join the gateway at \(address)", cause: error)
     }
   }
 
@@ -152,6 +187,11 @@ public final class ComputeNode: Sendable {
           break
         } catch {
           self.node.logger.debug("reconnect failed", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+          if self.serverAddresses.count > 1 {
+            // Another gateway on the same store may take it: each in turn, a round at a time.
+            self.moveOn()
+            if self.state.withLock({ $0.gatewayIndex != 0 }) { continue }
+          }
           try? await Task.sleep(for: delay)
           delay = min(delay * 2, .seconds(5))
         }

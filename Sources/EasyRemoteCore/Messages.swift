@@ -16,6 +16,9 @@ enum Methods {
   /// Call metadata naming the function and the target node of an `execute`.
   static let functionKey = "er-function"
   static let nodeKey = "er-node"
+  /// Call metadata of a call one gateway forwarded to another (which runs it on its own
+  /// nodes only, never forwarding it again): the forwarding gateway's address.
+  static let forwardedKey = "er-forwarded-by"
   /// Items a stream may have in flight unread on each hop (client ← gateway ← node).
   static let streamWindow = 256
 }

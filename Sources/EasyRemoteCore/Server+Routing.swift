@@ -4,16 +4,18 @@ import NodeComm
 // The data path of a routed call and a routed stream: pick a node in the membership, forward
 // the payload unparsed, count the call until it is answered.
 extension Server {
-  /// Routes one call: picks a node, runs the call there, retries an idempotent function once
-  /// on another node when the first is lost.
+  /// A client's `execute`: the function from metadata (or the payload), then ``route``.
   func execute(_ payload: Payload, context: CallContext) async throws -> Payload {
     // Clients name the function (and node) in the call's metadata, so the arguments pass
     // through without being parsed here; other callers' payloads are read for them.
     if let function = context.metadata[Methods.functionKey] {
-      return try await route(function, node: context.metadata[Methods.nodeKey], payload: payload, timeout: context.remaining)
+      return try await route(
+        function, node: context.metadata[Methods.nodeKey], payload: payload, timeout: context.remaining,
+        metadata: context.metadata)
     }
     let invocation = try node.serializers.decode(Invocation.self, from: payload, method: Methods.execute)
-    return try await route(invocation.function, node: invocation.node, payload: payload, timeout: context.remaining)
+    return try await route(
+      invocation.function, node: invocation.node, payload: payload, timeout: context.remaining, metadata: context.metadata)
   }
 
   /// Calls a function of the pool from inside the gateway (the HTTP API's
@@ -52,9 +54,12 @@ extension Server {
     }
   }
 
-  func route(_ function: String, node target: String?, payload: Payload, timeout: Duration?) async throws
-    -> Payload
-  {
+  /// Routes one call: picks a node, runs the call there, retries an idempotent function once
+  /// on another node when the first is lost. A function none of this gateway's nodes serve
+  /// goes to another gateway that serves it (``forwarding(to:)``).
+  func route(
+    _ function: String, node target: String?, payload: Payload, timeout: Duration?, metadata: [String: String] = [:]
+  ) async throws -> Payload {
     let start = ContinuousClock.now
     try await enterWorker(function, timeout: timeout, start: start, bytesIn: payload.data.count)
     defer { workers?.leave() }
@@ -68,6 +73,11 @@ extension Server {
       switch pick {
       case .success(let value): chosen = value
       case .failure(let error):
+        if tried.isEmpty, error.code == .functionNotFound,
+          let peer = peerAddress(for: function, node: target, metadata: metadata)
+        {
+          return try await forward(function, node: target, payload: payload, timeout: timeout, to: peer, start: start)
+        }
         let failure = lastError ?? error
         record(function, node: nil, start: start, error: failure, bytesIn: payload.data.count)
         throw failure.nodeError
@@ -183,6 +193,12 @@ extension Server {
     try await enterWorker(function, timeout: context.remaining, start: start, bytesIn: payload.data.count)
     defer { workers?.leave() }
     let pick = state.withLock { $0.membership.routeCall(function, target: target) }
+    if case .failure(let error) = pick, error.code == .functionNotFound,
+      let peer = peerAddress(for: function, node: target, metadata: context.metadata)
+    {
+      return try await forwardStream(
+        function, node: target, payload: payload, timeout: context.remaining, to: peer, sink: sink, start: start)
+    }
     guard case .success(let chosen) = pick else {
       if case .failure(let error) = pick {
         record(function, node: nil, start: start, error: error, bytesIn: payload.data.count)

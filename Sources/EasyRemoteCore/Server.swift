@@ -38,6 +38,15 @@ public final class Server: Sendable {
 
   /// Everything the gateway knows, behind one lock: the membership (the one list of nodes)
   /// and the counters.
+  /// Other gateways calls can be forwarded to, and a client per gateway dialled.
+  let peering = Mutex<Peering>(Peering())
+
+  struct Peering {
+    var peers: (any GatewayPeers)?
+    var clients: [String: Client] = [:]
+    var stopped = false
+  }
+
   struct State {
     var membership: Membership
     var totalRequests = 0
@@ -112,6 +121,12 @@ public final class Server: Sendable {
 
   /// Stops: in-flight calls get the grace period, then every link closes.
   public func stop() async {
+    let peers = peering.withLock { peering in
+      defer { peering.clients = [:] }
+      peering.stopped = true
+      return Array(peering.clients.values)
+    }
+    for client in peers { await client.close() }
     await node.stop()
     hub.finishAll()
   }

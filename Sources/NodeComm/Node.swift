@@ -26,7 +26,7 @@ public final class Node: Sendable {
   public let config: NodeConfig
   public let serializers: SerializerRegistry
   public let logger: Logger
-  let transport: any Transport
+  package let transport: any Transport
   private let state: Mutex<State>
 
   private enum Phase { case created, running, stopping, stopped }

@@ -165,6 +165,14 @@ public final class PostgresTaskStore: SharedTaskStore {
         """,
       ]
     ),
+    (
+      3,
+      [
+        // What each gateway's nodes serve, for calls forwarded between gateways.
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS functions TEXT[] NOT NULL DEFAULT '{}'",
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS nodes TEXT[] NOT NULL DEFAULT '{}'",
+      ]
+    ),
   ]
 
   private func migrate() async throws {
@@ -526,19 +534,28 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   // MARK: SharedTaskStore
 
-  public func renewLease(for duration: Duration, address: String?) async throws -> Bool {
+  public func renewLease(
+    for duration: Duration, address: String?, functions: [String], nodes: [String], announce: Bool
+  ) async throws -> Bool {
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    // Told on the task channel, marked apart from task changes (task ids never start with `!`).
+    let notice = announce ? "! \(gatewayID)" : ""
     let taken = try await storing {
       try await client.withConnection { connection -> Bool in
         // `xmax = 0`: the row was inserted now, not updated (the lease was new or lost).
         let rows = try await self.counted(connection).query(
           """
-          INSERT INTO easyremote_gateway (id, address, lease_until)
-          VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)))
-          ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address
-          RETURNING (xmax = 0)
+          WITH lease AS (
+            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes)
+            VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)), \(functions),
+              \(nodes))
+            ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address,
+              functions = EXCLUDED.functions, nodes = EXCLUDED.nodes
+            RETURNING (xmax = 0) AS inserted)
+          SELECT inserted, CASE WHEN \(notice) = '' THEN NULL ELSE pg_notify('easyremote_task', \(notice)) END IS NULL
+          FROM lease
           """, logger: self.logger)
-        for try await inserted in rows.decode(Bool.self) { return inserted }
+        for try await (inserted, _) in rows.decode((Bool, Bool).self) { return inserted }
         return false
       }
     }
@@ -584,15 +601,17 @@ public final class PostgresTaskStore: SharedTaskStore {
       try await client.withConnection { connection -> [GatewayLease] in
         let rows = try await self.counted(connection).query(
           """
-          SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8
+          SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8, functions, nodes
           FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
           """, logger: self.logger)
         var leases: [GatewayLease] = []
-        for try await (id, address, started, until) in rows.decode((String, String?, Double, Double).self) {
+        for try await (id, address, started, until, functions, nodes) in rows.decode(
+          (String, String?, Double, Double, [String], [String]).self)
+        {
           leases.append(
             GatewayLease(
               id: id, address: address, startedAt: Date(timeIntervalSince1970: started),
-              leaseUntil: Date(timeIntervalSince1970: until)))
+              leaseUntil: Date(timeIntervalSince1970: until), functions: functions, nodes: nodes))
         }
         return leases
       }
@@ -643,8 +662,10 @@ public final class PostgresTaskStore: SharedTaskStore {
     for subscriber in listeners.withLock({ Array($0.subscribers.values) }) { subscriber.yield(notice) }
   }
 
-  /// `<task id> <status> <gateway>`, as the trigger writes it.
+  /// `<task id> <status> <gateway>`, as the trigger writes it; `! <gateway>` when a gateway
+  /// published what its nodes serve.
   static func notice(_ payload: String) -> TaskNotice? {
+    if payload.hasPrefix("! ") { return .gateways(gateway: String(payload.dropFirst(2))) }
     let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
     guard parts.count >= 2, let status = TaskStatus(rawValue: String(parts[1])) else { return nil }
     return .changed(id: String(parts[0]), status: status, gateway: parts.count > 2 ? String(parts[2]) : "")

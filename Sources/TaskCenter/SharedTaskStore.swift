@@ -13,12 +13,15 @@ public protocol SharedTaskStore: TaskStore {
   /// This gateway's id, unique per process.
   var gatewayID: String { get }
 
-  /// Takes or renews this gateway's lease until `duration` from now (the database's clock).
-  /// `address` is what other gateways may reach it by (shown in listings). Returns `false`
-  /// when the lease had been lost (it expired and its tasks may have been requeued) and was
-  /// taken anew.
+  /// Takes or renews this gateway's lease until `duration` from now (the database's clock),
+  /// with what its nodes serve: `address` is where other gateways reach it, `functions` and
+  /// `nodes` what it publishes (``GatewayLease``); with `announce`, the other gateways are told
+  /// at once (a ``TaskNotice/gateways`` notice). Returns `false` when the lease had been lost
+  /// (it expired and its tasks may have been requeued) and was taken anew.
   @discardableResult
-  func renewLease(for duration: Duration, address: String?) async throws -> Bool
+  func renewLease(
+    for duration: Duration, address: String?, functions: [String], nodes: [String], announce: Bool
+  ) async throws -> Bool
 
   /// Requeues the running tasks of gateways whose lease expired (and those started before
   /// leases existed), and forgets those gateways. Returns the tasks changed.
@@ -42,6 +45,9 @@ public struct GatewayLease: Sendable, Equatable {
   public var address: String?
   public var startedAt: Date
   public var leaseUntil: Date
+  /// The functions its nodes serve, and its nodes, as it last published them.
+  public var functions: [String] = []
+  public var nodes: [String] = []
 }
 
 /// A change announced by a shared store.
@@ -50,4 +56,14 @@ public enum TaskNotice: Sendable, Equatable {
   case changed(id: String, status: TaskStatus, gateway: String)
   /// Notices may have been missed.
   case resync
+  /// A gateway published what its nodes serve (``SharedTaskStore/renewLease``): `gateway`.
+  case gateways(gateway: String)
+}
+
+extension SharedTaskStore {
+  /// Renews the lease publishing nothing (no functions, no nodes).
+  @discardableResult
+  public func renewLease(for duration: Duration, address: String?) async throws -> Bool {
+    try await renewLease(for: duration, address: address, functions: [], nodes: [], announce: false)
+  }
 }

@@ -1,5 +1,6 @@
 import EasyRemoteCore
 import Foundation
+import Sandbox
 
 // Several gateways on one store (``SharedTaskStore``): this gateway's lease, the requeue of
 // dead gateways' tasks, and what the others change (wake-ups, waiters, events).
@@ -13,28 +14,60 @@ extension TaskCenter {
     return try await shared.gateways()
   }
 
-  /// Renews the lease five times per ``Configuration/leaseDuration`` and requeues the running
-  /// tasks of gateways whose lease ran out (every gateway does; each task is taken by one).
+  /// Renews the lease five times per ``Configuration/leaseDuration`` (and at once when this
+  /// gateway's nodes or functions change: ``publishSoon()``), publishing what its nodes serve;
+  /// reads what the others serve; requeues the running tasks of gateways whose lease ran out
+  /// (every gateway does; each task is taken by one).
   func leaseLoop(_ shared: any SharedTaskStore) async {
     let interval = configuration.leaseDuration / 5
+    var published: ([String], [String])?
     while !Task.isCancelled {
-      try? await Task.sleep(for: interval)
-      if Task.isCancelled { return }
-      do {
-        if try await !shared.renewLease(for: configuration.leaseDuration, address: server.address) {
-          logger.warning(
-            "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
-            metadata: ["gateway": "\(shared.gatewayID)"])
-        }
-        let reaped = try await shared.reapExpiredLeases(reason: "its gateway went away", at: clock())
-        if !reaped.isEmpty {
-          logger.info("requeued the tasks of a gateway that went away", metadata: ["count": "\(reaped.count)"])
-          for task in reaped where task.status.isFinal { finished(task) }
-          kick()
-        }
-      } catch {
-        logger.error("could not renew the lease", metadata: ["error": "\(error)"])
+      // The signal is in place before the renewal, so a change during it is not missed.
+      let signal = Latch()
+      state.withLock { $0.publishSignal = signal }
+      await renew(shared, published: &published)
+      await withTaskGroup(of: Void.self) { group in
+        group.addTask { await signal.wait() }
+        group.addTask { try? await Task.sleep(for: interval) }
+        await group.next()
+        signal.open()  // ends the other child when the sleep came first
+        group.cancelAll()
       }
+    }
+  }
+
+  /// Asks the lease loop to publish what this gateway's nodes serve now (a node joined or left).
+  func publishSoon() {
+    state.withLock { $0.publishSignal }?.open()
+  }
+
+  /// What this gateway's nodes serve: functions and node ids, sorted.
+  func serving() -> ([String], [String]) {
+    let snapshot = server.snapshot()
+    return (snapshot.functions.map(\.name).sorted(), snapshot.nodes.map(\.id).sorted())
+  }
+
+  func renew(_ shared: any SharedTaskStore, published: inout ([String], [String])?) async {
+    let now = serving()
+    let changed = published.map { $0 != now } ?? true
+    do {
+      if try await !shared.renewLease(
+        for: configuration.leaseDuration, address: server.address, functions: now.0, nodes: now.1, announce: changed)
+      {
+        logger.warning(
+          "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
+          metadata: ["gateway": "\(shared.gatewayID)"])
+      }
+      published = now
+      let reaped = try await shared.reapExpiredLeases(reason: "its gateway went away", at: clock())
+      if !reaped.isEmpty {
+        logger.info("requeued the tasks of a gateway that went away", metadata: ["count": "\(reaped.count)"])
+        for task in reaped where task.status.isFinal { finished(task) }
+        kick()
+      }
+      directory?.update(try await shared.gateways())
+    } catch {
+      logger.error("could not renew the lease", metadata: ["error": "\(error)"])
     }
   }
 
@@ -47,6 +80,9 @@ extension TaskCenter {
       switch notice {
       case .resync:
         kick()
+        directory?.update((try? await shared.gateways()) ?? directory?.gateways ?? [])
+      case .gateways(let gateway):
+        if gateway != shared.gatewayID, let gateways = try? await shared.gateways() { directory?.update(gateways) }
       case .changed(let id, let status, let gateway):
         guard gateway != shared.gatewayID else { continue }  // announced here when it happened
         if status == .queued { kick() }

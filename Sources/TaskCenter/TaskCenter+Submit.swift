@@ -94,7 +94,8 @@ extension TaskCenter {
       }
       return TaskRecord.code(code, timeout: timeout, resources: resources, maxAttempts: maxAttempts)
     case (nil, let function?):
-      guard !server.nodes(serving: function).isEmpty else {
+      // Its nodes may be behind another gateway on the same store: that gateway will start it.
+      guard !server.nodes(serving: function).isEmpty || server.peersServe(function) else {
         throw TaskCenterError(
           code: .functionNotFound, message: "no node serves a function named '\(function)'", details: "field: function")
       }

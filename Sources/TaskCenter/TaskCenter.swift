@@ -61,8 +61,9 @@ public final class TaskCenter: Sendable {
 
   /// The store, observed: a failed write makes ``storeStatus`` degraded.
   public let store: any TaskStore
-  /// The store as shared by several gateways, when it is one.
+  /// The store as shared by several gateways, when it is one, and what the others serve.
   let shared: (any SharedTaskStore)?
+  let directory: GatewayDirectory?
   let storeHealth = StoreHealth()
   public let configuration: Configuration
   let server: Server
@@ -98,6 +99,8 @@ public final class TaskCenter: Sendable {
     var unrecorded: [String: (nodeID: String, outcome: TaskOutcome)] = [:]
     var unrequeued: [String: String] = [:]
     var loops: Task<Void, Never>?
+    /// Opened to have the lease loop publish at once (a node joined or left).
+    var publishSignal: Latch?
     var membershipToken: UInt64?
     var started = false
   }
@@ -109,6 +112,7 @@ public final class TaskCenter: Sendable {
     self.server = server
     self.store = ObservedTaskStore(base: store, health: storeHealth, instruments: server.metrics?.instruments)
     self.shared = store as? any SharedTaskStore
+    self.directory = shared.map { GatewayDirectory(own: $0.gatewayID) }
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
@@ -129,6 +133,8 @@ public final class TaskCenter: Sendable {
       // lease expires, never another live gateway's.
       try await shared.renewLease(for: configuration.leaseDuration, address: server.address)
       logger.info("gateway holds its lease on the shared store", metadata: ["gateway": "\(shared.gatewayID)"])
+      // Calls for functions only another gateway's nodes serve go there.
+      if let directory { server.forwarding(to: directory) }
     } else {
       let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
       if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
@@ -151,8 +157,11 @@ public final class TaskCenter: Sendable {
       case .workerFree:
         self.kick()  // a task waiting for that node's worker can start now
       case .joined:
-        break  // a node joins the task center with its own `join` (resources, slots, thresholds)
+        // A node joins the task center with its own `join` (resources, slots, thresholds);
+        // what it serves is published to the other gateways.
+        self.publishSoon()
       }
+      if case .left = event { self.publishSoon() }
     }
     let loops = Task { await self.runLoops() }
     state.withLock { $0.membershipToken = token }

@@ -164,4 +164,70 @@ struct MultiGatewayTests {
     }
     for gateway in gateways { await gateway.stop() }
   }
+
+  @Test("a call, a stream and a task through one gateway to functions served only behind another; its client moves when it dies")
+  func callsAcrossGateways() async throws {
+    let url = try await PostgresServer.database()
+    let gateways = (0..<2).map { _ in Gateway(url: url, leaseSeconds: 10) }
+    for gateway in gateways { try await gateway.start() }
+    let (a, b) = ("127.0.0.1:\(gateways[0].grpcPort)", "127.0.0.1:\(gateways[1].grpcPort)")
+    // The functions are served behind B only.
+    let node = ComputeNode(serverAddress: b, nodeID: "behind-b", maxWorkers: 4)
+    node.register("add", parameters: ["a", "b"]) { (x: Int, y: Int) in x + y }
+    node.registerStream("count", parameters: ["n"]) { (n: Int) in
+      AsyncStream<Int> { continuation in
+        for i in 0..<n { continuation.yield(i) }
+        continuation.finish()
+      }
+    }
+    let worker = TaskWorker(
+      node: node, runner: nil, slots: 4, resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"),
+      load: { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+    try await node.start()
+    try await worker.start()
+    // A node that knows both gateways joins the first.
+    let mover = ComputeNode(serverAddress: "\(a),\(b)", nodeID: "mover", maxWorkers: 2)
+    mover.register("whereabouts") { () -> String in "mover" }
+    try await mover.start()
+    #expect(mover.gatewayAddress == a)
+
+    let client = Client(serverAddress: "\(a),\(b)", timeout: .seconds(20))
+    // A learns what B's nodes serve when B publishes it (at the node's join).
+    #expect(try await eventually(timeout: .seconds(30)) { (try? await client.execute("add", 2, 3, as: Int.self)) == 5 })
+    #expect(client.gatewayAddress == a, "the client is on the first gateway")
+    // A stream through both gateways, longer than a window (credit end to end), in order.
+    var items: [Int] = []
+    for try await item in try await client.stream("count", 1_000, as: Int.self) { items.append(item) }
+    #expect(items == Array(0..<1_000))
+    // A's HTTP API too, and a function task submitted at A runs behind B.
+    let call = try await gateways[0].http.post("/functions/add/call", ["args": [20, 22]])
+    #expect(call.status == 200 && call.object["result"] as? Int == 42, "\(call.text)")
+    let submitted = try await gateways[0].http.post("/tasks", ["function": "add", "args": [1, 1]])
+    let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
+    #expect(
+      try await eventually(timeout: .seconds(30)) {
+        (try await gateways[0].http.get("/tasks/\(taskID)")).object["status"] as? String == "completed"
+      })
+    #expect((try await gateways[0].http.get("/tasks/\(taskID)")).object["node_id"] as? String == "behind-b")
+    // A function nobody serves is still an unknown function, not a loop between gateways.
+    await #expect(throws: EasyRemoteError.self) { _ = try await client.execute("nobody", 1, as: Int.self) }
+
+    // A dies: once the client has seen its link go, its next call goes to B.
+    await gateways[0].kill()
+    #expect(try await eventually(timeout: .seconds(30)) { !client.isConnected })
+    #expect(try await client.execute("add", 4, 5, as: Int.self) == 9)
+    #expect(client.gatewayAddress == b)
+    items = []
+    for try await item in try await client.stream("count", 5, as: Int.self) { items.append(item) }
+    #expect(items == [0, 1, 2, 3, 4])
+    // The node that was on A moved to B by itself.
+    #expect(try await eventually(timeout: .seconds(30)) { (try? await client.execute("whereabouts", as: String.self)) == "mover" })
+    #expect(mover.gatewayAddress == b)
+
+    await mover.stop()
+    await client.close()
+    await worker.stop()
+    await node.stop()
+    for gateway in gateways { await gateway.stop() }
+  }
 }

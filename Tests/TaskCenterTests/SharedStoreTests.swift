@@ -120,7 +120,9 @@ struct SharedStoreTests {
   func reportsOfALostGateway() async throws {
     let url = try await PostgresServer.database()
     // The dead gateway started the task on `worker-1` and died before recording its end.
+    // (Its lease has time left: it died moments ago.)
     let dead = try await PostgresTaskStore(url: url, gatewayID: "gw-dead")
+    try await dead.renewLease(for: .seconds(60), address: nil)
     let task = try TaskRecord.function("sync_add", args: [.int(2), .int(40)])
     try await dead.insert(task)
     let started = try #require(try await dead.start(task.id, on: "worker-1", at: Date()))
