@@ -25,7 +25,7 @@ struct GatewayCommand: AsyncParsableCommand {
   @Option(help: "The task center's store: a SQLite file (default: easyremote/tasks.sqlite in the user's data folder) or postgres://user[:password]@host[:port]/database.")
   var db: String?
   @Option(help: "With a postgres:// store shared by several gateways: seconds this gateway's lease lasts unless renewed; a dead gateway's running tasks go back to the queue that long after it stopped renewing.")
-  var leaseSeconds: Double = 10
+  var leaseSeconds: Double?
   @Option(help: "The HTTP API's port, 0 picks a free one (default: the config's http.port, else 8000).") var httpPort: Int?
   @Flag(help: "Do not serve the HTTP API.") var noHttp = false
   @Flag(help: "Serve /metrics without the token (for a Prometheus that sends none).") var metricsPublic = false
@@ -37,7 +37,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
   func validate() throws {
     if (httpTlsCert == nil) != (httpTlsKey == nil) { throw ValidationError("--http-tls-cert and --http-tls-key go together") }
-    if !(leaseSeconds >= 1 && leaseSeconds <= 3600) { throw ValidationError("--lease-seconds is 1 to 3600") }
+    if let leaseSeconds, !(leaseSeconds >= 1 && leaseSeconds <= 3600) { throw ValidationError("--lease-seconds is 1 to 3600") }
   }
 
   func run() async throws {
@@ -56,6 +56,9 @@ struct GatewayCommand: AsyncParsableCommand {
     let server = Server(
       host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig,
       metrics: metrics)
+    // The flag, else the file's `tasks.db`.
+    let db = db ?? nodeConfig.tasks.database
+    let leaseSeconds = leaseSeconds ?? nodeConfig.tasks.leaseSeconds ?? 10
     let store: any TaskStore =
       if let db, db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
         try await PostgresTaskStore(url: db)
@@ -79,8 +82,8 @@ struct GatewayCommand: AsyncParsableCommand {
     try await center.start()
     try await http?.start()
     if let http, let address = http.address { emit("http api on \(http.scheme)://\(address)") }
-    emit("gateway listening on \(server.address ?? "\(host):\(port)")")
     if let id = center.gatewayID { emit("gateway \(id) shares its task store (PostgreSQL) with the gateways on it") }
+    emit("gateway listening on \(server.address ?? "\(host):\(port)")")
     // SIGTERM/SIGINT stop them in reverse: HTTP, remote agents and their connections, the
     // task center (running tasks go back to the queue), the gateway (calls in flight get the
     // grace period).
@@ -151,8 +154,6 @@ struct DemoCommand: AsyncParsableCommand {
   @Flag(help: "Run a few calls, print them and exit instead of serving until Ctrl-C.") var once = false
   @Option(help: "The task center's SQLite file (default: easyremote/demo.sqlite in the user's data folder).")
   var db: String?
-  @Option(help: "With a postgres:// store shared by several gateways: seconds this gateway's lease lasts unless renewed; a dead gateway's running tasks go back to the queue that long after it stopped renewing.")
-  var leaseSeconds: Double = 10
   @Option(help: "The HTTP API's port (0 picks a free one).") var httpPort = 8000
 
   func run() async throws {

@@ -53,7 +53,7 @@ private struct ConfigReader {
       root, "",
       known: [
         "node_id", "debug", "default_timeout", "shutdown_grace_period", "transport", "heartbeat", "serialization",
-        "limits", "auth", "interceptors", "listen", "advertised_address", "http", "max_workers",
+        "limits", "auth", "interceptors", "listen", "advertised_address", "http", "max_workers", "tasks",
       ])
     if let value = top["max_workers"] { config.maxWorkers = try positive(value, "max_workers") }
     if let value = top["node_id"] { config.nodeID = try string(value, "node_id") }
@@ -110,6 +110,21 @@ private struct ConfigReader {
       if let value = keys["token"] { config.authToken = try string(value, "auth.token") }
     }
     if let interceptors = top["interceptors"] { try readInterceptors(interceptors, into: &config) }
+    if let tasks = top["tasks"] {
+      let keys = try mapping(tasks, "tasks", known: ["db", "lease_seconds"])
+      if let value = keys["db"] {
+        let text = try string(value, "tasks.db")
+        // A URL as it is; a file relative to this file's folder.
+        config.tasks.database =
+          text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+          ? text : URL(fileURLWithPath: text, relativeTo: baseDirectory).path
+      }
+      if let value = keys["lease_seconds"] {
+        let seconds = try number(value, "tasks.lease_seconds")
+        guard seconds >= 1, seconds <= 3600 else { throw error("'tasks.lease_seconds' is 1 to 3600, got \(seconds)") }
+        config.tasks.leaseSeconds = seconds
+      }
+    }
     if let http = top["http"] {
       let keys = try mapping(http, "http", known: ["enabled", "host", "port", "tls"])
       if let value = keys["enabled"] { config.http.enabled = try bool(value, "http.enabled") }

@@ -52,6 +52,8 @@ public struct NodeConfig: Sendable, Equatable {
   /// The gateway's HTTP API (`http:` in YAML); the node layer itself has none, the
   /// `easyremote gateway` command reads it.
   public var http = HTTPAPIConfig()
+  /// The gateway's task store (YAML `tasks:`); the `--db`/`--lease-seconds` flags win.
+  public var tasks = TaskStoreConfig()
 
   public init(
     nodeID: String? = nil,
@@ -217,6 +219,19 @@ public struct HTTPAPIConfig: Sendable, Equatable {
   public var keyFile: String?
 
   public init() {}
+}
+
+/// Where a gateway keeps its tasks (YAML `tasks: { db: …, lease_seconds: … }`).
+public struct TaskStoreConfig: Sendable, Equatable {
+  /// A SQLite file (relative to the configuration file's folder) or a `postgres://` URL.
+  public var database: String?
+  /// On a store several gateways share: how long this gateway's lease lasts (seconds).
+  public var leaseSeconds: Double?
+
+  public init(database: String? = nil, leaseSeconds: Double? = nil) {
+    self.database = database
+    self.leaseSeconds = leaseSeconds
+  }
 }
 
 /// Size limits of payloads and frames.

@@ -47,6 +47,7 @@ struct NodeConfigTests {
         retry: { max_retries: 2, backoff: 0.5, max_backoff: 10, multiplier: 3, jitter: 0.1, idempotent_methods: [get] }
       max_workers: 12
       http: { port: 8443, host: 0.0.0.0, tls: { cert_file: node.pem, key_file: node.key } }
+      tasks: { db: "postgres://easyremote@db.local/tasks", lease_seconds: 20 }
       limits:
         max_payload_size: 1048576
         tune_allocator: false
@@ -61,6 +62,7 @@ struct NodeConfigTests {
           maxAttempts: 3, initialBackoff: .milliseconds(500), maxBackoff: .seconds(10), multiplier: 3, jitter: 0.1,
           idempotentMethods: ["get"]))
     #expect(config.collectMetrics && config.maxWorkers == 12)
+    #expect(config.tasks == TaskStoreConfig(database: "postgres://easyremote@db.local/tasks", leaseSeconds: 20))
     #expect(config.http.port == 8443 && config.http.host == "0.0.0.0" && config.http.enabled)
     #expect(config.http.certificateFile == directory.appendingPathComponent("node.pem").path)
     #expect(config.nodeID == "worker-7")

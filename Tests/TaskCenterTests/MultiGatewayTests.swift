@@ -63,22 +63,30 @@ struct MultiGatewayTests {
     let httpPort = SSHServer.freePort()
     let url: String
     let leaseSeconds: Int
+    /// The store named in a YAML file (`tasks: {db, lease_seconds}`) instead of flags.
+    let viaConfig: Bool
     private let program = Mutex<RunningProgram?>(nil)
 
-    init(url: String, leaseSeconds: Int) {
+    init(url: String, leaseSeconds: Int, viaConfig: Bool = false) {
       self.url = url
       self.leaseSeconds = leaseSeconds
+      self.viaConfig = viaConfig
     }
 
     var http: HTTPClient { HTTPClient(base: "http://127.0.0.1:\(httpPort)") }
 
     func start() async throws {
       let binary = RemoteHostsTests.Stack.productsDirectory.appendingPathComponent("easyremote").path
+      var store = ["--db", url, "--lease-seconds", "\(leaseSeconds)"]
+      if viaConfig {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).yaml").path
+        try "tasks: { db: \"\(url)\", lease_seconds: \(leaseSeconds) }\n".write(toFile: file, atomically: true, encoding: .utf8)
+        store = ["--config", file]
+      }
       let started = try await RunningProgram.start(
-        [
-          binary, "gateway", "--host", "127.0.0.1", "--port", "\(grpcPort)", "--http-port", "\(httpPort)", "--db", url,
-          "--lease-seconds", "\(leaseSeconds)",
-        ], readyPrefix: "gateway listening on ")
+        [binary, "gateway", "--host", "127.0.0.1", "--port", "\(grpcPort)", "--http-port", "\(httpPort)"] + store,
+        readyPrefix: "gateway listening on ")
+      #expect(started.lines.contains { $0.contains("shares its task store") }, "\(started.lines)")
       program.withLock { $0 = started }
     }
 
@@ -168,7 +176,8 @@ struct MultiGatewayTests {
   @Test("a call, a stream and a task through one gateway to functions served only behind another; its client moves when it dies")
   func callsAcrossGateways() async throws {
     let url = try await PostgresServer.database()
-    let gateways = (0..<2).map { _ in Gateway(url: url, leaseSeconds: 10) }
+    // (The second names its store in a YAML file.)
+    let gateways = [Gateway(url: url, leaseSeconds: 10), Gateway(url: url, leaseSeconds: 10, viaConfig: true)]
     for gateway in gateways { try await gateway.start() }
     let (a, b) = ("127.0.0.1:\(gateways[0].grpcPort)", "127.0.0.1:\(gateways[1].grpcPort)")
     // The functions are served behind B only.
