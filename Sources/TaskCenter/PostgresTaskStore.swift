@@ -173,6 +173,13 @@ public final class PostgresTaskStore: SharedTaskStore {
         "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS nodes TEXT[] NOT NULL DEFAULT '{}'",
       ]
     ),
+    (
+      4,
+      [
+        // Its task-center nodes as `GET /nodes` shows them (JSON), for every gateway's listing.
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS node_infos TEXT NOT NULL DEFAULT '[]'"
+      ]
+    ),
   ]
 
   private func migrate() async throws {
@@ -534,9 +541,9 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   // MARK: SharedTaskStore
 
-  public func renewLease(
-    for duration: Duration, address: String?, functions: [String], nodes: [String], announce: Bool
-  ) async throws -> Bool {
+  public func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool {
+    let (address, functions, nodes) = (publishing.address, publishing.functions, publishing.nodes)
+    let infos = String(decoding: (try? JSONEncoder().encode(publishing.nodeInfos)) ?? Data("[]".utf8), as: UTF8.self)
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     // Told on the task channel, marked apart from task changes (task ids never start with `!`).
     let notice = announce ? "! \(gatewayID)" : ""
@@ -546,11 +553,11 @@ public final class PostgresTaskStore: SharedTaskStore {
         let rows = try await self.counted(connection).query(
           """
           WITH lease AS (
-            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes)
+            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes, node_infos)
             VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)), \(functions),
-              \(nodes))
+              \(nodes), \(infos))
             ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address,
-              functions = EXCLUDED.functions, nodes = EXCLUDED.nodes
+              functions = EXCLUDED.functions, nodes = EXCLUDED.nodes, node_infos = EXCLUDED.node_infos
             RETURNING (xmax = 0) AS inserted)
           SELECT inserted, CASE WHEN \(notice) = '' THEN NULL ELSE pg_notify('easyremote_task', \(notice)) END IS NULL
           FROM lease
@@ -601,17 +608,19 @@ public final class PostgresTaskStore: SharedTaskStore {
       try await client.withConnection { connection -> [GatewayLease] in
         let rows = try await self.counted(connection).query(
           """
-          SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8, functions, nodes
+          SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8, functions,
+            nodes, node_infos
           FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
           """, logger: self.logger)
         var leases: [GatewayLease] = []
-        for try await (id, address, started, until, functions, nodes) in rows.decode(
-          (String, String?, Double, Double, [String], [String]).self)
+        for try await (id, address, started, until, functions, nodes, infos) in rows.decode(
+          (String, String?, Double, Double, [String], [String], String).self)
         {
+          let nodeInfos = (try? JSONDecoder().decode([TaskNodeInfo].self, from: Data(infos.utf8))) ?? []
           leases.append(
             GatewayLease(
-              id: id, address: address, startedAt: Date(timeIntervalSince1970: started),
-              leaseUntil: Date(timeIntervalSince1970: until), functions: functions, nodes: nodes))
+              id: id, startedAt: Date(timeIntervalSince1970: started), leaseUntil: Date(timeIntervalSince1970: until),
+              published: GatewayPublication(address: address, functions: functions, nodes: nodes, nodeInfos: nodeInfos)))
         }
         return leases
       }

@@ -14,14 +14,12 @@ public protocol SharedTaskStore: TaskStore {
   var gatewayID: String { get }
 
   /// Takes or renews this gateway's lease until `duration` from now (the database's clock),
-  /// with what its nodes serve: `address` is where other gateways reach it, `functions` and
-  /// `nodes` what it publishes (``GatewayLease``); with `announce`, the other gateways are told
-  /// at once (a ``TaskNotice/gateways`` notice). Returns `false` when the lease had been lost
-  /// (it expired and its tasks may have been requeued) and was taken anew.
+  /// with what it publishes (where it is, what its nodes serve, its nodes); with `announce`,
+  /// the other gateways are told at once (a ``TaskNotice/gateways`` notice). Returns `false`
+  /// when the lease had been lost (it expired and its tasks may have been requeued) and was
+  /// taken anew.
   @discardableResult
-  func renewLease(
-    for duration: Duration, address: String?, functions: [String], nodes: [String], announce: Bool
-  ) async throws -> Bool
+  func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool
 
   /// Requeues the running tasks of gateways whose lease expired (and those started before
   /// leases existed), and forgets those gateways. Returns the tasks changed.
@@ -39,15 +37,34 @@ public protocol SharedTaskStore: TaskStore {
   func notices() -> AsyncStream<TaskNotice>
 }
 
-/// One gateway's lease on a shared store.
+/// What a gateway publishes with its lease.
+public struct GatewayPublication: Sendable, Equatable {
+  /// Where other gateways reach it (`host:port`).
+  public var address: String?
+  /// The functions its nodes serve, and the ids of its nodes (calls are forwarded by these).
+  public var functions: [String]
+  public var nodes: [String]
+  /// Its task-center nodes as `GET /nodes` shows them.
+  public var nodeInfos: [TaskNodeInfo]
+
+  public init(address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = []) {
+    self.address = address
+    self.functions = functions
+    self.nodes = nodes
+    self.nodeInfos = nodeInfos
+  }
+}
+
+/// One gateway's lease on a shared store, with what it last published.
 public struct GatewayLease: Sendable, Equatable {
   public var id: String
-  public var address: String?
   public var startedAt: Date
   public var leaseUntil: Date
-  /// The functions its nodes serve, and its nodes, as it last published them.
-  public var functions: [String] = []
-  public var nodes: [String] = []
+  public var published: GatewayPublication
+
+  public var address: String? { published.address }
+  public var functions: [String] { published.functions }
+  public var nodes: [String] { published.nodes }
 }
 
 /// A change announced by a shared store.
@@ -64,6 +81,6 @@ extension SharedTaskStore {
   /// Renews the lease publishing nothing (no functions, no nodes).
   @discardableResult
   public func renewLease(for duration: Duration, address: String?) async throws -> Bool {
-    try await renewLease(for: duration, address: address, functions: [], nodes: [], announce: false)
+    try await renewLease(for: duration, publishing: GatewayPublication(address: address), announce: false)
   }
 }

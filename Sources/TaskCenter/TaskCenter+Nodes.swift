@@ -44,6 +44,7 @@ extension TaskCenter {
     if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
     logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
     kick()
+    publishSoon()  // other gateways on a shared store list it
   }
 
   /// A linked node's heartbeat carried its machine's load.

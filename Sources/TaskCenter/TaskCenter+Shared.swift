@@ -8,6 +8,35 @@ extension TaskCenter {
   /// This gateway's id on a shared store; `nil` on a store of its own.
   public var gatewayID: String? { shared?.gatewayID }
 
+  /// The nodes of every gateway on the store (each with its gateway): this one's as they are,
+  /// the others' as they last published them (at most a lease renewal old). On a store of
+  /// its own: ``nodes()``.
+  public func poolNodes() -> [TaskNodeInfo] {
+    guard let shared, let directory else { return nodes() }
+    var all = nodes().map { node -> TaskNodeInfo in
+      var node = node
+      node.gateway = shared.gatewayID
+      return node
+    }
+    let local = Set(all.map(\.nodeID))
+    for lease in directory.gateways {
+      for var node in lease.published.nodeInfos where !local.contains(node.nodeID) {
+        node.gateway = lease.id
+        all.append(node)
+      }
+    }
+    return all.sorted { ($0.nodeID, $0.gateway ?? "") < ($1.nodeID, $1.gateway ?? "") }
+  }
+
+  /// Node `id` of any gateway on the store. - Throws: `nodeNotFound`.
+  public func poolNode(_ id: String) throws -> TaskNodeInfo {
+    guard shared != nil else { return try node(id) }
+    guard let node = poolNodes().first(where: { $0.nodeID == id && $0.status != .offline })
+      ?? poolNodes().first(where: { $0.nodeID == id })
+    else { return try node(id) }
+    return node
+  }
+
   /// The gateways sharing the store, with their leases (just this one on a store of its own).
   public func gateways() async throws -> [GatewayLease] {
     guard let shared else { return [] }
@@ -51,9 +80,9 @@ extension TaskCenter {
     let now = serving()
     let changed = published.map { $0 != now } ?? true
     do {
-      if try await !shared.renewLease(
-        for: configuration.leaseDuration, address: server.address, functions: now.0, nodes: now.1, announce: changed)
-      {
+      let publication = GatewayPublication(
+        address: server.address, functions: now.0, nodes: now.1, nodeInfos: nodes().filter { $0.status != .offline })
+      if try await !shared.renewLease(for: configuration.leaseDuration, publishing: publication, announce: changed) {
         logger.warning(
           "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
           metadata: ["gateway": "\(shared.gatewayID)"])

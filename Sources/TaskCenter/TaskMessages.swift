@@ -128,8 +128,11 @@ public struct TaskNodeInfo: Codable, Sendable, Equatable {
   public var isolation: SandboxIsolation?
   /// Above these its machine is busy with its owner's work and gets no tasks.
   public var thresholds: LoadThresholds = LoadThresholds()
+  /// The gateway it is connected to, on a store several gateways share (`nil` otherwise).
+  public var gateway: String?
 
   enum CodingKeys: String, CodingKey {
+    case gateway
     case nodeID = "node_id"
     case status, resources, load, slots, running
     case completedTasks = "completed_tasks"

@@ -61,7 +61,7 @@ package struct NodeView: Encodable, Sendable {
     case totalComputeTime = "total_compute_time"
     case runsCode = "runs_code"
     case idleSince = "idle_since"
-    case isolation, thresholds
+    case isolation, thresholds, gateway
   }
 
   struct Thresholds: Encodable {
@@ -93,6 +93,7 @@ package struct NodeView: Encodable, Sendable {
     try container.encode(
       Thresholds(maxCPUPercent: node.thresholds.maxCPUPercent, maxMemoryPercent: node.thresholds.maxMemoryPercent),
       forKey: .thresholds)
+    try container.encodeIfPresent(node.gateway, forKey: .gateway)  // only where several gateways share the store
   }
 }
 

@@ -93,7 +93,7 @@ public struct TaskCenterAPI: Sendable {
     }
     router.get("/nodes") { _, _ in api.listNodes() }
     router.get("/nodes/{id}") { _, context in
-      JSONBody.response(NodeView(node: try api.center.node(try context.decodedParameter("id"))))
+      JSONBody.response(NodeView(node: try api.center.poolNode(try context.decodedParameter("id"))))
     }
     router.get("/stats") { _, _ in
       JSONBody.response(StatsView(timePeriod: "last_hour", stats: try await api.center.stats()))
@@ -241,7 +241,8 @@ public struct TaskCenterAPI: Sendable {
   }
 
   func listNodes() -> Response {
-    let nodes = center.nodes()
+    // Every gateway's nodes, on a store several share.
+    let nodes = center.poolNodes()
     return JSONBody.response(
       NodeList(
         nodes: nodes.map(NodeView.init), totalIdle: nodes.filter { $0.status == .idle }.count,

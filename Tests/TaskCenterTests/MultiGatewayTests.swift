@@ -66,6 +66,11 @@ struct MultiGatewayTests {
     /// The store named in a YAML file (`tasks: {db, lease_seconds}`) instead of flags.
     let viaConfig: Bool
     private let program = Mutex<RunningProgram?>(nil)
+    /// Its id on the store, as it printed it at its last start.
+    var id: String {
+      program.withLock { $0 }?.lines.first { $0.contains("shares its task store") }?.split(separator: " ")
+        .dropFirst().first.map(String.init) ?? ""
+    }
 
     init(url: String, leaseSeconds: Int, viaConfig: Bool = false) {
       self.url = url
@@ -204,6 +209,15 @@ struct MultiGatewayTests {
     // A learns what B's nodes serve when B publishes it (at the node's join).
     #expect(try await eventually(timeout: .seconds(30)) { (try? await client.execute("add", 2, 3, as: Int.self)) == 5 })
     #expect(client.gatewayAddress == a, "the client is on the first gateway")
+    // A lists B's node too, with its gateway.
+    let listed = try await eventually(timeout: .seconds(30)) {
+      let nodes = (try await gateways[0].http.get("/nodes")).object["nodes"] as? [[String: Any]] ?? []
+      return nodes.contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
+    }
+    let listing = (try? await gateways[0].http.get("/nodes"))?.text ?? ""
+    #expect(listed, "A's /nodes: \(listing)")
+    let remote = try await gateways[0].http.get("/nodes/behind-b")
+    #expect(remote.status == 200 && remote.object["gateway"] as? String == gateways[1].id, "\(remote.text)")
     // A stream through both gateways, longer than a window (credit end to end), in order.
     var items: [Int] = []
     for try await item in try await client.stream("count", 1_000, as: Int.self) { items.append(item) }
