@@ -49,7 +49,7 @@ extension TaskCenter {
   /// (every gateway does; each task is taken by one).
   func leaseLoop(_ shared: any SharedTaskStore) async {
     let interval = configuration.leaseDuration / 5
-    var published: ([String], [String])?
+    var published: [[String]]?
     while !Task.isCancelled {
       // The signal is in place before the renewal, so a change during it is not missed.
       let signal = Latch()
@@ -76,12 +76,15 @@ extension TaskCenter {
     return (snapshot.functions.map(\.name).sorted(), snapshot.nodes.map(\.id).sorted())
   }
 
-  func renew(_ shared: any SharedTaskStore, published: inout ([String], [String])?) async {
-    let now = serving()
-    let changed = published.map { $0 != now } ?? true
+  /// Renews the lease with what this gateway publishes; the others are told at once when its
+  /// functions, nodes or task-center nodes changed since `published`.
+  func renew(_ shared: any SharedTaskStore, published: inout [[String]]?) async {
+    let (functions, members) = serving()
+    let infos = nodes().filter { $0.status != .offline }
+    let now = [functions, members, infos.map(\.nodeID)]
+    let changed = published != now
     do {
-      let publication = GatewayPublication(
-        address: server.address, functions: now.0, nodes: now.1, nodeInfos: nodes().filter { $0.status != .offline })
+      let publication = GatewayPublication(address: server.address, functions: functions, nodes: members, nodeInfos: infos)
       if try await !shared.renewLease(for: configuration.leaseDuration, publishing: publication, announce: changed) {
         logger.warning(
           "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
