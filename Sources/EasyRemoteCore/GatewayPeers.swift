@@ -9,4 +9,7 @@ public protocol GatewayPeers: Sendable {
 
   /// Whether any other gateway's nodes serve `function`.
   func serve(_ function: String) -> Bool
+
+  /// The functions other gateways' nodes serve, as those gateways last published them.
+  func functions() -> [FunctionInfo]
 }

@@ -184,7 +184,28 @@ public final class Server: Sendable {
   }
 
   /// The functions served, with their nodes.
-  public func functions() -> [FunctionInfo] { state.withLock { $0.membership.functions } }
+  ///
+  /// With other gateways to forward to (``forwarding(to:)``), theirs too (``localFunctions()``:
+  /// this gateway's alone): a function served
+  /// here and there lists the nodes of both.
+  public func functions() -> [FunctionInfo] {
+    let local = state.withLock { $0.membership.functions }
+    guard let peers = peering.withLock({ $0.peers }) else { return local }
+    var merged = Dictionary(local.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+    for remote in peers.functions() {
+      if var known = merged[remote.name] {
+        known.nodes = Array(Set(known.nodes + remote.nodes)).sorted()
+        known.available = known.available || remote.available
+        merged[remote.name] = known
+      } else {
+        merged[remote.name] = remote
+      }
+    }
+    return merged.values.sorted { $0.name < $1.name }
+  }
+
+  /// The functions of this gateway's own nodes.
+  public func localFunctions() -> [FunctionInfo] { state.withLock { $0.membership.functions } }
 
   /// The connected compute nodes.
   public func nodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos } }

@@ -37,4 +37,18 @@ public final class GatewayDirectory: GatewayPeers {
   public func serve(_ function: String) -> Bool {
     state.withLock { $0.gateways.contains { $0.functions.contains(function) } }
   }
+
+  public func functions() -> [FunctionInfo] {
+    var merged: [String: FunctionInfo] = [:]
+    for info in state.withLock({ $0.gateways }).flatMap(\.published.functionInfos) {
+      if var known = merged[info.name] {
+        known.nodes = Array(Set(known.nodes + info.nodes)).sorted()
+        known.available = known.available || info.available
+        merged[info.name] = known
+      } else {
+        merged[info.name] = info
+      }
+    }
+    return Array(merged.values)
+  }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 public import Logging
+import EasyRemoteCore
 import PostgresNIO
 import Synchronization
 
@@ -177,7 +178,18 @@ public final class PostgresTaskStore: SharedTaskStore {
       4,
       [
         // Its task-center nodes as `GET /nodes` shows them (JSON), for every gateway's listing.
-        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS node_infos TEXT NOT NULL DEFAULT '[]'"
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS node_infos TEXT NOT NULL DEFAULT '[]'",
+        // And its functions as `GET /functions` shows them (JSON).
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS function_infos TEXT NOT NULL DEFAULT '[]'",
+        // A new task's notice says so (` +`): a task read later may have moved on already.
+        """
+        CREATE OR REPLACE FUNCTION easyremote_task_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('easyremote_task', NEW.id || ' ' || NEW.status || ' ' || coalesce(NEW.changed_by, '')
+            || CASE WHEN TG_OP = 'INSERT' THEN ' +' ELSE '' END);
+          RETURN NULL;
+        END $$
+        """,
       ]
     ),
   ]
@@ -544,6 +556,8 @@ public final class PostgresTaskStore: SharedTaskStore {
   public func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool {
     let (address, functions, nodes) = (publishing.address, publishing.functions, publishing.nodes)
     let infos = String(decoding: (try? JSONEncoder().encode(publishing.nodeInfos)) ?? Data("[]".utf8), as: UTF8.self)
+    let functionInfos = String(
+      decoding: (try? JSONEncoder().encode(publishing.functionInfos)) ?? Data("[]".utf8), as: UTF8.self)
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     // Told on the task channel, marked apart from task changes (task ids never start with `!`).
     let notice = announce ? "! \(gatewayID)" : ""
@@ -553,11 +567,12 @@ public final class PostgresTaskStore: SharedTaskStore {
         let rows = try await self.counted(connection).query(
           """
           WITH lease AS (
-            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes, node_infos)
+            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes, node_infos, function_infos)
             VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)), \(functions),
-              \(nodes), \(infos))
+              \(nodes), \(infos), \(functionInfos))
             ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address,
-              functions = EXCLUDED.functions, nodes = EXCLUDED.nodes, node_infos = EXCLUDED.node_infos
+              functions = EXCLUDED.functions, nodes = EXCLUDED.nodes, node_infos = EXCLUDED.node_infos,
+              function_infos = EXCLUDED.function_infos
             RETURNING (xmax = 0) AS inserted)
           SELECT inserted, CASE WHEN \(notice) = '' THEN NULL ELSE pg_notify('easyremote_task', \(notice)) END IS NULL
           FROM lease
@@ -609,18 +624,21 @@ public final class PostgresTaskStore: SharedTaskStore {
         let rows = try await self.counted(connection).query(
           """
           SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8, functions,
-            nodes, node_infos
+            nodes, node_infos, function_infos
           FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
           """, logger: self.logger)
         var leases: [GatewayLease] = []
-        for try await (id, address, started, until, functions, nodes, infos) in rows.decode(
-          (String, String?, Double, Double, [String], [String], String).self)
+        for try await (id, address, started, until, functions, nodes, infos, functionInfos) in rows.decode(
+          (String, String?, Double, Double, [String], [String], String, String).self)
         {
-          let nodeInfos = (try? JSONDecoder().decode([TaskNodeInfo].self, from: Data(infos.utf8))) ?? []
+          let published = GatewayPublication(
+            address: address, functions: functions, nodes: nodes,
+            nodeInfos: (try? JSONDecoder().decode([TaskNodeInfo].self, from: Data(infos.utf8))) ?? [],
+            functionInfos: (try? JSONDecoder().decode([FunctionInfo].self, from: Data(functionInfos.utf8))) ?? [])
           leases.append(
             GatewayLease(
               id: id, startedAt: Date(timeIntervalSince1970: started), leaseUntil: Date(timeIntervalSince1970: until),
-              published: GatewayPublication(address: address, functions: functions, nodes: nodes, nodeInfos: nodeInfos)))
+              published: published))
         }
         return leases
       }
@@ -671,13 +689,15 @@ public final class PostgresTaskStore: SharedTaskStore {
     for subscriber in listeners.withLock({ Array($0.subscribers.values) }) { subscriber.yield(notice) }
   }
 
-  /// `<task id> <status> <gateway>`, as the trigger writes it; `! <gateway>` when a gateway
-  /// published what its nodes serve.
+  /// `<task id> <status> <gateway>[ +]` as the trigger writes it (` +`: inserted); `! <gateway>`
+  /// when a gateway published what its nodes serve.
   static func notice(_ payload: String) -> TaskNotice? {
     if payload.hasPrefix("! ") { return .gateways(gateway: String(payload.dropFirst(2))) }
-    let parts = payload.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-    guard parts.count >= 2, let status = TaskStatus(rawValue: String(parts[1])) else { return nil }
-    return .changed(id: String(parts[0]), status: status, gateway: parts.count > 2 ? String(parts[2]) : "")
+    let parts = payload.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+    guard parts.count >= 2, let status = TaskStatus(rawValue: parts[1]) else { return nil }
+    let gateway = parts.count > 2 ? parts[2] : ""
+    if parts.count > 3, parts[3] == "+" { return .created(id: parts[0], gateway: gateway) }
+    return .changed(id: parts[0], status: status, gateway: gateway)
   }
 
   public func counts() async throws -> [TaskStatus: Int] {

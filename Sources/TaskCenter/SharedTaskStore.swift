@@ -1,3 +1,4 @@
+public import EasyRemoteCore
 public import Foundation
 
 /// A task store several gateways share (``PostgresTaskStore``). Each gateway's store has a
@@ -44,14 +45,19 @@ public struct GatewayPublication: Sendable, Equatable {
   /// The functions its nodes serve, and the ids of its nodes (calls are forwarded by these).
   public var functions: [String]
   public var nodes: [String]
-  /// Its task-center nodes as `GET /nodes` shows them.
+  /// Its task-center nodes as `GET /nodes` shows them, and its functions as `GET /functions`.
   public var nodeInfos: [TaskNodeInfo]
+  public var functionInfos: [FunctionInfo]
 
-  public init(address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = []) {
+  public init(
+    address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = [],
+    functionInfos: [FunctionInfo] = []
+  ) {
     self.address = address
     self.functions = functions
     self.nodes = nodes
     self.nodeInfos = nodeInfos
+    self.functionInfos = functionInfos
   }
 }
 
@@ -69,6 +75,8 @@ public struct GatewayLease: Sendable, Equatable {
 
 /// A change announced by a shared store.
 public enum TaskNotice: Sendable, Equatable {
+  /// Task `id` was submitted (it is queued) through `gateway`.
+  case created(id: String, gateway: String)
   /// Task `id` now has `status`; `gateway` made the change.
   case changed(id: String, status: TaskStatus, gateway: String)
   /// Notices may have been missed.

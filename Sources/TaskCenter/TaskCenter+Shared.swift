@@ -84,7 +84,9 @@ extension TaskCenter {
     let now = [functions, members, infos.map(\.nodeID)]
     let changed = published != now
     do {
-      let publication = GatewayPublication(address: server.address, functions: functions, nodes: members, nodeInfos: infos)
+      let publication = GatewayPublication(
+        address: server.address, functions: functions, nodes: members, nodeInfos: infos,
+        functionInfos: server.localFunctions())
       if try await !shared.renewLease(for: configuration.leaseDuration, publishing: publication, announce: changed) {
         logger.warning(
           "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
@@ -97,9 +99,38 @@ extension TaskCenter {
         for task in reaped where task.status.isFinal { finished(task) }
         kick()
       }
-      directory?.update(try await shared.gateways())
+      try await refreshDirectory(shared)
     } catch {
       logger.error("could not renew the lease", metadata: ["error": "\(error)"])
+    }
+  }
+
+  /// Reads what the other gateways publish, and tells this gateway's event subscribers about
+  /// nodes that appeared behind them or went away (with their gateway).
+  func refreshDirectory(_ shared: any SharedTaskStore) async throws {
+    guard let directory else { return }
+    let before = directory.gateways
+    directory.update(try await shared.gateways())
+    guard server.eventSubscriberCount > 0 else { return }
+    func placed(_ leases: [GatewayLease]) -> [String: TaskNodeInfo] {
+      var nodes: [String: TaskNodeInfo] = [:]
+      for lease in leases {
+        for var node in lease.published.nodeInfos {
+          node.gateway = lease.id
+          nodes[node.nodeID] = node
+        }
+      }
+      return nodes
+    }
+    let (old, new) = (placed(before), placed(directory.gateways))
+    for (id, node) in new.sorted(by: { $0.key < $1.key }) where old[id]?.gateway != node.gateway {
+      emit(.nodeJoined, NodeView(node: node))
+    }
+    for (id, node) in old.sorted(by: { $0.key < $1.key }) where new[id] == nil {
+      let reason = "node \(id) left gateway \(node.gateway ?? "?")"
+      emit(
+        .nodeLeft,
+        JSONValue.object(["node_id": .string(id), "reason": .string(reason), "gateway": .string(node.gateway ?? "")]))
     }
   }
 
@@ -112,21 +143,28 @@ extension TaskCenter {
       switch notice {
       case .resync:
         kick()
-        directory?.update((try? await shared.gateways()) ?? directory?.gateways ?? [])
+        try? await refreshDirectory(shared)
       case .gateways(let gateway):
-        if gateway != shared.gatewayID, let gateways = try? await shared.gateways() { directory?.update(gateways) }
-      case .changed(let id, let status, let gateway):
+        if gateway != shared.gatewayID { try? await refreshDirectory(shared) }
+      case .created(let id, let gateway):
         guard gateway != shared.gatewayID else { continue }  // announced here when it happened
-        if status == .queued { kick() }
+        kick()
+        if server.eventSubscriberCount > 0, let task = try? await store.task(id) {
+          emit(.taskCreated, TaskView(task: task))
+        }
+      case .changed(let id, let status, let gateway):
+        guard gateway != shared.gatewayID else { continue }
+        if status == .queued { kick() }  // requeued there: it may start here
         let waiting = state.withLock { $0.waiters[id] != nil }
         let listening = server.eventSubscriberCount > 0
-        guard waiting || listening, let task = try? await store.task(id) else { continue }
-        if listening, task.status == status {
-          switch status {
-          case .queued: if task.attempts == 0 { emit(.taskCreated, TaskView(task: task)) }
-          case .running: emit(.taskStarted, TaskView(task: task))
-          case .completed: emit(.taskCompleted, TaskView(task: task))
-          default: emit(.taskFailed, TaskView(task: task))
+        guard waiting || listening, status != .queued, let task = try? await store.task(id) else { continue }
+        // The task as it is now (it may have moved on since the notice): a start is told
+        // while the task has started, an end once it has ended.
+        if listening {
+          if status == .running, task.attempts > 0 {
+            emit(.taskStarted, TaskView(task: task))
+          } else if status.isFinal, task.status.isFinal {
+            emit(task.status == .completed ? .taskCompleted : .taskFailed, TaskView(task: task))
           }
         }
         if task.status.isFinal {
