@@ -27,9 +27,9 @@ struct CallCommand: AsyncParsableCommand {
     do {
       let result = try await client.executeJSON(name, args: arguments.map(jsonArgument), kwargs: kwargs, node: node)
       emit(jsonText(result, pretty: !json))
-      await client.close()
+      await finish(client)
     } catch {
-      await client.close()
+      await finish(client)
       throw fail(error)
     }
   }
@@ -56,9 +56,9 @@ struct StreamCommand: AsyncParsableCommand {
         count += 1
         if let limit, count >= limit { break }
       }
-      await client.close()
+      await finish(client)
     } catch {
-      await client.close()
+      await finish(client)
       throw fail(error)
     }
   }

@@ -3,6 +3,7 @@ import EasyRemote
 import NodeComm
 import TaskCenter
 import Foundation
+import Synchronization
 
 /// `--gateway host:port`, defaulting to `$EASYREMOTE_GATEWAY`, then 127.0.0.1:8080; the token;
 /// TLS (`--tls-ca`, `--tls-cert`, `--tls-key`, or `$EASYREMOTE_TLS_*`); and a YAML node
@@ -98,15 +99,33 @@ struct GatewayOptions: ParsableArguments {
     let client = client()
     do {
       try await body(client)
-      await client.close()
+      await finish(client)
     } catch let exit as ExitCode {
-      await client.close()
+      await finish(client)
       throw exit
     } catch {
-      await client.close()
+      await finish(client)
       throw fail(error)
     }
   }
+}
+
+/// Closes a command's client once its answer is out. The command has said what it had to, so
+/// a close that does not end (a gateway going away at that moment, seen once: the process
+/// stayed for minutes) must not keep it: after a few seconds a watchdog thread ends the
+/// process (with the status the command would have had, unknown here: 0 after an answer,
+/// which is what was printed; a failure's exit code is thrown after this returns).
+func finish(_ client: Client, within seconds: Double = 5) async {
+  let done = Mutex(false)
+  let watchdog = Thread {
+    Thread.sleep(forTimeInterval: seconds)
+    guard !done.withLock({ $0 }) else { return }
+    try? FileHandle.standardError.write(contentsOf: Data("warning: closing the link took over \(seconds) s; exiting\n".utf8))
+    Foundation.exit(0)
+  }
+  watchdog.start()
+  await client.close()
+  done.withLock { $0 = true }
 }
 
 /// Prints a failure the way scripts expect: the message on stderr, a non-zero exit code

@@ -114,7 +114,7 @@ extension TaskCenter {
   public func stats() async throws -> TaskCenterStats {
     let counts = try await store.counts()
     let now = clock()
-    let nodes = nodes()
+    let nodes = poolNodes()  // every gateway's, on a shared store
     let (finished, seconds, lastHour) = state.withLock { state in
       (state.finishedCount, state.finishedSeconds, state.finishedTimes.filter { now.timeIntervalSince($0) <= 3600 }.count)
     }

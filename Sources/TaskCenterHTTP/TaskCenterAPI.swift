@@ -163,7 +163,7 @@ public struct TaskCenterAPI: Sendable {
     }
     let counts = try await center.counts()
     return JSONBody.response(
-      Root(queueSize: counts[.queued] ?? 0, idleNodes: center.nodes().filter { $0.status == .idle }.count))
+      Root(queueSize: counts[.queued] ?? 0, idleNodes: center.poolNodes().filter { $0.status == .idle }.count))
   }
 
   func health() async throws -> Response {
@@ -251,7 +251,7 @@ public struct TaskCenterAPI: Sendable {
 
   func topNodes(_ request: Request) throws -> Response {
     let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 5, range: 1...1000)
-    let nodes = center.nodes().sorted {
+    let nodes = center.poolNodes().sorted {
       ($0.completedTasks, $0.totalComputeTime, $1.nodeID) > ($1.completedTasks, $1.totalComputeTime, $0.nodeID)
     }
     return JSONBody.response(["nodes": nodes.prefix(limit).map(NodeView.init)])
@@ -418,7 +418,7 @@ public struct TaskCenterAPI: Sendable {
     }
     return JSONBody.response(
       Snapshot(
-        nodes: center.nodes().map(NodeView.init), functions: server.functions(), stats: await center.statsTick(),
+        nodes: center.poolNodes().map(NodeView.init), functions: server.functions(), stats: await center.statsTick(),
         maxWorkers: server.maxWorkers))
   }
 

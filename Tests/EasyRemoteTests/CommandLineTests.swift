@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -369,7 +370,17 @@ func runTool(
 }
 
 /// Runs any program to completion off the cooperative thread pool.
-func runCommand(_ path: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ToolResult {
+/// Whether a program `runCommand` started has ended (its watchdog then leaves it alone).
+final class EndedFlag: Sendable {
+  let value = Mutex(false)
+}
+
+/// Runs a program to its end and collects its output. One that has not ended after `limit`
+/// is killed (its result then says so), so a hung program fails its test instead of holding
+/// the whole run (Swift Testing's time limit cannot end a test waiting on a thread).
+func runCommand(
+  _ path: String, _ arguments: [String], environment: [String: String] = [:], limit: Double = 180
+) async throws -> ToolResult {
   try await withCheckedThrowingContinuation { continuation in
     Thread.detachNewThread {
       do {
@@ -382,6 +393,16 @@ func runCommand(_ path: String, _ arguments: [String], environment: [String: Str
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let pid = process.processIdentifier
+        let ended = EndedFlag()
+        Thread.detachNewThread {
+          Thread.sleep(forTimeInterval: limit)
+          if !ended.value.withLock({ $0 }) {
+            FileHandle.standardError.write(Data("runCommand: \(path) \(arguments) still running after \(limit) s; killed\n".utf8))
+            kill(pid, SIGKILL)
+          }
+        }
+        defer { ended.value.withLock { $0 = true } }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -13,7 +13,7 @@ import Testing
 /// Three `easyremote gateway` processes on one PostgreSQL database (a real server the test
 /// starts), with compute nodes spread over them; one gateway is SIGKILLed mid-run and started
 /// again.
-@Suite("Three gateways on PostgreSQL", .enabled(if: PostgresServer.available, "needs Debian's postgresql and root"), .timeLimit(.minutes(6)))
+@Suite("Three gateways on PostgreSQL", .enabled(if: PostgresServer.available, "needs Debian's postgresql and root"), .timeLimit(.minutes(10)))
 struct MultiGatewayTests {
   /// How often each task's function ran to its end, across every node.
   final class Executions: Sendable {
@@ -242,6 +242,8 @@ struct MultiGatewayTests {
     }
     let listing = (try? await gateways[0].http.get("/nodes"))?.text ?? ""
     #expect(listed, "A's /nodes: \(listing)")
+    let counted = (try await gateways[0].http.get("/stats")).object["nodes"] as? [String: Any]
+    #expect(counted?["total"] as? Int == 1, "A's /stats counts B's node: \(String(describing: counted))")
     let remote = try await gateways[0].http.get("/nodes/behind-b")
     #expect(remote.status == 200 && remote.object["gateway"] as? String == gateways[1].id, "\(remote.text)")
     // ...and its functions (HTTP and the clients' listing), and its node's arrival as an event.
