@@ -88,6 +88,22 @@ public struct FunctionInfo: Codable, Sendable, Equatable {
   /// Seed 000's name for the (first) node serving it.
   public var nodeID: String? { nodes.first }
 
+  /// One entry per function of `infos` (several gateways' lists): a function listed more than
+  /// once has the nodes of all, and is available when any is. Sorted by name.
+  package static func merged(_ infos: [FunctionInfo]) -> [FunctionInfo] {
+    var merged: [String: FunctionInfo] = [:]
+    for info in infos {
+      if var known = merged[info.name] {
+        known.nodes = Array(Set(known.nodes + info.nodes)).sorted()
+        known.available = known.available || info.available
+        merged[info.name] = known
+      } else {
+        merged[info.name] = info
+      }
+    }
+    return merged.values.sorted { $0.name < $1.name }
+  }
+
   enum CodingKeys: String, CodingKey {
     case name, description, parameters, streaming, idempotent, nodes, available
     case nodeID = "node_id"

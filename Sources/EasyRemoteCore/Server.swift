@@ -191,17 +191,7 @@ public final class Server: Sendable {
   public func functions() -> [FunctionInfo] {
     let local = state.withLock { $0.membership.functions }
     guard let peers = peering.withLock({ $0.peers }) else { return local }
-    var merged = Dictionary(local.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-    for remote in peers.functions() {
-      if var known = merged[remote.name] {
-        known.nodes = Array(Set(known.nodes + remote.nodes)).sorted()
-        known.available = known.available || remote.available
-        merged[remote.name] = known
-      } else {
-        merged[remote.name] = remote
-      }
-    }
-    return merged.values.sorted { $0.name < $1.name }
+    return FunctionInfo.merged(local + peers.functions())
   }
 
   /// The functions of this gateway's own nodes.

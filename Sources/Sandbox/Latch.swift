@@ -18,6 +18,18 @@ package final class Latch: Sendable {
 
   package var isOpen: Bool { state.withLock { $0.open } }
 
+  /// Waits until it is open or `timeout` passes, whichever comes first (the latch is opened
+  /// either way, so do not share it with other waiters that should not be released).
+  package func wait(upTo timeout: Duration) async {
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await self.wait() }
+      group.addTask { try? await Task.sleep(for: timeout) }
+      await group.next()
+      open()  // ends the other child when the sleep came first
+      group.cancelAll()
+    }
+  }
+
   package func wait() async {
     await withCheckedContinuation { continuation in
       let isOpen = state.withLock { state in

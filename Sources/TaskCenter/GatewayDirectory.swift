@@ -39,16 +39,6 @@ public final class GatewayDirectory: GatewayPeers {
   }
 
   public func functions() -> [FunctionInfo] {
-    var merged: [String: FunctionInfo] = [:]
-    for info in state.withLock({ $0.gateways }).flatMap(\.published.functionInfos) {
-      if var known = merged[info.name] {
-        known.nodes = Array(Set(known.nodes + info.nodes)).sorted()
-        known.available = known.available || info.available
-        merged[info.name] = known
-      } else {
-        merged[info.name] = info
-      }
-    }
-    return Array(merged.values)
+    FunctionInfo.merged(state.withLock { $0.gateways }.flatMap(\.published.functionInfos))
   }
 }

@@ -49,10 +49,10 @@ struct ObservedTaskStore: TaskStore {
   }
 
   func startQueued(
-    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
   ) async throws -> [TaskRecord] {
-    let started = try await write("start") { try await base.startQueued(limit: limit, at: date, choose: choose) }
-    for task in started { countStart(task, at: date) }
+    let started = try await write("start") { try await base.startQueued(limit: limit, now: now, choose: choose) }
+    for task in started { countStart(task, at: task.startedAt ?? now()) }
     return started
   }
 

@@ -386,7 +386,7 @@ public final class PostgresTaskStore: SharedTaskStore {
   /// SKIP LOCKED`, without their code and call), the choice, and one statement starting the
   /// chosen ones — four round trips for the whole batch.
   public func startQueued(
-    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
   ) async throws -> [TaskRecord] {
     try await storing {
       try await self.transaction { connection -> [TaskRecord] in
@@ -396,6 +396,7 @@ public final class PostgresTaskStore: SharedTaskStore {
           ORDER BY created_at, id LIMIT \(max(0, limit)) FOR UPDATE SKIP LOCKED
           """, on: connection)
         guard !candidates.isEmpty else { return [] }
+        let date = now()
         let picks = choose(candidates)
         guard !picks.isEmpty else { return [] }
         let ids = picks.map(\.taskID)
@@ -431,29 +432,24 @@ public final class PostgresTaskStore: SharedTaskStore {
       """)
     sql.appendInterpolation(gatewayID)
     sql.appendLiteral(" FROM (VALUES ")
+    // Each value with its type (the first row's types are the VALUES list's).
+    func value<Value: PostgresDynamicTypeEncodable>(_ value: Value?, _ type: String, last: Bool = false) {
+      sql.appendInterpolation(value)
+      sql.appendLiteral("::\(type)" + (last ? ")" : ", "))
+    }
     for (index, finish) in finishes.enumerated() {
       let outcome = finish.outcome
       sql.appendLiteral(index == 0 ? "(" : ", (")
-      sql.appendInterpolation(finish.id)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(finish.nodeID)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(outcome.status.rawValue)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(outcome.output.map { ByteBuffer(bytes: $0.data) })
-      sql.appendLiteral("::bytea, ")
-      sql.appendInterpolation(outcome.output?.serializer)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(outcome.stderr)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(outcome.exitStatus)
-      sql.appendLiteral("::bigint, ")
-      sql.appendInterpolation(outcome.errorMessage)
-      sql.appendLiteral("::text, ")
-      sql.appendInterpolation(outcome.executionTime)
-      sql.appendLiteral("::float8, ")
-      sql.appendInterpolation(finish.date.timeIntervalSince1970)
-      sql.appendLiteral("::float8)")
+      value(finish.id, "text")
+      value(finish.nodeID, "text")
+      value(outcome.status.rawValue, "text")
+      value(outcome.output.map { ByteBuffer(bytes: $0.data) }, "bytea")
+      value(outcome.output?.serializer, "text")
+      value(outcome.stderr, "text")
+      value(outcome.exitStatus, "bigint")
+      value(outcome.errorMessage, "text")
+      value(outcome.executionTime, "float8")
+      value(finish.date.timeIntervalSince1970, "float8", last: true)
     }
     sql.appendLiteral(
       """

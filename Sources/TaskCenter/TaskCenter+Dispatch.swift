@@ -9,7 +9,6 @@ extension TaskCenter {
   func dispatch() async -> [(TaskRecord, String)] {
     guard state.withLock({ $0.scheduler.hasIdleNode(at: clock()) }) else { return [] }
     let batch = 512
-    let now = clock()
     // The store hands over the oldest queued tasks (on a shared store, those no other gateway
     // is choosing from), a node is chosen for as many as fit, and they start together (one
     // group commit in SQLite, one statement in PostgreSQL).
@@ -17,8 +16,18 @@ extension TaskCenter {
     let started: [TaskRecord]
     var failed = false
     do {
-      started = try await store.startQueued(limit: batch, at: now) { [self] queued in
-        let picks = self.choose(queued, at: now)
+      // The time is read once the queue has been (a task is never started before it was made).
+      let now = Mutex(Date.distantPast)
+      let clock = self.clock
+      started = try await store.startQueued(
+        limit: batch,
+        now: {
+          let date = clock()
+          now.withLock { $0 = date }
+          return date
+        }
+      ) { [self] queued in
+        let picks = self.choose(queued, at: now.withLock { $0 })
         choice.set(picks, offered: queued.count)
         return picks
       }

@@ -55,13 +55,7 @@ extension TaskCenter {
       let signal = Latch()
       state.withLock { $0.publishSignal = signal }
       await renew(shared, published: &published)
-      await withTaskGroup(of: Void.self) { group in
-        group.addTask { await signal.wait() }
-        group.addTask { try? await Task.sleep(for: interval) }
-        await group.next()
-        signal.open()  // ends the other child when the sleep came first
-        group.cancelAll()
-      }
+      await signal.wait(upTo: interval)
     }
   }
 

@@ -131,13 +131,7 @@ extension TaskCenter {
     defer { _ = state.withLock { $0.waiters[id]?.removeValue(forKey: key) } }
     let current = try await task(id)
     if current.status.isFinal { return current }
-    await withTaskGroup(of: Void.self) { group in
-      group.addTask { await latch.wait() }
-      group.addTask { try? await Task.sleep(for: timeout) }
-      await group.next()
-      latch.open()  // ends the other child when the timeout came first
-      group.cancelAll()
-    }
+    await latch.wait(upTo: timeout)
     return try await task(id)
   }
 

@@ -52,10 +52,12 @@ public protocol TaskStore: Sendable {
 
   /// Starts queued tasks, oldest first, in one go: `choose` is handed up to `limit` of them
   /// (their code and call may be left out) and names the node for each it starts; the tasks
-  /// started come back, complete. A task that another scheduler starts meanwhile is not
-  /// started (on a shared store, tasks another gateway is choosing from are not handed over).
+  /// started come back, complete, started at `now()` (read once the queue was read, so never
+  /// before a task it hands over was created). A task that another scheduler starts meanwhile
+  /// is not started (on a shared store, tasks another gateway is choosing from are not handed
+  /// over).
   func startQueued(
-    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
   ) async throws -> [TaskRecord]
 }
 
@@ -103,9 +105,11 @@ extension TaskStore {
   /// ``queued(limit:)``, then each pick's ``start(_:on:at:)`` at once (in the SQLite store they
   /// share one group commit). Throws only when no start succeeded and one failed.
   public func startQueued(
-    limit: Int, at date: Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
   ) async throws -> [TaskRecord] {
-    let picks = choose(try await queued(limit: limit))
+    let queued = try await queued(limit: limit)
+    let date = now()
+    let picks = choose(queued)
     return try await withThrowingTaskGroup(of: TaskRecord?.self) { group in
       for pick in picks {
         group.addTask { try await self.start(pick.taskID, on: pick.nodeID, at: date) }

@@ -63,7 +63,8 @@ struct TaskStoreTests {
     }
     _ = try await store.finish(tasks[0].id, with: TaskOutcome(status: .cancelled), by: nil, at: t0)
     let offered = Mutex<[String]>([])
-    let started = try await store.startQueued(limit: 2, at: t0.addingTimeInterval(9)) { queued in
+    let later = t0.addingTimeInterval(9)
+    let started = try await store.startQueued(limit: 2, now: { later }) { queued in
       offered.withLock { $0 = queued.map(\.id) }
       return [QueuePick(taskID: queued[1].id, nodeID: "n2")]
     }
@@ -74,7 +75,9 @@ struct TaskStoreTests {
     #expect(record.code == "print(2)" && record.startedAt == t0.addingTimeInterval(9), "the started record is complete")
     #expect(try await store.task(tasks[1].id)?.status == .queued, "not chosen, still queued")
     // Nothing to choose: nothing starts.
-    #expect(try await store.startQueued(limit: 10, at: t0) { _ in [] }.isEmpty)
+    let origin = t0
+    let none = try await store.startQueued(limit: 10, now: { origin }, choose: { _ in [] })
+    #expect(none.isEmpty)
     #expect(try await store.count(.queued) == 2)
     #expect(try await store.count(.running) == 1)
   }
