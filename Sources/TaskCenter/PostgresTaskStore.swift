@@ -71,9 +71,12 @@ public final class PostgresTaskStore: SharedTaskStore {
     self.logger = logger
     running = Task { await client.run() }
     do {
-      // The pool keeps trying a server that does not answer; the store gives up in time.
+      // The pool keeps trying a server that does not answer; the store gives up in time. (Only
+      // the first answer is bounded: the migrations may take longer on a busy server.)
       try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await self.migrate() }
+        group.addTask {
+          try await client.withConnection { connection in _ = try await connection.query("SELECT 1", logger: logger) }
+        }
         group.addTask {
           try await Task.sleep(for: connectTimeout)
           throw PostgresStoreError(message: "no answer from \(host):\(parts.port ?? 5432) within \(connectTimeout)")
@@ -81,6 +84,7 @@ public final class PostgresTaskStore: SharedTaskStore {
         defer { group.cancelAll() }
         try await group.next()
       }
+      try await migrate()
     } catch {
       running.cancel()
       throw TaskCenterError.storage(error)

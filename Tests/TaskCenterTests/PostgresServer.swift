@@ -51,7 +51,7 @@ enum PostgresServer {
     _ = try await BackgroundServer.start(
       try identity() + [
         "--pdeathsig", "KILL", "--", "\(binaries)/postgres", "-D", "\(folder)/data", "-p", "\(port)", "-k", folder,
-        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=600", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
       ], log: "\(folder)/server.log")
     // Ready when it answers (pg_isready asks the server itself).
     let deadline = ContinuousClock.now + .seconds(60)
