@@ -99,10 +99,15 @@ struct NodesCommand: AsyncParsableCommand {
     try await gateway.withClient { client in
       let nodes = try await client.listNodes()
       if json { return emit(jsonText(nodes)) }
+      // Nodes behind other gateways on the same store say which.
+      let elsewhere = nodes.contains { $0.gateway != nil }
       emit(
         table(
-          ["NODE", "FUNCTIONS", "IN FLIGHT", "MAX WORKERS"],
-          nodes.map { [$0.id, String($0.functions.count), String($0.inFlight), String($0.maxWorkers)] }))
+          ["NODE", "FUNCTIONS", "IN FLIGHT", "MAX WORKERS"] + (elsewhere ? ["GATEWAY"] : []),
+          nodes.map {
+            [$0.id, String($0.functions.count), String($0.inFlight), String($0.maxWorkers)]
+              + (elsewhere ? [$0.gateway ?? "(this one)"] : [])
+          }))
     }
   }
 }

@@ -12,4 +12,7 @@ public protocol GatewayPeers: Sendable {
 
   /// The functions other gateways' nodes serve, as those gateways last published them.
   func functions() -> [FunctionInfo]
+
+  /// Other gateways' nodes, as they last published them, each with its ``NodeInfo/gateway``.
+  func nodes() -> [NodeInfo]
 }

@@ -197,8 +197,17 @@ public final class Server: Sendable {
   /// The functions of this gateway's own nodes.
   public func localFunctions() -> [FunctionInfo] { state.withLock { $0.membership.functions } }
 
-  /// The connected compute nodes.
-  public func nodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos } }
+  /// The connected compute nodes; with other gateways to forward to (``forwarding(to:)``),
+  /// theirs too, each with its ``NodeInfo/gateway``.
+  public func nodes() -> [NodeInfo] {
+    let local = state.withLock { $0.membership.nodeInfos }
+    guard let peers = peering.withLock({ $0.peers }) else { return local }
+    let ids = Set(local.map(\.id))
+    return local + peers.nodes().filter { !ids.contains($0.id) }
+  }
+
+  /// This gateway's own nodes.
+  public func localNodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos } }
 
   // MARK: - Methods
 

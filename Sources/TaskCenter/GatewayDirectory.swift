@@ -38,6 +38,16 @@ public final class GatewayDirectory: GatewayPeers {
     state.withLock { $0.gateways.contains { $0.functions.contains(function) } }
   }
 
+  public func nodes() -> [NodeInfo] {
+    state.withLock { $0.gateways }.flatMap { lease in
+      lease.published.memberInfos.map { node in
+        var node = node
+        node.gateway = lease.id
+        return node
+      }
+    }
+  }
+
   public func functions() -> [FunctionInfo] {
     FunctionInfo.merged(state.withLock { $0.gateways }.flatMap(\.published.functionInfos))
   }

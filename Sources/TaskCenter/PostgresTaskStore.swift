@@ -196,6 +196,13 @@ public final class PostgresTaskStore: SharedTaskStore {
         """,
       ]
     ),
+    (
+      6,
+      [
+        // Its connected nodes as the clients' `listNodes` shows them (JSON).
+        "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS member_infos TEXT NOT NULL DEFAULT '[]'"
+      ]
+    ),
   ]
 
   private func migrate() async throws {
@@ -555,9 +562,12 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   public func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool {
     let (address, functions, nodes) = (publishing.address, publishing.functions, publishing.nodes)
-    let infos = String(decoding: (try? JSONEncoder().encode(publishing.nodeInfos)) ?? Data("[]".utf8), as: UTF8.self)
-    let functionInfos = String(
-      decoding: (try? JSONEncoder().encode(publishing.functionInfos)) ?? Data("[]".utf8), as: UTF8.self)
+    func json(_ value: some Encodable) -> String {
+      String(decoding: (try? JSONEncoder().encode(value)) ?? Data("[]".utf8), as: UTF8.self)
+    }
+    let functionInfos = json(publishing.functionInfos)
+    let memberInfos = json(publishing.memberInfos)
+    let infos = json(publishing.nodeInfos)
     let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     // Told on the task channel, marked apart from task changes (task ids never start with `!`).
     let notice = announce ? "! \(gatewayID)" : ""
@@ -567,12 +577,13 @@ public final class PostgresTaskStore: SharedTaskStore {
         let rows = try await self.counted(connection).query(
           """
           WITH lease AS (
-            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes, node_infos, function_infos)
+            INSERT INTO easyremote_gateway (id, address, lease_until, functions, nodes, node_infos, function_infos,
+              member_infos)
             VALUES (\(self.gatewayID), \(address), clock_timestamp() + make_interval(secs => \(seconds)), \(functions),
-              \(nodes), \(infos), \(functionInfos))
+              \(nodes), \(infos), \(functionInfos), \(memberInfos))
             ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until, address = EXCLUDED.address,
               functions = EXCLUDED.functions, nodes = EXCLUDED.nodes, node_infos = EXCLUDED.node_infos,
-              function_infos = EXCLUDED.function_infos
+              function_infos = EXCLUDED.function_infos, member_infos = EXCLUDED.member_infos
             RETURNING (xmax = 0) AS inserted)
           SELECT inserted, CASE WHEN \(notice) = '' THEN NULL ELSE pg_notify('easyremote_task', \(notice)) END IS NULL
           FROM lease
@@ -624,17 +635,20 @@ public final class PostgresTaskStore: SharedTaskStore {
         let rows = try await self.counted(connection).query(
           """
           SELECT id, address, extract(epoch FROM started_at)::float8, extract(epoch FROM lease_until)::float8, functions,
-            nodes, node_infos, function_infos
+            nodes, node_infos, function_infos, member_infos
           FROM easyremote_gateway WHERE lease_until >= clock_timestamp() ORDER BY started_at, id
           """, logger: self.logger)
         var leases: [GatewayLease] = []
-        for try await (id, address, started, until, functions, nodes, infos, functionInfos) in rows.decode(
-          (String, String?, Double, Double, [String], [String], String, String).self)
+        for try await (id, address, started, until, functions, nodes, infos, functionInfos, memberInfos) in rows.decode(
+          (String, String?, Double, Double, [String], [String], String, String, String).self)
         {
+          func decoded<T: Decodable>(_ text: String, as type: [T].Type) -> [T] {
+            (try? JSONDecoder().decode(type, from: Data(text.utf8))) ?? []
+          }
           let published = GatewayPublication(
-            address: address, functions: functions, nodes: nodes,
-            nodeInfos: (try? JSONDecoder().decode([TaskNodeInfo].self, from: Data(infos.utf8))) ?? [],
-            functionInfos: (try? JSONDecoder().decode([FunctionInfo].self, from: Data(functionInfos.utf8))) ?? [])
+            address: address, functions: functions, nodes: nodes, nodeInfos: decoded(infos, as: [TaskNodeInfo].self),
+            functionInfos: decoded(functionInfos, as: [FunctionInfo].self),
+            memberInfos: decoded(memberInfos, as: [NodeInfo].self))
           leases.append(
             GatewayLease(
               id: id, startedAt: Date(timeIntervalSince1970: started), leaseUntil: Date(timeIntervalSince1970: until),

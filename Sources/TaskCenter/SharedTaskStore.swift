@@ -48,16 +48,19 @@ public struct GatewayPublication: Sendable, Equatable {
   /// Its task-center nodes as `GET /nodes` shows them, and its functions as `GET /functions`.
   public var nodeInfos: [TaskNodeInfo]
   public var functionInfos: [FunctionInfo]
+  /// Its connected nodes as the clients' `listNodes` shows them.
+  public var memberInfos: [NodeInfo]
 
   public init(
     address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = [],
-    functionInfos: [FunctionInfo] = []
+    functionInfos: [FunctionInfo] = [], memberInfos: [NodeInfo] = []
   ) {
     self.address = address
     self.functions = functions
     self.nodes = nodes
     self.nodeInfos = nodeInfos
     self.functionInfos = functionInfos
+    self.memberInfos = memberInfos
   }
 }
 

@@ -80,7 +80,7 @@ extension TaskCenter {
     do {
       let publication = GatewayPublication(
         address: server.address, functions: functions, nodes: members, nodeInfos: infos,
-        functionInfos: server.localFunctions())
+        functionInfos: server.localFunctions(), memberInfos: server.localNodes())
       if try await !shared.renewLease(for: configuration.leaseDuration, publishing: publication, announce: changed) {
         logger.warning(
           "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",

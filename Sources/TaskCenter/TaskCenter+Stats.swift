@@ -78,7 +78,7 @@ extension TaskCenter {
   package func statsTick() async -> StatsTick {
     let gateway = server.stats()
     let counts = (try? await store.counts()) ?? [:]
-    let inFlight = Dictionary(uniqueKeysWithValues: server.nodes().map { ($0.id, $0.inFlight) })
+    let inFlight = Dictionary(uniqueKeysWithValues: server.localNodes().map { ($0.id, $0.inFlight) })
     return StatsTick(
       time: clock(), callsTotal: gateway.totalRequests, callsFailed: gateway.failedRequests, callsInFlight: gateway.inFlight,
       functions: gateway.perFunction.mapValues(StatsTick.Function.init),

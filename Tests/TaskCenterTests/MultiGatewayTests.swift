@@ -250,6 +250,9 @@ struct MultiGatewayTests {
     let functions = (try await gateways[0].http.get("/functions")).text
     #expect(functions.contains("\"count\"") && functions.contains("behind-b"), "\(functions)")
     #expect(try await client.listFunctions().first { $0.name == "add" }?.nodes == ["behind-b"])
+    let listedNodes = try await client.listNodes()
+    #expect(listedNodes.first { $0.id == "behind-b" }?.gateway == gateways[1].id, "\(listedNodes)")
+    #expect(listedNodes.first { $0.id == "mover" }.map { $0.gateway == nil } == true, "\(listedNodes)")
     #expect(
       await eventually(timeout: .seconds(30)) {
         events("node_joined").contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
