@@ -235,6 +235,11 @@ public final class TaskWorker: Sendable {
         return .completed(TaskPayload(result), executionTime: elapsed())
       } catch is CancellationError {
         return TaskOutcome(status: .cancelled, errorMessage: "cancelled", executionTime: elapsed())
+      } catch let error as EasyRemoteError where Task.isCancelled || error.cause is CancellationError {
+        // The function ended because the task was cancelled (an abort, the node stopping, its
+        // link to the gateway gone): handed back, not failed — it runs again.
+        _ = error
+        return TaskOutcome(status: .cancelled, errorMessage: "cancelled", executionTime: elapsed())
       } catch let error as EasyRemoteError {
         return TaskOutcome(
           status: .failed, stderr: error.remoteType, errorMessage: "\(error.code): \(error.message)",
