@@ -66,8 +66,9 @@ struct MultiGatewayTests {
 
   /// One gateway process and the ports it keeps across restarts.
   final class Gateway: Sendable {
-    let grpcPort = SSHServer.freePort()
-    let httpPort = SSHServer.freePort()
+    private let ports = Mutex((grpc: SSHServer.freePort(), http: SSHServer.freePort()))
+    var grpcPort: Int { ports.withLock { $0.grpc } }
+    var httpPort: Int { ports.withLock { $0.http } }
     let url: String
     let leaseSeconds: Int
     /// The store named in a YAML file (`tasks: {db, lease_seconds}`) instead of flags.
@@ -87,7 +88,20 @@ struct MultiGatewayTests {
 
     var http: HTTPClient { HTTPClient(base: "http://127.0.0.1:\(httpPort)") }
 
+    /// Starts it; the first start takes other ports when another test took these meanwhile
+    /// (a free port is only free until someone binds it). Restarts keep the ports.
     func start() async throws {
+      let first = program.withLock { $0 == nil }
+      for attempt in 1...3 {
+        do {
+          return try await launch()
+        } catch where first && attempt < 3 {
+          ports.withLock { $0 = (SSHServer.freePort(), SSHServer.freePort()) }
+        }
+      }
+    }
+
+    private func launch() async throws {
       let binary = RemoteHostsTests.Stack.productsDirectory.appendingPathComponent("easyremote").path
       var store = ["--db", url, "--lease-seconds", "\(leaseSeconds)"]
       if viaConfig {
