@@ -244,60 +244,7 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   /// One `INSERT` of many rows; for each, whether it was inserted (`false`: its id was taken).
   private func insertRows(_ tasks: [TaskRecord]) async throws -> [Bool] {
-    var sql = PostgresQuery.StringInterpolation(literalCapacity: 256, interpolationCount: tasks.count * 23)
-    sql.appendLiteral("INSERT INTO easyremote_task (\(PostgresTaskRow.columns), changed_by) VALUES ")
-    for (index, task) in tasks.enumerated() {
-      let row = PostgresTaskRow(task)
-      sql.appendLiteral(index == 0 ? "(" : ", (")
-      sql.appendInterpolation(row.id)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.kind)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.status)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.code)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.function)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.invocation)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.invocationSerializer)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.timeout)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.cpu)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.memoryMB)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.attempts)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.maxAttempts)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.nodeID)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.output)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.outputSerializer)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.stderr)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.exitStatus)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.errorMessage)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.createdAt)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.startedAt)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.finishedAt)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(row.executionTime)
-      sql.appendLiteral(", ")
-      sql.appendInterpolation(gatewayID)
-      sql.appendLiteral(")")
-    }
-    sql.appendLiteral(" ON CONFLICT (id) DO NOTHING RETURNING id")
-    let query = PostgresQuery(stringInterpolation: sql)
+    let query = PostgresTaskRow.insert(tasks, changedBy: gatewayID)
     var inserted: Set<String> = []
     try await client.withConnection { connection in
       for try await id in try await self.counted(connection).query(query, logger: self.logger).decode(String.self) {
@@ -546,16 +493,21 @@ public final class PostgresTaskStore: SharedTaskStore {
   /// Reads the running tasks `query` selects `FOR UPDATE` and requeues each, in one transaction.
   private func requeueAll(_ query: PostgresQuery, reason: String, at date: Date) async throws -> [TaskRecord] {
     try await storing {
-      try await self.transaction { connection -> [TaskRecord] in
-        var changed: [TaskRecord] = []
-        for task in try await self.records(query, on: connection) {
-          let requeued = task.requeued(reason: reason, at: date)
-          try await self.update(requeued, on: connection)
-          changed.append(requeued)
-        }
-        return changed
-      }
+      try await self.transaction { try await self.requeue(query, reason: reason, at: date, on: $0) }
     }
+  }
+
+  /// Requeues each running task `query` selects `FOR UPDATE`, in the caller's transaction.
+  private func requeue(
+    _ query: PostgresQuery, reason: String, at date: Date, on connection: PostgresConnection
+  ) async throws -> [TaskRecord] {
+    var changed: [TaskRecord] = []
+    for task in try await records(query, on: connection) {
+      let requeued = task.requeued(reason: reason, at: date)
+      try await update(requeued, on: connection)
+      changed.append(requeued)
+    }
+    return changed
   }
 
   // MARK: SharedTaskStore
@@ -604,19 +556,12 @@ public final class PostgresTaskStore: SharedTaskStore {
         _ = try await self.counted(connection).query(
           "DELETE FROM easyremote_gateway WHERE lease_until < clock_timestamp()", logger: self.logger)
         // Rows another reaper holds are skipped (it requeues them).
-        let orphans = try await self.records(
+        return try await self.requeue(
           """
           SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task t WHERE status = 'running'
             AND (gateway_id IS NULL OR NOT EXISTS (SELECT 1 FROM easyremote_gateway g WHERE g.id = t.gateway_id))
           ORDER BY created_at FOR UPDATE SKIP LOCKED
-          """, on: connection)
-        var changed: [TaskRecord] = []
-        for task in orphans {
-          let requeued = task.requeued(reason: reason, at: date)
-          try await self.update(requeued, on: connection)
-          changed.append(requeued)
-        }
-        return changed
+          """, reason: reason, at: date, on: connection)
       }
     }
   }
@@ -746,20 +691,12 @@ public final class PostgresTaskStore: SharedTaskStore {
     }
   }
 
+  /// The same statement as a batch insert, for one task inside a transaction.
   private func insertRow(_ task: TaskRecord, on connection: PostgresConnection) async throws {
-    let row = PostgresTaskRow(task)
-    do {
-      _ = try await self.counted(connection).query(
-        """
-        INSERT INTO easyremote_task (\(unescaped: PostgresTaskRow.columns), changed_by) VALUES (\(row.id), \(row.kind), \(row.status),
-          \(row.code), \(row.function), \(row.invocation), \(row.invocationSerializer), \(row.timeout), \(row.cpu),
-          \(row.memoryMB), \(row.attempts), \(row.maxAttempts), \(row.nodeID), \(row.output), \(row.outputSerializer),
-          \(row.stderr), \(row.exitStatus), \(row.errorMessage), \(row.createdAt), \(row.startedAt), \(row.finishedAt),
-          \(row.executionTime), \(gatewayID))
-        """, logger: logger)
-    } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-      throw TaskCenterError.duplicateTask(task.id)
-    }
+    let inserted = try await self.counted(connection).query(
+      PostgresTaskRow.insert([task], changedBy: gatewayID), logger: logger
+    ).collect()
+    if inserted.isEmpty { throw TaskCenterError.duplicateTask(task.id) }
   }
 
   private func update(_ task: TaskRecord, on connection: PostgresConnection) async throws {
@@ -841,6 +778,47 @@ struct PostgresTaskRow {
     max_attempts, node_id, output, output_serializer, stderr, exit_status, error_message, created_at, started_at, \
     finished_at, execution_time
     """
+
+  /// `INSERT … VALUES (…), (…) ON CONFLICT (id) DO NOTHING RETURNING id`: the ids it returns
+  /// are those inserted (a taken id is not).
+  static func insert(_ tasks: [TaskRecord], changedBy: String) -> PostgresQuery {
+    var sql = PostgresQuery.StringInterpolation(literalCapacity: 256, interpolationCount: tasks.count * 23)
+    sql.appendLiteral("INSERT INTO easyremote_task (\(columns), changed_by) VALUES ")
+    for (index, task) in tasks.enumerated() {
+      let row = PostgresTaskRow(task)
+      sql.appendLiteral(index == 0 ? "(" : ", (")
+      func value<Value: PostgresDynamicTypeEncodable>(_ value: Value?) {
+        sql.appendInterpolation(value)
+        sql.appendLiteral(", ")
+      }
+      value(row.id)
+      value(row.kind)
+      value(row.status)
+      value(row.code)
+      value(row.function)
+      value(row.invocation)
+      value(row.invocationSerializer)
+      value(row.timeout)
+      value(row.cpu)
+      value(row.memoryMB)
+      value(row.attempts)
+      value(row.maxAttempts)
+      value(row.nodeID)
+      value(row.output)
+      value(row.outputSerializer)
+      value(row.stderr)
+      value(row.exitStatus)
+      value(row.errorMessage)
+      value(row.createdAt)
+      value(row.startedAt)
+      value(row.finishedAt)
+      value(row.executionTime)
+      sql.appendInterpolation(changedBy)
+      sql.appendLiteral(")")
+    }
+    sql.appendLiteral(" ON CONFLICT (id) DO NOTHING RETURNING id")
+    return PostgresQuery(stringInterpolation: sql)
+  }
 
   /// ``columns``, each prefixed with `table.`.
   static func columns(of table: String) -> String {

@@ -17,17 +17,9 @@ extension TaskCenter {
     var failed = false
     do {
       // The time is read once the queue has been (a task is never started before it was made).
-      let now = Mutex(Date.distantPast)
       let clock = self.clock
-      started = try await store.startQueued(
-        limit: batch,
-        now: {
-          let date = clock()
-          now.withLock { $0 = date }
-          return date
-        }
-      ) { [self] queued in
-        let picks = self.choose(queued, at: now.withLock { $0 })
+      started = try await store.startQueued(limit: batch, now: { choice.stamp(clock()) }) { [self] queued in
+        let picks = self.choose(queued, at: choice.date)
         choice.set(picks, offered: queued.count)
         return picks
       }
@@ -88,11 +80,14 @@ extension TaskCenter {
     return picks
   }
 
-  /// What the dispatcher chose inside the store's call (kept to undo it if the start fails).
+  /// What the dispatcher chose inside the store's call (kept to undo it if the start fails),
+  /// and the time the store started the tasks at.
   final class Choice: Sendable {
-    private let state = Mutex<([QueuePick], Int)>(([], 0))
-    func set(_ picks: [QueuePick], offered: Int) { state.withLock { $0 = (picks, offered) } }
-    var value: ([QueuePick], Int) { state.withLock { $0 } }
+    private let state = Mutex<(picks: [QueuePick], offered: Int, date: Date)>(([], 0, .distantPast))
+    func set(_ picks: [QueuePick], offered: Int) { state.withLock { ($0.picks, $0.offered) = (picks, offered) } }
+    var value: ([QueuePick], Int) { state.withLock { ($0.picks, $0.offered) } }
+    var date: Date { state.withLock { $0.date } }
+    func stamp(_ date: Date) -> Date { state.withLock { $0.date = date }; return date }
   }
 
   /// Pushes `task` to its node and records how it ended.

@@ -31,9 +31,9 @@ extension TaskCenter {
   /// Node `id` of any gateway on the store. - Throws: `nodeNotFound`.
   public func poolNode(_ id: String) throws -> TaskNodeInfo {
     guard shared != nil else { return try node(id) }
-    guard let node = poolNodes().first(where: { $0.nodeID == id && $0.status != .offline })
-      ?? poolNodes().first(where: { $0.nodeID == id })
-    else { return try node(id) }
+    // An online entry first (a node that moved may still be listed offline where it was).
+    let matching = poolNodes().filter { $0.nodeID == id }
+    guard let node = matching.first(where: { $0.status != .offline }) ?? matching.first else { return try node(id) }
     return node
   }
 
@@ -64,23 +64,19 @@ extension TaskCenter {
     state.withLock { $0.publishSignal }?.open()
   }
 
-  /// What this gateway's nodes serve: functions and node ids, sorted.
-  func serving() -> ([String], [String]) {
-    let snapshot = server.snapshot()
-    return (snapshot.functions.map(\.name).sorted(), snapshot.nodes.map(\.id).sorted())
-  }
-
   /// Renews the lease with what this gateway publishes; the others are told at once when its
   /// functions, nodes or task-center nodes changed since `published`.
   func renew(_ shared: any SharedTaskStore, published: inout [[String]]?) async {
-    let (functions, members) = serving()
+    // Each read once: the names (sorted, as listed) say whether anything changed.
+    let (functionInfos, memberInfos) = (server.localFunctions(), server.localNodes())
+    let (functions, members) = (functionInfos.map(\.name), memberInfos.map(\.id))
     let infos = nodes().filter { $0.status != .offline }
     let now = [functions, members, infos.map(\.nodeID)]
     let changed = published != now
     do {
       let publication = GatewayPublication(
         address: server.address, functions: functions, nodes: members, nodeInfos: infos,
-        functionInfos: server.localFunctions(), memberInfos: server.localNodes())
+        functionInfos: functionInfos, memberInfos: memberInfos)
       if try await !shared.renewLease(for: configuration.leaseDuration, publishing: publication, announce: changed) {
         logger.warning(
           "this gateway's lease had expired (the store was out of reach?); its running tasks may run again elsewhere",
