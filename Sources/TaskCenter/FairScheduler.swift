@@ -175,15 +175,36 @@ public struct FairScheduler: Sendable {
     _ request: ResourceRequest = ResourceRequest(), where eligible: (SchedulerNode) -> Bool = { _ in true },
     at now: Date
   ) -> String? {
-    let best = queue(at: now).first { entry in
+    guard let id = best(request, where: eligible, at: now)?.nodeID else { return nil }
+    take(id, at: now)
+    return id
+  }
+
+  /// The idle node ``assign(_:where:at:)`` would choose, with its score; nothing is taken.
+  public func best(
+    _ request: ResourceRequest = ResourceRequest(), where eligible: (SchedulerNode) -> Bool = { _ in true },
+    at now: Date
+  ) -> QueueEntry? {
+    queue(at: now).first { entry in
       guard let node = nodes[entry.nodeID] else { return false }
       return node.resources.fits(request) && eligible(node)
     }
-    guard let id = best?.nodeID else { return nil }
+  }
+
+  /// Takes a slot of node `id` for a task starting `now` (its wait starts again).
+  public mutating func take(_ id: String, at now: Date) {
     nodes[id]?.running += 1
     nodes[id]?.waitingSince = now
     nodes[id]?.lastServedAt = now
-    return id
+  }
+
+  /// The score of a node that has waited since `waitingSince` with `completed` tasks done —
+  /// ``score(waitSeconds:completed:)``, or ahead of every other once it waited longer than
+  /// ``Configuration/starvationAfter`` — for a node of this scheduler or another gateway's.
+  public func rank(waitingSince: Date, completed: Int, at now: Date) -> Double {
+    let wait = max(0, now.timeIntervalSince(waitingSince))
+    // Starving nodes go before every other, longest wait first.
+    return wait > configuration.starvationAfter ? -1e12 - wait : Self.score(waitSeconds: wait, completed: completed)
   }
 
   /// Gives back a slot taken by ``assign(_:where:at:)`` for a task that did not start.
@@ -218,8 +239,7 @@ public struct FairScheduler: Sendable {
   private func entry(for node: SchedulerNode, at now: Date) -> QueueEntry {
     let wait = max(0, now.timeIntervalSince(node.waitingSince))
     let starving = wait > configuration.starvationAfter
-    // Starving nodes go before every other, longest wait first.
-    let score = starving ? -1e12 - wait : Self.score(waitSeconds: wait, completed: node.completed)
+    let score = rank(waitingSince: node.waitingSince, completed: node.completed, at: now)
     let priority: Priority
     let reason: Reason
     if node.completed < 5 {

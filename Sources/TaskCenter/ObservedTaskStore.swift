@@ -49,7 +49,7 @@ struct ObservedTaskStore: TaskStore {
   }
 
   func startQueued(
-    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord] {
     let started = try await write("start") { try await base.startQueued(limit: limit, now: now, choose: choose) }
     for task in started { countStart(task, at: task.startedAt ?? now()) }

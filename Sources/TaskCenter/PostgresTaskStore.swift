@@ -203,6 +203,23 @@ public final class PostgresTaskStore: SharedTaskStore {
         "ALTER TABLE easyremote_gateway ADD COLUMN IF NOT EXISTS member_infos TEXT NOT NULL DEFAULT '[]'"
       ]
     ),
+    (
+      7,
+      [
+        // Every gateway's nodes for the fair scheduler of all (``PoolNode``): free slots and
+        // the seed-004 history, kept when a node leaves (it takes it to its next gateway).
+        """
+        CREATE TABLE IF NOT EXISTS easyremote_node (
+          id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, online BOOLEAN NOT NULL, available BOOLEAN NOT NULL,
+          slots BIGINT NOT NULL, running BIGINT NOT NULL DEFAULT 0, waiting_since DOUBLE PRECISION NOT NULL,
+          last_served_at DOUBLE PRECISION,
+          completed BIGINT NOT NULL DEFAULT 0, failed BIGINT NOT NULL DEFAULT 0,
+          compute_time DOUBLE PRECISION NOT NULL DEFAULT 0, cores BIGINT NOT NULL, memory_mb BIGINT NOT NULL,
+          runs_code BOOLEAN NOT NULL, functions TEXT[] NOT NULL DEFAULT '{}',
+          updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())
+        """
+      ]
+    ),
   ]
 
   private func migrate() async throws {
@@ -343,8 +360,11 @@ public final class PostgresTaskStore: SharedTaskStore {
   /// In one transaction: the oldest queued tasks no other gateway is choosing from (`FOR UPDATE
   /// SKIP LOCKED`, without their code and call), the choice, and one statement starting the
   /// chosen ones — four round trips for the whole batch.
+  /// The oldest queued tasks `FOR UPDATE SKIP LOCKED` and the other gateways' free nodes are
+  /// offered; the picks start in one statement, which also counts them running on their nodes
+  /// (so another gateway reading the nodes after this commit sees those slots taken).
   public func startQueued(
-    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord] {
     try await storing {
       try await self.transaction { connection -> [TaskRecord] in
@@ -354,17 +374,37 @@ public final class PostgresTaskStore: SharedTaskStore {
           ORDER BY created_at, id LIMIT \(max(0, limit)) FOR UPDATE SKIP LOCKED
           """, on: connection)
         guard !candidates.isEmpty else { return [] }
+        var others: [PoolNode] = []
+        for try await row in try await self.counted(connection).query(
+          PostgresNodeRow.others(than: self.gatewayID), logger: self.logger)
+        {
+          others.append(try PostgresNodeRow.node(from: row))
+        }
         let date = now()
-        let picks = choose(candidates)
-        guard !picks.isEmpty else { return [] }
-        let ids = picks.map(\.taskID)
-        let nodes = picks.map(\.nodeID)
+        let choice = choose(QueueOffer(tasks: candidates, others: others))
+        if !choice.wake.isEmpty {
+          // Delivered at the commit, when the tasks left to them can be taken.
+          let payloads = choice.wake.sorted().map { "> \($0)" }
+          _ = try await self.counted(connection).query(
+            "SELECT pg_notify(\(Self.channel), p) FROM unnest(\(payloads)::text[]) AS p", logger: self.logger)
+        }
+        guard !choice.picks.isEmpty else { return [] }
+        let ids = choice.picks.map(\.taskID)
+        let nodes = choice.picks.map(\.nodeID)
+        let seconds = date.timeIntervalSince1970
         return try await self.records(
           """
-          UPDATE easyremote_task t SET status = 'running', node_id = p.node, started_at = \(date.timeIntervalSince1970),
-            attempts = t.attempts + 1, gateway_id = \(self.gatewayID), changed_by = \(self.gatewayID)
-          FROM unnest(\(ids)::text[], \(nodes)::text[]) AS p(id, node)
-          WHERE t.id = p.id AND t.status = 'queued' RETURNING \(unescaped: PostgresTaskRow.columns(of: "t"))
+          WITH started AS (
+            UPDATE easyremote_task t SET status = 'running', node_id = p.node, started_at = \(seconds),
+              attempts = t.attempts + 1, gateway_id = \(self.gatewayID), changed_by = \(self.gatewayID)
+            FROM unnest(\(ids)::text[], \(nodes)::text[]) AS p(id, node)
+            WHERE t.id = p.id AND t.status = 'queued' RETURNING \(unescaped: PostgresTaskRow.columns(of: "t"))),
+          served AS (
+            UPDATE easyremote_node n SET running = n.running + s.k, waiting_since = \(seconds),
+              last_served_at = \(seconds)
+            FROM (SELECT node_id, count(*) AS k FROM started GROUP BY node_id) s
+            WHERE n.id = s.node_id AND n.gateway_id = \(self.gatewayID))
+          SELECT * FROM started
           """, on: connection)
       }
     }
@@ -384,7 +424,7 @@ public final class PostgresTaskStore: SharedTaskStore {
     var sql = PostgresQuery.StringInterpolation(literalCapacity: 512, interpolationCount: finishes.count * 10)
     sql.appendLiteral(
       """
-      UPDATE easyremote_task t SET status = v.status, output = v.output, output_serializer = v.output_serializer,
+      WITH done AS (UPDATE easyremote_task t SET status = v.status, output = v.output, output_serializer = v.output_serializer,
         stderr = v.stderr, exit_status = v.exit_status, error_message = v.error_message,
         execution_time = v.execution_time, finished_at = v.finished_at, changed_by = 
       """)
@@ -412,7 +452,15 @@ public final class PostgresTaskStore: SharedTaskStore {
     sql.appendLiteral(
       """
       ) AS v(id, node, status, output, output_serializer, stderr, exit_status, error_message, execution_time, finished_at)
-      WHERE t.id = v.id AND t.status = 'running' AND t.node_id = v.node RETURNING \(PostgresTaskRow.columns(of: "t"))
+      WHERE t.id = v.id AND t.status = 'running' AND t.node_id = v.node RETURNING \(PostgresTaskRow.columns(of: "t"))),
+      -- The nodes' slots come back and their counts grow in the same statement.
+      freed AS (
+        UPDATE easyremote_node n SET running = greatest(n.running - d.k, 0), completed = n.completed + d.ok,
+          failed = n.failed + d.k - d.ok, compute_time = n.compute_time + d.seconds
+        FROM (SELECT node_id, count(*) AS k, count(*) FILTER (WHERE status = 'completed') AS ok,
+          coalesce(sum(execution_time), 0) AS seconds FROM done GROUP BY node_id) d
+        WHERE n.id = d.node_id)
+      SELECT * FROM done
       """)
     let query = PostgresQuery(stringInterpolation: sql)
     var changed: [String: TaskRecord] = [:]
@@ -449,32 +497,27 @@ public final class PostgresTaskStore: SharedTaskStore {
     let outputSerializer = outcome.output?.serializer
     let exitStatus = outcome.exitStatus
     let finishedAt = date.timeIntervalSince1970
-    let query: PostgresQuery =
-      if let nodeID {
-        """
-        UPDATE easyremote_task SET status = \(outcome.status.rawValue), output = \(output),
-          output_serializer = \(outputSerializer), stderr = \(outcome.stderr), exit_status = \(exitStatus),
-          error_message = \(outcome.errorMessage), execution_time = \(outcome.executionTime), finished_at = \(finishedAt),
-          changed_by = \(gatewayID)
-        WHERE id = \(id) AND status = 'running' AND node_id = \(nodeID) RETURNING \(unescaped: PostgresTaskRow.columns)
-        """
-      } else {
-        """
-        UPDATE easyremote_task SET status = \(outcome.status.rawValue), output = \(output),
-          output_serializer = \(outputSerializer), stderr = \(outcome.stderr), exit_status = \(exitStatus),
-          error_message = \(outcome.errorMessage), execution_time = \(outcome.executionTime), finished_at = \(finishedAt),
-          changed_by = \(gatewayID)
-        WHERE id = \(id) AND status IN ('queued', 'running') RETURNING \(unescaped: PostgresTaskRow.columns)
-        """
-      }
+    // Not a node's answer: a cancel (queued or running, any node).
+    let query: PostgresQuery = """
+      UPDATE easyremote_task SET status = \(outcome.status.rawValue), output = \(output),
+        output_serializer = \(outputSerializer), stderr = \(outcome.stderr), exit_status = \(exitStatus),
+        error_message = \(outcome.errorMessage), execution_time = \(outcome.executionTime), finished_at = \(finishedAt),
+        changed_by = \(gatewayID)
+      WHERE id = \(id) AND status IN ('queued', 'running') RETURNING \(unescaped: PostgresTaskRow.columns)
+      """
     return try await storing {
       try await client.withConnection { try await self.records(query, on: $0).first }
     }
   }
 
   public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
-    try await changing(id) { task in
-      task.status == .running && task.nodeID == nodeID ? task.requeued(reason: reason, at: date) : nil
+    try await storing {
+      try await self.transaction { connection -> TaskRecord? in
+        try await self.requeue(
+          "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE id = \(id) AND status = 'running' AND node_id = \(nodeID) FOR UPDATE",
+          reason: reason, at: date, on: connection
+        ).first
+      }
     }
   }
 
@@ -502,10 +545,20 @@ public final class PostgresTaskStore: SharedTaskStore {
     _ query: PostgresQuery, reason: String, at date: Date, on connection: PostgresConnection
   ) async throws -> [TaskRecord] {
     var changed: [TaskRecord] = []
+    var nodes: [String] = []
     for task in try await records(query, on: connection) {
       let requeued = task.requeued(reason: reason, at: date)
       try await update(requeued, on: connection)
       changed.append(requeued)
+      if let node = task.nodeID { nodes.append(node) }
+    }
+    if !nodes.isEmpty {
+      // They no longer run there (``PoolNode/running``).
+      _ = try await counted(connection).query(
+        """
+        UPDATE easyremote_node n SET running = greatest(n.running - c.k, 0)
+        FROM (SELECT node, count(*) AS k FROM unnest(\(nodes)::text[]) AS node GROUP BY node) c WHERE n.id = c.node
+        """, logger: logger)
     }
     return changed
   }
@@ -562,6 +615,27 @@ public final class PostgresTaskStore: SharedTaskStore {
             AND (gateway_id IS NULL OR NOT EXISTS (SELECT 1 FROM easyremote_gateway g WHERE g.id = t.gateway_id))
           ORDER BY created_at FOR UPDATE SKIP LOCKED
           """, reason: reason, at: date, on: connection)
+      }
+    }
+  }
+
+  public func publishNodes(_ nodes: [PoolNode]) async throws {
+    guard !nodes.isEmpty else { return }
+    try await storing {
+      try await client.withConnection { connection in
+        _ = try await self.counted(connection).query(
+          PostgresNodeRow.upsert(nodes, gatewayID: self.gatewayID), logger: self.logger)
+      }
+    }
+  }
+
+  public func poolNode(_ id: String) async throws -> PoolNode? {
+    try await storing {
+      try await client.withConnection { connection -> PoolNode? in
+        let rows = try await self.counted(connection).query(
+          "SELECT \(unescaped: PostgresNodeRow.columns) FROM easyremote_node n WHERE n.id = \(id)", logger: self.logger)
+        for try await row in rows { return try PostgresNodeRow.node(from: row) }
+        return nil
       }
     }
   }
@@ -649,9 +723,11 @@ public final class PostgresTaskStore: SharedTaskStore {
   }
 
   /// `<task id> <status> <gateway>[ +]` as the trigger writes it (` +`: inserted); `! <gateway>`
-  /// when a gateway published what its nodes serve.
+  /// when a gateway published what its nodes serve; `> <gateway>` when another left tasks to
+  /// that gateway's nodes.
   static func notice(_ payload: String) -> TaskNotice? {
     if payload.hasPrefix("! ") { return .gateways(gateway: String(payload.dropFirst(2))) }
+    if payload.hasPrefix("> ") { return .wake(gateway: String(payload.dropFirst(2))) }
     let parts = payload.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
     guard parts.count >= 2, let status = TaskStatus(rawValue: parts[1]) else { return nil }
     let gateway = parts.count > 2 ? parts[2] : ""
@@ -674,22 +750,6 @@ public final class PostgresTaskStore: SharedTaskStore {
   }
 
   // MARK: Rows
-
-  /// Reads task `id` `FOR UPDATE`, applies `change`, writes what it gives, in one transaction.
-  private func changing(_ id: String, _ change: @escaping @Sendable (TaskRecord) -> TaskRecord?) async throws -> TaskRecord? {
-    try await storing {
-      try await self.transaction { connection -> TaskRecord? in
-        guard
-          let current = try await self.records(
-            "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE id = \(id) FOR UPDATE", on: connection
-          ).first,
-          let changed = change(current)
-        else { return nil }
-        try await self.update(changed, on: connection)
-        return changed
-      }
-    }
-  }
 
   /// The same statement as a batch insert, for one task inside a transaction.
   private func insertRow(_ task: TaskRecord, on connection: PostgresConnection) async throws {
@@ -768,144 +828,4 @@ struct CountedConnection {
 struct PostgresStoreError: Error, CustomStringConvertible {
   let message: String
   var description: String { message }
-}
-
-/// A ``TaskRecord`` as the columns of `easyremote_task` (dates as seconds since 1970, so they
-/// round-trip exactly, as in SQLite).
-struct PostgresTaskRow {
-  static let columns = """
-    id, kind, status, code, function, invocation, invocation_serializer, timeout, cpu, memory_mb, attempts, \
-    max_attempts, node_id, output, output_serializer, stderr, exit_status, error_message, created_at, started_at, \
-    finished_at, execution_time
-    """
-
-  /// `INSERT … VALUES (…), (…) ON CONFLICT (id) DO NOTHING RETURNING id`: the ids it returns
-  /// are those inserted (a taken id is not).
-  static func insert(_ tasks: [TaskRecord], changedBy: String) -> PostgresQuery {
-    var sql = PostgresQuery.StringInterpolation(literalCapacity: 256, interpolationCount: tasks.count * 23)
-    sql.appendLiteral("INSERT INTO easyremote_task (\(columns), changed_by) VALUES ")
-    for (index, task) in tasks.enumerated() {
-      let row = PostgresTaskRow(task)
-      sql.appendLiteral(index == 0 ? "(" : ", (")
-      func value<Value: PostgresDynamicTypeEncodable>(_ value: Value?) {
-        sql.appendInterpolation(value)
-        sql.appendLiteral(", ")
-      }
-      value(row.id)
-      value(row.kind)
-      value(row.status)
-      value(row.code)
-      value(row.function)
-      value(row.invocation)
-      value(row.invocationSerializer)
-      value(row.timeout)
-      value(row.cpu)
-      value(row.memoryMB)
-      value(row.attempts)
-      value(row.maxAttempts)
-      value(row.nodeID)
-      value(row.output)
-      value(row.outputSerializer)
-      value(row.stderr)
-      value(row.exitStatus)
-      value(row.errorMessage)
-      value(row.createdAt)
-      value(row.startedAt)
-      value(row.finishedAt)
-      value(row.executionTime)
-      sql.appendInterpolation(changedBy)
-      sql.appendLiteral(")")
-    }
-    sql.appendLiteral(" ON CONFLICT (id) DO NOTHING RETURNING id")
-    return PostgresQuery(stringInterpolation: sql)
-  }
-
-  /// ``columns``, each prefixed with `table.`.
-  static func columns(of table: String) -> String {
-    columns.split(separator: ",").map { "\(table).\($0.trimmingCharacters(in: .whitespacesAndNewlines))" }
-      .joined(separator: ", ")
-  }
-
-  /// ``columns`` without the code and the call (NULL in their place): what choosing needs.
-  static let queueColumns = columns.split(separator: ",").map { column -> String in
-    switch column.trimmingCharacters(in: .whitespacesAndNewlines) {
-    case "code": "NULL::text"
-    case "invocation": "NULL::bytea"
-    case let name: name
-    }
-  }.joined(separator: ", ")
-
-  var id: String
-  var kind: String
-  var status: String
-  var code: String?
-  var function: String?
-  var invocation: ByteBuffer?
-  var invocationSerializer: String?
-  var timeout: Double
-  var cpu: Double
-  var memoryMB: Int
-  var attempts: Int
-  var maxAttempts: Int
-  var nodeID: String?
-  var output: ByteBuffer?
-  var outputSerializer: String?
-  var stderr: String?
-  var exitStatus: Int?
-  var errorMessage: String?
-  var createdAt: Double
-  var startedAt: Double?
-  var finishedAt: Double?
-  var executionTime: Double?
-
-  init(_ task: TaskRecord) {
-    id = task.id
-    kind = task.kind.rawValue
-    status = task.status.rawValue
-    code = task.code
-    function = task.function
-    invocation = task.invocation.map { ByteBuffer(bytes: $0.data) }
-    invocationSerializer = task.invocation?.serializer
-    timeout = task.timeout
-    cpu = task.resources.cpu
-    memoryMB = task.resources.memoryMB
-    attempts = task.attempts
-    maxAttempts = task.maxAttempts
-    nodeID = task.nodeID
-    output = task.output.map { ByteBuffer(bytes: $0.data) }
-    outputSerializer = task.output?.serializer
-    stderr = task.stderr
-    exitStatus = task.exitStatus
-    errorMessage = task.errorMessage
-    createdAt = task.createdAt.timeIntervalSince1970
-    startedAt = task.startedAt?.timeIntervalSince1970
-    finishedAt = task.finishedAt?.timeIntervalSince1970
-    executionTime = task.executionTime
-  }
-
-  static func record(from row: PostgresRow) throws -> TaskRecord {
-    let cells = row.makeRandomAccess()
-    func value<T: PostgresDecodable>(_ index: Int, _ type: T.Type) throws -> T { try cells[index].decode(T.self) }
-    func payload(_ data: Int, _ serializer: Int) throws -> TaskPayload? {
-      guard let bytes = try value(data, ByteBuffer?.self) else { return nil }
-      return TaskPayload(data: Data(bytes.readableBytesView), serializer: try value(serializer, String?.self) ?? TaskPayload.text)
-    }
-    var task = TaskRecord(
-      id: try value(0, String.self), kind: TaskKind(rawValue: try value(1, String.self)) ?? .code,
-      code: try value(3, String?.self), function: try value(4, String?.self), invocation: try payload(5, 6),
-      timeout: try value(7, Double.self),
-      resources: ResourceRequest(cpu: try value(8, Double.self), memoryMB: try value(9, Int.self)),
-      maxAttempts: try value(11, Int.self), createdAt: Date(timeIntervalSince1970: try value(18, Double.self)))
-    task.status = TaskStatus(rawValue: try value(2, String.self)) ?? .failed
-    task.attempts = try value(10, Int.self)
-    task.nodeID = try value(12, String?.self)
-    task.output = try payload(13, 14)
-    task.stderr = try value(15, String?.self)
-    task.exitStatus = try value(16, Int?.self)
-    task.errorMessage = try value(17, String?.self)
-    task.startedAt = try value(19, Double?.self).map(Date.init(timeIntervalSince1970:))
-    task.finishedAt = try value(20, Double?.self).map(Date.init(timeIntervalSince1970:))
-    task.executionTime = try value(21, Double?.self)
-    return task
-  }
 }

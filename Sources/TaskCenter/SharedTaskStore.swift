@@ -32,6 +32,16 @@ public protocol SharedTaskStore: TaskStore {
   /// The live gateways on the database, by id, with their addresses.
   func gateways() async throws -> [GatewayLease]
 
+  /// Writes this gateway's nodes as its fair scheduler sees them now (those that left with
+  /// `online` false): the other gateways' dispatchers weigh them against their own nodes
+  /// (``QueueOffer/others``). A row another gateway took over (the node moved there) is
+  /// changed only by a node online here.
+  func publishNodes(_ nodes: [PoolNode]) async throws
+
+  /// Node `id` as the store last recorded it, on any gateway (its history goes along when it
+  /// joins another); `nil` if it never joined one.
+  func poolNode(_ id: String) async throws -> PoolNode?
+
   /// Every change to a task's status, by any gateway, as it is committed (each subscriber has
   /// its own stream). After a gap (the notification connection was lost and came back) a
   /// ``TaskNotice/resync`` comes first: anything may have changed meanwhile.
@@ -86,6 +96,9 @@ public enum TaskNotice: Sendable, Equatable {
   case resync
   /// A gateway published what its nodes serve (``SharedTaskStore/renewLease``): `gateway`.
   case gateways(gateway: String)
+  /// Another gateway left queued tasks to `gateway`'s nodes (the fair choice across gateways):
+  /// that gateway dispatches.
+  case wake(gateway: String)
 }
 
 extension SharedTaskStore {

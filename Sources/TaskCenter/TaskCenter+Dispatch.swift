@@ -10,28 +10,28 @@ extension TaskCenter {
     guard state.withLock({ $0.scheduler.hasIdleNode(at: clock()) }) else { return [] }
     let batch = 512
     // The store hands over the oldest queued tasks (on a shared store, those no other gateway
-    // is choosing from), a node is chosen for as many as fit, and they start together (one
-    // group commit in SQLite, one statement in PostgreSQL).
+    // is choosing from, with the other gateways' free nodes), a node is chosen for as many as
+    // fit, and they start together (one group commit in SQLite, one statement in PostgreSQL).
     let choice = Choice()
     let started: [TaskRecord]
     var failed = false
     do {
       // The time is read once the queue has been (a task is never started before it was made).
       let clock = self.clock
-      started = try await store.startQueued(limit: batch, now: { choice.stamp(clock()) }) { [self] queued in
-        let picks = self.choose(queued, at: choice.date)
-        choice.set(picks, offered: queued.count)
-        return picks
+      started = try await store.startQueued(limit: batch, now: { choice.stamp(clock()) }) { [self] offer in
+        let chosen = self.choose(offer, at: choice.date)
+        choice.set(chosen, offered: offer.tasks.count)
+        return chosen
       }
     } catch {
       logger.error("could not start queued tasks", metadata: ["error": "\(error)"])
       started = []
       failed = true
     }
-    let (picks, offered) = choice.value
+    let (chosen, offered) = choice.value
     let byID = Dictionary(started.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
     var launches: [(TaskRecord, String)] = []
-    for pick in picks {
+    for pick in chosen.picks {
       guard let record = byID[pick.taskID] else {
         // Cancelled meanwhile, taken by another gateway, or the store failed: the slot and
         // the worker go back.
@@ -44,15 +44,24 @@ extension TaskCenter {
       launches.append((record, pick.nodeID))
     }
     // More to do: a full batch was offered, or some tasks were gone and their nodes are idle.
-    if (offered == batch && !launches.isEmpty) || (!failed && launches.count < picks.count) { kick() }
+    if (offered == batch && !launches.isEmpty) || (!failed && launches.count < chosen.picks.count) { kick() }
+    // Tasks left to other gateways' nodes: looked at again shortly, in case those nodes were
+    // busy after all (then the other gateway corrects what it published, or the task grows
+    // too old to wait for them).
+    if !chosen.wake.isEmpty && !failed { kickSoon() }
     return launches
   }
 
-  /// Chooses a node for as many of `queued` as fit, in order, and reserves its worker.
-  func choose(_ queued: [TaskRecord], at now: Date) -> [QueuePick] {
-    var picks: [QueuePick] = []
+  /// Chooses a node for as many of the offered tasks as fit, in order, and reserves its
+  /// worker. On a shared store the other gateways' free nodes compete by the same rules: a
+  /// task whose best node is another gateway's is left to that gateway (woken), unless it has
+  /// waited longer than ``Configuration/leaseDuration`` and a node here could run it.
+  func choose(_ offer: QueueOffer, at now: Date) -> QueueChoice {
+    var choice = QueueChoice()
+    var others = offer.others  // their slots, taken as tasks are left to them
     var serving: [String: Set<String>] = [:]
-    for task in queued {
+    let patience = Double(configuration.leaseDuration.components.seconds)
+    for task in offer.tasks {
       var eligible: Set<String>?
       if task.kind == .function {
         let function = task.function ?? ""
@@ -62,30 +71,52 @@ extension TaskCenter {
       // One capacity: a node is eligible only while its calls and tasks leave a worker free
       // (the gateway's membership), and the worker is reserved there before the task starts.
       let server = self.server
-      let pick = state.withLock { state -> String? in
-        state.scheduler.assign(task.resources, where: { node in
+      let candidates = others.indices.filter { others[$0].canTake(task) }
+      let patient = now.timeIntervalSince(task.createdAt) < patience
+      let decision = state.withLock { state -> Decision in
+        let local = state.scheduler.best(task.resources, where: { node in
           if state.pull.contains(node.id) || !server.hasFreeWorker(node.id) { return false }
           if let eligible { return eligible.contains(node.id) }
           return state.runsCode.contains(node.id)
         }, at: now)
+        let remote = candidates.map { index in
+          (index, state.scheduler.rank(waitingSince: others[index].waitingSince, completed: others[index].completed, at: now))
+        }.min { ($0.1, others[$0.0].id) < ($1.1, others[$1.0].id) }
+        if let remote, local.map({ patient && remote.1 < $0.score }) ?? true { return .elsewhere(remote.0) }
+        guard let local else { return .none(idle: state.scheduler.hasIdleNode(at: now)) }
+        state.scheduler.take(local.nodeID, at: now)
+        return .here(local.nodeID)
       }
-      if let nodeID = pick, !server.reserveTask(on: nodeID) {
-        state.withLock { $0.scheduler.unassign(nodeID) }  // a call took the worker meanwhile
-      } else if let nodeID = pick {
-        picks.append(QueuePick(taskID: task.id, nodeID: nodeID))
-      } else if !state.withLock({ $0.scheduler.hasIdleNode(at: now) }) {
-        break
+      switch decision {
+      case .elsewhere(let index):
+        others[index].running += 1
+        choice.wake.insert(others[index].gatewayID)
+      case .here(let nodeID):
+        if server.reserveTask(on: nodeID) {
+          choice.picks.append(QueuePick(taskID: task.id, nodeID: nodeID))
+        } else {
+          state.withLock { $0.scheduler.unassign(nodeID) }  // a call took the worker meanwhile
+        }
+      case .none(let idle):
+        if !idle && !others.contains(where: { $0.free > 0 }) { return choice }
       }
     }
-    return picks
+    return choice
+  }
+
+  /// Where ``choose(_:at:)`` sends a task.
+  private enum Decision {
+    case here(String)
+    case elsewhere(Int)
+    case none(idle: Bool)
   }
 
   /// What the dispatcher chose inside the store's call (kept to undo it if the start fails),
   /// and the time the store started the tasks at.
   final class Choice: Sendable {
-    private let state = Mutex<(picks: [QueuePick], offered: Int, date: Date)>(([], 0, .distantPast))
-    func set(_ picks: [QueuePick], offered: Int) { state.withLock { ($0.picks, $0.offered) = (picks, offered) } }
-    var value: ([QueuePick], Int) { state.withLock { ($0.picks, $0.offered) } }
+    private let state = Mutex<(choice: QueueChoice, offered: Int, date: Date)>((QueueChoice(), 0, .distantPast))
+    func set(_ choice: QueueChoice, offered: Int) { state.withLock { ($0.choice, $0.offered) = (choice, offered) } }
+    var value: (QueueChoice, Int) { state.withLock { ($0.choice, $0.offered) } }
     var date: Date { state.withLock { $0.date } }
     func stamp(_ date: Date) -> Date { state.withLock { $0.date = date }; return date }
   }
@@ -133,6 +164,7 @@ extension TaskCenter {
         // handed the task back. Queue it again.
         let reason = "node \(nodeID) stopped while running the task"
         written = try await store.requeue(taskID, from: nodeID, reason: reason, at: clock())
+        publishNodesSoon()  // its slot is free again (an answer frees it in the same statement)
       } else {
         written = try await store.finish(taskID, with: outcome, by: nodeID, at: clock())
       }

@@ -33,7 +33,7 @@ extension TaskCenter {
       self?.nodes() ?? []
     }
     gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
-      self?.join(context.callerID, request)
+      await self?.join(context.callerID, request)
       if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
       return Empty()
     }

@@ -28,8 +28,9 @@ extension TaskCenter {
       idleSince: status == .idle ? node.waitingSince : nil, isolation: state.isolation[node.id], thresholds: node.thresholds)
   }
 
-  /// A node joined (or came back): it is idle until it is given work.
-  func join(_ nodeID: String, _ request: TaskNodeJoin) {
+  /// A node joined (or came back): it is idle until it is given work. On a shared store it
+  /// brings the history it has there, and the other gateways learn of it.
+  func join(_ nodeID: String, _ request: TaskNodeJoin) async {
     let now = clock()
     let (wasOnline, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
       let wasOnline = state.scheduler.status(of: nodeID, at: now).map { $0 != .offline } ?? false
@@ -43,14 +44,22 @@ extension TaskCenter {
     }
     if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
     logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
+    await restoreHistory(of: nodeID)
     kick()
     publishSoon()  // other gateways on a shared store list it
+    publishNodesSoon()
   }
 
   /// A linked node's heartbeat carried its machine's load.
   func loadReported(_ nodeID: String, _ load: NodeLoad) {
-    let known = state.withLock { $0.scheduler.heartbeat(nodeID, load: load, at: clock()) }
+    let now = clock()
+    let (known, changed) = state.withLock { state -> (Bool, Bool) in
+      let before = state.scheduler.status(of: nodeID, at: now)
+      let known = state.scheduler.heartbeat(nodeID, load: load, at: now)
+      return (known, state.scheduler.status(of: nodeID, at: now) != before)
+    }
     if known { kick() }  // the load may have dropped below the thresholds
+    if changed { publishNodesSoon() }
   }
 
   /// A node went away: it leaves the scheduler and its running tasks go back to the queue
@@ -62,11 +71,13 @@ extension TaskCenter {
 
   /// Takes `nodeID` out of scheduling; `false` when it was unknown or already offline.
   func leaveScheduler(_ nodeID: String) -> Bool {
-    state.withLock { state -> Bool in
+    let left = state.withLock { state -> Bool in
       guard let node = state.scheduler.nodes[nodeID], !node.offline else { return false }
       state.scheduler.leave(nodeID)
       return true
     }
+    if left { publishNodesSoon() }  // other gateways stop weighing it
+    return left
   }
 
   /// Queues again the tasks running on `nodeID`, which left; when the store fails, tries

@@ -95,6 +95,69 @@ extension TaskCenter {
     }
   }
 
+  /// Writes this gateway's nodes to the shared store (``PoolNode``) when they join, leave or
+  /// change how busy their machines are (``publishNodesSoon()``), and five times per lease
+  /// anyway (their calls change whether they have workers free). A start and an answer change
+  /// their rows in the same statement as the task, so those need no write here.
+  func nodesLoop(_ shared: any SharedTaskStore) async {
+    let interval = configuration.leaseDuration / 5
+    var written: Set<String> = []  // offline nodes already written as such are not written again
+    while !Task.isCancelled {
+      let signal = Latch()
+      state.withLock { $0.nodesSignal = signal }
+      let rows = poolRows().filter { $0.online || !written.contains($0.id) }
+      do {
+        try await shared.publishNodes(rows)
+        for row in rows { if row.online { written.remove(row.id) } else { written.insert(row.id) } }
+      } catch {
+        logger.warning("could not write this gateway's nodes to the store", metadata: ["error": "\(error)"])
+      }
+      await signal.wait(upTo: interval)
+    }
+  }
+
+  /// Asks ``nodesLoop(_:)`` to write this gateway's nodes now.
+  func publishNodesSoon() {
+    state.withLock { $0.nodesSignal }?.open()
+  }
+
+  /// This gateway's task-center nodes as the other gateways' schedulers weigh them (nodes that
+  /// pull work over HTTP are not offered work by anyone, so they are left out).
+  func poolRows() -> [PoolNode] {
+    guard let shared else { return [] }
+    let now = clock()
+    let functions = Dictionary(server.localNodes().map { ($0.id, $0.functions) }, uniquingKeysWith: { first, _ in first })
+    let server = self.server
+    return state.withLock { state in
+      state.scheduler.nodes.values.filter { !state.pull.contains($0.id) }.sorted { $0.id < $1.id }.map { node in
+        let status = node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
+        // Unavailable while over its load thresholds, or while calls hold the workers its tasks leave.
+        let busyWithCalls = node.running < node.slots && !server.hasFreeWorker(node.id)
+        return PoolNode(
+          id: node.id, gatewayID: shared.gatewayID, online: status != .offline,
+          available: node.thresholds.allows(node.load) && !busyWithCalls, slots: node.slots, running: node.running,
+          waitingSince: node.waitingSince, lastServedAt: node.lastServedAt, completed: node.completed,
+          failed: node.failed, computeTime: node.totalComputeTime, cores: node.resources.cores,
+          memoryMB: node.resources.memoryMB, runsCode: state.runsCode.contains(node.id),
+          functions: functions[node.id] ?? [])
+      }
+    }
+  }
+
+  /// The history a joining node built on this or another gateway (the shared store keeps it),
+  /// so the fair scheduler weighs it the same whichever gateway it is on.
+  func restoreHistory(of nodeID: String) async {
+    guard let shared, let row = try? await shared.poolNode(nodeID) else { return }
+    state.withLock { state in
+      guard let node = state.scheduler.nodes[nodeID], row.completed + row.failed >= node.completed + node.failed else {
+        return
+      }
+      state.scheduler.restore(
+        nodeID, completed: row.completed, failed: row.failed, totalComputeTime: row.computeTime,
+        lastServedAt: row.lastServedAt)
+    }
+  }
+
   /// Reads what the other gateways publish, and tells this gateway's event subscribers about
   /// nodes that appeared behind them or went away (with their gateway).
   func refreshDirectory(_ shared: any SharedTaskStore) async throws {
@@ -136,6 +199,12 @@ extension TaskCenter {
         try? await refreshDirectory(shared)
       case .gateways(let gateway):
         if gateway != shared.gatewayID { try? await refreshDirectory(shared) }
+      case .wake(let gateway):
+        // Another gateway left tasks to this one's nodes: they start here, and if those nodes
+        // were busy after all, the others learn it from the rows written now.
+        guard gateway == shared.gatewayID else { continue }
+        kick()
+        publishNodesSoon()
       case .created(let id, let gateway):
         guard gateway != shared.gatewayID else { continue }  // announced here when it happened
         kick()

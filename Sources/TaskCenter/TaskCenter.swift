@@ -101,6 +101,10 @@ public final class TaskCenter: Sendable {
     var loops: Task<Void, Never>?
     /// Opened to have the lease loop publish at once (a node joined or left).
     var publishSignal: Latch?
+    /// Opened to have this gateway's nodes written to the shared store at once.
+    var nodesSignal: Latch?
+    /// Whether a ``kickSoon()`` is pending.
+    var kickPending = false
     var membershipToken: UInt64?
     var started = false
   }
@@ -202,6 +206,7 @@ public final class TaskCenter: Sendable {
       group.addTask { await self.statsLoop() }
       if let shared {
         group.addTask { await self.leaseLoop(shared) }
+        group.addTask { await self.nodesLoop(shared) }
         group.addTask { await self.noticeLoop(shared) }
       }
       group.addTask {
@@ -251,6 +256,16 @@ public final class TaskCenter: Sendable {
   public var storeStatus: StoreStatus { storeHealth.status }
 
   func kick() { kicker.yield() }
+
+  /// Dispatches again in a moment (once, however often it is asked meanwhile).
+  func kickSoon() {
+    guard state.withLock({ state in defer { state.kickPending = true }; return !state.kickPending }) else { return }
+    Task { [weak self] in
+      try? await Task.sleep(for: .milliseconds(200))
+      self?.state.withLock { $0.kickPending = false }
+      self?.kick()
+    }
+  }
 }
 
 extension TaskCenter: Service {

@@ -50,15 +50,42 @@ public protocol TaskStore: Sendable {
   /// How many tasks have `status` (the queue's length, for an estimate).
   func count(_ status: TaskStatus) async throws -> Int
 
-  /// Starts queued tasks, oldest first, in one go: `choose` is handed up to `limit` of them
+  /// Starts queued tasks, oldest first, in one go: `choose` is offered up to `limit` of them
   /// (their code and call may be left out) and names the node for each it starts; the tasks
   /// started come back, complete, started at `now()` (read once the queue was read, so never
   /// before a task it hands over was created). A task that another scheduler starts meanwhile
-  /// is not started (on a shared store, tasks another gateway is choosing from are not handed
-  /// over).
+  /// is not started (on a shared store, tasks another gateway is choosing from are not offered).
+  ///
+  /// On a shared store the offer also holds the other gateways' nodes that could take a task
+  /// now (``PoolNode``), so the choice is fair across gateways; the gateways a choice leaves
+  /// tasks to (``QueueChoice/wake``) are woken (a ``TaskNotice/wake(gateway:)`` notice).
   func startQueued(
-    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord]
+}
+
+/// What the dispatcher chooses from: the oldest queued tasks, and (on a shared store) the
+/// other gateways' nodes that have a free slot.
+public struct QueueOffer: Sendable {
+  public var tasks: [TaskRecord]
+  public var others: [PoolNode]
+
+  public init(tasks: [TaskRecord], others: [PoolNode] = []) {
+    self.tasks = tasks
+    self.others = others
+  }
+}
+
+/// What the dispatcher chose: a node for each task it starts, and the gateways to wake for
+/// tasks it left to their nodes (which the seed-004 rules serve first).
+public struct QueueChoice: Sendable, Equatable {
+  public var picks: [QueuePick]
+  public var wake: Set<String>
+
+  public init(picks: [QueuePick] = [], wake: Set<String> = []) {
+    self.picks = picks
+    self.wake = wake
+  }
 }
 
 /// A task the dispatcher chose a node for.
@@ -105,11 +132,11 @@ extension TaskStore {
   /// ``queued(limit:)``, then each pick's ``start(_:on:at:)`` at once (in the SQLite store they
   /// share one group commit). Throws only when no start succeeded and one failed.
   public func startQueued(
-    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable ([TaskRecord]) -> [QueuePick]
+    limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord] {
     let queued = try await queued(limit: limit)
     let date = now()
-    let picks = choose(queued)
+    let picks = choose(QueueOffer(tasks: queued)).picks
     return try await withThrowingTaskGroup(of: TaskRecord?.self) { group in
       for pick in picks {
         group.addTask { try await self.start(pick.taskID, on: pick.nodeID, at: date) }

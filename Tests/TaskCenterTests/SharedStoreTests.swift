@@ -1,5 +1,6 @@
 import EasyRemote
 import Foundation
+import Synchronization
 @testable import TaskCenter
 import Testing
 
@@ -139,5 +140,157 @@ struct SharedStoreTests {
     #expect(done.status == .completed && done.result == "42" && done.nodeID == "worker-1" && done.attempts == 1, "\(done)")
     #expect(worker.completedTasks == 1)
     await fabric.stop()
+  }
+
+  @Test("the node table: other gateways' available nodes are offered, starts and answers count in the same statement, a wake reaches its gateway")
+  func nodeTable() async throws {
+    let url = try await PostgresServer.database()
+    let a = try await PostgresTaskStore(url: url, gatewayID: "gw-a")
+    let b = try await PostgresTaskStore(url: url, gatewayID: "gw-b")
+    try await a.renewLease(for: .seconds(60), address: nil)
+    try await b.renewLease(for: .seconds(60), address: nil)
+    let joined = Date(timeIntervalSince1970: 1_000)
+    func node(_ id: String, online: Bool = true, available: Bool = true) -> PoolNode {
+      PoolNode(
+        id: id, gatewayID: "gw-a", online: online, available: available, slots: 1, waitingSince: joined, cores: 4,
+        memoryMB: 4096, runsCode: true, functions: ["whoami"])
+    }
+    try await a.publishNodes([node("a-free"), node("a-busy", available: false), node("a-gone", online: false)])
+    var wakes = a.notices().makeAsyncIterator()
+    #expect(await wakes.next() == .resync)
+
+    // B is offered A's one available node, leaves the task to it and wakes A.
+    let task = TaskRecord.code("print(1)")
+    try await b.insert(task)
+    let offered = Mutex<[String]>([])
+    let none = try await b.startQueued(limit: 10, now: { Date() }) { offer in
+      offered.withLock { $0 = offer.others.map(\.id) }
+      return QueueChoice(wake: ["gw-a"])
+    }
+    #expect(none.isEmpty)
+    #expect(offered.withLock { $0 } == ["a-free"])
+    var notice = await wakes.next()
+    while case .created = notice { notice = await wakes.next() }
+    #expect(notice == .wake(gateway: "gw-a"))
+
+    // A starts it there: the row counts it running and its wait starts again; B no longer
+    // sees a free node.
+    let start = Date(timeIntervalSince1970: 2_000)
+    let started = try await a.startQueued(limit: 10, now: { start }) { offer in
+      QueueChoice(picks: [QueuePick(taskID: offer.tasks[0].id, nodeID: "a-free")])
+    }
+    #expect(started.map(\.id) == [task.id])
+    var row = try #require(try await b.poolNode("a-free"))
+    #expect(row.running == 1 && row.free == 0 && row.waitingSince == start && row.lastServedAt == start, "\(row)")
+    try await b.insert(TaskRecord.code("print(2)"))
+    _ = try await b.startQueued(limit: 10, now: { Date() }) { offer in
+      offered.withLock { $0 = offer.others.map(\.id) }
+      return QueueChoice()
+    }
+    #expect(offered.withLock { $0 }.isEmpty)
+
+    // Its answer frees the slot and counts, in the same statement.
+    _ = try await a.finish(task.id, with: TaskOutcome(status: .completed, executionTime: 1.5), by: "a-free", at: Date())
+    row = try #require(try await b.poolNode("a-free"))
+    #expect(row.running == 0 && row.completed == 1 && row.failed == 0 && row.computeTime == 1.5, "\(row)")
+
+    // A write by its gateway keeps what the tasks' statements counted.
+    try await a.publishNodes([node("a-free")])
+    row = try #require(try await b.poolNode("a-free"))
+    #expect(row.completed == 1 && row.waitingSince == start, "\(row)")
+
+    // The node moves to B: B's row, with its history; A writing it offline changes nothing.
+    var moved = node("a-free")
+    moved.gatewayID = "gw-b"
+    try await b.publishNodes([moved])
+    try await a.publishNodes([node("a-free", online: false)])
+    row = try #require(try await a.poolNode("a-free"))
+    #expect(row.gatewayID == "gw-b" && row.online && row.completed == 1, "\(row)")
+
+    // A gateway without a live lease offers nothing.
+    try await a.releaseLease()
+    _ = try await b.startQueued(limit: 10, now: { Date() }) { offer in
+      offered.withLock { $0 = offer.others.map(\.id) }
+      return QueueChoice()
+    }
+    #expect(offered.withLock { $0 }.isEmpty)
+    await a.close()
+    await b.close()
+  }
+
+  @Test("nodes on different gateways share one queue by the seed-004 rules (fewest tasks, then longest wait); history follows a node that moves")
+  func fairAcrossGateways() async throws {
+    let url = try await PostgresServer.database()
+    let storeA = try await PostgresTaskStore(url: url, gatewayID: "gw-a")
+    let storeB = try await PostgresTaskStore(url: url, gatewayID: "gw-b")
+    let a = try await TaskFabric(store: storeA)
+    let b = try await TaskFabric(store: storeB)
+    try await a.addNode("a-node", code: false)
+    let (movingNode, movingWorker) = try await b.addNode("b-node-1", code: false)
+    try await b.addNode("b-node-2", code: false)
+    // Each gateway has written its nodes where the other reads them.
+    #expect(
+      try await eventually(timeout: .seconds(30)) {
+        let rows = [try await storeB.poolNode("a-node"), try await storeA.poolNode("b-node-1"), try await storeA.poolNode("b-node-2")]
+        return rows.allSatisfy { $0?.online == true }
+      })
+    // Tasks one at a time, all submitted at B (whose own nodes it would otherwise pick first).
+    let client = b.client()
+    var ran: [String] = []
+    for _ in 0..<9 {
+      let id = try await client.submit("whoami")
+      let done = try await client.waitForTask(id, timeout: .seconds(60))
+      #expect(done.status == .completed, "\(done)")
+      ran.append(done.nodeID ?? "?")
+    }
+    let counts = Dictionary(ran.map { ($0, 1) }, uniquingKeysWith: +)
+    #expect(counts == ["a-node": 3, "b-node-1": 3, "b-node-2": 3], "\(ran)")
+    for round in 0..<3 {
+      #expect(Set(ran[round * 3..<round * 3 + 3]).count == 3, "each round serves every node once: \(ran)")
+    }
+    // b-node-1 moves to A: A's scheduler weighs it with the three tasks it did behind B.
+    await movingWorker.stop()
+    await movingNode.stop()
+    #expect(try await eventually(timeout: .seconds(30)) { try await storeA.poolNode("b-node-1")?.online == false })
+    try await a.addNode("b-node-1", code: false)
+    #expect(await eventually(timeout: .seconds(30)) { (try? a.center.node("b-node-1"))?.completedTasks == 3 })
+    #expect(try await eventually(timeout: .seconds(30)) { try await storeB.poolNode("b-node-1")?.gatewayID == "gw-a" })
+    await a.stop()
+    await b.stop()
+  }
+
+  @Test("a task left to another gateway's better node is taken here once it waited a lease, if that gateway never does")
+  func patienceIsBounded() async throws {
+    let url = try await PostgresServer.database()
+    // A gateway that holds its lease and publishes a node that has waited long (it would win),
+    // but never dispatches.
+    let silent = try await PostgresTaskStore(url: url, gatewayID: "gw-silent")
+    try await silent.renewLease(for: .seconds(120), address: nil)
+    try await silent.publishNodes([
+      PoolNode(
+        id: "elsewhere", gatewayID: "gw-silent", slots: 1, waitingSince: Date().addingTimeInterval(-200), cores: 4,
+        memoryMB: 4096, runsCode: false, functions: ["whoami"])
+    ])
+    var notices = silent.notices().makeAsyncIterator()
+    #expect(await notices.next() == .resync)
+    var configuration = TaskFabric.configuration
+    configuration.leaseDuration = .seconds(3)
+    let fabric = try await TaskFabric(configuration: configuration, store: try await PostgresTaskStore(url: url, gatewayID: "gw-here"))
+    try await fabric.addNode("here", code: false)
+    let client = fabric.client()
+    let id = try await client.submit("whoami")
+    let done = try await client.waitForTask(id, timeout: .seconds(60))
+    #expect(done.status == .completed && done.nodeID == "here", "\(done)")
+    let held = try #require(done.startedAt).timeIntervalSince(done.createdAt)
+    #expect(held >= 2.9, "started after \(held) s: it was not left to the better node first")
+    // The silent gateway was woken for it before it started here.
+    var woken = false
+    while let notice = await notices.next() {
+      if notice == .wake(gateway: "gw-silent") { woken = true }
+      if notice == .changed(id: id, status: .running, gateway: "gw-here") { break }
+    }
+    #expect(woken)
+    await fabric.stop()
+    await silent.close()
   }
 }

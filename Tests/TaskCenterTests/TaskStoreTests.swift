@@ -64,9 +64,10 @@ struct TaskStoreTests {
     _ = try await store.finish(tasks[0].id, with: TaskOutcome(status: .cancelled), by: nil, at: t0)
     let offered = Mutex<[String]>([])
     let later = t0.addingTimeInterval(9)
-    let started = try await store.startQueued(limit: 2, now: { later }) { queued in
-      offered.withLock { $0 = queued.map(\.id) }
-      return [QueuePick(taskID: queued[1].id, nodeID: "n2")]
+    let started = try await store.startQueued(limit: 2, now: { later }) { offer in
+      offered.withLock { $0 = offer.tasks.map(\.id) }
+      #expect(offer.others.isEmpty, "no other gateway's nodes")
+      return QueueChoice(picks: [QueuePick(taskID: offer.tasks[1].id, nodeID: "n2")])
     }
     #expect(offered.withLock { $0 } == [tasks[1].id, tasks[2].id], "the oldest queued, in order")
     #expect(started.count == 1)
@@ -76,7 +77,7 @@ struct TaskStoreTests {
     #expect(try await store.task(tasks[1].id)?.status == .queued, "not chosen, still queued")
     // Nothing to choose: nothing starts.
     let origin = t0
-    let none = try await store.startQueued(limit: 10, now: { origin }, choose: { _ in [] })
+    let none = try await store.startQueued(limit: 10, now: { origin }, choose: { _ in QueueChoice() })
     #expect(none.isEmpty)
     #expect(try await store.count(.queued) == 2)
     #expect(try await store.count(.running) == 1)
