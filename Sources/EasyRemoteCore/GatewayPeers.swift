@@ -3,9 +3,9 @@
 /// serve (the task center's `GatewayDirectory`), and a call or stream for a function served
 /// only behind another gateway goes there over a link of its own (``Server/forwarding(to:)``).
 public protocol GatewayPeers: Sendable {
-  /// The address (`host:port`) of another gateway whose nodes serve `function` (node `target`
-  /// among them, when one is named); nil when none does.
-  func gateway(serving function: String, node target: String?) -> String?
+  /// The other gateways whose nodes serve `function` (node `target` among them, when one is
+  /// named), each with how many workers those nodes have; empty when none does.
+  func gateways(serving function: String, node target: String?) -> [PeerGateway]
 
   /// Whether any other gateway's nodes serve `function`.
   func serve(_ function: String) -> Bool
@@ -15,4 +15,17 @@ public protocol GatewayPeers: Sendable {
 
   /// Other gateways' nodes, as they last published them, each with its ``NodeInfo/gateway``.
   func nodes() -> [NodeInfo]
+}
+
+/// Another gateway a call can be forwarded to.
+public struct PeerGateway: Sendable, Equatable {
+  /// Where it listens (`host:port`).
+  public var address: String
+  /// The workers of its nodes that serve the function (as it last published them).
+  public var workers: Int
+
+  public init(address: String, workers: Int) {
+    self.address = address
+    self.workers = workers
+  }
 }

@@ -16,10 +16,35 @@ extension Server {
     peering.withLock { $0.peers }?.serve(function) ?? false
   }
 
-  /// The gateway to forward `function` to, unless the call was forwarded here already.
+  /// The gateway to forward `function` to, unless the call was forwarded here already: the
+  /// one with the fewest calls forwarded from here still running per worker serving the
+  /// function (least outstanding requests, weighted by capacity — a slow or small gateway gets
+  /// fewer), ties in turn.
   func peerAddress(for function: String, node target: String?, metadata: [String: String]) -> String? {
-    guard metadata[Methods.forwardedKey] == nil else { return nil }
-    return peering.withLock { $0.peers }?.gateway(serving: function, node: target)
+    guard metadata[Methods.forwardedKey] == nil, let peers = peering.withLock({ $0.peers }) else { return nil }
+    let candidates = peers.gateways(serving: function, node: target)
+    guard !candidates.isEmpty else { return nil }
+    return peering.withLock { peering -> String in
+      peering.turn &+= 1
+      let start = peering.turn % candidates.count
+      let rotated = candidates[start...] + candidates[..<start]
+      func load(_ peer: PeerGateway) -> Double {
+        Double(peering.inFlight[peer.address, default: 0] + 1) / Double(max(peer.workers, 1))
+      }
+      return rotated.min { load($0) < load($1) }!.address
+    }
+  }
+
+  /// Counts a call or stream forwarded to `peer` while `body` runs.
+  func forwarded<T>(to peer: String, _ body: () async throws -> T) async throws -> T {
+    peering.withLock { $0.inFlight[peer, default: 0] += 1 }
+    defer {
+      peering.withLock { peering in
+        peering.inFlight[peer, default: 1] -= 1
+        if peering.inFlight[peer] == 0 { peering.inFlight[peer] = nil }
+      }
+    }
+    return try await body()
   }
 
   /// A connected client of the gateway at `address` (one per peer, made on first use).
@@ -53,10 +78,11 @@ extension Server {
     start: ContinuousClock.Instant
   ) async throws -> Payload {
     do {
-      let client = try await peerClient(peer)
-      let result = try await client.node.call(
-        Server.nodeID, Methods.execute, payload: payload, timeout: timeout,
-        metadata: forwardingMetadata(function, node: target))
+      let result = try await forwarded(to: peer) {
+        try await peerClient(peer).node.call(
+          Server.nodeID, Methods.execute, payload: payload, timeout: timeout,
+          metadata: forwardingMetadata(function, node: target))
+      }
       record(function, node: nil, start: start, error: nil, bytesIn: payload.data.count, bytesOut: result.data.count)
       return result
     } catch {
@@ -75,14 +101,15 @@ extension Server {
     var count = 0
     var bytes = 0
     do {
-      let client = try await peerClient(peer)
-      let items = try await client.node.stream(
-        Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow,
-        metadata: forwardingMetadata(function, node: target))
-      for try await batch in items.batches {
-        count += batch.count
-        for item in batch { bytes += item.data.count }
-        try await sink.send(contentsOf: batch)
+      try await forwarded(to: peer) {
+        let items = try await peerClient(peer).node.stream(
+          Server.nodeID, Methods.stream, payload: payload, timeout: timeout, window: Methods.streamWindow,
+          metadata: forwardingMetadata(function, node: target))
+        for try await batch in items.batches {
+          count += batch.count
+          for item in batch { bytes += item.data.count }
+          try await sink.send(contentsOf: batch)
+        }
       }
       record(function, node: nil, start: start, error: nil, bytesIn: payload.data.count, bytesOut: bytes, items: count)
     } catch {

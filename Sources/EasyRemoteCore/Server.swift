@@ -44,6 +44,10 @@ public final class Server: Sendable {
   struct Peering {
     var peers: (any GatewayPeers)?
     var clients: [String: Client] = [:]
+    /// Calls and streams forwarded to each peer and not yet ended.
+    var inFlight: [String: Int] = [:]
+    /// Breaks ties between peers, in turn.
+    var turn = 0
     var stopped = false
   }
 

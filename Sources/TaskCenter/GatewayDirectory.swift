@@ -7,39 +7,40 @@ import Synchronization
 public final class GatewayDirectory: GatewayPeers {
   /// This gateway's id: never a peer of itself.
   public let own: String
-  private let state = Mutex<(gateways: [GatewayLease], turn: Int)>(([], 0))
+  private let state = Mutex<[GatewayLease]>([])
 
   public init(own: String) {
     self.own = own
   }
 
   /// The other gateways, as last read.
-  public var gateways: [GatewayLease] { state.withLock { $0.gateways } }
+  public var gateways: [GatewayLease] { state.withLock { $0 } }
 
   /// Replaces what is known with `leases` (this gateway's own left out).
   public func update(_ leases: [GatewayLease]) {
     let others = leases.filter { $0.id != own && $0.address != nil }
-    state.withLock { $0.gateways = others }
+    state.withLock { $0 = others }
   }
 
-  public func gateway(serving function: String, node target: String?) -> String? {
-    state.withLock { state -> String? in
-      let candidates = state.gateways.filter { lease in
-        lease.functions.contains(function) && (target.map { lease.nodes.contains($0) } ?? true)
-      }
-      guard !candidates.isEmpty else { return nil }
-      // In turn, so calls spread over the gateways serving the function.
-      state.turn &+= 1
-      return candidates[state.turn % candidates.count].address
+  public func gateways(serving function: String, node target: String?) -> [PeerGateway] {
+    state.withLock { $0 }.compactMap { lease -> PeerGateway? in
+      guard let address = lease.address, lease.functions.contains(function),
+        target.map({ lease.nodes.contains($0) }) ?? true
+      else { return nil }
+      // The workers of the nodes there that serve it (at least one: it published the function).
+      let workers = lease.published.memberInfos
+        .filter { $0.functions.contains(function) && (target == nil || $0.id == target) }
+        .reduce(0) { $0 + $1.maxWorkers }
+      return PeerGateway(address: address, workers: max(workers, 1))
     }
   }
 
   public func serve(_ function: String) -> Bool {
-    state.withLock { $0.gateways.contains { $0.functions.contains(function) } }
+    state.withLock { $0.contains { $0.functions.contains(function) } }
   }
 
   public func nodes() -> [NodeInfo] {
-    state.withLock { $0.gateways }.flatMap { lease in
+    state.withLock { $0 }.flatMap { lease in
       lease.published.memberInfos.map { node in
         var node = node
         node.gateway = lease.id
@@ -49,6 +50,6 @@ public final class GatewayDirectory: GatewayPeers {
   }
 
   public func functions() -> [FunctionInfo] {
-    FunctionInfo.merged(state.withLock { $0.gateways }.flatMap(\.published.functionInfos))
+    FunctionInfo.merged(state.withLock { $0 }.flatMap(\.published.functionInfos))
   }
 }

@@ -106,6 +106,22 @@ struct FairSchedulerTests {
     #expect(scheduler.queue(at: t0.addingTimeInterval(3610)).first?.reason == .fairRotation)
   }
 
+  @Test("best names the node assign would take, without taking it; rank scores another gateway's node the same way")
+  func bestAndRank() {
+    let now = t0
+    var scheduler = scheduler([("old", 40, 3), ("new", 5, 0)], now: now)
+    let best = scheduler.best(at: now)
+    #expect(best?.nodeID == "new" && best?.score == FairScheduler.score(waitSeconds: 5, completed: 0))
+    #expect(scheduler.status(of: "new", at: now) == .idle, "nothing taken")
+    // A node elsewhere with the same history scores the same; one waiting past 5 minutes
+    // goes before all.
+    #expect(scheduler.rank(waitingSince: now.addingTimeInterval(-5), completed: 0, at: now) == best?.score)
+    #expect(scheduler.rank(waitingSince: now.addingTimeInterval(-301), completed: 500, at: now) < -1e12)
+    scheduler.take("new", at: now)
+    #expect(scheduler.status(of: "new", at: now) == .busy)
+    #expect(scheduler.best(at: now)?.nodeID == "old")
+  }
+
   @Test("only idle nodes whose machine fits the task are picked")
   func eligibility() {
     var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 1e9))
