@@ -19,15 +19,40 @@ enum PostgresNodeRow {
       functions: functions)
   }
 
-  /// The other gateways' nodes that could take a task now (online, available, a free slot,
-  /// their gateway's lease alive).
-  static func others(than gatewayID: String) -> PostgresQuery {
+  /// The nodes that could take a task now (online, available, a free slot, their gateway's
+  /// lease alive); the caller adds `AND n.gateway_id <> …` for the other gateways' only.
+  static let othersSelect = """
+    SELECT \(columns) FROM easyremote_node n JOIN easyremote_gateway g ON g.id = n.gateway_id
+    WHERE n.online AND n.available AND n.running < n.slots AND g.lease_until >= clock_timestamp()
     """
-    SELECT \(unescaped: columns) FROM easyremote_node n JOIN easyremote_gateway g ON g.id = n.gateway_id
-    WHERE n.gateway_id <> \(gatewayID) AND n.online AND n.available AND n.running < n.slots
-      AND g.lease_until >= clock_timestamp()
-    ORDER BY n.id
-    """
+
+  /// The rows of ``othersSelect`` as `json_agg` gives them.
+  static func nodes(json: String) throws -> [PoolNode] {
+    struct Row: Decodable {
+      var id: String
+      var gateway_id: String
+      var online: Bool
+      var available: Bool
+      var slots: Int
+      var running: Int
+      var waiting_since: Double
+      var last_served_at: Double?
+      var completed: Int
+      var failed: Int
+      var compute_time: Double
+      var cores: Int
+      var memory_mb: Int
+      var runs_code: Bool
+      var functions: [String]
+    }
+    return try JSONDecoder().decode([Row].self, from: Data(json.utf8)).map { row in
+      PoolNode(
+        id: row.id, gatewayID: row.gateway_id, online: row.online, available: row.available, slots: row.slots,
+        running: row.running, waitingSince: Date(timeIntervalSince1970: row.waiting_since),
+        lastServedAt: row.last_served_at.map { Date(timeIntervalSince1970: $0) }, completed: row.completed,
+        failed: row.failed, computeTime: row.compute_time, cores: row.cores, memoryMB: row.memory_mb,
+        runsCode: row.runs_code, functions: row.functions)
+    }
   }
 
   /// One statement for all of a gateway's nodes. What the gateway alone knows is written (online,

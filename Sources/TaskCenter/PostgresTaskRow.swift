@@ -59,6 +59,9 @@ struct PostgresTaskRow {
   }
 
   /// ``columns`` without the code and the call (NULL in their place): what choosing needs.
+  /// How many columns ``columns`` names (a query may add its own after them).
+  static let columnCount = columns.split(separator: ",").count
+
   static let queueColumns = columns.split(separator: ",").map { column -> String in
     switch column.trimmingCharacters(in: .whitespacesAndNewlines) {
     case "code": "NULL::text"

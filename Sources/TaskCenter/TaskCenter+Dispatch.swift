@@ -61,6 +61,10 @@ extension TaskCenter {
     var others = offer.others  // their slots, taken as tasks are left to them
     var serving: [String: Set<String>] = [:]
     let patience = Double(configuration.leaseDuration.components.seconds)
+    // Another gateway's node must score better by more than this (a second of waiting): closer
+    // than that, the gateways' reads and clocks cannot tell them apart, and leaving the task
+    // would cost a wake-up and a round of the other's dispatcher for nothing.
+    let margin = 1.0
     for task in offer.tasks {
       var eligible: Set<String>?
       if task.kind == .function {
@@ -82,7 +86,7 @@ extension TaskCenter {
         let remote = candidates.map { index in
           (index, state.scheduler.rank(waitingSince: others[index].waitingSince, completed: others[index].completed, at: now))
         }.min { ($0.1, others[$0.0].id) < ($1.1, others[$1.0].id) }
-        if let remote, local.map({ patient && remote.1 < $0.score }) ?? true { return .elsewhere(remote.0) }
+        if let remote, local.map({ patient && remote.1 < $0.score - margin }) ?? true { return .elsewhere(remote.0) }
         guard let local else { return .none(idle: state.scheduler.hasIdleNode(at: now)) }
         state.scheduler.take(local.nodeID, at: now)
         return .here(local.nodeID)
