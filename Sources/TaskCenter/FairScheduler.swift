@@ -237,24 +237,30 @@ public struct FairScheduler: Sendable {
   }
 
   private func entry(for node: SchedulerNode, at now: Date) -> QueueEntry {
-    let wait = max(0, now.timeIntervalSince(node.waitingSince))
+    entry(nodeID: node.id, waitingSince: node.waitingSince, completed: node.completed, lastServedAt: node.lastServedAt, at: now)
+  }
+
+  /// The queue entry of an idle node with this history — one of this scheduler's, or another
+  /// gateway's (``PoolNode``) — as ``queue(at:)`` lists it.
+  public func entry(nodeID: String, waitingSince: Date, completed: Int, lastServedAt: Date?, at now: Date) -> QueueEntry {
+    let wait = max(0, now.timeIntervalSince(waitingSince))
     let starving = wait > configuration.starvationAfter
-    let score = rank(waitingSince: node.waitingSince, completed: node.completed, at: now)
+    let score = rank(waitingSince: waitingSince, completed: completed, at: now)
     let priority: Priority
     let reason: Reason
-    if node.completed < 5 {
+    if completed < 5 {
       (priority, reason) = (.high, .newNodePriority)
     } else if starving {
       (priority, reason) = (.high, .longWait)
     } else if wait >= 60 {
       (priority, reason) = (.medium, .fairRotation)
-    } else if let served = node.lastServedAt, now.timeIntervalSince(served) <= configuration.recentlyServedWindow {
+    } else if let served = lastServedAt, now.timeIntervalSince(served) <= configuration.recentlyServedWindow {
       (priority, reason) = (.low, .recentlyServed)
     } else {
       (priority, reason) = (.low, .fairRotation)
     }
     return QueueEntry(
-      nodeID: node.id, status: .idle, waitingSince: node.waitingSince, waitSeconds: wait, priority: priority,
-      completedTasks: node.completed, reason: reason, score: score)
+      nodeID: nodeID, status: .idle, waitingSince: waitingSince, waitSeconds: wait, priority: priority,
+      completedTasks: completed, reason: reason, score: score)
   }
 }

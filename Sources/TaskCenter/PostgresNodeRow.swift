@@ -20,7 +20,7 @@ enum PostgresNodeRow {
   }
 
   /// The nodes that could take a task now (online, available, a free slot, their gateway's
-  /// lease alive); the caller adds `AND n.gateway_id <> …` for the other gateways' only.
+  /// lease alive); the caller may add `AND n.gateway_id <> …` for the other gateways' only.
   static let othersSelect = """
     SELECT \(columns) FROM easyremote_node n JOIN easyremote_gateway g ON g.id = n.gateway_id
     WHERE n.online AND n.available AND n.running < n.slots AND g.lease_until >= clock_timestamp()

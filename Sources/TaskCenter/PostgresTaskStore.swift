@@ -633,6 +633,18 @@ public final class PostgresTaskStore: SharedTaskStore {
     }
   }
 
+  public func idleNodes() async throws -> [PoolNode] {
+    try await storing {
+      try await client.withConnection { connection -> [PoolNode] in
+        var nodes: [PoolNode] = []
+        let rows = try await self.counted(connection).query(
+          "\(unescaped: PostgresNodeRow.othersSelect) ORDER BY n.id", logger: self.logger)
+        for try await row in rows { nodes.append(try PostgresNodeRow.node(from: row)) }
+        return nodes
+      }
+    }
+  }
+
   public func poolNode(_ id: String) async throws -> PoolNode? {
     try await storing {
       try await client.withConnection { connection -> PoolNode? in

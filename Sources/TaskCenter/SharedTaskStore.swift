@@ -38,6 +38,10 @@ public protocol SharedTaskStore: TaskStore {
   /// changed only by a node online here.
   func publishNodes(_ nodes: [PoolNode]) async throws
 
+  /// The nodes of every gateway with a live lease that could take a task now (this one's too),
+  /// as the store records them.
+  func idleNodes() async throws -> [PoolNode]
+
   /// Node `id` as the store last recorded it, on any gateway (its history goes along when it
   /// joins another); `nil` if it never joined one.
   func poolNode(_ id: String) async throws -> PoolNode?

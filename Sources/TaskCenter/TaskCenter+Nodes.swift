@@ -12,10 +12,21 @@ extension TaskCenter {
     }
   }
 
-  /// The idle nodes, next to be served first (`GET /stats/nodes/queue`).
-  public func queue() -> [FairScheduler.QueueEntry] {
+  /// The idle nodes, next to be served first (`GET /stats/nodes/queue`). On a shared store,
+  /// every gateway's, in the one order their schedulers follow together (this gateway's as
+  /// they are, the others' as the store has them).
+  public func queue() async -> [FairScheduler.QueueEntry] {
     let now = clock()
-    return state.withLock { $0.scheduler.queue(at: now) }
+    let local = state.withLock { $0.scheduler.queue(at: now) }
+    guard let shared, let rows = try? await shared.idleNodes() else { return local }
+    let own = Set(local.map(\.nodeID))
+    let others = state.withLock { state in
+      rows.filter { $0.gatewayID != shared.gatewayID && $0.free > 0 && !own.contains($0.id) }.map {
+        state.scheduler.entry(
+          nodeID: $0.id, waitingSince: $0.waitingSince, completed: $0.completed, lastServedAt: $0.lastServedAt, at: now)
+      }
+    }
+    return (local + others).sorted { ($0.score, $0.nodeID) < ($1.score, $1.nodeID) }
   }
 
   func info(for node: SchedulerNode, state: State, now: Date) -> TaskNodeInfo {

@@ -89,7 +89,7 @@ extension TaskCenter {
           nodeID: $0.nodeID, status: $0.status, load: $0.load, running: $0.running, slots: $0.slots,
           calls: inFlight[$0.nodeID] ?? 0)
       },
-      queue: queue().map {
+      queue: await queue().map {
         StatsTick.QueueEntry(
           nodeID: $0.nodeID, priority: $0.priority.rawValue, reason: $0.reason.rawValue,
           waitTimeSeconds: ($0.waitSeconds * 10).rounded() / 10, score: ($0.score * 100).rounded() / 100)

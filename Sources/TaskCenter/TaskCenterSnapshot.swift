@@ -25,6 +25,6 @@ extension TaskCenter {
     let now = clock()
     var tasks: [TaskStatus: Int] = [:]
     for status in TaskStatus.allCases { tasks[status] = counts[status] ?? 0 }
-    return TaskCenterSnapshot(gateway: server.snapshot(at: now), nodes: nodes(), fairOrder: queue(), tasks: tasks)
+    return TaskCenterSnapshot(gateway: server.snapshot(at: now), nodes: nodes(), fairOrder: await queue(), tasks: tasks)
   }
 }

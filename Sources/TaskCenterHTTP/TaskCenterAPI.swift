@@ -100,7 +100,7 @@ public struct TaskCenterAPI: Sendable {
     }
     router.get("/stats/nodes/top") { request, _ in try api.topNodes(request) }
     router.get("/stats/gateway") { _, _ in JSONBody.response(GatewayStatsView(stats: api.server.stats())) }
-    router.get("/stats/nodes/queue") { request, _ in try api.queue(request) }
+    router.get("/stats/nodes/queue") { request, _ in try await api.queue(request) }
     router.post("/internal/heartbeat") { request, context in try await api.heartbeat(request, from: context.remoteIP) }
     router.get("/internal/task/request") { request, context in try await api.offer(request, from: context.remoteIP) }
     router.post("/internal/task/result") { request, context in try await api.result(request, from: context.remoteIP) }
@@ -257,9 +257,9 @@ public struct TaskCenterAPI: Sendable {
     return JSONBody.response(["nodes": nodes.prefix(limit).map(NodeView.init)])
   }
 
-  func queue(_ request: Request) throws -> Response {
+  func queue(_ request: Request) async throws -> Response {
     let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 20, range: 1...1000)
-    let entries = center.queue()
+    let entries = await center.queue()
     return JSONBody.response(
       QueueView(
         totalNodesInQueue: entries.count,

@@ -109,7 +109,7 @@ struct FairSchedulerTests {
   @Test("best names the node assign would take, without taking it; rank scores another gateway's node the same way")
   func bestAndRank() {
     let now = t0
-    var scheduler = scheduler([("old", 40, 3), ("new", 5, 0)], now: now)
+    var scheduler = scheduler([("old", 10, 8), ("new", 5, 0)], now: now)
     let best = scheduler.best(at: now)
     #expect(best?.nodeID == "new" && best?.score == FairScheduler.score(waitSeconds: 5, completed: 0))
     #expect(scheduler.status(of: "new", at: now) == .idle, "nothing taken")

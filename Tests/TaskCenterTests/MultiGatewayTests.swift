@@ -315,4 +315,50 @@ struct MultiGatewayTests {
     await node.stop()
     for gateway in gateways { await gateway.stop() }
   }
+
+  @Test("nodes behind three gateway processes share one queue by the seed-004 rules: tasks submitted at one gateway go to every node in turn")
+  func fairAcrossGatewayProcesses() async throws {
+    let url = try await PostgresServer.database()
+    let gateways = (0..<3).map { _ in Gateway(url: url, leaseSeconds: 10) }
+    for gateway in gateways { try await gateway.start() }
+    var members: [(ComputeNode, TaskWorker)] = []
+    for (g, gateway) in gateways.enumerated() {
+      let id = "fair-\(g)"
+      let node = ComputeNode(serverAddress: "127.0.0.1:\(gateway.grpcPort)", nodeID: id, maxWorkers: 1)
+      node.register("where") { () -> String in id }
+      let worker = TaskWorker(
+        node: node, runner: nil, slots: 1, resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"),
+        load: { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+      try await node.start()
+      try await worker.start()
+      members.append((node, worker))
+    }
+    // The first gateway's fair queue lists the idle nodes of all three.
+    var queue = ""
+    #expect(
+      try await eventually(timeout: .seconds(30)) {
+        let reply = try await gateways[0].http.get("/stats/nodes/queue")
+        queue = reply.text
+        return reply.object["total_nodes_in_queue"] as? Int == 3
+      }, "\(queue)")
+    let client = Client(serverAddress: "127.0.0.1:\(gateways[0].grpcPort)", timeout: .seconds(30))
+    var ran: [String] = []
+    for _ in 0..<9 {
+      let id = try await client.submit("where")
+      let done = try await client.waitForTask(id, timeout: .seconds(60))
+      #expect(done.status == .completed, "\(done)")
+      ran.append(done.nodeID ?? "?")
+    }
+    let counts = Dictionary(ran.map { ($0, 1) }, uniquingKeysWith: +)
+    #expect(counts == ["fair-0": 3, "fair-1": 3, "fair-2": 3], "\(ran)")
+    for round in 0..<3 {
+      #expect(Set(ran[round * 3..<round * 3 + 3]).count == 3, "each round serves every node once: \(ran)")
+    }
+    await client.close()
+    for (node, worker) in members {
+      await worker.stop()
+      await node.stop()
+    }
+    for gateway in gateways { await gateway.stop() }
+  }
 }

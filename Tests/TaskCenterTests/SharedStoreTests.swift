@@ -234,6 +234,10 @@ struct SharedStoreTests {
         let rows = [try await storeB.poolNode("a-node"), try await storeA.poolNode("b-node-1"), try await storeA.poolNode("b-node-2")]
         return rows.allSatisfy { $0?.online == true }
       })
+    // Either gateway lists the one fair order of all three nodes.
+    let order = await a.center.queue().map(\.nodeID)
+    #expect(Set(order) == ["a-node", "b-node-1", "b-node-2"], "\(order)")
+    #expect(await b.center.queue().map(\.nodeID) == order)
     // Tasks one at a time, all submitted at B (whose own nodes it would otherwise pick first).
     let client = b.client()
     var ran: [String] = []

@@ -381,7 +381,7 @@ struct TaskCenterTests {
     startedOrder.sort { ($0.startedAt ?? .distantFuture) < ($1.startedAt ?? .distantFuture) }
     let firstForNewcomer = startedOrder.firstIndex { $0.nodeID == "newcomer" }
     #expect(firstForNewcomer != nil && firstForNewcomer! < 4, "newcomer first served at \(String(describing: firstForNewcomer))")
-    #expect(fabric.center.queue().count == 4)
+    #expect(await fabric.center.queue().count == 4)
     await fabric.stop()
   }
 }
