@@ -8,6 +8,8 @@ struct SandboxOptions: ParsableArguments {
   @Option(help: "The isolation: bubblewrap, namespaces or limits-only (default: the strongest this machine offers).")
   var sandbox: String?
   @Option(help: "Memory (address space) of each task process, in MiB.") var taskMemoryMb = 512
+  @Option(help: "Memory of a whole task, all its processes together, in MiB (where the node can make memory cgroups).")
+  var taskTotalMemoryMb = 1024
   @Option(help: "CPU seconds of each task process (default: its timeout + 1).") var taskCpuSeconds: Int?
   @Option(help: "Processes a task may have at once (binds when the node runs as root).") var taskProcesses = 32
   @Option(help: "Size of a task's private /tmp, where its files go, in MiB.") var taskScratchMb = 64
@@ -22,7 +24,7 @@ struct SandboxOptions: ParsableArguments {
       throw ValidationError("--sandbox must be bubblewrap, namespaces or limits-only, not '\(sandbox)'")
     }
     for (name, value) in [
-      ("--task-memory-mb", taskMemoryMb), ("--task-processes", taskProcesses), ("--task-scratch-mb", taskScratchMb),
+      ("--task-memory-mb", taskMemoryMb), ("--task-total-memory-mb", taskTotalMemoryMb), ("--task-processes", taskProcesses), ("--task-scratch-mb", taskScratchMb),
       ("--task-shm-mb", taskShmMb), ("--task-file-mb", taskFileMb), ("--task-open-files", taskOpenFiles),
       ("--task-output-kb", taskOutputKb), ("--task-cpu-seconds", taskCpuSeconds ?? 1),
     ] where value <= 0 {
@@ -39,7 +41,7 @@ struct SandboxOptions: ParsableArguments {
   func runner() throws -> CodeRunner? {
     guard interpreter != "none" else { return nil }
     let limits = SandboxLimits(
-      memoryBytes: taskMemoryMb << 20, maxProcesses: taskProcesses, maxOutputBytes: taskOutputKb << 10,
+      memoryBytes: taskMemoryMb << 20, taskMemoryBytes: taskTotalMemoryMb << 20, maxProcesses: taskProcesses, maxOutputBytes: taskOutputKb << 10,
       maxFileBytes: taskFileMb << 20, maxOpenFiles: taskOpenFiles, cpuSeconds: taskCpuSeconds,
       scratchBytes: taskScratchMb << 20, sharedMemoryBytes: taskShmMb << 20, allowNetwork: taskNetwork)
     let runner = CodeRunner(interpreter: interpreter, limits: limits, mechanism: sandbox.flatMap(mechanism))

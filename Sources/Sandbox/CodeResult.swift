@@ -16,6 +16,8 @@ public struct CodeResult: Sendable, Equatable {
     case wallTime = "wall time"
     case cpuTime = "CPU time"
     case memory
+    /// The task's memory cgroup (``SandboxLimits/taskMemoryBytes``).
+    case taskMemory = "task memory"
     case processes
     case fileSize = "file size"
     case scratch = "scratch space"

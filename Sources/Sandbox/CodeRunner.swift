@@ -67,6 +67,12 @@ public struct CodeRunner: Sendable {
 
   /// What tasks of this runner get on this machine.
   public func isolation() async -> SandboxIsolation {
+    var isolation = await mechanismIsolation()
+    isolation.memoryCgroup = MemoryCgroup.parent?.version.rawValue
+    return isolation
+  }
+
+  private func mechanismIsolation() async -> SandboxIsolation {
     let mechanism = await resolvedMechanism()
     let root = Self.isRoot
     switch mechanism {
@@ -90,6 +96,7 @@ public struct CodeRunner: Sendable {
   @discardableResult
   public func prepare() async -> SandboxIsolation {
     removeStaleScratch()
+    await MemoryCgroup.removeStale()
     return await isolation()
   }
 
@@ -106,6 +113,11 @@ public struct CodeRunner: Sendable {
     let mechanism = await resolvedMechanism()
     var launch = try makeLaunch(mechanism: mechanism, interpreter: interpreterPath, code: code, timeout: timeout)
     defer { launch.cleanUp() }
+    // The task's first process joins its memory cgroup before it runs anything else.
+    let cgroup = MemoryCgroup.make(limit: limits.taskMemoryBytes)
+    if let cgroup {
+      launch.command = ["/bin/sh", "-c", "echo $$ > \"$0\" && exec \"$@\"", cgroup.procsFile] + launch.command
+    }
 
     let stdoutPipe = try Self.pipe()
     let stderrPipe = try Self.pipe()
@@ -117,6 +129,7 @@ public struct CodeRunner: Sendable {
         stderr: stderrPipe.write, fds: launch.fds)
     } catch let error as ProcessSpawner.SpawnError {
       for fd in [stdoutPipe.read, stdoutPipe.write, stderrPipe.read, stderrPipe.write] { close(fd) }
+      await cgroup?.remove()
       throw SandboxError(code: .launchFailed, message: "could not start \(launch.command[0]): \(String(cString: strerror(error.errno)))")
     }
     // Only the task holds the write ends now: EOF comes when all of its processes are gone.
@@ -175,6 +188,13 @@ public struct CodeRunner: Sendable {
       exitStatus: exitStatus, signal: signal, stdoutTruncated: outTruncated, stderrTruncated: errTruncated,
       duration: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
     result.limitsHit = Self.limitsHit(by: result)
+    if let cgroup {
+      if result.status == .failed && cgroup.ranOutOfMemory() {
+        result.limitsHit.removeAll { $0 == .memory }
+        result.limitsHit.insert(.taskMemory, at: 0)
+      }
+      await cgroup.remove()
+    }
     return result
   }
 

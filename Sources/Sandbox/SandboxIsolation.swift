@@ -26,10 +26,14 @@ public struct SandboxIsolation: Sendable, Equatable, Codable {
   public var network: Bool
   /// Whatever kills the node kills its tasks.
   public var diesWithNode: Bool
+  /// The cgroup version (`v1`, `v2`) whose memory controller bounds each task's memory, all
+  /// its processes together; `nil` where the node cannot make memory cgroups (then only each
+  /// process's address space is bounded).
+  public var memoryCgroup: String?
 
   public init(
     mechanism: Mechanism, perTaskUser: Bool, ownProcesses: Bool, privateFiles: Bool, seccomp: Bool, network: Bool,
-    diesWithNode: Bool
+    diesWithNode: Bool, memoryCgroup: String? = nil
   ) {
     self.mechanism = mechanism
     self.perTaskUser = perTaskUser
@@ -38,6 +42,7 @@ public struct SandboxIsolation: Sendable, Equatable, Codable {
     self.seccomp = seccomp
     self.network = network
     self.diesWithNode = diesWithNode
+    self.memoryCgroup = memoryCgroup
   }
 
   enum CodingKeys: String, CodingKey {
@@ -47,5 +52,6 @@ public struct SandboxIsolation: Sendable, Equatable, Codable {
     case privateFiles = "private_files"
     case seccomp, network
     case diesWithNode = "dies_with_node"
+    case memoryCgroup = "memory_cgroup"
   }
 }

@@ -2,6 +2,9 @@
 public struct SandboxLimits: Sendable, Equatable {
   /// Address space of each process (bytes): a memory bomb fails to allocate.
   public var memoryBytes: Int
+  /// Memory of the whole task, all its processes together (bytes), where the node can make a
+  /// memory cgroup (``SandboxIsolation/memoryCgroup``): past it the kernel kills the task.
+  public var taskMemoryBytes: Int
   /// Processes (and threads) the task may have at once: a fork bomb fails to fork. Binds
   /// when the task runs as a user of its own, i.e. when the node runs as root.
   public var maxProcesses: Int
@@ -28,12 +31,13 @@ public struct SandboxLimits: Sendable, Equatable {
   public var allowNetwork: Bool
 
   public init(
-    memoryBytes: Int = 512 << 20, maxProcesses: Int = 32, maxOutputBytes: Int = 1 << 20,
+    memoryBytes: Int = 512 << 20, taskMemoryBytes: Int = 1 << 30, maxProcesses: Int = 32, maxOutputBytes: Int = 1 << 20,
     maxFileBytes: Int = 64 << 20, maxOpenFiles: Int = 256, cpuSeconds: Int? = nil, scratchBytes: Int = 64 << 20,
     sharedMemoryBytes: Int = 64 << 20, taskUserIDs: ClosedRange<UInt32> = 200_000...299_999,
     runAsUser: UInt32? = 65534, allowNetwork: Bool = false
   ) {
     self.memoryBytes = memoryBytes
+    self.taskMemoryBytes = taskMemoryBytes
     self.maxProcesses = maxProcesses
     self.maxOutputBytes = maxOutputBytes
     self.maxFileBytes = maxFileBytes
@@ -59,6 +63,7 @@ extension SandboxLimits {
       case .wallTime: nil
       case .cpuTime: cpuSeconds.map { "\($0) s" }
       case .memory: "\(size(memoryBytes)) per process"
+      case .taskMemory: "\(size(taskMemoryBytes)), all its processes together"
       case .processes: "\(maxProcesses)"
       case .fileSize: size(maxFileBytes)
       case .scratch: size(scratchBytes)

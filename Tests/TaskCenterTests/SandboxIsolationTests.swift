@@ -232,6 +232,75 @@ struct SandboxIsolationTests {
   }
 }
 
+/// A task's memory cgroup, where the node can make one (here: root, with cgroup v1's memory
+/// controller writable).
+@Suite(
+  "Sandbox memory cgroup", .timeLimit(.minutes(2)),
+  .enabled(if: MemoryCgroup.parent != nil, "this machine gives the node no memory cgroup to make tasks' in"))
+struct MemoryCgroupTests {
+  /// Three processes of 100 MB each: under the 512 MiB each process may have, over the 192 MiB
+  /// the whole task may.
+  static let spread = """
+    import os, time
+    kids = []
+    for i in range(3):
+        pid = os.fork()
+        if pid == 0:
+            block = b'x' * (100 << 20)
+            time.sleep(2)
+            os._exit(0)
+        kids.append(pid)
+    killed = sum(1 for pid in kids if os.waitpid(pid, 0)[1] != 0)
+    print("killed", killed)
+    raise SystemExit(1 if killed else 0)
+    """
+
+  @Test(
+    "a task spread over processes is bounded as a whole, the limit is named, and its cgroup is gone after",
+    arguments: [SandboxIsolation.Mechanism.bubblewrap, .limitsOnly])
+  func boundedAsAWhole(mechanism: SandboxIsolation.Mechanism) async throws {
+    if mechanism == .bubblewrap && !CodeRunnerTests.hasBubblewrap { return }
+    var runner = CodeRunner(mechanism: mechanism)
+    runner.limits.taskMemoryBytes = 192 << 20
+    #expect(await runner.isolation().memoryCgroup == MemoryCgroup.parent?.version.rawValue)
+    let bounded = try await runner.run(Self.spread, timeout: 60)
+    #expect(bounded.status == .failed, "\(bounded.stdout) \(bounded.stderr)")
+    #expect(bounded.limitsHit.first == .taskMemory, "\(bounded.limitsHit) \(bounded.stderr)")
+    #expect(runner.limits.describe(.taskMemory) == "task memory limit (192 MiB, all its processes together)")
+    // The same task within a larger bound runs to its end.
+    runner.limits.taskMemoryBytes = 1 << 30
+    let roomy = try await runner.run(Self.spread, timeout: 60)
+    #expect(roomy.status == .completed && roomy.stdout == "killed 0\n", "\(roomy.stdout) \(roomy.stderr)")
+  }
+
+  @Test("a task's first process is in its cgroup before it runs; removing the cgroup kills what is left and removes it")
+  func joinedAndRemoved() async throws {
+    let group = try #require(MemoryCgroup.make(limit: 64 << 20))
+    let pid = try await ProcessSpawner.shared.spawn(
+      ["/bin/sh", "-c", "echo $$ > \"$0\" && exec /bin/sleep 60", group.procsFile], environment: [:], directory: nil,
+      stdout: 2, stderr: 2)
+    let exit = ChildExit(pid: pid)
+    let members = { (try? String(contentsOfFile: group.procsFile, encoding: .utf8)) ?? "" }
+    #expect(await eventually { members().split(separator: "\n").contains(Substring("\(pid)")) }, "\(members())")
+    await group.remove()
+    await exit.exited()
+    _ = exit.reap()
+    #expect(!FileManager.default.fileExists(atPath: group.path))
+  }
+
+  @Test("a node removes the task cgroups of a dead predecessor, killing what is left in them")
+  func staleRemoved() async throws {
+    let parent = try #require(MemoryCgroup.parent)
+    // A node process that is gone: a process id no process has.
+    let maximum = Int32((try String(contentsOfFile: "/proc/sys/kernel/pid_max", encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 32768
+    let gone = try #require((2..<maximum).reversed().first { kill($0, 0) != 0 && errno == ESRCH })
+    let stale = "\(parent.path)/easyremote-task-\(gone)-deadbeef"
+    #expect(mkdir(stale, 0o755) == 0)
+    await MemoryCgroup.removeStale()
+    #expect(!FileManager.default.fileExists(atPath: stale))
+  }
+}
+
 /// Process ids whose name (`comm`) is `name`.
 func pids(named name: String) -> [Int32] {
   let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
