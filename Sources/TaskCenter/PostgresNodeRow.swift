@@ -8,15 +8,9 @@ enum PostgresNodeRow {
     n.failed, n.compute_time, n.cores, n.memory_mb, n.runs_code, n.functions
     """
 
-  static func node(from row: PostgresRow) throws -> PoolNode {
-    let (id, gateway, online, available, slots, running, waiting, served, completed, failed, compute, cores, memory, code,
-      functions) = try row.decode(
-        (String, String, Bool, Bool, Int, Int, Double, Double?, Int, Int, Double, Int, Int, Bool, [String]).self)
-    return PoolNode(
-      id: id, gatewayID: gateway, online: online, available: available, slots: slots, running: running,
-      waitingSince: Date(timeIntervalSince1970: waiting), lastServedAt: served.map { Date(timeIntervalSince1970: $0) },
-      completed: completed, failed: failed, computeTime: compute, cores: cores, memoryMB: memory, runsCode: code,
-      functions: functions)
+  /// `query`'s rows (of ``columns``) as one JSON text, for ``nodes(json:)``.
+  static func json(of query: String) -> String {
+    "SELECT coalesce(json_agg(o), '[]')::text FROM (\(query)) o"
   }
 
   /// The nodes that could take a task now (online, available, a free slot, their gateway's
@@ -26,33 +20,9 @@ enum PostgresNodeRow {
     WHERE n.online AND n.available AND n.running < n.slots AND g.lease_until >= clock_timestamp()
     """
 
-  /// The rows of ``othersSelect`` as `json_agg` gives them.
+  /// The rows of a query of ``columns`` as `json_agg` gives them.
   static func nodes(json: String) throws -> [PoolNode] {
-    struct Row: Decodable {
-      var id: String
-      var gateway_id: String
-      var online: Bool
-      var available: Bool
-      var slots: Int
-      var running: Int
-      var waiting_since: Double
-      var last_served_at: Double?
-      var completed: Int
-      var failed: Int
-      var compute_time: Double
-      var cores: Int
-      var memory_mb: Int
-      var runs_code: Bool
-      var functions: [String]
-    }
-    return try JSONDecoder().decode([Row].self, from: Data(json.utf8)).map { row in
-      PoolNode(
-        id: row.id, gatewayID: row.gateway_id, online: row.online, available: row.available, slots: row.slots,
-        running: row.running, waitingSince: Date(timeIntervalSince1970: row.waiting_since),
-        lastServedAt: row.last_served_at.map { Date(timeIntervalSince1970: $0) }, completed: row.completed,
-        failed: row.failed, computeTime: row.compute_time, cores: row.cores, memoryMB: row.memory_mb,
-        runsCode: row.runs_code, functions: row.functions)
-    }
+    try JSONDecoder().decode([Row].self, from: Data(json.utf8)).map(\.node)
   }
 
   /// One statement for all of a gateway's nodes. What the gateway alone knows is written (online,
@@ -60,29 +30,7 @@ enum PostgresNodeRow {
   /// change, written here only for a new row or a node that (re)joins (its row was offline or
   /// another gateway's). A node offline here does not overwrite the row of a gateway it moved to.
   static func upsert(_ nodes: [PoolNode], gatewayID: String) -> PostgresQuery {
-    struct Row: Encodable {
-      var id: String
-      var online: Bool
-      var available: Bool
-      var slots: Int
-      var running: Int
-      var waiting_since: Double
-      var last_served_at: Double?
-      var completed: Int
-      var failed: Int
-      var compute_time: Double
-      var cores: Int
-      var memory_mb: Int
-      var runs_code: Bool
-      var functions: [String]
-    }
-    let rows = nodes.map { node in
-      Row(
-        id: node.id, online: node.online, available: node.available, slots: node.slots, running: node.running,
-        waiting_since: node.waitingSince.timeIntervalSince1970, last_served_at: node.lastServedAt?.timeIntervalSince1970,
-        completed: node.completed, failed: node.failed, compute_time: node.computeTime, cores: node.cores,
-        memory_mb: node.memoryMB, runs_code: node.runsCode, functions: node.functions)
-    }
+    let rows = nodes.map(Row.init)
     let json = String(decoding: (try? JSONEncoder().encode(rows)) ?? Data("[]".utf8), as: UTF8.self)
     return """
       INSERT INTO easyremote_node AS n (id, gateway_id, online, available, slots, running, waiting_since, last_served_at,
@@ -102,5 +50,41 @@ enum PostgresNodeRow {
         functions = EXCLUDED.functions, updated_at = EXCLUDED.updated_at
       WHERE n.gateway_id = EXCLUDED.gateway_id OR EXCLUDED.online
       """
+  }
+
+  /// A node as JSON with the table's column names (written by ``upsert(_:gatewayID:)``, read
+  /// from `json_agg`).
+  private struct Row: Codable {
+    var id: String
+    var gateway_id: String
+    var online: Bool
+    var available: Bool
+    var slots: Int
+    var running: Int
+    var waiting_since: Double
+    var last_served_at: Double?
+    var completed: Int
+    var failed: Int
+    var compute_time: Double
+    var cores: Int
+    var memory_mb: Int
+    var runs_code: Bool
+    var functions: [String]
+
+    init(_ node: PoolNode) {
+      (id, gateway_id, online, available, slots, running) =
+        (node.id, node.gatewayID, node.online, node.available, node.slots, node.running)
+      (waiting_since, last_served_at) = (node.waitingSince.timeIntervalSince1970, node.lastServedAt?.timeIntervalSince1970)
+      (completed, failed, compute_time) = (node.completed, node.failed, node.computeTime)
+      (cores, memory_mb, runs_code, functions) = (node.cores, node.memoryMB, node.runsCode, node.functions)
+    }
+
+    var node: PoolNode {
+      PoolNode(
+        id: id, gatewayID: gateway_id, online: online, available: available, slots: slots, running: running,
+        waitingSince: Date(timeIntervalSince1970: waiting_since),
+        lastServedAt: last_served_at.map { Date(timeIntervalSince1970: $0) }, completed: completed, failed: failed,
+        computeTime: compute_time, cores: cores, memoryMB: memory_mb, runsCode: runs_code, functions: functions)
+    }
   }
 }

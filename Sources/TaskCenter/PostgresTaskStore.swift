@@ -635,24 +635,25 @@ public final class PostgresTaskStore: SharedTaskStore {
 
   public func idleNodes() async throws -> [PoolNode] {
     try await storing {
-      try await client.withConnection { connection -> [PoolNode] in
-        var nodes: [PoolNode] = []
-        let rows = try await self.counted(connection).query(
-          "\(unescaped: PostgresNodeRow.othersSelect) ORDER BY n.id", logger: self.logger)
-        for try await row in rows { nodes.append(try PostgresNodeRow.node(from: row)) }
-        return nodes
-      }
+      try await nodes(PostgresQuery(unsafeSQL: PostgresNodeRow.json(of: PostgresNodeRow.othersSelect + " ORDER BY n.id")))
     }
   }
 
   public func poolNode(_ id: String) async throws -> PoolNode? {
     try await storing {
-      try await client.withConnection { connection -> PoolNode? in
-        let rows = try await self.counted(connection).query(
-          "SELECT \(unescaped: PostgresNodeRow.columns) FROM easyremote_node n WHERE n.id = \(id)", logger: self.logger)
-        for try await row in rows { return try PostgresNodeRow.node(from: row) }
-        return nil
+      try await nodes(
+        "SELECT coalesce(json_agg(o), '[]')::text FROM (SELECT \(unescaped: PostgresNodeRow.columns) FROM easyremote_node n WHERE n.id = \(id)) o"
+      ).first
+    }
+  }
+
+  /// The nodes a query of one JSON text (``PostgresNodeRow/json(of:)``) gives.
+  private func nodes(_ query: PostgresQuery) async throws -> [PoolNode] {
+    try await client.withConnection { connection -> [PoolNode] in
+      for try await json in try await self.counted(connection).query(query, logger: self.logger).decode(String.self) {
+        return try PostgresNodeRow.nodes(json: json)
       }
+      return []
     }
   }
 
