@@ -244,6 +244,7 @@ let package = Package(
         "NodeCommGRPC",
         "ExampleFunctions",
         "NodeComm",
+        "Sandbox",
       ],
       swiftSettings: strict
     ),

@@ -1,4 +1,5 @@
 import Foundation
+import Sandbox
 import Synchronization
 import Testing
 
@@ -429,84 +430,114 @@ func callInFlight(on node: String, gateway: String) async throws -> Bool {
   return false
 }
 
+/// Runs it from the spawner thread that lives as long as the test process, under `setpriv
+/// --pdeathsig KILL`: if the test process dies (a crash, a signal), the program dies with it —
+/// it never lives on holding the output `swift test` waits to end. Its stderr goes to a file
+/// of its own (``stderrPath``), not to the test process's.
 final class BackgroundProcess: Sendable {
-  let process: Process
+  let pid: Int32
+  private let exit: ChildExit
+  /// Its wait status, once collected.
+  private let status = Mutex<Int32?>(nil)
   let readyLine: String
   /// What it printed before its ready line.
   let earlierLines: [String]
+  /// Where its stderr went.
+  let stderrPath: String
 
-  private init(process: Process, readyLine: String, earlierLines: [String]) {
-    self.process = process
+  private init(pid: Int32, exit: ChildExit, readyLine: String, earlierLines: [String], stderrPath: String) {
+    self.pid = pid
+    self.exit = exit
     self.readyLine = readyLine
     self.earlierLines = earlierLines
+    self.stderrPath = stderrPath
   }
 
   static func start(
     _ arguments: [String], executable: String = "easyremote", environment: [String: String] = [:],
     readyPrefix: String, readyWithin seconds: Double = 60, stderr: URL? = nil
   ) async throws -> BackgroundProcess {
-    try await withCheckedThrowingContinuation { continuation in
+    let stderrPath =
+      stderr?.path
+      ?? FileManager.default.temporaryDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString).stderr").path
+    let errorFD = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard errorFD >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: stderrPath]) }
+    defer { close(errorFD) }
+    let output = try ProcessSpawner.pipe()
+    let pid: Int32
+    do {
+      pid = try await ProcessSpawner.shared.spawn(
+        ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", productURL(executable).path] + arguments,
+        environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, directory: nil,
+        stdout: output.write, stderr: errorFD)
+    } catch {
+      close(output.read)
+      close(output.write)
+      throw error
+    }
+    close(output.write)
+    let exit = ChildExit(pid: pid)
+    // A process that never prints its ready line is killed, which ends the read below.
+    let watchdog = Task {
+      try await Task.sleep(for: .seconds(seconds))
+      if !exit.hasExited { Foundation.kill(pid, SIGTERM) }
+    }
+    defer { watchdog.cancel() }
+    let lines: [String] = await withCheckedContinuation { continuation in
       Thread.detachNewThread {
-        do {
-          let process = Process()
-          process.executableURL = productURL(executable)
-          process.arguments = arguments
-          process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-          let out = Pipe()
-          process.standardOutput = out
-          if let stderr {
-            FileManager.default.createFile(atPath: stderr.path, contents: nil)
-            process.standardError = try FileHandle(forWritingTo: stderr)
+        var lines: [String] = []
+        var line = [UInt8]()
+        var byte: UInt8 = 0
+        var resumed = false
+        while read(output.read, &byte, 1) == 1 {
+          if byte != UInt8(ascii: "\n") {
+            line.append(byte)
+            continue
           }
-          try process.run()
-          // A process that never prints its ready line is killed, which ends the read below.
-          let watchdog = DispatchWorkItem { process.terminate() }
-          DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: watchdog)
-          defer { watchdog.cancel() }
-          var lines: [String] = []
-          while true {
-            var line = Data()
-            var ended = false
-            while true {
-              let byte = out.fileHandleForReading.readData(ofLength: 1)
-              if byte.isEmpty { ended = true }
-              if byte.isEmpty || byte == Data("\n".utf8) { break }
-              line.append(byte)
-            }
-            let text = String(decoding: line, as: UTF8.self)
-            if text.hasPrefix(readyPrefix) {
-              continuation.resume(returning: BackgroundProcess(process: process, readyLine: text, earlierLines: lines))
-              return
-            }
-            lines.append(text)
-            if ended { break }
+          lines.append(String(decoding: line, as: UTF8.self))
+          line = []
+          if lines.last!.hasPrefix(readyPrefix) {
+            continuation.resume(returning: lines)
+            resumed = true
+            break
           }
-          process.terminate()
-          throw CocoaError(
-            .fileReadCorruptFile,
-            userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \(lines.joined(separator: "\n"))"])
-        } catch {
-          continuation.resume(throwing: error)
         }
+        if !resumed { continuation.resume(returning: lines) }
+        // Keep draining so the program never blocks on a full pipe.
+        while read(output.read, &byte, 1) == 1 {}
+        close(output.read)
       }
     }
+    guard let ready = lines.last, ready.hasPrefix(readyPrefix) else {
+      if !exit.hasExited { Foundation.kill(pid, SIGKILL) }
+      await exit.exited()
+      _ = exit.reap()
+      let said = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+      throw CocoaError(
+        .fileReadCorruptFile,
+        userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \((lines + [said]).joined(separator: "\n"))"])
+    }
+    return BackgroundProcess(
+      pid: pid, exit: exit, readyLine: ready, earlierLines: Array(lines.dropLast()), stderrPath: stderrPath)
   }
 
   /// SIGTERM, without waiting: a graceful stop can take the grace period, and a test must not
   /// hold one of the few cooperative threads meanwhile (use ``exited()`` to wait).
   func stop() {
-    guard process.isRunning else { return }
-    process.terminate()
+    if !exit.hasExited { Foundation.kill(pid, SIGTERM) }
   }
 
-  /// Waits, off the cooperative thread pool, until the process has exited.
+  /// Waits until the process has exited (and collects it).
   func exited() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-      Thread.detachNewThread {
-        self.process.waitUntilExit()
-        continuation.resume()
-      }
-    }
+    await exit.exited()
+    // A zombie by now: collecting it does not block.
+    status.withLock { if $0 == nil { $0 = exit.reap() } }
+  }
+
+  /// Its exit code once ``exited()`` returned; `nil` if a signal ended it (or it runs still).
+  var exitCode: Int32? {
+    guard let raw = status.withLock({ $0 }), raw & 0x7f == 0 else { return nil }
+    return (raw >> 8) & 0xff
   }
 
   /// `easyremote gateway` on a free port with a task store of its own and no HTTP; returns
@@ -521,8 +552,7 @@ final class BackgroundProcess: Sendable {
   /// SIGKILL: no chance to clean up, as when a machine dies. Returns once it is gone (waiting
   /// off the cooperative thread pool).
   func kill() async {
-    guard process.isRunning else { return }
-    _ = Foundation.kill(process.processIdentifier, SIGKILL)
+    if !exit.hasExited { Foundation.kill(pid, SIGKILL) }
     await exited()
   }
 }

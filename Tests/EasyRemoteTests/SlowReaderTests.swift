@@ -46,7 +46,7 @@ struct SlowReaderTests {
 
 /// The resident memory of a child process, from /proc.
 func residentMegabytes(of child: BackgroundProcess) -> Double? {
-  let path = "/proc/\(child.process.processIdentifier)/status"
+  let path = "/proc/\(child.pid)/status"
   guard let status = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
   for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
     return line.split(separator: " ").compactMap { Double($0) }.first.map { $0 / 1024 }

@@ -164,7 +164,7 @@ struct TaskCommandLineTests {
 
     first.stop()  // SIGTERM
     await first.exited()
-    #expect(first.process.terminationReason == .exit && first.process.terminationStatus == 0)
+    #expect(first.exitCode == 0)
     let answered = try await call.value
     #expect(answered.status == 0, "\(answered.stderr)")
     #expect(answered.stdout.contains("in flight"))

@@ -235,7 +235,15 @@ final class RunningProgram: Sendable {
     let output = try ProcessSpawner.pipe()
     var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": NSHomeDirectory()]
     env.merge(environment) { $1 }
-    let pid = try await ProcessSpawner.shared.spawn(command, environment: env, directory: nil, stdout: output.write, stderr: 2)
+    // It dies with the test process (the spawner's thread lives as long), and its stderr goes to
+    // a file: a program left behind by a test process that died must not hold the output
+    // `swift test` waits to end.
+    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("program-\(UUID().uuidString).stderr").path
+    let errorFD = open(errorPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    defer { if errorFD >= 0 { close(errorFD) } }
+    let pid = try await ProcessSpawner.shared.spawn(
+      ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + command, environment: env, directory: nil, stdout: output.write,
+      stderr: errorFD >= 0 ? errorFD : 2)
     close(output.write)
     let exit = ChildExit(pid: pid)
     let lines: [String] = await withCheckedContinuation { continuation in
@@ -262,7 +270,8 @@ final class RunningProgram: Sendable {
       kill(pid, SIGKILL)
       await exit.exited()
       _ = exit.reap()
-      throw SSHServer.Failure(message: "\(command[0]) ended without '\(readyPrefix)': \(lines)")
+      let said = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
+      throw SSHServer.Failure(message: "\(command[0]) ended without '\(readyPrefix)': \(lines) \(said)")
     }
     return RunningProgram(pid: pid, exit: exit, lines: lines)
   }
