@@ -91,6 +91,18 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
+  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+    async throws -> TaskRecord?
+  {
+    state.withLock { state in
+      guard let finished = state.tasks[id]?.finishingLate(with: outcome, attempt: attempt, by: nodeID, at: date) else {
+        return nil
+      }
+      state.put(finished)
+      return finished
+    }
+  }
+
   public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     state.withLock { state in
       guard let task = state.tasks[id], task.status == .running, task.nodeID == nodeID else { return nil }

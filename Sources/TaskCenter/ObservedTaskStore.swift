@@ -77,6 +77,12 @@ struct ObservedTaskStore: TaskStore {
     return finished
   }
 
+  func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date) async throws
+    -> TaskRecord?
+  {
+    try await write("finish") { try await base.finishLate(id, attempt: attempt, with: outcome, by: nodeID, at: date) }
+  }
+
   func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     let requeued = try await write("requeue") { try await base.requeue(id, from: nodeID, reason: reason, at: date) }
     if let requeued { countRequeues([requeued]) }

@@ -514,6 +514,23 @@ public final class PostgresTaskStore: SharedTaskStore {
     }
   }
 
+  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+    async throws -> TaskRecord?
+  {
+    try await storing {
+      try await self.transaction { connection -> TaskRecord? in
+        guard
+          let task = try await self.records(
+            "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE id = \(id) FOR UPDATE", on: connection
+          ).first,
+          let finished = task.finishingLate(with: outcome, attempt: attempt, by: nodeID, at: date)
+        else { return nil }
+        try await self.update(finished, on: connection)
+        return finished
+      }
+    }
+  }
+
   public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     try await storing {
       try await self.transaction { connection -> TaskRecord? in

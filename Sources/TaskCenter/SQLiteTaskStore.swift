@@ -228,6 +228,12 @@ public final class SQLiteTaskStore: TaskStore {
     try await changing(id) { $0.finishing(with: outcome, by: nodeID, at: date) }
   }
 
+  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+    async throws -> TaskRecord?
+  {
+    try await changing(id) { $0.finishingLate(with: outcome, attempt: attempt, by: nodeID, at: date) }
+  }
+
   public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     try await changing(id) { task in
       task.status == .running && task.nodeID == nodeID ? task.requeued(reason: reason, at: date) : nil

@@ -33,8 +33,10 @@ extension TaskCenter {
       self?.nodes() ?? []
     }
     gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
-      await self?.join(context.callerID, request)
+      // What it finished is recorded first: a task queued again after its gateway died must
+      // not be started anew (on this node, once it joined) before its answer is taken.
       if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
+      await self?.join(context.callerID, request)
       return Empty()
     }
     gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in

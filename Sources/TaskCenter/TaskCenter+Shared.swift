@@ -239,9 +239,13 @@ extension TaskCenter {
   /// another — end now, instead of running again when that gateway's lease expires.
   func adopt(_ reports: [TaskReport], from nodeID: String) async {
     for report in reports {
-      guard let written = try? await store.finish(report.id, with: report.outcome, by: nodeID, at: clock()) else {
-        continue
+      // Still running on it; or (the gateway's lease ran out, or it restarted) queued again
+      // after that very attempt and not started since.
+      var written = try? await store.finish(report.id, with: report.outcome, by: nodeID, at: clock())
+      if written == nil, let attempt = report.attempt {
+        written = try? await store.finishLate(report.id, attempt: attempt, with: report.outcome, by: nodeID, at: clock())
       }
+      guard let written else { continue }
       logger.info("a node handed in a result its gateway had lost", metadata: ["task": "\(report.id)", "peer": "\(nodeID)"])
       state.withLock { state in
         if state.running[report.id] == nodeID { state.running.removeValue(forKey: report.id) }

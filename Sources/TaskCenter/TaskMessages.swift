@@ -82,6 +82,8 @@ struct TaskReport: Codable, Sendable {
   var outcome: TaskOutcome
   /// When it ended (reports older than ``TaskReport/keep`` are dropped).
   var at: Date
+  /// The attempt it answers (absent from older nodes).
+  var attempt: Int?
 
   static let keep: TimeInterval = 120
   static let most = 512

@@ -305,6 +305,8 @@ struct TaskAssignment: Codable, Sendable {
   var function: String?
   var invocation: TaskPayload?
   var timeout: Double
+  /// Which attempt this is (absent from older gateways): a late answer names it.
+  var attempt: Int?
 
   init(_ task: TaskRecord) {
     id = task.id
@@ -313,5 +315,6 @@ struct TaskAssignment: Codable, Sendable {
     function = task.function
     invocation = task.invocation
     timeout = task.timeout
+    attempt = task.attempts
   }
 }

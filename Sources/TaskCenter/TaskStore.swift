@@ -50,6 +50,13 @@ public protocol TaskStore: Sendable {
   /// How many tasks have `status` (the queue's length, for an estimate).
   func count(_ status: TaskStatus) async throws -> Int
 
+  /// Records the answer of attempt `attempt` that node `nodeID` hands in late (``TaskRecord/finishingLate(with:attempt:by:at:)``):
+  /// the task went back to the queue after that attempt because its gateway died before it
+  /// recorded the answer, and has not started again. Returns the record, or `nil` when it does
+  /// not apply.
+  func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date) async throws
+    -> TaskRecord?
+
   /// Starts queued tasks, oldest first, in one go: `choose` is offered up to `limit` of them
   /// (their code and call may be left out) and names the node for each it starts; the tasks
   /// started come back, complete, started at `now()` (read once the queue was read, so never
@@ -169,6 +176,19 @@ extension TaskRecord {
     task.executionTime = outcome.executionTime
     task.finishedAt = date
     return task
+  }
+
+  /// The record once the answer of attempt `attempt`, run on `nodeID`, arrives late: the task
+  /// was put back in the queue after that attempt (its gateway went away before recording the
+  /// answer) and has not started again. `nil` otherwise — ended, running, or started again.
+  package func finishingLate(
+    with outcome: TaskOutcome, attempt: Int, by nodeID: String, at date: Date
+  ) -> TaskRecord? {
+    guard status == .queued, attempts == attempt, outcome.status != .cancelled else { return nil }
+    var task = self
+    task.status = .running
+    task.nodeID = nodeID
+    return task.finishing(with: outcome, by: nodeID, at: date)
   }
 
   /// The record when its node went away: queued again, or failed after its last attempt.

@@ -39,8 +39,8 @@ public final class TaskWorker: Sendable {
     /// How recent tasks ended, sent again with each join (``TaskReport``).
     var reports: [TaskReport] = []
 
-    mutating func report(_ id: String, _ outcome: TaskOutcome, at date: Date) {
-      reports.append(TaskReport(id: id, outcome: outcome, at: date))
+    mutating func report(_ id: String, _ outcome: TaskOutcome, attempt: Int?, at date: Date) {
+      reports.append(TaskReport(id: id, outcome: outcome, at: date, attempt: attempt))
       reports.removeAll { date.timeIntervalSince($0.at) > TaskReport.keep }
       // At most so many, and so many bytes of output (the oldest go first).
       var bytes = reports.reduce(0) { $0 + ($1.outcome.output?.data.count ?? 0) }
@@ -176,7 +176,7 @@ public final class TaskWorker: Sendable {
       state.running.removeValue(forKey: task.id)
       if outcome.status == .completed { state.completed += 1 }
       // A cancelled task is handed back, not ended: nothing to report.
-      if outcome.status != .cancelled { state.report(task.id, outcome, at: Date()) }
+      if outcome.status != .cancelled { state.report(task.id, outcome, attempt: task.attempt, at: Date()) }
     }
     return outcome
   }

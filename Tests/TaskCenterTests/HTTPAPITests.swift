@@ -730,6 +730,9 @@ final class BrokenStore: TaskStore {
     throw DiskGone()
   }
   func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] { [] }
+  func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date) async throws
+    -> TaskRecord?
+  { throw DiskGone() }
   func counts() async throws -> [TaskStatus: Int] { throw DiskGone() }
 }
 

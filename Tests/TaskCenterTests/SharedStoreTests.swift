@@ -1,4 +1,5 @@
 import EasyRemote
+import ExampleFunctions
 import Foundation
 import Synchronization
 @testable import TaskCenter
@@ -139,6 +140,47 @@ struct SharedStoreTests {
     let done = try await fabric.client().waitForTask(task.id, timeout: .seconds(30))
     #expect(done.status == .completed && done.result == "42" && done.nodeID == "worker-1" && done.attempts == 1, "\(done)")
     #expect(worker.completedTasks == 1)
+    await fabric.stop()
+  }
+
+  @Test("a node whose gateway died hands in its answer after the lease ran out: the requeued task, not started again, takes it")
+  func reportAfterTheLease() async throws {
+    let url = try await PostgresServer.database()
+    // The dead gateway started the task on `worker-1`; its lease ran out and a live gateway
+    // put the task back in the queue before the node came back.
+    let dead = try await PostgresTaskStore(url: url, gatewayID: "gw-dead")
+    try await dead.renewLease(for: .milliseconds(200), address: nil)
+    let task = try TaskRecord.function("sync_add", args: [.int(2), .int(40)])
+    try await dead.insert(task)
+    let started = try #require(try await dead.start(task.id, on: "worker-1", at: Date()))
+    await dead.close()
+    let live = try await PostgresTaskStore(url: url, gatewayID: "gw-live")
+    try await live.renewLease(for: .seconds(60), address: nil)
+    var reaped: [TaskRecord] = []
+    #expect(
+      try await eventually(timeout: .seconds(30)) {
+        reaped += try await live.reapExpiredLeases(reason: "its gateway went away", at: Date())
+        return !reaped.isEmpty
+      })
+    #expect(try await live.task(task.id)?.status == .queued)
+
+    // The node had run it (the answer lost with the gateway); it joins the live gateway, the
+    // only node there: the task ends with its answer, in its first attempt, run once.
+    let fabric = try await TaskFabric(store: live)
+    let node = ComputeNode(serverAddress: fabric.address, nodeID: "worker-1", maxWorkers: 1, transport: fabric.transport)
+    SeedExamples.register(on: node)
+    let worker = TaskWorker(
+      node: node, runner: nil, slots: 1, resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"),
+      load: { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+    let outcome = await worker.run(TaskAssignment(started))
+    #expect(outcome.status == .completed)
+    try await node.start()
+    try await worker.start()
+    let done = try await fabric.client().waitForTask(task.id, timeout: .seconds(30))
+    #expect(done.status == .completed && done.result == "42" && done.nodeID == "worker-1" && done.attempts == 1, "\(done)")
+    #expect(worker.completedTasks == 1)
+    await worker.stop()
+    await node.stop()
     await fabric.stop()
   }
 

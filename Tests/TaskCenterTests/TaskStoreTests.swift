@@ -83,6 +83,32 @@ struct TaskStoreTests {
     #expect(try await store.count(.running) == 1)
   }
 
+  @Test("a late answer ends a task requeued after that attempt and not started since; not one started again", arguments: StoreKind.available)
+  func finishLate(kind: StoreKind) async throws {
+    let store = try await kind.make()
+    let task = TaskRecord.code("print(1)")
+    try await store.insert(task)
+    _ = try #require(try await store.start(task.id, on: "n1", at: t0))
+    _ = try await store.requeueRunning(on: "n1", reason: "its gateway went away", at: t0)
+    let outcome = TaskOutcome.completed(.text("1\n"))
+    // Another attempt's answer, or a cancelled run, does not apply.
+    #expect(try await store.finishLate(task.id, attempt: 2, with: outcome, by: "n1", at: t0) == nil)
+    #expect(try await store.finishLate(task.id, attempt: 1, with: TaskOutcome(status: .cancelled), by: "n1", at: t0) == nil)
+    let done = try #require(try await store.finishLate(task.id, attempt: 1, with: outcome, by: "n1", at: t0))
+    #expect(done.status == .completed && done.nodeID == "n1" && done.attempts == 1 && done.output == .text("1\n"))
+    #expect(try await store.task(task.id)?.status == .completed)
+    #expect(try await store.finishLate(task.id, attempt: 1, with: outcome, by: "n1", at: t0) == nil, "final already")
+
+    // Started again since: the late answer is not taken (the new attempt runs on).
+    let again = TaskRecord.code("print(2)")
+    try await store.insert(again)
+    _ = try await store.start(again.id, on: "n1", at: t0)
+    _ = try await store.requeueRunning(on: "n1", reason: "gone", at: t0)
+    _ = try await store.start(again.id, on: "n2", at: t0)
+    #expect(try await store.finishLate(again.id, attempt: 1, with: outcome, by: "n1", at: t0) == nil)
+    #expect(try await store.task(again.id)?.status == .running)
+  }
+
   @Test("insert, fetch, list newest first with paging, queued oldest first", arguments: StoreKind.available)
   func insertAndList(kind: StoreKind) async throws {
     let store = try await kind.make()
