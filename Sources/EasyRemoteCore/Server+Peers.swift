@@ -24,14 +24,14 @@ extension Server {
     guard metadata[Methods.forwardedKey] == nil, let peers = peering.withLock({ $0.peers }) else { return nil }
     let candidates = peers.gateways(serving: function, node: target)
     guard !candidates.isEmpty else { return nil }
-    return peering.withLock { peering -> String in
+    return peering.withLock { peering -> String? in
       peering.turn &+= 1
       let start = peering.turn % candidates.count
       let rotated = candidates[start...] + candidates[..<start]
       func load(_ peer: PeerGateway) -> Double {
         Double(peering.inFlight[peer.address, default: 0] + 1) / Double(max(peer.workers, 1))
       }
-      return rotated.min { load($0) < load($1) }!.address
+      return rotated.min { load($0) < load($1) }?.address
     }
   }
 

@@ -44,7 +44,9 @@ struct MemoryCgroup: Sendable {
     let written: Bool
     switch parent.version {
     case .v2:
-      written = write("\(limit)", to: "\(path)/memory.max") && (write("0", to: "\(path)/memory.swap.max") || true)
+      written = write("\(limit)", to: "\(path)/memory.max")
+      // No swap beyond it, where swap is accounted (the file is absent otherwise).
+      if written { write("0", to: "\(path)/memory.swap.max") }
     case .v1:
       // Memory and swap together, where swap is accounted (it must not be below the memory limit).
       written =
