@@ -48,14 +48,19 @@ extension TaskCenter {
   /// reads what the others serve; requeues the running tasks of gateways whose lease ran out
   /// (every gateway does; each task is taken by one).
   func leaseLoop(_ shared: any SharedTaskStore) async {
-    let interval = configuration.leaseDuration / 5
     var published: [[String]]?
+    await everyFifthOfALease(orWhenOpened: \.publishSignal) { await self.renew(shared, published: &published) }
+  }
+
+  /// Runs `body` five times per lease, and again at once whenever the latch at `signal` is
+  /// opened (it is in place before each run, so a change during one is not missed).
+  private func everyFifthOfALease(orWhenOpened signal: WritableKeyPath<State, Latch?>, _ body: () async -> Void) async {
+    let interval = configuration.leaseDuration / 5
     while !Task.isCancelled {
-      // The signal is in place before the renewal, so a change during it is not missed.
-      let signal = Latch()
-      state.withLock { $0.publishSignal = signal }
-      await renew(shared, published: &published)
-      await signal.wait(upTo: interval)
+      let latch = Latch()
+      state.withLock { $0[keyPath: signal] = latch }
+      await body()
+      await latch.wait(upTo: interval)
     }
   }
 
@@ -100,19 +105,15 @@ extension TaskCenter {
   /// anyway (their calls change whether they have workers free). A start and an answer change
   /// their rows in the same statement as the task, so those need no write here.
   func nodesLoop(_ shared: any SharedTaskStore) async {
-    let interval = configuration.leaseDuration / 5
     var written: Set<String> = []  // offline nodes already written as such are not written again
-    while !Task.isCancelled {
-      let signal = Latch()
-      state.withLock { $0.nodesSignal = signal }
-      let rows = poolRows().filter { $0.online || !written.contains($0.id) }
+    await everyFifthOfALease(orWhenOpened: \.nodesSignal) {
+      let rows = self.poolRows().filter { $0.online || !written.contains($0.id) }
       do {
         try await shared.publishNodes(rows)
         for row in rows { if row.online { written.remove(row.id) } else { written.insert(row.id) } }
       } catch {
-        logger.warning("could not write this gateway's nodes to the store", metadata: ["error": "\(error)"])
+        self.logger.warning("could not write this gateway's nodes to the store", metadata: ["error": "\(error)"])
       }
-      await signal.wait(upTo: interval)
     }
   }
 
