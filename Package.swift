@@ -133,6 +133,7 @@ let package = Package(
         "TaskCenter",
         "RemoteHosts",
         "EasyRemoteCore",
+        "NodeComm",
         "EasyRemoteMetrics",
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import Foundation
+import EasyRemoteCore
 import NodeComm
 
 /// Methods every demo and test peer serves.
@@ -12,7 +13,8 @@ enum ExampleMethods {
     node.register("add") { (numbers: [Double], _) in numbers.reduce(0, +) }
     node.register("whoami") { (_: Empty, context) in "\(context.callerID) -> \(node.id)" }
     node.register("sleep") { (request: SleepRequest, _) in
-      try await Task.sleep(for: .milliseconds(Int64(request.seconds * 1000)))
+      let seconds = try InputBounds.check(request.seconds, InputBounds.waitSeconds, field: "seconds")
+      try await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
       return request.seconds
     }
   }

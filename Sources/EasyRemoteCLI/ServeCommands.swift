@@ -34,10 +34,16 @@ struct GatewayCommand: AsyncParsableCommand {
   @OptionGroup(title: "Remote hosts (SSH)") var remote: RemoteHostOptions
   @Option(help: "Serve the HTTP API over HTTPS (and wss://) with this certificate chain (PEM).") var httpTlsCert: String?
   @Option(help: "The private key (PEM) of --http-tls-cert.") var httpTlsKey: String?
+  @Option(help: "Nodes that pull work over HTTP: 'any' serves key-less workers (the seed's bodies) at the address they first spoke from; 'keyed' wants every request after the first heartbeat to carry the node's key.")
+  var pullNodes = PullNodePolicy.any.rawValue
+  @Option(help: "Wrong or missing tokens one IP address may present in a minute before it is refused for the rest of it (default: the config's limits.auth_failures_per_minute, else 10).")
+  var authFailuresPerMinute: Int?
 
   func validate() throws {
     if (httpTlsCert == nil) != (httpTlsKey == nil) { throw ValidationError("--http-tls-cert and --http-tls-key go together") }
     if let leaseSeconds, !(leaseSeconds >= 1 && leaseSeconds <= 3600) { throw ValidationError("--lease-seconds is 1 to 3600") }
+    if PullNodePolicy(rawValue: pullNodes) == nil { throw ValidationError("--pull-nodes is 'any' or 'keyed'") }
+    if let authFailuresPerMinute, authFailuresPerMinute < 1 { throw ValidationError("--auth-failures-per-minute is at least 1") }
   }
 
   func run() async throws {
@@ -45,6 +51,7 @@ struct GatewayCommand: AsyncParsableCommand {
     let file = try config.map { try NodeConfig.load(file: $0) }
     var nodeConfig = file ?? .defaults
     if let token = token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] { nodeConfig.authToken = token }
+    if let authFailuresPerMinute { nodeConfig.limits.authFailuresPerMinute = authFailuresPerMinute }
     // Flags win over the file; the file's port counts when it names one (not 0).
     let host = host ?? file?.transport.host ?? "127.0.0.1"
     let port = port ?? file.flatMap { $0.transport.port == 0 ? nil : $0.transport.port } ?? 8080
@@ -65,8 +72,9 @@ struct GatewayCommand: AsyncParsableCommand {
       } else {
         try SQLiteTaskStore(path: db ?? SQLiteTaskStore.defaultPath)
       }
-    let center = TaskCenter(
-      server: server, store: store, configuration: .init(leaseDuration: .milliseconds(Int(leaseSeconds * 1000))))
+    var centerConfiguration = TaskCenter.Configuration(leaseDuration: .milliseconds(Int(leaseSeconds * 1000)))
+    centerConfiguration.pullNodes = PullNodePolicy(rawValue: pullNodes) ?? .any
+    let center = TaskCenter(server: server, store: store, configuration: centerConfiguration)
     try await server.start()
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
     // HTTPS from the flags, else from the file's http.tls.

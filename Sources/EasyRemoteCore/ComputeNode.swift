@@ -61,7 +61,7 @@ public final class ComputeNode: Sendable {
   ) {
     self.serverAddress = serverAddress
     self.serverAddresses = Self.addresses(serverAddress)
-    let maxWorkers = max(1, maxWorkers ?? config.maxWorkers ?? 5)
+    let maxWorkers = InputBounds.clamp(maxWorkers ?? config.maxWorkers ?? 5, InputBounds.slots)
     self.maxWorkers = maxWorkers
     self.queueLimit = queueLimit ?? maxWorkers * 16
     self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit)
@@ -338,6 +338,10 @@ public final class ComputeNode: Sendable {
     } catch let error as NodeError {
       failed = true
       throw error
+    } catch let error as InputBoundsError {
+      // An argument out of its range: the caller's fault, told as such.
+      failed = true
+      throw EasyRemoteError(code: .invalidArguments, message: error.message, function: function).nodeError
     } catch is CancellationError {
       failed = true
       throw CancellationError()

@@ -60,13 +60,18 @@ package struct Membership: Sendable {
     let functions = Dictionary(announcement.functions.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
     if var member = members[announcement.nodeID] {
       member.functions = functions
-      member.maxWorkers = max(1, announcement.maxWorkers)
+      member.maxWorkers = InputBounds.clamp(announcement.maxWorkers, InputBounds.slots)
       members[announcement.nodeID] = member
       return false
     }
     members[announcement.nodeID] = Member(
-      id: announcement.nodeID, functions: functions, maxWorkers: max(1, announcement.maxWorkers), joinedAt: now)
+      id: announcement.nodeID, functions: functions, maxWorkers: InputBounds.clamp(announcement.maxWorkers, InputBounds.slots), joinedAt: now)
     return true
+  }
+
+  /// Those of `functions` that no member serves.
+  package func unserved(_ functions: some Sequence<String>) -> [String] {
+    functions.filter { function in !members.values.contains { $0.functions[function] != nil } }
   }
 
   /// The node's link closed: it is gone from routing and scheduling. Returns it as it was

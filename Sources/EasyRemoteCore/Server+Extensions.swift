@@ -127,6 +127,10 @@ extension Server {
 
   /// The shared token nodes and clients present, if the gateway has one.
   public var authToken: String? { node.config.authToken }
+
+  /// Wrong or missing tokens by address, for links and the HTTP API alike: an address past
+  /// the limit is refused for a while (``AuthFailureLimiter``).
+  public var authFailures: AuthFailureLimiter { node.authFailures }
 }
 
 /// `node_connected`: a compute node announced itself.

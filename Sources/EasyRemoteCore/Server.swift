@@ -108,9 +108,13 @@ public final class Server: Sendable {
   /// Starts listening; returns once the gateway accepts links.
   public func start() async throws {
     node.on(.disconnect) { [weak self] event in
-      guard case .disconnect(let peer, let reason) = event, let self,
-        self.state.withLock({ $0.membership.leave(peer) }) != nil
-      else { return }
+      guard case .disconnect(let peer, let reason) = event, let self else { return }
+      let left = self.state.withLock { state -> [String]? in
+        guard let member = state.membership.leave(peer) else { return nil }
+        return state.membership.unserved(member.functions.keys)
+      }
+      guard let unserved = left else { return }
+      self.callMetrics?.forget(unserved)
       self.node.logger.info("node left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
       self.announce(.left(nodeID: peer, reason: reason))
     }
@@ -221,7 +225,12 @@ public final class Server: Sendable {
       guard announcement.nodeID == context.callerID else {
         throw EasyRemoteError(code: .invalidArguments, message: "a node may only announce itself").nodeError
       }
-      let joined = self.state.withLock { $0.membership.join(announcement, at: Date()) }
+      let (joined, unserved) = self.state.withLock { state -> (Bool, [String]) in
+        let before = state.membership.members[announcement.nodeID]?.functions.keys.map { $0 } ?? []
+        let joined = state.membership.join(announcement, at: Date())
+        return (joined, state.membership.unserved(before))
+      }
+      self.callMetrics?.forget(unserved)  // functions it no longer offers, if nobody else does
       self.node.logger.info(
         "node registered", metadata: ["peer": "\(announcement.nodeID)", "functions": "\(announcement.functions.count)"])
       if joined { self.announce(.joined(nodeID: announcement.nodeID)) }

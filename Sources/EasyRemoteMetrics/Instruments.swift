@@ -13,12 +13,17 @@ public final class Instruments: Sendable {
   private let counters = Mutex<[Key: Counter]>([:])
   private let floatingCounters = Mutex<[Key: FloatingPointCounter]>([:])
   private let timers = Mutex<[Key: CoreMetrics.Timer]>([:])
-  private let gauges = Mutex<[Key: (gauge: Gauge, labels: [String])]>([:])
+  private let gauges = Mutex<[Key: Gauge]>([:])
 
-  /// A metric's label names are fixed, so its label values name a series.
+  /// A series: the metric's name and its labels, in order.
   struct Key: Hashable, Sendable {
     let name: String
+    let labels: [String]
     let values: [String]
+
+    func has(_ label: String, _ value: String) -> Bool {
+      zip(labels, values).contains { $0 == (label, value) }
+    }
   }
 
   public init(factory: any MetricsFactory) { self.factory = factory }
@@ -50,21 +55,33 @@ public final class Instruments: Sendable {
   /// A gauge (a swift-metrics `Gauge`: a non-aggregating recorder).
   public func gauge(_ name: String, _ labels: Labels = [:]) -> Gauge {
     let key = Self.key(name, labels)
-    if let known = gauges.withLock({ $0[key]?.gauge }) { return known }
+    if let known = gauges.withLock({ $0[key] }) { return known }
     let made = Gauge(label: name, dimensions: labels.map { ($0.key, $0.value) }, factory: factory)
-    return gauges.withLock { Self.keep(&$0, key, (made, labels.map(\.key))).gauge }
+    return gauges.withLock { Self.keep(&$0, key, made) }
   }
 
   /// Removes the gauges of `name` whose `label` is `value` (`node` = a node that left), so
   /// their series end.
   public func removeGauges(_ name: String, where label: String, is value: String) {
-    let removed = gauges.withLock { gauges -> [Gauge] in
-      let keys = gauges.filter { key, entry in
-        key.name == name && zip(entry.labels, key.values).contains { $0 == (label, value) }
-      }.keys
-      return keys.compactMap { gauges.removeValue(forKey: $0)?.gauge }
+    for gauge in Self.take(from: gauges, { $0.name == name && $0.has(label, value) }) { gauge.destroy() }
+  }
+
+  /// Removes every series of `names` (counters, timers, gauges) whose `label` is `value` (a
+  /// function no node serves any more), so they leave the exposition.
+  public func removeSeries(_ names: Set<String>, where label: String, is value: String) {
+    let matches: @Sendable (Key) -> Bool = { key in names.contains(key.name) && key.has(label, value) }
+    for counter in Self.take(from: counters, matches) { counter.destroy() }
+    for counter in Self.take(from: floatingCounters, matches) { counter.destroy() }
+    for timer in Self.take(from: timers, matches) { timer.destroy() }
+    for gauge in Self.take(from: gauges, matches) { gauge.destroy() }
+  }
+
+  private static func take<Value: Sendable>(
+    from store: borrowing Mutex<[Key: Value]>, _ matches: @Sendable (Key) -> Bool
+  ) -> [Value] {
+    store.withLock { store in
+      store.keys.filter(matches).compactMap { store.removeValue(forKey: $0) }
     }
-    for gauge in removed { gauge.destroy() }
   }
 
   /// Records a duration since `start`.
@@ -87,6 +104,6 @@ public final class Instruments: Sendable {
   }
 
   private static func key(_ name: String, _ labels: Labels) -> Key {
-    Key(name: name, values: labels.map(\.value))
+    Key(name: name, labels: labels.map(\.key), values: labels.map(\.value))
   }
 }

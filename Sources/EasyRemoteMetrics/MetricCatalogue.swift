@@ -53,6 +53,8 @@ public enum MetricCatalogue {
   public static let httpRequests = "easyremote_http_requests_total"
   public static let httpDuration = "easyremote_http_request_duration_seconds"
   public static let webSocketSubscribers = "easyremote_websocket_subscribers"
+  // The door (links and HTTP alike).
+  public static let authFailures = "easyremote_auth_failures_total"
   // The node layer's metrics interceptor (any node).
   public static let linkCalls = "easyremote_node_calls_total"
   public static let linkCallDuration = "easyremote_node_call_duration_seconds"
@@ -89,6 +91,7 @@ public enum MetricCatalogue {
     httpRequests: Entry(help: "HTTP API requests, by route, method and status.", buckets: nil),
     httpDuration: Entry(help: "Time the HTTP API took to answer, by route and method.", buckets: callBuckets),
     webSocketSubscribers: Entry(help: "WebSocket subscribers of /ws/updates.", buckets: nil),
+    authFailures: Entry(help: "Requests with a wrong or missing token, by transport (http, link) and outcome (refused: 401/auth_failed; limited: the address made too many).", buckets: nil),
     linkCalls: Entry(help: "Node-layer calls through the metrics interceptor, by node, direction, method and outcome.", buckets: nil),
     linkCallDuration: Entry(help: "Duration of node-layer calls through the metrics interceptor, by node, direction and method.", buckets: callBuckets),
     linkCallsInFlight: Entry(help: "Node-layer calls in flight through the metrics interceptor.", buckets: nil),

@@ -114,24 +114,36 @@ public enum SeedExamples {
       "async_computation", description: "Squares numbers after a delay", parameters: ["data", "delay"], idempotent: true
     ) {
       (data: [Double], delay: Double) async throws in
-      try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+      try await pause(try InputBounds.check(delay, InputBounds.waitSeconds, field: "delay"))
       let squares = data.map { $0 * $0 }
       return Computation(input: data, squares: squares, total: squares.reduce(0, +), delay: delay)
     }
     node.register("async_ai_simulation", description: "Pretends to run a language model", parameters: ["text", "model_delay"]) {
       (text: String, modelDelay: Double) async throws in
-      try await Task.sleep(for: .milliseconds(Int64(modelDelay * 1000)))
+      try await pause(try InputBounds.check(modelDelay, InputBounds.waitSeconds, field: "model_delay"))
       return analyse(text, modelDelay: modelDelay)
     }
     node.registerStream("sync_number_stream", description: "Counts from start", parameters: ["start", "count", "interval"]) {
       (start: Int, count: Int, interval: Double) in
-      paced(count, interval: interval) { i in NumberItem(index: i, value: start + i) }
+      try InputBounds.check(interval, InputBounds.waitSeconds, field: "interval")
+      // The last value must fit: start + count - 1 never overflows.
+      guard count <= 0 || start <= Int.max - (count - 1) else {
+        throw InputBoundsError(field: "count", value: "\(count)", range: "0...\(Int.max - start + 1) from start \(start)")
+      }
+      return paced(count, interval: interval) { i in NumberItem(index: i, value: start + i) }
     }
     node.registerStream("async_data_stream", description: "Simulated sensor readings", parameters: ["config"]) {
       (config: SensorConfig) in
+      try InputBounds.check(config.sample_rate, 0...1000, field: "config.sample_rate")
+      try InputBounds.check(config.duration, InputBounds.waitSeconds, field: "config.duration")
+      // At most 3,600,000 samples (1,000 a second for an hour), and sensors that fit beside them.
       let samples = Int((config.sample_rate * config.duration).rounded())
       let sensors = config.sensors
-      return paced(samples * sensors.count, interval: config.sample_rate > 0 ? 1 / config.sample_rate / Double(max(1, sensors.count)) : 0) { i in
+      let (readings, overflow) = samples.multipliedReportingOverflow(by: sensors.count)
+      guard !overflow else {
+        throw InputBoundsError(field: "config.sensors", value: "\(sensors.count) sensors", range: "fewer")
+      }
+      return paced(readings, interval: config.sample_rate > 0 ? 1 / config.sample_rate / Double(max(1, sensors.count)) : 0) { i in
         let sample = i / max(1, sensors.count)
         let sensor = sensors[i % max(1, sensors.count)]
         return SensorReading(sample: sample, sensor: sensor, value: reading(sensor, sample))
@@ -147,7 +159,13 @@ public enum SeedExamples {
     }
     node.registerStream("async_complex_pipeline", description: "A multi-stage pipeline", parameters: ["data_source", "config"]) {
       (source: String, config: PipelineConfig) in
-      let total = max(0, config.stages * config.items_per_stage)
+      try InputBounds.check(config.stage_delay, InputBounds.waitSeconds, field: "config.stage_delay")
+      let (product, overflow) = config.stages.multipliedReportingOverflow(by: config.items_per_stage)
+      guard !overflow else {
+        throw InputBoundsError(
+          field: "config.items_per_stage", value: "\(config.stages) × \(config.items_per_stage)", range: "a product below \(Int.max)")
+      }
+      let total = max(0, product)
       return paced(total, interval: config.stage_delay / Double(max(1, config.items_per_stage))) { i in
         PipelineItem(
           stage: i / max(1, config.items_per_stage), item: i % max(1, config.items_per_stage), source: source,
@@ -195,6 +213,11 @@ public enum SeedExamples {
     return .init(image: image, label: labels[hash % labels.count], confidence: 0.6 + Double(hash % 40) / 100)
   }
 
+  /// Sleeps `seconds`, a checked (finite, bounded) delay.
+  static func pause(_ seconds: Double) async throws {
+    try await Task.sleep(for: .milliseconds(Int64(InputBounds.clamp(seconds, InputBounds.waitSeconds) * 1000)))
+  }
+
   /// `count` items made by `make`, one every `interval` seconds, produced only as they are read.
   static func paced<Item: Sendable>(
     _ count: Int, interval: Double, _ make: @escaping @Sendable (Int) -> Item
@@ -206,7 +229,7 @@ public enum SeedExamples {
         return value
       }
       guard index < count else { return nil }
-      if interval > 0, index > 0 { try await Task.sleep(for: .milliseconds(Int64(interval * 1000))) }
+      if interval > 0, index > 0 { try await pause(interval) }
       return make(index)
     }
   }

@@ -12,11 +12,15 @@ public struct InterceptedCall: Sendable {
   public var metadata: [String: String]
   /// True for notifications (no result travels back).
   public let isNotification: Bool
+  /// Where an inbound call's link comes from, as its transport describes it
+  /// (`ipv4:1.2.3.4:5678`); nil for outbound calls.
+  public let remoteAddress: String?
 
   public init(
     direction: Direction, peerID: String, method: String, payload: Payload, metadata: [String: String],
-    isNotification: Bool
+    isNotification: Bool, remoteAddress: String? = nil
   ) {
+    self.remoteAddress = remoteAddress
     self.direction = direction
     self.peerID = peerID
     self.method = method

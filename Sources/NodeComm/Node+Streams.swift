@@ -247,7 +247,7 @@ extension Node {
       let payload = try sink.link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
       let call = InterceptedCall(
         direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
-        isNotification: false)
+        isNotification: false, remoteAddress: sink.link.channel.remoteDescription)
       _ = try await interceptors.run(call) { [id] call in
         let context = CallContext(callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline)
         if let streamHandler {

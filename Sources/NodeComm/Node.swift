@@ -26,6 +26,9 @@ public final class Node: Sendable {
   public let config: NodeConfig
   public let serializers: SerializerRegistry
   public let logger: Logger
+  /// Wrong or missing tokens by address (links, and the gateway's HTTP API with it): past
+  /// its limit an address is refused for a while.
+  public let authFailures: AuthFailureLimiter
   package let transport: any Transport
   private let state: Mutex<State>
 
@@ -77,12 +80,17 @@ public final class Node: Sendable {
     if config.debug { logger.logLevel = .debug }
     self.logger = logger
     self.state = Mutex(State())
+    authFailures = AuthFailureLimiter(configuration: .init(maxFailures: max(1, config.limits.authFailuresPerMinute)))
     // Outermost first: metrics see every call whole (a retried one once, auth refusals too),
     // retry wraps the attempts, logging sees each attempt.
     if config.collectMetrics {
       addInterceptor(MetricsInterceptor(nodeID: id, factory: metricsFactory ?? MetricsSystem.factory))
     }
-    if let token = config.authToken { addInterceptor(TokenAuthInterceptor(token: token)) }
+    if let token = config.authToken {
+      addInterceptor(
+        TokenAuthInterceptor(
+          token: token, limiter: authFailures, logger: logger, metricsFactory: metricsFactory ?? MetricsSystem.factory))
+    }
     if let retry = config.retry { addInterceptor(RetryInterceptor(retry), paths: .outbound) }
     if config.logCalls { addInterceptor(LoggingInterceptor(logger: logger, level: .info)) }
   }
@@ -362,6 +370,7 @@ public final class Node: Sendable {
       state.links[peerID] = link
       return old === link ? nil : old
     }
+    link.channel.established()
     if let replaced {
       replaced.terminate(reason: "replaced by a new link", error: nil)
       Task { await replaced.channel.close() }
@@ -504,7 +513,7 @@ public final class Node: Sendable {
       let payload = try link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
       let call = InterceptedCall(
         direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
-        isNotification: frame.type == .notify)
+        isNotification: frame.type == .notify, remoteAddress: link.channel.remoteDescription)
       let result = try await interceptors.run(call) { [id] call in
         guard let handler else {
           if isStream {

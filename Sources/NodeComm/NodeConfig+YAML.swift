@@ -100,7 +100,11 @@ private struct ConfigReader {
       }
     }
     if let limits = top["limits"] {
-      let keys = try mapping(limits, "limits", known: ["max_payload_size", "chunk_size", "tune_allocator"])
+      let keys = try mapping(
+        limits, "limits", known: ["max_payload_size", "chunk_size", "tune_allocator", "auth_failures_per_minute"])
+      if let value = keys["auth_failures_per_minute"] {
+        config.limits.authFailuresPerMinute = try positive(value, "limits.auth_failures_per_minute")
+      }
       if let value = keys["max_payload_size"] { config.limits.maxPayloadSize = try positive(value, "limits.max_payload_size") }
       if let value = keys["chunk_size"] { config.limits.chunkSize = try positive(value, "limits.chunk_size") }
       if let value = keys["tune_allocator"] { config.limits.tuneAllocator = try bool(value, "limits.tune_allocator") }

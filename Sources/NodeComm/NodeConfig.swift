@@ -247,8 +247,12 @@ public struct LimitsConfig: Sendable, Equatable {
   /// memory kept up to 32 MiB): about 3x the throughput of 1 MiB payloads. Off leaves malloc
   /// as it is. Libraries never change the allocator themselves.
   public var tuneAllocator: Bool
+  /// Wrong or missing tokens one IP address may present in a minute before it is refused
+  /// for the rest of that minute (``AuthFailureLimiter``; links and a gateway's HTTP API).
+  public var authFailuresPerMinute: Int
 
-  public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 1 << 20, tuneAllocator: Bool = true) {
+  public init(maxPayloadSize: Int = 64 << 20, chunkSize: Int = 1 << 20, tuneAllocator: Bool = true, authFailuresPerMinute: Int = 10) {
+    self.authFailuresPerMinute = authFailuresPerMinute
     self.maxPayloadSize = maxPayloadSize
     self.chunkSize = chunkSize
     self.tuneAllocator = tuneAllocator

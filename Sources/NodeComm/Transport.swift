@@ -35,4 +35,11 @@ public protocol LinkChannel: Sendable {
   func close() async
   /// A description of the peer's address, for logs.
   var remoteDescription: String { get }
+  /// The peer's HELLO arrived and was accepted: the link is up. A listener's transport may
+  /// stop guarding the connection against peers that never say it.
+  func established()
+}
+
+extension LinkChannel {
+  public func established() {}
 }

@@ -21,6 +21,7 @@ final class GRPCListener: TransportListener {
     accept: @escaping @Sendable (any LinkChannel) async -> Void
   ) async throws -> GRPCListener {
     let security = try tls.map(serverSecurity) ?? .plaintext
+    let table = ConnectionTable<String>(total: limits.maxConnections, perAddress: limits.maxConnectionsPerAddress)
     let transport = HTTP2ServerTransport.Posix(
       address: .ipv4(host: host, port: port), transportSecurity: security,
       config: .defaults { config in
@@ -29,15 +30,14 @@ final class GRPCListener: TransportListener {
         // Large windows and frames: a link is one long-lived stream carrying bulk data.
         config.http2.targetWindowSize = 16 << 20
         config.http2.maxFrameSize = 1 << 20
-        let count = HandshakeGuard.Count()
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-          // Half-open connections (no handshake in time) are closed; so are those past the cap.
-          channel.pipeline.addHandler(HandshakeGuard(limits: limits, count: count), position: .first).flatMap {
+          // Connections whose link does not say HELLO in time are closed; so are those past the caps.
+          channel.pipeline.addHandler(HandshakeGuard(limits: limits, table: table), position: .first).flatMap {
             channel.setOption(.recvAllocator, value: linkReceiveAllocator)
           }
         }
       })
-    let server = GRPCServer(transport: transport, services: [LinkService(accept: accept)])
+    let server = GRPCServer(transport: transport, services: [LinkService(table: table, accept: accept)])
     let serveTask = Task { try await server.serve() }
     let bound: GRPCNIOTransportCore.SocketAddress
     do {
@@ -86,6 +86,7 @@ final class GRPCListener: TransportListener {
 /// The `Link` service: hands each stream to the node as a link and keeps it open until the
 /// link ends.
 private struct LinkService: Easyremote_Link_V1_Link.SimpleServiceProtocol {
+  let table: ConnectionTable<String>
   let accept: @Sendable (any LinkChannel) async -> Void
 
   func open(
@@ -93,7 +94,7 @@ private struct LinkService: Easyremote_Link_V1_Link.SimpleServiceProtocol {
     response: RPCWriter<Easyremote_Link_V1_FrameBatch>,
     context: ServerContext
   ) async throws {
-    let channel = GRPCServerChannel(request: request, response: response, peer: context.remotePeer)
+    let channel = GRPCServerChannel(request: request, response: response, peer: context.remotePeer, table: table)
     await accept(channel)
   }
 }
@@ -105,11 +106,13 @@ private final class GRPCServerChannel: LinkChannel {
   private let closed: AsyncStream<Void>
   private let closer: AsyncStream<Void>.Continuation
   let remoteDescription: String
+  private let table: ConnectionTable<String>
 
   init(
     request: RPCAsyncSequence<Easyremote_Link_V1_FrameBatch, any Error>,
-    response: RPCWriter<Easyremote_Link_V1_FrameBatch>, peer: String
+    response: RPCWriter<Easyremote_Link_V1_FrameBatch>, peer: String, table: ConnectionTable<String>
   ) {
+    self.table = table
     self.request = request
     self.response = response
     self.remoteDescription = peer
@@ -137,5 +140,9 @@ private final class GRPCServerChannel: LinkChannel {
 
   func close() async {
     closer.finish()
+  }
+
+  func established() {
+    table.prove(remoteDescription)
   }
 }

@@ -1,68 +1,79 @@
 import NIOCore
-import Synchronization
+import NodeComm
 
 /// What the gRPC listener lets a connection do before it is closed.
 public struct GRPCConnectionLimits: Sendable, Hashable {
-  /// Time from accepting a connection to its first 24 bytes (the HTTP/2 preface, or a TLS
-  /// ClientHello); a connection that says less is closed (half-open connections, slowloris).
+  /// Time from accepting a connection to the HELLO of the link it carries; a connection that
+  /// has not said it by then is closed — silent ones, an HTTP/2 preface alone, a stream that
+  /// never starts a link.
   public var handshakeTimeout: Duration
-  /// Connections open at once; more are closed as they arrive.
+  /// Connections open at once. At the cap a new connection takes the place of the oldest one
+  /// still without a link; when every one has a link, it is closed.
   public var maxConnections: Int
+  /// Connections open at once from one IP address (nodes behind one NAT share theirs);
+  /// more are closed as they arrive.
+  public var maxConnectionsPerAddress: Int
 
-  public init(handshakeTimeout: Duration = .seconds(10), maxConnections: Int = 4096) {
+  public init(handshakeTimeout: Duration = .seconds(10), maxConnections: Int = 4096, maxConnectionsPerAddress: Int = 256) {
     self.handshakeTimeout = handshakeTimeout
     self.maxConnections = maxConnections
+    self.maxConnectionsPerAddress = maxConnectionsPerAddress
   }
 }
 
-/// First in every accepted connection's pipeline: counts it against the cap and closes it
-/// unless it sends the start of a handshake in time; then it steps out of the way.
+/// The peer string gRPC gives a connection's streams (`ServerContext.remotePeer`, as
+/// `ipv4:1.2.3.4:5678`), so that a link's HELLO can reach the guard of its connection; and the
+/// connection's IP address alone.
+func connectionPeer(of channel: any Channel) -> (peer: String, address: String)? {
+  switch channel.remoteAddress {
+  case .v4(let ipv4)?: ("ipv4:\(ipv4.host):\(channel.remoteAddress?.port ?? 0)", channel.remoteAddress?.ipAddress ?? ipv4.host)
+  case .v6(let ipv6)?: ("ipv6:[\(ipv6.host)]:\(channel.remoteAddress?.port ?? 0)", channel.remoteAddress?.ipAddress ?? ipv6.host)
+  default: nil
+  }
+}
+
+/// First in every accepted connection's pipeline: counts it against the caps and closes it
+/// unless the link it carries says HELLO in time (``ConnectionTable/prove(_:)``); then
+/// it steps out of the way.
 final class HandshakeGuard: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
 
-  /// The connections open now, shared by every connection's guard of one listener.
-  final class Count: Sendable {
-    let value = Atomic<Int>(0)
-  }
-
-  /// The HTTP/2 client preface is 24 bytes; a TLS ClientHello is longer.
-  static let handshakeBytes = 24
-
   private let limits: GRPCConnectionLimits
-  private let count: Count
-  private var received = 0
+  private let table: ConnectionTable<String>
   private var timer: Scheduled<Void>?
-  private var counted = false
 
-  init(limits: GRPCConnectionLimits, count: Count) {
+  init(limits: GRPCConnectionLimits, table: ConnectionTable<String>) {
     self.limits = limits
-    self.count = count
+    self.table = table
   }
 
   func handlerAdded(context: ChannelHandlerContext) {
-    counted = true
-    let open = count.value.wrappingAdd(1, ordering: .relaxed).newValue
-    // Decremented when the channel closes, whoever closes it (this handler leaves the
-    // pipeline once the handshake has started).
-    let count = self.count
-    context.channel.closeFuture.whenComplete { _ in count.value.wrappingSubtract(1, ordering: .relaxed) }
-    if open > limits.maxConnections {
+    let channel = context.channel
+    guard let (peer, address) = connectionPeer(of: channel) else {
       context.close(promise: nil)
       return
     }
-    let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-    timer = context.eventLoop.scheduleTask(in: TimeAmount(limits.handshakeTimeout)) { bound.value.close(promise: nil) }
-  }
-
-  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    received += unwrapInboundIn(data).readableBytes
-    context.fireChannelRead(data)
-    if received >= Self.handshakeBytes, let timer {
-      timer.cancel()
-      self.timer = nil
-      context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+    let eventLoop = context.eventLoop
+    let admission = table.admit(peer, address: address) {
+      channel.close(promise: nil)
+    } prove: {
+      eventLoop.execute {
+        let (handler, context) = bound.value
+        handler.timer?.cancel()
+        handler.timer = nil
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+      }
     }
+    guard case .admitted = admission else {
+      context.close(promise: nil)
+      return
+    }
+    // Forgotten when the channel closes, whoever closes it.
+    let table = self.table
+    channel.closeFuture.whenComplete { _ in table.remove(peer) }
+    timer = context.eventLoop.scheduleTask(in: TimeAmount(limits.handshakeTimeout)) { bound.value.1.close(promise: nil) }
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {

@@ -1,4 +1,5 @@
 public import Foundation
+import EasyRemoteCore
 
 /// Picks the node for the next task, fairly: a pure state machine over the nodes, with time
 /// passed in (`at:`) so every decision can be replayed in a test.
@@ -223,7 +224,7 @@ public struct FairScheduler: Sendable {
     guard var node = nodes[id] else { return }
     node.running = max(0, node.running - 1)
     if succeeded { node.completed += 1 } else { node.failed += 1 }
-    node.totalComputeTime += max(0, computeTime)
+    node.totalComputeTime += InputBounds.clamp(computeTime, InputBounds.executionSeconds)  // a node's word: never NaN or ∞
     nodes[id] = node
   }
 

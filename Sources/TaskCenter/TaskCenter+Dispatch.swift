@@ -191,7 +191,7 @@ extension TaskCenter {
     let now = clock()
     state.withLock { state in
       state.finishedCount += 1
-      state.finishedSeconds += task.executionTime ?? 0
+      state.finishedSeconds += InputBounds.clamp(task.executionTime ?? 0, InputBounds.executionSeconds)
       state.finishedTimes.append(now)
       if let first = state.finishedTimes.first, now.timeIntervalSince(first) > 3600 {
         state.finishedTimes.removeAll { now.timeIntervalSince($0) > 3600 }

@@ -33,6 +33,7 @@ extension TaskCenter {
       self?.nodes() ?? []
     }
     gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
+      let request = try Self.checked(request)
       // What it finished is recorded first: a task queued again after its gateway died must
       // not be started anew (on this node, once it joined) before its answer is taken.
       if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
@@ -42,6 +43,15 @@ extension TaskCenter {
     gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
       await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
       return Empty()
+    }
+  }
+
+  /// A node's join with every number within bounds, else the error that names the field.
+  static func checked(_ join: TaskNodeJoin) throws(NodeError) -> TaskNodeJoin {
+    do throws(TaskCenterError) {
+      return try TaskCenterError.bounded { () throws(InputBoundsError) in try join.checked() }
+    } catch {
+      throw error.nodeError
     }
   }
 

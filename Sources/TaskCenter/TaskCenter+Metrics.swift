@@ -23,12 +23,14 @@ extension TaskCenter {
   }
 
   func reported(_ nodeID: String, _ beat: TaskNodeHeartbeat) {
-    guard server.metrics != nil, let stats = beat.stats else { return }
+    guard server.metrics != nil, let stats = beat.stats?.sanitized else { return }
+    let load = beat.load.clamped
+    let maxWorkers = beat.maxWorkers.map { InputBounds.clamp($0, InputBounds.slots) }
     state.withLock { state in
-      var node = state.reported[nodeID] ?? ReportedNode(load: beat.load, stats: stats, maxWorkers: beat.maxWorkers ?? 0)
-      node.load = beat.load
+      var node = state.reported[nodeID] ?? ReportedNode(load: load, stats: stats, maxWorkers: maxWorkers ?? 0)
+      node.load = load
       node.stats = stats
-      node.maxWorkers = beat.maxWorkers ?? node.maxWorkers
+      node.maxWorkers = maxWorkers ?? node.maxWorkers
       state.reported[nodeID] = node
     }
   }

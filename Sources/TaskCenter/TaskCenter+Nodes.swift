@@ -124,7 +124,7 @@ extension TaskCenter {
     let (slots, average) = state.withLock { state -> (Int, Double) in
       let slots = state.scheduler.nodes.values
         .filter { $0.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout) != .offline }
-        .reduce(0) { $0 + $1.slots }
+        .saturatingSum(\.slots)
       let average = state.finishedCount == 0 ? 1 : state.finishedSeconds / Double(state.finishedCount)
       return (slots, average)
     }
@@ -172,7 +172,7 @@ extension TaskCenter {
   public struct PullHeartbeatReply: Sendable, Equatable {
     /// It joined (or came back) with this heartbeat.
     public var joined: Bool
-    /// Its key, until it presents it.
+    /// Its key: in the answer to the first heartbeat of its id only.
     public var nodeKey: String?
   }
 
@@ -189,6 +189,11 @@ extension TaskCenter {
     _ caller: PullCaller, resources: NodeResources, load: NodeLoad, slots: Int = 1
   ) throws(TaskCenterError) -> PullHeartbeatReply {
     guard let nodeID = caller.nodeID, !nodeID.isEmpty else { throw .invalid("node_id", "node_id is required") }
+    try TaskCenterError.bounded { () throws(InputBoundsError) in
+      _ = try resources.checked(cores: "resources.cpu_cores", memory: "resources.memory_mb")
+      _ = try load.checked(prefix: "current_load")
+      try InputBounds.check(slots, InputBounds.slots, field: "slots")
+    }
     let now = clock()
     let linked = server.isMember(nodeID)
     let (reply, info) = try state.withLock { state throws(TaskCenterError) -> (PullHeartbeatReply, TaskNodeInfo?) in
@@ -225,7 +230,7 @@ extension TaskCenter {
         }
         return anonymous
       }
-      try state.pullRegistry.authorize(named, key: caller.key, linked: isLinked(named, state))
+      try state.pullRegistry.authorize(named, key: caller.key, address: caller.address, linked: isLinked(named, state))
       return named
     }
     let known = state.withLock { $0.pull.contains(nodeID) ? $0.scheduler.status(of: nodeID, at: now) : nil }
@@ -265,6 +270,11 @@ extension TaskCenter {
   public func report(
     _ taskID: String, from caller: PullCaller, attempt: Int? = nil, outcome: TaskOutcome
   ) async throws -> TaskRecord {
+    try TaskCenterError.bounded { () throws(InputBoundsError) in
+      if let attempt { try InputBounds.check(attempt, InputBounds.attempts, field: "attempt") }
+      if let seconds = outcome.executionTime { try InputBounds.check(seconds, InputBounds.executionSeconds, field: "execution_time") }
+      if let status = outcome.exitStatus { try InputBounds.check(status, InputBounds.exitStatus, field: "exit_status") }
+    }
     let current = try await task(taskID)  // unknown → taskNotFound
     guard current.status == .running, let runner = state.withLock({ $0.running[taskID] }) else { return current }
     try state.withLock { state throws(TaskCenterError) in
@@ -278,7 +288,7 @@ extension TaskCenter {
           throw TaskCenterError(
             code: .forbidden, message: "task \(taskID) is not running on node \(named)", details: "node_id: \(named)")
         }
-        try state.pullRegistry.authorize(named, key: caller.key, linked: false)
+        try state.pullRegistry.authorize(named, key: caller.key, address: caller.address, linked: false)
       } else {
         try state.pullRegistry.authorizeAnonymous(for: runner, address: caller.address)
       }

@@ -70,14 +70,16 @@ extension TaskCenter {
         "timeout", "timeout must be more than 0 and at most \(Int(configuration.maxTimeout)) seconds, got \(timeout)")
     }
     let resources = submission.resources ?? ResourceRequest()
-    guard resources.cpu > 0, resources.cpu.isFinite else {
-      throw TaskCenterError.invalid("resources.cpu", "resources.cpu must be a positive number of cores")
-    }
-    guard resources.memoryMB > 0 else {
-      throw TaskCenterError.invalid("resources.memory", "resources.memory must be a positive number of MiB")
+    let maxCores = Double(InputBounds.cores.upperBound)
+    guard resources.cpu > 0, resources.cpu <= maxCores, resources.cpu.isFinite else {
+      throw TaskCenterError.invalid(
+        "resources.cpu", "resources.cpu must be a positive number of cores, at most \(Int(maxCores)), got \(resources.cpu)")
     }
     let maxAttempts = submission.maxAttempts ?? configuration.maxAttempts
-    guard maxAttempts >= 1 else { throw TaskCenterError.invalid("max_attempts", "max_attempts must be at least 1") }
+    try TaskCenterError.bounded { () throws(InputBoundsError) in
+      try InputBounds.check(resources.memoryMB, InputBounds.memoryMB, field: "resources.memory")
+      try InputBounds.check(maxAttempts, InputBounds.attempts, field: "max_attempts")
+    }
     guard state.withLock({ $0.scheduler.couldRun(resources, at: clock()) }) else {
       throw TaskCenterError(
         code: .resourceUnavailable, message: "no node can provide \(resources.cpu) cores and \(resources.memoryMB) MiB",

@@ -40,6 +40,9 @@ public final class TaskCenter: Sendable {
     /// running tasks go back to the queue this long after its last renewal — time enough for
     /// its nodes to rejoin elsewhere and hand in what they finished.
     public var leaseDuration: Duration
+    /// Whether nodes that pull over HTTP may work without presenting their key (known by
+    /// their address, as the seed's workers are) or must present it (``PullNodePolicy``).
+    public var pullNodes: PullNodePolicy = .any
 
     public init(
       scheduler: FairScheduler.Configuration = .init(heartbeatTimeout: 30), maxCodeBytes: Int = 1 << 20,
@@ -86,7 +89,7 @@ public final class TaskCenter: Sendable {
     /// Nodes that pull work over HTTP instead of having it pushed over a link.
     var pull: Set<String> = []
     /// Who may speak for each of them.
-    var pullRegistry = PullRegistry()
+    var pullRegistry: PullRegistry
     /// Finished tasks: how many, their total run time, and when each of the last hour ended.
     var finishedCount = 0
     var finishedSeconds = 0.0
@@ -120,7 +123,10 @@ public final class TaskCenter: Sendable {
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
-    self.state = Mutex(State(scheduler: FairScheduler(configuration: configuration.scheduler)))
+    self.state = Mutex(
+      State(
+        scheduler: FairScheduler(configuration: configuration.scheduler),
+        pullRegistry: PullRegistry(policy: configuration.pullNodes)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
     registerMetrics()
@@ -156,7 +162,7 @@ public final class TaskCenter: Sendable {
         self.forgetReported(nodeID)
       case .status(let nodeID, let payload):
         guard let beat = try? JSONDecoder().decode(TaskNodeHeartbeat.self, from: payload) else { return }
-        self.loadReported(nodeID, beat.load)
+        self.loadReported(nodeID, beat.load.clamped)
         self.reported(nodeID, beat)
       case .workerFree:
         self.kick()  // a task waiting for that node's worker can start now

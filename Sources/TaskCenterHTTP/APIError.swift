@@ -9,6 +9,10 @@ public struct APIError: Error, Sendable, Equatable, Codable {
   public var code: String
   public var message: String
   public var details: String?
+  /// Seconds after which to try again (`Retry-After`), for a refusal of load or of guessing.
+  public var retryAfter: Int? = nil
+
+  enum CodingKeys: String, CodingKey { case code, message, details }
 
   public init(code: String, message: String, details: String? = nil) {
     self.code = code
@@ -33,6 +37,9 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "HEADERS_TOO_LARGE": .requestHeaderFieldsTooLarge,
     "TASK_TIMEOUT": .requestTimeout,
     "RESOURCE_UNAVAILABLE": .serviceUnavailable,
+    "TOO_MANY_ATTEMPTS": .tooManyRequests,
+    "TOO_MANY_CONNECTIONS": .tooManyRequests,
+    "PAYLOAD_TOO_LARGE": .contentTooLarge,
     "INTERNAL_ERROR": .internalServerError,
   ]
 
@@ -76,7 +83,11 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     (try? JSONBody.encoder.encode(Envelope(error: self))).map { String(decoding: $0, as: UTF8.self) } ?? ""
   }
 
-  var response: Response { JSONBody.response(Envelope(error: self), status: status) }
+  var response: Response {
+    var response = JSONBody.response(Envelope(error: self), status: status)
+    if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
+    return response
+  }
 
   /// The shape every error goes out in.
   private struct Envelope: Encodable { var error: APIError }

@@ -5,6 +5,7 @@ import HummingbirdTLS
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NodeComm
 import Synchronization
 
 /// What the HTTP server lets a client do before it answers and closes.
@@ -18,13 +19,22 @@ public struct HTTPLimits: Sendable {
   public var headTimeout: Duration
   /// Time a connection may wait between requests before it is closed.
   public var idleTimeout: Duration
-  /// Connections open at once; one more is answered 503 and closed.
+  /// Time a new connection may take to send the first byte of its first request (at most
+  /// `idleTimeout`); silent connections are closed after it.
+  public var firstRequestTimeout: Duration
+  /// Connections open at once. At the cap a new connection takes the place of the oldest one
+  /// that has not sent a byte yet; when every one has, the new one is answered 503 and closed.
   public var maxConnections: Int
+  /// Connections open at once from one IP address; one more is answered 429 and closed.
+  public var maxConnectionsPerAddress: Int
 
   public init(
     maxRequestLine: Int = 8192, maxHeaderCount: Int = 100, maxHeaderBytes: Int = 32 << 10, headTimeout: Duration = .seconds(10),
-    idleTimeout: Duration = .seconds(120), maxConnections: Int = 1024
+    idleTimeout: Duration = .seconds(120), maxConnections: Int = 1024, firstRequestTimeout: Duration = .seconds(10),
+    maxConnectionsPerAddress: Int = 128
   ) {
+    self.firstRequestTimeout = firstRequestTimeout
+    self.maxConnectionsPerAddress = maxConnectionsPerAddress
     self.maxRequestLine = maxRequestLine
     self.maxHeaderCount = maxHeaderCount
     self.maxHeaderBytes = maxHeaderBytes
@@ -40,7 +50,8 @@ struct GuardedHTTPChannel: ServerChildChannel {
   typealias Value = HTTP1WebSocketUpgradeChannel.Value
   let inner: HTTP1WebSocketUpgradeChannel
   let limits: HTTPLimits
-  let connections: ConnectionCount
+  let maxBodyBytes: Int
+  let connections: ConnectionTable<ObjectIdentifier>
   let token: TokenCheck?
 
   func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
@@ -48,7 +59,7 @@ struct GuardedHTTPChannel: ServerChildChannel {
       // Last so far: after TLS (which sees the bytes first when the server speaks HTTPS),
       // before everything HTTP that the inner setup adds.
       try channel.pipeline.syncOperations.addHandler(
-        HTTPGuardHandler(limits: limits, connections: connections, token: token), position: .last)
+        HTTPGuardHandler(limits: limits, maxBodyBytes: maxBodyBytes, connections: connections, token: token), position: .last)
     } catch {
       return channel.eventLoop.makeFailedFuture(error)
     }
@@ -64,34 +75,33 @@ struct GuardedHTTPChannel: ServerChildChannel {
   /// With `token`, a WebSocket upgrade of `/ws/updates` without it is answered 401 here (the
   /// upgrade machinery behind could only answer an empty 400).
   static func builder<Responder: HTTPResponder>(
-    webSocketResponder responder: Responder, limits: HTTPLimits, tls: TLSConfiguration?, token: TokenCheck?
+    webSocketResponder responder: Responder, limits: HTTPLimits, maxBodyBytes: Int, connections: ConnectionTable<ObjectIdentifier>,
+    tls: TLSConfiguration?, token: TokenCheck?
   ) -> HTTPServerBuilder where Responder.Context: WebSocketRequestContext {
-    let connections = ConnectionCount()
     return HTTPServerBuilder { serve in
       let channel = GuardedHTTPChannel(
         inner: HTTP1WebSocketUpgradeChannel(
           responder: serve, webSocketResponder: responder,
           configuration: .init(http1: .init(idleTimeout: TimeAmount(limits.idleTimeout)))),
-        limits: limits, connections: connections, token: token)
+        limits: limits, maxBodyBytes: maxBodyBytes, connections: connections, token: token)
       if let tls { return try TLSChannel(channel, tlsConfiguration: tls) }
       return channel
     }
   }
 }
 
-/// The connections open now, shared by every connection's guard.
-final class ConnectionCount: Sendable {
-  let value = Atomic<Int>(0)
-}
-
 /// Reads each request head as bytes before Hummingbird parses it, and answers what a hostile
 /// or broken client sends — 400 for a malformed request line or header, `Content-Length` that
-/// is not a number or comes with `Transfer-Encoding`; 414 for a request line over the limit;
-/// 431 for too many or too large headers; 408 for a head that does not arrive in time; 503
-/// beyond the connection cap — with the API's error JSON, then closes the connection (the
-/// parser behind it would otherwise leave such a connection open and silent). Bodies are
+/// is not a number or comes with `Transfer-Encoding`; 413 for a declared body over the
+/// limit (at once, unread) or a chunked one that grows past it; 414 for a request line over
+/// the limit; 431 for too many or too large headers; 408 for a head that does not arrive in
+/// time; 429 beyond the connections one address may hold; 503 beyond the connection cap when
+/// no silent connection can give way — with the API's error JSON, then closes the connection
+/// (the parser behind it would otherwise leave such a connection open and silent). Bodies are
 /// counted by their `Content-Length` so every request head on a kept-alive connection is
-/// checked; a chunked body or an upgraded connection (WebSocket) passes through as it is.
+/// checked. A request that ends its connection — HTTP/1.0 without keep-alive, a chunked body —
+/// reaches Hummingbird with `Connection: close`, so the connection closes after its answer; an
+/// upgraded connection (WebSocket) passes through as it is.
 final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = ByteBuffer
   typealias InboundOut = ByteBuffer
@@ -100,19 +110,24 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   private enum State {
     case head(ByteBuffer?)
     case body(remaining: Int)
+    /// A chunked body, and the bytes of it so far (its framing too).
+    case chunked(seen: Int)
     case passthrough
     case closed
   }
 
   private let limits: HTTPLimits
-  private let connections: ConnectionCount
+  private let maxBodyBytes: Int
+  private let connections: ConnectionTable<ObjectIdentifier>
   private let token: TokenCheck?
   private var state = State.head(nil)
   private var timer: Scheduled<Void>?
-  private var counted = false
+  private var key: ObjectIdentifier?
+  private var proven = false
 
-  init(limits: HTTPLimits, connections: ConnectionCount, token: TokenCheck? = nil) {
+  init(limits: HTTPLimits, maxBodyBytes: Int, connections: ConnectionTable<ObjectIdentifier>, token: TokenCheck? = nil) {
     self.limits = limits
+    self.maxBodyBytes = maxBodyBytes
     self.connections = connections
     self.token = token
   }
@@ -129,19 +144,27 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func activate(_ context: ChannelHandlerContext) {
-    guard !counted else { return }
-    counted = true
-    if connections.value.wrappingAdd(1, ordering: .relaxed).newValue > limits.maxConnections {
+    guard key == nil else { return }
+    let channel = context.channel
+    let key = ObjectIdentifier(channel)
+    self.key = key
+    let address = channel.remoteAddress?.ipAddress ?? "unknown"
+    switch connections.admit(key, address: address, close: { channel.close(promise: nil) }) {
+    case .admitted:
+      arm(context, min(limits.firstRequestTimeout, limits.idleTimeout), answer: false)
+    case .refusedForAddress:
+      refuse(
+        context, 429, "TOO_MANY_CONNECTIONS",
+        "\(limits.maxConnectionsPerAddress) connections from \(address) are open already; use fewer, or try again later")
+    case .refusedFull:
       refuse(context, 503, "RESOURCE_UNAVAILABLE", "the server has \(limits.maxConnections) connections open; try again later")
-      return
     }
-    arm(context, limits.idleTimeout, answer: false)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    if counted {
-      counted = false
-      connections.value.wrappingSubtract(1, ordering: .relaxed)
+    if let key {
+      self.key = nil
+      connections.remove(key)
     }
     timer?.cancel()
     context.fireChannelInactive()
@@ -149,11 +172,27 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     var buffer = unwrapInboundIn(data)
+    if !proven, buffer.readableBytes > 0, let key {
+      // It spoke: no longer a silent connection that may give way to a newcomer.
+      proven = true
+      connections.prove(key)
+    }
     while buffer.readableBytes > 0 {
       switch state {
       case .closed:
         return
       case .passthrough:
+        context.fireChannelRead(wrapInboundOut(buffer))
+        return
+      case .chunked(let seen):
+        // The request ends its connection (`Connection: close`), so all that follows is its body.
+        let total = seen + buffer.readableBytes
+        // Chunk framing on top of the body: a hex size and two CRLFs per chunk.
+        guard total <= maxBodyBytes + maxBodyBytes / 8 + 4096 else {
+          refuse(context, 413, "PAYLOAD_TOO_LARGE", "the request body is larger than \(maxBodyBytes) bytes")
+          return
+        }
+        state = .chunked(seen: total)
         context.fireChannelRead(wrapInboundOut(buffer))
         return
       case .body(let remaining):
@@ -176,11 +215,11 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .failure(let failure):
           refuse(context, failure.status, failure.code, failure.message)
           return
-        case .success(let next):
+        case .success(let (next, closes)):
           timer?.cancel()
           timer = nil
           state = next
-          context.fireChannelRead(wrapInboundOut(headBytes))
+          context.fireChannelRead(wrapInboundOut(closes ? Self.closing(headBytes, allocator: context.channel.allocator) : headBytes))
         }
       }
     }
@@ -223,9 +262,22 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     return nil
   }
 
-  /// Checks a whole head; gives the state for what follows it.
-  private func check(_ head: ByteBuffer) -> Result<State, Failure> {
-    func bad(_ message: String) -> Result<State, Failure> {
+  /// `head` with its `Connection` headers replaced by `Connection: close`.
+  static func closing(_ head: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+    let text = String(decoding: head.readableBytesView, as: UTF8.self)
+    var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+    lines.removeAll { $0.lowercased().hasPrefix("connection:") }
+    lines.append("Connection: close")
+    let rewritten = lines.joined(separator: "\r\n") + "\r\n\r\n"
+    var buffer = allocator.buffer(capacity: rewritten.utf8.count)
+    buffer.writeString(rewritten)
+    return buffer
+  }
+
+  /// Checks a whole head; gives the state for what follows it, and whether the request ends
+  /// its connection (it goes on with `Connection: close`).
+  private func check(_ head: ByteBuffer) -> Result<(State, Bool), Failure> {
+    func bad(_ message: String) -> Result<(State, Bool), Failure> {
       .failure(Failure(status: 400, code: "INVALID_REQUEST", message: message))
     }
     let text = String(decoding: head.readableBytesView, as: UTF8.self)
@@ -253,6 +305,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     var webSocket = false
     var authorization: String?
     var alternateToken: String?
+    var keepAlive = false
     for line in headers {
       guard let colon = line.firstIndex(of: ":"), colon != line.startIndex,
         line[..<colon].allSatisfy({ Self.tokenCharacters.contains($0) })
@@ -270,6 +323,8 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
       case "upgrade":
         upgrade = true
         webSocket = value.lowercased() == "websocket"
+      case "connection":
+        keepAlive = keepAlive || value.lowercased().split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "keep-alive" }
       case "authorization":
         authorization = value
       case TokenCheck.alternateHeader:
@@ -286,9 +341,16 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         return .failure(Failure(status: 401, code: refusal.code, message: refusal.message))
       }
     }
-    if upgrade || chunked { return .success(.passthrough) }
-    if let contentLength, contentLength > 0 { return .success(.body(remaining: contentLength)) }
-    return .success(.head(nil))
+    if let contentLength, contentLength > maxBodyBytes {
+      return .failure(
+        Failure(status: 413, code: "PAYLOAD_TOO_LARGE", message: "the request body is larger than \(maxBodyBytes) bytes: \(contentLength)"))
+    }
+    if upgrade { return .success((.passthrough, false)) }
+    // HTTP/1.0 closes after each answer unless the client asked to keep the connection.
+    let closes = parts[2] == "HTTP/1.0" && !keepAlive
+    if chunked { return .success((.chunked(seen: 0), true)) }
+    if let contentLength, contentLength > 0 { return .success((.body(remaining: contentLength), closes)) }
+    return .success((.head(nil), closes))
   }
 
   /// Answers with the API's error JSON and closes the connection.
@@ -297,12 +359,16 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     state = .closed
     timer?.cancel()
     let reason =
-      [400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large", 503: "Service Unavailable"][
-        status] ?? "Error"
+      [
+        400: "Bad Request", 401: "Unauthorized", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
+        429: "Too Many Requests", 431: "Request Header Fields Too Large", 503: "Service Unavailable",
+      ][status] ?? "Error"
     let body = APIError(code: code, message: message).jsonText
     var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+    // Refusals for load (too many connections) say when to come back.
+    let retry = status == 429 || status == 503 ? "Retry-After: 1\r\n" : ""
     buffer.writeString(
-      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(retry)Connection: close\r\n\r\n\(body)"
     )
     let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
     context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in Self.close(bound.value) }

@@ -76,7 +76,7 @@ public struct TaskCenterAPI: Sendable {
     let auth = token.map {
       TokenAuthMiddleware<APIRequestContext>(
         token: $0, alsoOpen: WebConsole.pages.union(configuration.metricsPublic ? ["/metrics"] : []),
-        openPrefixes: [WebConsole.prefix + "/static/"])
+        openPrefixes: [WebConsole.prefix + "/static/"], limiter: server.authFailures, instruments: server.metrics?.instruments)
     }
     if let auth { router.middlewares.add(auth) }
     router.middlewares.add(UpgradeRequiredMiddleware())
@@ -194,9 +194,6 @@ public struct TaskCenterAPI: Sendable {
   func submit(_ request: Request) async throws -> Response {
     let body = try await JSONBody.decode(
       NewTaskRequest.self, from: request, limit: configuration.maxBodyBytes, tooLargeField: "code")
-    if let memory = body.resources?.memory, memory <= 0 {
-      throw APIError.invalid("resources.memory", "resources.memory must be a positive number of MiB")
-    }
     let defaults = ResourceRequest()
     let resources = body.resources.map {
       ResourceRequest(cpu: $0.cpu ?? defaults.cpu, memoryMB: $0.memory ?? defaults.memoryMB)
@@ -279,16 +276,12 @@ public struct TaskCenterAPI: Sendable {
 
   func heartbeat(_ request: Request, from address: String?) async throws -> Response {
     let beat = try await JSONBody.decode(HeartbeatRequest.self, from: request, limit: 64 << 10)
-    guard !beat.nodeID.isEmpty else { throw APIError.invalid("node_id", "node_id is empty") }
-    guard beat.resources.cpuCores > 0 else { throw APIError.invalid("resources.cpu_cores", "cpu_cores must be positive") }
-    guard beat.resources.memoryMB > 0 else { throw APIError.invalid("resources.memory_mb", "memory_mb must be positive") }
-    let slots = beat.slots ?? 1
-    guard slots >= 1 else { throw APIError.invalid("slots", "slots must be at least 1") }
+    // The task center checks every number against its bounds (400 naming the field).
     let reply = try center.pullHeartbeat(
       .init(nodeID: beat.nodeID, key: Self.nodeKey(request, beat.nodeKey), address: address),
       resources: NodeResources(
         cores: beat.resources.cpuCores, memoryMB: beat.resources.memoryMB, platform: beat.resources.platform ?? "unknown"),
-      load: beat.currentLoad ?? NodeLoad(), slots: slots)
+      load: beat.currentLoad ?? NodeLoad(), slots: beat.slots ?? 1)
     var answer = ["status": "ok", "timestamp": ISO8601DateFormatter().string(from: Date())]
     if let key = reply.nodeKey { answer["node_key"] = key }
     return JSONBody.response(answer)

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 public import HummingbirdTLS
 public import Logging
 import NIOCore
+import NodeComm
 public import ServiceLifecycle
 public import RemoteHosts
 import Synchronization
@@ -23,6 +24,8 @@ public final class TaskCenterHTTPServer: Sendable {
   let api: TaskCenterAPI
   private let running: RunningApplication
   private let tls: HTTPServerTLS?
+  /// Every open connection, by its channel (the caps of ``HTTPLimits``).
+  private let connections: ConnectionTable<ObjectIdentifier>
 
   var logger: Logger { running.logger }
 
@@ -36,6 +39,14 @@ public final class TaskCenterHTTPServer: Sendable {
     self.tls = tls
     self.api = TaskCenterAPI(center: center, server: server, configuration: configuration, remoteHosts: remoteHosts)
     self.running = RunningApplication(logger: logger, label: "easyremote.http")
+    self.connections = ConnectionTable(
+      total: configuration.limits.maxConnections, perAddress: configuration.limits.maxConnectionsPerAddress)
+  }
+
+  /// Connections open now, and those of them that have not sent a byte yet.
+  public var connectionCounts: (open: Int, silent: Int) {
+    let counts = connections.counts
+    return (counts.open, counts.unproven)
   }
 
   /// `host:port` once started (the real port when 0 was asked for).
@@ -48,12 +59,15 @@ public final class TaskCenterHTTPServer: Sendable {
   public func start() async throws {
     let router = api.router()
     let limits = api.configuration.limits
+    let maxBodyBytes = api.configuration.maxBodyBytes
+    let connections = self.connections
     let tlsConfiguration = try tls?.configuration()
     let token = api.token.map(TokenCheck.init)
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
         router: router, server: GuardedHTTPChannel.builder(
-          webSocketResponder: router.buildResponder(), limits: limits, tls: tlsConfiguration, token: token),
+          webSocketResponder: router.buildResponder(), limits: limits, maxBodyBytes: maxBodyBytes, connections: connections,
+          tls: tlsConfiguration, token: token),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),
         onServerRunning: onServerRunning, logger: logger)
     }

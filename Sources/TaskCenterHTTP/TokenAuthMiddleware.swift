@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import EasyRemoteMetrics
+import Logging
+import NodeComm
 import HummingbirdCore
 
 /// Refuses requests without the gateway's shared token (`UNAUTHORIZED`, 401), so that the
@@ -11,19 +14,34 @@ import HummingbirdCore
 /// `/health` and `/openapi.yaml` stay open (load balancers, documentation). A WebSocket
 /// upgrade without the token never gets here: ``HTTPGuardHandler`` answers it 401 with the
 /// same check (``TokenCheck``) before Hummingbird takes the connection over.
-struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
+///
+/// Guessing is slowed: wrong or missing tokens count against the caller's IP address in the
+/// gateway's ``AuthFailureLimiter`` (shared with its links); past the limit the address gets
+/// 429 `TOO_MANY_ATTEMPTS` with `Retry-After` for every request that needs the token, until
+/// its window ends. The first failure of a window is logged; every one is counted
+/// (`easyremote_auth_failures_total{transport="http"}`).
+struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddleware {
   let check: TokenCheck
   let openPaths: Set<String>
   let openPrefixes: [String]
+  let limiter: AuthFailureLimiter?
+  let instruments: Instruments?
+  let logger: Logger
 
   /// - Parameters:
   ///   - alsoOpen: paths open beside `/health` and `/openapi.yaml` (`/metrics` with
   ///     `metricsPublic`, the console's pages).
   ///   - openPrefixes: paths under these are open (the console's files).
-  init(token: String, alsoOpen: Set<String> = [], openPrefixes: [String] = []) {
+  init(
+    token: String, alsoOpen: Set<String> = [], openPrefixes: [String] = [], limiter: AuthFailureLimiter? = nil,
+    instruments: Instruments? = nil, logger: Logger = Logger(label: "easyremote.http")
+  ) {
     check = TokenCheck(token: token)
     openPaths = Set(["/health", "/openapi.yaml"]).union(alsoOpen)
     self.openPrefixes = openPrefixes
+    self.limiter = limiter
+    self.instruments = instruments
+    self.logger = logger
   }
 
   func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
@@ -32,8 +50,24 @@ struct TokenAuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let path = request.uri.path
     let upgrade = path == TokenCheck.webSocketPath && request.headers[.upgrade]?.lowercased() == "websocket"
     let open = openPaths.contains(path) || openPrefixes.contains { path.hasPrefix($0) }
-    guard upgrade || open || isAuthorized(request) else { throw TokenCheck.refusal }
+    if upgrade || open { return try await next(request, context) }
+    let address = context.remoteAddress?.ipAddress ?? "unknown"
+    if let limiter, let wait = limiter.refusal(for: address) {
+      count("limited")
+      throw TokenCheck.tooManyAttempts(address: address, retryAfter: wait)
+    }
+    guard isAuthorized(request) else {
+      count("refused")
+      if let failure = limiter?.failed(address), failure.first {
+        logger.warning("a request with a wrong or missing token", metadata: ["address": "\(address)", "path": "\(path)"])
+      }
+      throw TokenCheck.refusal
+    }
     return try await next(request, context)
+  }
+
+  private func count(_ outcome: String) {
+    instruments?.counter(MetricCatalogue.authFailures, ["transport": "http", "outcome": outcome]).increment()
   }
 
   /// Whether `request` carries the token.
@@ -51,6 +85,15 @@ struct TokenCheck: Sendable {
 
   static let alternateHeader = "x-easyremote-token"
   static let webSocketPath = "/ws/updates"
+  /// An address that made too many wrong guesses, told when to come back.
+  static func tooManyAttempts(address: String, retryAfter: Duration) -> APIError {
+    let seconds = retryAfter.components.seconds + 1
+    var error = APIError(
+      code: "TOO_MANY_ATTEMPTS", message: "too many requests with a wrong token from \(address): try again in \(seconds) s")
+    error.retryAfter = Int(seconds)
+    return error
+  }
+
   static var refusal: APIError {
     APIError(
       code: "UNAUTHORIZED",
@@ -73,12 +116,5 @@ struct TokenCheck: Sendable {
   }
 
   /// Compares in time that depends on the length only, not on where the first difference is.
-  private func matches(_ candidate: String) -> Bool {
-    let expected = Array(token.utf8)
-    let given = Array(candidate.utf8)
-    guard expected.count == given.count else { return false }
-    var difference: UInt8 = 0
-    for (a, b) in zip(expected, given) { difference |= a ^ b }
-    return difference == 0
-  }
+  private func matches(_ candidate: String) -> Bool { constantTimeEqual(candidate, token) }
 }

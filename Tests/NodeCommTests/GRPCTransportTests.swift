@@ -3,6 +3,10 @@ import NodeComm
 import NodeCommGRPC
 import Testing
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// What only the gRPC transport has: real processes, TLS, mutual TLS.
 @Suite("gRPC transport", .timeLimit(.minutes(2)))
 struct GRPCTransportTests {
@@ -134,7 +138,7 @@ struct GRPCTransportTests {
   @Test("half-open connections are closed after the handshake timeout, those past the cap at once; real links still connect")
   func halfOpenConnections() async throws {
     var transport = GRPCTransport()
-    transport.connectionLimits = GRPCConnectionLimits(handshakeTimeout: .seconds(1), maxConnections: 30)
+    transport.connectionLimits = GRPCConnectionLimits(handshakeTimeout: .seconds(10), maxConnections: 30)
     try await withNode(id: "guarded", config: grpcConfig(), transport: transport) { server in
       server.register("echo") { (text: String, _: CallContext) in text }
       let address = try #require(server.listeningAddress)
@@ -175,6 +179,92 @@ struct GRPCTransportTests {
         let echoed: String = try await client.call("guarded", "echo", "still serving")
         #expect(echoed == "still serving")
       }
+    }
+  }
+
+  @Test("a flood of connections that send the HTTP/2 preface and never a link HELLO: capped per address, shed at the cap, closed in time; links live on")
+  func prefaceFlood() async throws {
+    var transport = GRPCTransport()
+    // (A real link must say HELLO within the timeout too: with the whole suite on two busy
+    // cores that took over 5 s, hence 15.)
+    transport.connectionLimits = GRPCConnectionLimits(handshakeTimeout: .seconds(15), maxConnections: 40, maxConnectionsPerAddress: 20)
+    try await withNode(id: "guarded", config: grpcConfig(), transport: transport) { server in
+      server.register("echo") { (text: String, _: CallContext) in text }
+      let address = try #require(server.listeningAddress)
+      let port = UInt16(address.split(separator: ":").last!)!
+      try await withNode(id: "early", config: grpcConfig(listen: false)) { early in
+        // A link made before the flood: its HELLO stands its guard down for good.
+        try await early.connect(to: "guarded", at: address)
+        let first: String = try await early.call("guarded", "echo", "before")
+        #expect(first == "before")
+        // Two addresses, 25 connections each, the whole preface and then silence: 20 of
+        // each address are let in, the rest refused; at 40 the oldest silent ones give way.
+        let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        let flood = try await offThread {
+          try ["127.0.0.2", "127.0.0.3"].flatMap { source in
+            try (0..<25).map { _ in
+              let fd = try Self.dial(port: port, from: source)
+              _ = preface.withCString { send(fd, $0, 24, Int32(MSG_NOSIGNAL)) }
+              return fd
+            }
+          }
+        }
+        defer { for fd in flood { close(fd) } }
+        // A newcomer at the cap still gets in, and is served.
+        try await withNode(id: "late", config: grpcConfig(listen: false)) { late in
+          try await late.connect(to: "guarded", at: address)
+          let echoed: String = try await late.call("guarded", "echo", "during")
+          #expect(echoed == "during")
+        }
+        // Every flood connection is closed by the server (end of input or reset, never the
+        // 20 s read timeout).
+        let closed = try await offThread { flood.filter(Self.closedByPeer).count }
+        #expect(closed == flood.count, "\(flood.count - closed) silent connections were left open")
+        // The early link outlived its handshake timeout (the flood came after it and is gone).
+        let after: String = try await early.call("guarded", "echo", "after")
+        #expect(after == "after")
+      }
+    }
+  }
+
+  /// A TCP connection to 127.0.0.1:`port` from `source` (any loopback address), with a 20 s
+  /// read timeout.
+  static func dial(port: UInt16, from source: String) throws -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var local = sockaddr_in()
+    local.sin_family = sa_family_t(AF_INET)
+    local.sin_addr.s_addr = inet_addr(source)
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = in_port_t(port.bigEndian)
+    target.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &local) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    let connected = withUnsafePointer(to: &target) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0, connected == 0 else {
+      close(fd)
+      throw CocoaError(.fileReadUnknown)
+    }
+    var time = timeval(tv_sec: 20, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
+    return fd
+  }
+
+  /// Reads to the end: whether the server closed the connection (end of input or a reset)
+  /// rather than the read timing out.
+  static func closedByPeer(_ fd: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    var result = 0
+    repeat { result = recv(fd, &buffer, buffer.count, 0) } while result > 0
+    return result == 0 || errno == ECONNRESET
+  }
+
+  func offThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+      Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
   }
 

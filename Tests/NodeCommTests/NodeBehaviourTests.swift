@@ -170,6 +170,58 @@ struct NodeBehaviourTests {
     }
   }
 
+  @Test("token guessing over a link: past the limit the caller's address is refused, whatever it presents", arguments: TransportKind.allCases)
+  func tokenGuessing(kind: TransportKind) async throws {
+    let cluster = TestCluster(kind)
+    let server = cluster.node("vault")
+    let limiter = AuthFailureLimiter(configuration: .init(maxFailures: 5, window: .seconds(3600)))
+    server.addInterceptor(TokenAuthInterceptor(token: "s3cret", limiter: limiter))
+    server.register("secret") { (_: Empty, _) in "the answer" }
+    try await server.start()
+    let address = try #require(server.listeningAddress)
+    let guesser = cluster.node("guesser", listen: false)
+    let guesses = GuessingInterceptor()
+    guesser.addInterceptor(guesses, paths: .outbound)
+    try await guesser.start()
+    try await guesser.connect(to: "vault", at: address)
+    for attempt in 1...5 {
+      let error = try await expectNodeError { let _: String = try await guesser.call("vault", "secret", Empty()) }
+      #expect(error.code == .authFailed && error.message.contains("invalid token"), "guess \(attempt): \(error)")
+    }
+    // The sixth guess is the right token: refused all the same.
+    guesses.count.withLock { $0 = -1 }
+    let limited = try await expectNodeError { let _: String = try await guesser.call("vault", "secret", Empty()) }
+    #expect(limited.code == .authFailed && limited.message.contains("too many"), "\(limited)")
+    await guesser.stop(gracePeriod: .zero)
+    await server.stop(gracePeriod: .zero)
+  }
+
+  @Test("the failure limiter: a window per address, refusal past the limit, free again after the window; addresses parsed")
+  func failureLimiter() {
+    let clock = Mutex(ContinuousClock.now)
+    let limiter = AuthFailureLimiter(configuration: .init(maxFailures: 3, window: .seconds(60), maxAddresses: 10)) {
+      clock.withLock { $0 }
+    }
+    #expect(limiter.failed("1.2.3.4") == .init(first: true, refusedFor: nil))
+    #expect(limiter.failed("1.2.3.4") == .init(first: false, refusedFor: nil))
+    #expect(limiter.refusal(for: "1.2.3.4") == nil)
+    #expect(limiter.failed("1.2.3.4").refusedFor == .seconds(60))
+    clock.withLock { $0 += .seconds(20) }
+    #expect(limiter.refusal(for: "1.2.3.4") == .seconds(40))
+    #expect(limiter.refusal(for: "5.6.7.8") == nil, "another address is not held back")
+    clock.withLock { $0 += .seconds(40) }
+    #expect(limiter.refusal(for: "1.2.3.4") == nil, "the window ended")
+    #expect(limiter.failed("1.2.3.4").first)
+    // Past maxAddresses the oldest windows are dropped, not the new one.
+    for index in 0..<20 { limiter.failed("10.0.0.\(index)") }
+    #expect(limiter.failed("10.0.0.19").first == false)
+    #expect(AuthFailureLimiter.address(of: "ipv4:127.0.0.2:5678") == "127.0.0.2")
+    #expect(AuthFailureLimiter.address(of: "ipv6:[::1]:5678") == "::1")
+    #expect(AuthFailureLimiter.address(of: "10.1.2.3:80") == "10.1.2.3")
+    #expect(AuthFailureLimiter.address(of: "memory-peer") == "memory-peer")
+    #expect(constantTimeEqual("s3cret", "s3cret") && !constantTimeEqual("s3cret", "s3creT") && !constantTimeEqual("s3cre", "s3cret"))
+  }
+
   @Test("token auth rejects a missing or wrong token with auth_failed", arguments: TransportKind.allCases)
   func tokenAuth(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)
@@ -662,5 +714,21 @@ struct RecordingLogHandler: LogHandler {
     let merged = metadata.merging(event.metadata ?? [:]) { $1 }
     let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
     lines.append("\(event.message) \(fields)")
+  }
+}
+
+/// Sends a wrong token on every outbound call, or the right one (`s3cret`) once `count` is
+/// set below zero: a guesser's client.
+final class GuessingInterceptor: CallInterceptor {
+  let count = Mutex(0)
+
+  func intercept(_ call: InterceptedCall, next: Next) async throws -> Payload {
+    var call = call
+    let guess = count.withLock { count -> String in
+      defer { count += 1 }
+      return count < 0 ? "s3cret" : "guess-\(count)"
+    }
+    call.metadata[TokenAuthInterceptor.metadataKey] = "Bearer \(guess)"
+    return try await next(call)
   }
 }

@@ -660,60 +660,6 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
   }
 }
 
-/// A blocking TCP client socket for speaking raw protocol in tests.
-final class RawSocket: Sendable {
-  let descriptor: Int32
-
-  init(port: UInt16, receiveBuffer: Int32) throws {
-    descriptor = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var size = receiveBuffer
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-    var timeout = timeval(tv_sec: 20, tv_usec: 0)
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let result = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-      }
-    }
-    guard result == 0 else { throw CocoaError(.fileReadUnknown) }
-  }
-
-  func send(_ text: String) throws {
-    let bytes = Array(text.utf8)
-    guard Glibc.send(descriptor, bytes, bytes.count, 0) == bytes.count else { throw CocoaError(.fileWriteUnknown) }
-  }
-
-  /// Reads byte by byte until `marker` has been read.
-  func readUntil(_ marker: String) throws -> String {
-    var data: [UInt8] = []
-    var byte: UInt8 = 0
-    while !String(decoding: data, as: UTF8.self).hasSuffix(marker) {
-      guard recv(descriptor, &byte, 1, 0) == 1 else { throw CocoaError(.fileReadUnknown) }
-      data.append(byte)
-    }
-    return String(decoding: data, as: UTF8.self)
-  }
-
-  /// Reads until the peer closes (`true`) or the deadline passes (`false`).
-  func readToEnd(deadline: ContinuousClock.Instant) -> (String, Bool) {
-    var data: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while ContinuousClock.now < deadline {
-      let count = recv(descriptor, &buffer, buffer.count, 0)
-      if count == 0 { return (String(decoding: data, as: UTF8.self), true) }
-      if count < 0 { break }
-      data += buffer[0..<count]
-    }
-    return (String(decoding: data, as: UTF8.self), false)
-  }
-
-  func close() { _ = Glibc.close(descriptor) }
-}
-
 /// A store whose disk is gone: every operation fails (beside the real stores, to reach the
 /// API's INTERNAL_ERROR path).
 final class BrokenStore: TaskStore {

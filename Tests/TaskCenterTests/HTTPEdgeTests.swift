@@ -199,9 +199,20 @@ struct HTTPEdgeTests {
   final class RawConnection: Sendable {
     let fd: Int32
 
-    init(_ address: String) throws {
+    /// Connects to `address` (`host:port`), from `source` (another loopback address: another
+    /// client to the server) when given.
+    init(_ address: String, from source: String? = nil) throws {
       let parts = address.split(separator: ":")
       fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        let bound = withUnsafePointer(to: &local) {
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw SSHServer.Failure(message: "cannot bind \(source)") }
+      }
       var target = sockaddr_in()
       target.sin_family = sa_family_t(AF_INET)
       target.sin_port = in_port_t(UInt16(parts[1])!.bigEndian)
@@ -353,15 +364,19 @@ struct HTTPEdgeTests {
 
     await stack.stop()
 
-    // Up to the cap connections are taken; one more is refused. (A long idle timeout here: on
-    // a loaded machine the held connections must not time out before the extra one arrives.)
-    let capped = try await Stack(token: nil, limits: HTTPLimits(idleTimeout: .seconds(60), maxConnections: 40))
+    // Up to the cap connections are taken; when all of them have begun a request, one more is
+    // refused. (Long timeouts here: on a loaded machine the held connections must not time out
+    // before the extra one arrives.)
+    let capped = try await Stack(
+      token: nil, limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 40, firstRequestTimeout: .seconds(60)))
     let cappedAddress = try #require(capped.http.address)
-    var held = try (0..<41).map { _ in try RawConnection(cappedAddress) }
-    // Connections are set up on several event loops, so which one is the 41st to count is not
-    // fixed: exactly one of them is answered 503 and closed, the other 40 stay open.
+    var held = try (0..<40).map { _ in try RawConnection(cappedAddress) }
+    for connection in held { await connection.send("G") }
+    try #require(await eventually(timeout: .seconds(30)) { capped.http.connectionCounts == (40, 0) }, "\(capped.http.connectionCounts)")
+    held.append(try RawConnection(cappedAddress))
+    // The newcomer is answered 503 and closed, the other 40 stay open.
     let answered = await RawConnection.readable(held, within: .seconds(20))
-    #expect(answered.count == 1, "\(answered.count) connections were answered")
+    #expect(answered == [40], "answered: \(answered)")
     if let index = answered.first {
       let (refused, refusedClosed) = await held[index].readToClose()
       #expect(refused.hasPrefix("HTTP/1.1 503 ") && refused.contains("RESOURCE_UNAVAILABLE") && refusedClosed, "\(refused.prefix(200))")

@@ -58,7 +58,7 @@ struct MetricsTests {
 
     let samples = MetricsTests.parse(reply.text)
     #expect(samples[#"easyremote_calls_total{function="sync_add",node="m1",outcome="ok"}"#] == 3, "\(reply.text)")
-    #expect(samples[#"easyremote_calls_total{function="no_such_function",node="",outcome="function_not_found"}"#] == 1)
+    #expect(samples[#"easyremote_calls_total{function="unknown",node="",outcome="function_not_found"}"#] == 1)
     #expect(samples[#"easyremote_calls_total{function="sync_number_stream",node="m1",outcome="ok"}"#] == 1)
     #expect(samples[#"easyremote_stream_items_total{function="sync_number_stream"}"#] == 4)
     #expect(samples[#"easyremote_call_duration_seconds_count{function="sync_add"}"#] == 3)
@@ -92,6 +92,36 @@ struct MetricsTests {
     let after = try await stack.samples()
     #expect(after[#"easyremote_node_executions_total{node="m1"}"#] != nil)
     #expect(after[#"easyremote_nodes{status="offline"}"#] == 1)
+    await stack.stop()
+  }
+
+  @Test("calls for 2,000 unknown names add no series; a function's series end when no node serves it")
+  func boundedFunctionLabels() async throws {
+    let stack = try await MetricsTests.stack()
+    let (node, worker) = try await stack.fabric.addNode("m2")
+    let client = stack.fabric.client()
+    #expect(try await client.execute("sync_add", 2, 3) as Double == 5)
+    for index in 0..<2000 { _ = try? await client.execute("no_such_function_\(index)", 1) as Int }
+    let reply = try await stack.send("GET", "/metrics")
+    let functions = Set(
+      reply.text.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> String? in
+        guard let range = line.range(of: #"function=""#) else { return nil }
+        return String(line[range.upperBound...].prefix { $0 != "\"" })
+      })
+    #expect(functions == ["sync_add", "unknown"], "\(functions.prefix(10))")
+    #expect(reply.body.count < 64 << 10, "the exposition is \(reply.body.count) bytes")
+    let samples = MetricsTests.parse(reply.text)
+    #expect(samples[#"easyremote_calls_total{function="unknown",node="",outcome="function_not_found"}"#] == 2000)
+    // The only node serving sync_add leaves: its series go with it.
+    await worker.stop()
+    await node.stop()
+    var last: [String: Double] = [:]
+    let gone = try await eventually {
+      last = try await stack.samples()
+      return !last.keys.contains { $0.contains(#"function="sync_add""#) }
+    }
+    #expect(gone, "\(last.keys.filter { $0.contains("sync_add") })")
+    #expect(last[#"easyremote_calls_total{function="unknown",node="",outcome="function_not_found"}"#] == 2000)
     await stack.stop()
   }
 

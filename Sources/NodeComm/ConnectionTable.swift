@@ -1,0 +1,89 @@
+import Synchronization
+
+/// The connections a listener holds, so that no one address and no flood of silent
+/// connections can lock everyone else out. Shared by the gRPC listener's and the HTTP
+/// server's guards.
+///
+/// A connection is *unproven* until it shows it is a real client (a link's HELLO, a request's
+/// first byte). Admission follows three rules:
+/// - at most `perAddress` connections from one IP address (nodes behind one NAT share theirs);
+/// - at most `total` in all; at the cap, the oldest unproven connection gives way to the
+///   newcomer (it is closed), so a flood of silent connections cannot keep clients out;
+/// - when every connection is proven, the newcomer is refused.
+package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
+  private struct Entry {
+    let address: String
+    let order: UInt64
+    /// Closes the connection (on its own event loop).
+    let close: @Sendable () -> Void
+    /// Until the connection proves itself: what to do then. `nil` once proven (or shed).
+    var prove: (@Sendable () -> Void)?
+  }
+
+  private struct State {
+    var entries: [Key: Entry] = [:]
+    var perAddress: [String: Int] = [:]
+    var next: UInt64 = 0
+  }
+
+  package enum Admission: Sendable {
+    case admitted
+    case refusedForAddress
+    case refusedFull
+  }
+
+  package let total: Int
+  package let perAddress: Int
+  private let state = Mutex(State())
+
+  package init(total: Int, perAddress: Int) {
+    self.total = total
+    self.perAddress = perAddress
+  }
+
+  /// Records a new connection from `address`, unproven. `close` closes it; `prove` runs when
+  /// it proves itself (``prove(_:)``).
+  package func admit(
+    _ key: Key, address: String, close: @escaping @Sendable () -> Void, prove: @escaping @Sendable () -> Void = {}
+  ) -> Admission {
+    let (admission, shed) = state.withLock { state -> (Admission, (@Sendable () -> Void)?) in
+      if state.perAddress[address, default: 0] >= perAddress { return (.refusedForAddress, nil) }
+      var shed: (@Sendable () -> Void)?
+      if state.entries.count >= total {
+        guard let (oldKey, old) = state.entries.filter({ $0.value.prove != nil }).min(by: { $0.value.order < $1.value.order })
+        else { return (.refusedFull, nil) }
+        state.entries[oldKey]?.prove = nil  // still counted until its close is seen
+        shed = old.close
+      }
+      state.next += 1
+      state.entries[key] = Entry(address: address, order: state.next, close: close, prove: prove)
+      state.perAddress[address, default: 0] += 1
+      return (.admitted, shed)
+    }
+    shed?()
+    return admission
+  }
+
+  /// The connection proved itself: it is never shed, and its `prove` runs (once).
+  package func prove(_ key: Key) {
+    let prove = state.withLock { state -> (@Sendable () -> Void)? in
+      defer { state.entries[key]?.prove = nil }
+      return state.entries[key]?.prove
+    }
+    prove?()
+  }
+
+  /// The connection closed.
+  package func remove(_ key: Key) {
+    state.withLock { state in
+      guard let entry = state.entries.removeValue(forKey: key) else { return }
+      let left = state.perAddress[entry.address, default: 1] - 1
+      state.perAddress[entry.address] = left > 0 ? left : nil
+    }
+  }
+
+  /// Connections open now, and those of them not yet proven.
+  package var counts: (open: Int, unproven: Int) {
+    state.withLock { state in (state.entries.count, state.entries.values.filter { $0.prove != nil }.count) }
+  }
+}
