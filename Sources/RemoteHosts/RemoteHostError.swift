@@ -17,6 +17,8 @@ public struct RemoteHostError: Error, Sendable, Equatable, CustomStringConvertib
     public static let connectionLost = Code(rawValue: "connection_lost")
     public static let agentUnavailable = Code(rawValue: "agent_unavailable")
     public static let serviceUnavailable = Code(rawValue: "service_unavailable")
+    /// The host is not among those the gateway may dial (``RemoteTargetPolicy``).
+    public static let targetNotAllowed = Code(rawValue: "target_not_allowed")
     public static let sshError = Code(rawValue: "ssh_error")
     public static let internalError = Code(rawValue: "internal_error")
 
@@ -25,6 +27,7 @@ public struct RemoteHostError: Error, Sendable, Equatable, CustomStringConvertib
       switch self {
       case .invalidParameters: 400
       case .authenticationFailed: 401
+      case .targetNotAllowed: 403
       case .connectionNotFound, .environmentNotFound: 404
       case .connectionTimeout: 408
       case .viewerAlreadyRunning, .viewerNotRunning, .hostKeyUnknown, .hostKeyMismatch: 409

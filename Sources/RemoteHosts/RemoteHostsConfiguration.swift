@@ -24,6 +24,8 @@ public struct RemoteHostsConfiguration: Sendable {
   /// The ssh-agent socket logins with `auth_method: agent` (and keys ssh finds there) use;
   /// nil is the gateway's `$SSH_AUTH_SOCK`.
   public var agentSocket: String?
+  /// The hosts connections may reach; nil: any (``RemoteTargetPolicy``).
+  public var allowedTargets: RemoteTargetPolicy?
 
   public init(
     gatewayAddress: String, gatewayToken: String? = nil, sshPath: String = "/usr/bin/ssh", sshConfigFile: String? = nil,

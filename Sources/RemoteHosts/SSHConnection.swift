@@ -164,12 +164,10 @@ final class SSHConnection: Sendable {
     if timedOut || stderr.contains("timed out") {
       return RemoteHostError(code: .connectionTimeout, message: "connecting to \(target) timed out after \(login.timeout) s", details: details)
     }
-    if stderr.contains("Connection refused") || stderr.contains("No route to host") || stderr.contains("Could not resolve hostname")
-      || stderr.contains("Network is unreachable") || stderr.contains("Connection closed") || stderr.contains("Connection reset")
-    {
-      return RemoteHostError(code: .serviceUnavailable, message: "cannot reach SSH on \(target): \(lastLine(stderr))", details: details)
-    }
-    return RemoteHostError(code: .sshError, message: "ssh to \(target) failed: \(lastLine(stderr))", details: details)
+    // Anything else before a login — nothing listening, something that is not SSH, a reset,
+    // an unknown name — is one answer: the gateway is no port scanner (what ssh said would
+    // tell a closed port from an open one), and its caller's input is no server fault.
+    return RemoteHostError(code: .serviceUnavailable, message: "no SSH server answered at \(target)", details: details)
   }
 
   private static func fingerprint(in text: String) -> String? {

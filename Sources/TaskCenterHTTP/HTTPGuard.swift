@@ -368,7 +368,8 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     // Refusals for load (too many connections) say when to come back.
     let retry = status == 429 || status == 503 ? "Retry-After: 1\r\n" : ""
     buffer.writeString(
-      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(retry)Connection: close\r\n\r\n\(body)"
+      "HTTP/1.1 \(status) \(reason)\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\(retry)"
+        + "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n\(body)"
     )
     let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
     context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in Self.close(bound.value) }

@@ -65,7 +65,7 @@ public final class TaskCenterHTTPServer: Sendable {
     let token = api.token.map(TokenCheck.init)
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
-        router: router, server: GuardedHTTPChannel.builder(
+        router: SafeResponderBuilder(router: router), server: GuardedHTTPChannel.builder(
           webSocketResponder: router.buildResponder(), limits: limits, maxBodyBytes: maxBodyBytes, connections: connections,
           tls: tlsConfiguration, token: token),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),

@@ -284,3 +284,32 @@ struct TokenGuessingTests {
     await stack.stop()
   }
 }
+
+/// Smaller points of issue 22: safe headers on every answer, HEAD on every GET route.
+@Suite("The door: answers", .timeLimit(.minutes(2)))
+struct SafeAnswerTests {
+  @Test("every answer says nosniff and no-referrer; HEAD is answered as GET without the body")
+  func headersAndHead() async throws {
+    let stack = try await HTTPStack(token: "answers-token")
+    for (method, path, token, status) in [
+      ("GET", "/health", false, 200), ("GET", "/tasks", true, 200), ("GET", "/tasks", false, 401), ("GET", "/nope", true, 404),
+      ("HEAD", "/health", false, 200), ("HEAD", "/web", false, 200), ("HEAD", "/tasks", true, 200), ("HEAD", "/tasks", false, 401),
+    ] {
+      let reply = try await stack.send(method, path, token: token)
+      #expect(reply.status == status, "\(method) \(path): \(reply.status) \(reply.text)")
+      #expect(reply.headers["X-Content-Type-Options"] == "nosniff", "\(method) \(path): \(reply.headers)")
+      #expect(reply.headers["Referrer-Policy"] == "no-referrer", "\(method) \(path): \(reply.headers)")
+      if method == "HEAD" { #expect(reply.body.isEmpty, "\(method) \(path): \(reply.text)") }
+    }
+    // The guard's own refusals too.
+    let address = try #require(stack.http.address)
+    let refused = try await offPool {
+      let socket = try RawSocket(port: UInt16(address.split(separator: ":").last!)!)
+      defer { socket.close() }
+      try socket.send("GARBAGE\r\n\r\n")
+      return socket.readToEnd(deadline: .now + .seconds(20)).0
+    }
+    #expect(refused.hasPrefix("HTTP/1.1 400 ") && refused.contains("X-Content-Type-Options: nosniff"), "\(refused)")
+    await stack.stop()
+  }
+}

@@ -196,6 +196,25 @@ struct RemoteHostsTests {
     await stack.stop()
   }
 
+  @Test("--remote-allow: networks and names a gateway may dial; anything else is 403 target_not_allowed before ssh runs")
+  func allowList() async throws {
+    let policy = try RemoteTargetPolicy(["10.0.0.0/8", "192.168.1.7/32", "fd00::/8", "gpu-box.lan", "*.lab.example.org"])
+    #expect(policy.allows("10.20.30.40") && policy.allows("192.168.1.7") && policy.allows("fd12::1"))
+    #expect(!policy.allows("192.168.1.8") && !policy.allows("127.0.0.1") && !policy.allows("11.0.0.1") && !policy.allows("::1"))
+    #expect(policy.allows("gpu-box.lan") && policy.allows("node3.lab.example.org") && !policy.allows("lab.example.org.evil"))
+    #expect(!policy.allows("localhost"), "a name is allowed only by its addresses, unless listed")
+    #expect(try RemoteTargetPolicy(["127.0.0.0/8"]).allows("localhost"))
+    #expect(throws: RemoteHostError.self) { try RemoteTargetPolicy(["10.0.0.0/33"]) }
+    #expect(throws: RemoteHostError.self) { try RemoteTargetPolicy(["not a host; rm -rf /"]) }
+
+    var configuration = RemoteHostsConfiguration(gatewayAddress: "127.0.0.1:1", sshPath: "/nonexistent/ssh")
+    configuration.allowedTargets = policy
+    let manager = RemoteHostManager(configuration: configuration, agentVersion: "test")
+    await #expect(throws: RemoteHostError(code: .targetNotAllowed, message: "this gateway may not connect to 127.0.0.1 (see --remote-allow)", details: ["host": "127.0.0.1"])) {
+      _ = try await manager.connect(SSHLogin(host: "127.0.0.1", username: "x", authentication: .agent))
+    }
+  }
+
   @Test func refusalsInTheSeedsShape() async throws {
     let stack = try await Stack()
     // A port that accepts TCP and never speaks SSH: the login times out.
@@ -211,6 +230,16 @@ struct RemoteHostsTests {
       "/api/remote/connect", ["host": "127.0.0.1", "port": SSHServer.freePort(), "username": "x", "auth_method": "agent"])
     #expect(refused.status == 503, "\(refused.text)")
     #expect(Self.errorCode(refused) == "service_unavailable")
+    // An open port that speaks something else (this gateway's own HTTP port) is told apart
+    // from a closed one by nothing but its number: no port scanning through the gateway.
+    let httpPort = Int(try #require(stack.http.address?.split(separator: ":").last.map(String.init)))!
+    let notSSH = try await stack.post(
+      "/api/remote/connect", ["host": "127.0.0.1", "port": httpPort, "username": "x", "auth_method": "agent"])
+    #expect(notSSH.status == 503 && Self.errorCode(notSSH) == "service_unavailable", "\(notSSH.text)")
+    let message = { (reply: HTTPClient.Reply) in
+      ((reply.object["message"] as? String) ?? "").replacingOccurrences(of: #":\d+"#, with: ":PORT", options: .regularExpression)
+    }
+    #expect(message(notSSH) == message(refused), "\(notSSH.text) / \(refused.text)")
 
     for body: [String: Any] in [
       ["port": 22],
