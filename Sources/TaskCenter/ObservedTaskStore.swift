@@ -24,6 +24,8 @@ struct ObservedTaskStore: TaskStore {
     submitted(task)
   }
 
+  func diskSpace() -> DiskSpace? { base.diskSpace() }
+
   func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     let inserted = try await write("insert") { try await base.insert(task, idempotencyKey: key, fingerprint: fingerprint) }
     if inserted.inserted { submitted(task) }

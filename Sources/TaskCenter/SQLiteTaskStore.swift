@@ -291,10 +291,15 @@ public final class SQLiteTaskStore: TaskStore {
       return try await commits.submit(body)
     } catch let error as TaskCenterError {
       throw error
+    } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+      throw TaskCenterError(
+        code: .insufficientStorage, message: "the task store's disk is full: nothing was written", details: "\(error)")
     } catch {
       throw TaskCenterError.storage(error)
     }
   }
+
+  public func diskSpace() -> DiskSpace? { DiskSpace.of(path) }
 
   private func reading<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {

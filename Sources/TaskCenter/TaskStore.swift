@@ -10,6 +10,10 @@ public protocol TaskStore: Sendable {
   /// Stores a new task (status `queued`). Once this returns, the task survives a crash.
   func insert(_ task: TaskRecord) async throws
 
+  /// Bytes free and in all on the disk the store writes to; nil when it cannot say (a
+  /// database server elsewhere).
+  func diskSpace() -> DiskSpace?
+
   /// Inserts `task` under an idempotency key, atomically: if a task was stored under `key`
   /// before, nothing is inserted and that task (as it is now) comes back with the fingerprint
   /// of the request that made it.
@@ -121,7 +125,37 @@ public struct IdempotentInsert: Sendable {
   }
 }
 
+/// Free and total bytes of a disk.
+public struct DiskSpace: Sendable, Equatable {
+  public var free: Int64
+  public var total: Int64
+
+  public init(free: Int64, total: Int64) {
+    self.free = free
+    self.total = total
+  }
+
+  /// Too little left to write safely: under 64 MiB, or under 5 % of a small disk.
+  public var isLow: Bool { free < min(64 << 20, total / 20) }
+
+  /// The space free on the disk holding `path` (a file or a folder).
+  public static func of(_ path: String) -> DiskSpace? {
+    var folder = path
+    var isFolder: ObjCBool = false
+    if !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder.boolValue {
+      folder = (path as NSString).deletingLastPathComponent
+    }
+    guard let attributes = try? FileManager.default.attributesOfFileSystem(forPath: folder.isEmpty ? "." : folder),
+      let free = (attributes[.systemFreeSize] as? NSNumber)?.int64Value, let total = (attributes[.systemSize] as? NSNumber)?.int64Value
+    else { return nil }
+    return DiskSpace(free: free, total: total)
+  }
+}
+
 extension TaskStore {
+  /// For stores that cannot say.
+  public func diskSpace() -> DiskSpace? { nil }
+
   /// For stores that keep no keys: none.
   public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? { nil }
 

@@ -40,6 +40,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "TOO_MANY_ATTEMPTS": .tooManyRequests,
     "TOO_MANY_CONNECTIONS": .tooManyRequests,
     "PAYLOAD_TOO_LARGE": .contentTooLarge,
+    "INSUFFICIENT_STORAGE": HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"),
     "INTERNAL_ERROR": .internalServerError,
   ]
 

@@ -183,6 +183,10 @@ public struct TaskCenterAPI: Sendable {
     if case .degraded(let reason, let since) = center.storeStatus, components["result_store"] == "healthy" {
       components["result_store"] = "degraded since \(ISO8601DateFormatter().string(from: since)): \(reason)"
     }
+    // A disk about to fill is said before a write fails on it.
+    if let space = center.store.diskSpace(), space.isLow, components["result_store"] == "healthy" {
+      components["result_store"] = "degraded: \(space.free >> 10) KiB free of \(space.total >> 20) MiB on the task store's disk"
+    }
     if !server.isRunning { components["gateway"] = "stopped" }
     let healthy = components.values.allSatisfy { $0 == "healthy" }
     let degraded = components.values.allSatisfy { $0 == "healthy" || $0.hasPrefix("degraded") }

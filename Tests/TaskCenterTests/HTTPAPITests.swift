@@ -429,6 +429,10 @@ struct HTTPAPITests {
     let chunk = Data(count: 64 << 10)
     while (try? handle.write(contentsOf: chunk)) != nil {}
     try? handle.close()
+    // A full disk is said before any write fails on it.
+    let early = try await stack.get("/health")
+    #expect(early.status == 503 && early.object["status"] as? String == "degraded", "\(early.text)")
+    #expect(((early.object["components"] as? [String: String])?["result_store"] ?? "").contains("free of"), "\(early.text)")
     for name in names { for pid in pids(named: name) { kill(pid, SIGUSR1) } }
     #expect(await eventually { stack.fabric.center.storeStatus != .healthy })
 
@@ -440,7 +444,7 @@ struct HTTPAPITests {
     for id in ids { #expect(try await stack.get("/tasks/\(id)").object["status"] as? String == "running") }
     #expect(try await stack.get("/nodes/n1").object["running"] as? Int == 2)
     let refused = try await stack.post("/tasks", ["code": "print('no room')"])
-    #expect(refused.status == 500 && refused.errorCode == "INTERNAL_ERROR", "\(refused.text)")
+    #expect(refused.status == 507 && refused.errorCode == "INSUFFICIENT_STORAGE", "\(refused.text)")
     #expect(try await stack.get("/tasks").object["total"] as? Int == 2)
 
     // Space comes back: the results are written, and the queue moves — no restart.
