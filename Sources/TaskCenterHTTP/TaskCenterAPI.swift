@@ -64,6 +64,12 @@ public struct TaskCenterAPI: Sendable {
   /// The token HTTP requests must carry: the configuration's, else the gateway's own.
   var token: String? { configuration.token ?? server.authToken }
 
+  /// Tickets for `/ws/updates` (`POST /ws/ticket`).
+  let tickets = WebSocketTickets()
+
+  /// How requests are checked for the token (the guard checks WebSocket upgrades with it too).
+  var tokenCheck: TokenCheck? { token.map { TokenCheck(token: $0, tickets: tickets) } }
+
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
   public func router() -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
@@ -73,9 +79,9 @@ public struct TaskCenterAPI: Sendable {
     }
     router.middlewares.add(ErrorMiddleware(routes: routes))
     router.middlewares.add(ConsoleRedirectMiddleware())
-    let auth = token.map {
+    let auth = tokenCheck.map {
       TokenAuthMiddleware<APIRequestContext>(
-        token: $0, alsoOpen: WebConsole.pages.union(configuration.metricsPublic ? ["/metrics"] : []),
+        check: $0, alsoOpen: WebConsole.pages.union(configuration.metricsPublic ? ["/metrics"] : []),
         openPrefixes: [WebConsole.prefix + "/static/"], limiter: server.authFailures, instruments: server.metrics?.instruments)
     }
     if let auth { router.middlewares.add(auth) }
@@ -112,6 +118,10 @@ public struct TaskCenterAPI: Sendable {
       try await api.stream(try context.decodedParameter("name"), request)
     }
     router.get("/openapi.yaml") { _, _ in try api.openAPI() }
+    router.post("/ws/ticket") { _, _ in
+      JSONBody.response(
+        ["ticket": JSONValue.string(api.tickets.issue()), "expires_in": .int(WebSocketTickets.lifetime.components.seconds)])
+    }
     router.get("/metrics") { _, _ in try await api.metrics() }
     router.get("/snapshot") { _, _ in try await api.snapshot() }
     let console = WebConsole()

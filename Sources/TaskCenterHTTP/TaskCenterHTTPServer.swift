@@ -62,7 +62,7 @@ public final class TaskCenterHTTPServer: Sendable {
     let maxBodyBytes = api.configuration.maxBodyBytes
     let connections = self.connections
     let tlsConfiguration = try tls?.configuration()
-    let token = api.token.map(TokenCheck.init)
+    let token = api.tokenCheck
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
         router: SafeResponderBuilder(router: router), server: GuardedHTTPChannel.builder(

@@ -33,10 +33,10 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
   ///     `metricsPublic`, the console's pages).
   ///   - openPrefixes: paths under these are open (the console's files).
   init(
-    token: String, alsoOpen: Set<String> = [], openPrefixes: [String] = [], limiter: AuthFailureLimiter? = nil,
+    check: TokenCheck, alsoOpen: Set<String> = [], openPrefixes: [String] = [], limiter: AuthFailureLimiter? = nil,
     instruments: Instruments? = nil, logger: Logger = Logger(label: "easyremote.http")
   ) {
-    check = TokenCheck(token: token)
+    self.check = check
     openPaths = Set(["/health", "/openapi.yaml"]).union(alsoOpen)
     self.openPrefixes = openPrefixes
     self.limiter = limiter
@@ -79,9 +79,11 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
   }
 }
 
-/// The gateway's token and where a request may carry it.
+/// The gateway's token and where a request may carry it; for `/ws/updates` also a ticket
+/// (``WebSocketTickets``) instead.
 struct TokenCheck: Sendable {
   let token: String
+  var tickets: WebSocketTickets?
 
   static let alternateHeader = "x-easyremote-token"
   static let webSocketPath = "/ws/updates"
@@ -97,13 +99,16 @@ struct TokenCheck: Sendable {
   static var refusal: APIError {
     APIError(
       code: "UNAUTHORIZED",
-      message: "this gateway needs its token: send 'Authorization: Bearer <token>' (or X-EasyRemote-Token; ?token= for /ws/updates)")
+      message: "this gateway needs its token: send 'Authorization: Bearer <token>' (or X-EasyRemote-Token; for /ws/updates a ?ticket= from POST /ws/ticket, or ?token=)")
   }
 
   /// Whether a request with these header values (and, for `/ws/updates`, `?token=`) carries
   /// the token.
   func accepts(authorization: String?, alternate: String?, uri: URI) -> Bool {
-    presented(authorization: authorization, alternate: alternate, uri: uri).map(matches) == true
+    if uri.path == Self.webSocketPath, let ticket = uri.queryParameters.get("ticket"), let tickets, tickets.isValid(ticket) {
+      return true
+    }
+    return presented(authorization: authorization, alternate: alternate, uri: uri).map(matches) == true
   }
 
   private func presented(authorization: String?, alternate: String?, uri: URI) -> String? {

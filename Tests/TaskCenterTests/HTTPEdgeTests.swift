@@ -72,7 +72,7 @@ struct HTTPEdgeTests {
     // A real upgrade request, without the token or with a wrong one: 401 and the error JSON,
     // then the connection closes.
     let address = try #require(stack.http.address)
-    for query in ["", "?token=wrong", "?token=" + String(HTTPEdgeTests.token.dropLast())] {
+    for query in ["", "?token=wrong", "?token=" + String(HTTPEdgeTests.token.dropLast()), "?ticket=made-up"] {
       let connection = try RawConnection(address)
       await connection.send(
         "GET /ws/updates\(query) HTTP/1.1\r\nHost: \(address)\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
@@ -96,6 +96,20 @@ struct HTTPEdgeTests {
     }
     #expect(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
     subscribed.cancel()
+    #expect(await eventually { stack.fabric.center.eventSubscriberCount == 0 })
+
+    // The console's way: a ticket from POST /ws/ticket (with the token), no token in the URL.
+    #expect(try await stack.send("POST", "/ws/ticket", token: false).status == 401)
+    let issued = try await stack.send("POST", "/ws/ticket")
+    let ticket = try #require(issued.object["ticket"] as? String, "\(issued.text)")
+    #expect(issued.object["expires_in"] as? Int == 30)
+    let ticketed = Task {
+      try await WebSocketClient.connect(url: url + "?ticket=\(ticket)", logger: Logger(label: "test.ws")) { inbound, _, _ in
+        for try await _ in inbound.messages(maxSize: 1 << 20) { return }
+      }
+    }
+    #expect(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
+    ticketed.cancel()
     await stack.stop()
   }
 

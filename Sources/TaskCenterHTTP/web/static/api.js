@@ -69,9 +69,20 @@ export async function api(path, { method = "GET", body, raw = false, signal } = 
 export function follow({ onEvent, onState, onReconnect }) {
   let delay = 500;
   let opened = false;
-  const connect = () => {
+  const connect = async () => {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = token() ? `?token=${encodeURIComponent(token())}` : "";
+    // With a token: a short-lived ticket for this one connection, never the token in a URL.
+    let query = "";
+    if (token()) {
+      try {
+        query = `?ticket=${encodeURIComponent((await api("/ws/ticket", { method: "POST" })).ticket)}`;
+      } catch (error) {
+        onState("down");
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 10_000);
+        return;
+      }
+    }
     const socket = new WebSocket(`${scheme}://${location.host}/ws/updates${query}`);
     socket.addEventListener("open", () => {
       delay = 500;
