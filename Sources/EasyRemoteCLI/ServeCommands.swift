@@ -48,6 +48,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
+    FileLimit.raise()
     let file = try config.map { try NodeConfig.load(file: $0) }
     var nodeConfig = file ?? .defaults
     if let token = token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] { nodeConfig.authToken = token }
@@ -166,6 +167,7 @@ struct DemoCommand: AsyncParsableCommand {
 
   func run() async throws {
     bootstrapLogging()
+    FileLimit.raise()
     AllocatorTuning.applyOnce()
     let server = Server(host: host, port: port)
     let databasePath =

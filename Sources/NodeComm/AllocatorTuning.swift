@@ -41,4 +41,24 @@ public enum AllocatorTuning {
     _ = mallopt(mTrimThreshold, trimThreshold)
     #endif
   }
+
+  private static let releasing = Atomic<Bool>(false)
+
+  /// Gives the memory malloc holds free back to the kernel (`malloc_trim(0)`, every arena),
+  /// on a thread of its own, at most one at a time. After a flood of connections has gone
+  /// (``ConnectionTable``) the gateway's freed per-connection memory otherwise stays mapped:
+  /// measured 60 MB before 4,100 silent gRPC connections, 197 MB after they were closed,
+  /// 71 MB once trimmed.
+  public static func releaseFreeMemory() {
+    #if canImport(Glibc)
+    guard !releasing.exchange(true, ordering: .relaxed) else { return }
+    Thread.detachNewThread {
+      if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {  // RTLD_DEFAULT
+        typealias MallocTrim = @convention(c) (Int) -> Int32
+        _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+      }
+      releasing.store(false, ordering: .relaxed)
+    }
+    #endif
+  }
 }

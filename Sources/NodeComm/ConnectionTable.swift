@@ -24,7 +24,13 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     var entries: [Key: Entry] = [:]
     var perAddress: [String: Int] = [:]
     var next: UInt64 = 0
+    /// The most connections open since the last time the table drained.
+    var peak = 0
   }
+
+  /// A table that has held this many connections and is down to a quarter of them has
+  /// drained (a flood went): `drained` runs.
+  static var drainPeak: Int { 256 }
 
   package enum Admission: Sendable {
     case admitted
@@ -35,10 +41,14 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
   package let total: Int
   package let perAddress: Int
   private let state = Mutex(State())
+  private let drained: @Sendable () -> Void
 
-  package init(total: Int, perAddress: Int) {
+  /// - Parameter drained: runs when many connections have gone (by default malloc gives
+  ///   their memory back, ``AllocatorTuning/releaseFreeMemory()``).
+  package init(total: Int, perAddress: Int, drained: @escaping @Sendable () -> Void = AllocatorTuning.releaseFreeMemory) {
     self.total = total
     self.perAddress = perAddress
+    self.drained = drained
   }
 
   /// Records a new connection from `address`, unproven. `close` closes it; `prove` runs when
@@ -58,6 +68,7 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       state.next += 1
       state.entries[key] = Entry(address: address, order: state.next, close: close, prove: prove)
       state.perAddress[address, default: 0] += 1
+      state.peak = max(state.peak, state.entries.count)
       return (.admitted, shed)
     }
     shed?()
@@ -75,11 +86,15 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
 
   /// The connection closed.
   package func remove(_ key: Key) {
-    state.withLock { state in
-      guard let entry = state.entries.removeValue(forKey: key) else { return }
+    let drained = state.withLock { state -> Bool in
+      guard let entry = state.entries.removeValue(forKey: key) else { return false }
       let left = state.perAddress[entry.address, default: 1] - 1
       state.perAddress[entry.address] = left > 0 ? left : nil
+      guard state.peak >= Self.drainPeak, state.entries.count <= state.peak / 4 else { return false }
+      state.peak = state.entries.count
+      return true
     }
+    if drained { self.drained() }
   }
 
   /// Connections open now, and those of them not yet proven.
