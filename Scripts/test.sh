@@ -36,6 +36,10 @@ swift test --skip-build "$@"
 # of the tests was asked for.
 if [ $# -eq 0 ]; then
   ./Scripts/schemathesis.sh
+  # Sequences of API calls with extreme numbers (a Hypothesis state machine, about a minute):
+  # no 5xx, no death, errors in the API's shape.
+  python3 -c 'import hypothesis, requests' 2>/dev/null || python3 -m pip install -q hypothesis requests
+  python3 Scripts/stateful_fuzz.py "$(swift build --show-bin-path)/easyremote" --seconds 60
   # The web console in a headless Chromium over WebDriver (Selenium from PyPI).
   python3 -c 'import selenium' 2>/dev/null || python3 -m pip install -q selenium
   python3 Scripts/console_test.py "$(swift build --show-bin-path)/easyremote"

@@ -330,7 +330,8 @@ extension Link {
   func grantCredit(_ id: UInt64, amount: Int) {
     let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
       guard var stream = state.outStreams[id] else { return nil }
-      stream.credit += amount
+      // (A peer's grants are UInt32s, summed from a bounded start: no overflow however many.)
+      stream.credit = min(stream.credit, Int(Int32.max)) + amount
       let waiter = stream.waiter
       stream.waiter = nil
       state.outStreams[id] = stream

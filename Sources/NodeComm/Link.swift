@@ -341,6 +341,10 @@ extension Link {
 extension Duration {
   var microseconds: Int64 {
     let (seconds, attoseconds) = components
-    return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    // Saturates (a deadline centuries away is as good as none), never traps.
+    let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+    guard !overflow else { return seconds < 0 ? .min : .max }
+    let (total, overflowed) = whole.addingReportingOverflow(attoseconds / 1_000_000_000_000)
+    return overflowed ? (whole < 0 ? .min : .max) : total
   }
 }

@@ -30,6 +30,9 @@ struct PullRegistry {
 
   var policy: PullNodePolicy = .any
   private(set) var entries: [String: Entry] = [:]
+  /// Node ids one IP address may bring (a flood of made-up ids must not grow the pool's
+  /// records without end).
+  static let maxNodesPerAddress = 64
 
   init(policy: PullNodePolicy = .any) { self.policy = policy }
 
@@ -45,6 +48,12 @@ struct PullRegistry {
   ) throws(TaskCenterError) -> String? {
     if linked { throw Self.linked(nodeID) }
     guard var entry = entries[nodeID] else {
+      if let address, entries.values.lazy.filter({ $0.address == address }).count >= Self.maxNodesPerAddress {
+        throw TaskCenterError(
+          code: .tooManyNodes,
+          message: "\(Self.maxNodesPerAddress) pulling nodes speak from \(address) already: reuse their ids",
+          details: "node_id: \(nodeID)")
+      }
       let made = newKey()
       entries[nodeID] = Entry(key: made, keyed: policy == .keyed, address: address, lastSeen: now)
       return made

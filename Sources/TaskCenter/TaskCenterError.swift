@@ -23,6 +23,8 @@ public struct TaskCenterError: Error, Sendable, Equatable, CustomStringConvertib
     public static let taskTimeout = Code(rawValue: "TASK_TIMEOUT")
     /// No node could ever meet the task's resource request (HTTP 503).
     public static let resourceUnavailable = Code(rawValue: "RESOURCE_UNAVAILABLE")
+    /// One address brought more pulling nodes than it may (HTTP 429).
+    public static let tooManyNodes = Code(rawValue: "TOO_MANY_NODES")
     /// The store's disk is full: nothing was written (HTTP 507).
     public static let insufficientStorage = Code(rawValue: "INSUFFICIENT_STORAGE")
     /// The store failed, or anything unexpected (HTTP 500).

@@ -39,6 +39,7 @@ public struct APIError: Error, Sendable, Equatable, Codable {
     "RESOURCE_UNAVAILABLE": .serviceUnavailable,
     "TOO_MANY_ATTEMPTS": .tooManyRequests,
     "TOO_MANY_CONNECTIONS": .tooManyRequests,
+    "TOO_MANY_NODES": .tooManyRequests,
     "PAYLOAD_TOO_LARGE": .contentTooLarge,
     "INSUFFICIENT_STORAGE": HTTPResponse.Status(code: 507, reasonPhrase: "Insufficient Storage"),
     "INTERNAL_ERROR": .internalServerError,

@@ -240,6 +240,22 @@ struct PullIdentityTests {
     await stack.stop()
   }
 
+  @Test("one address brings at most 64 pulling nodes (429 TOO_MANY_NODES); its known ones go on, others are served")
+  func nodesPerAddress() async throws {
+    let stack = try await Self.stack()
+    for index in 0..<64 {
+      let beat = ["node_id": "many-\(index)", "resources": ["cpu_cores": 1, "memory_mb": 512]] as [String: Any]
+      #expect(try await stack.post("/internal/heartbeat", beat).status == 200, "node \(index)")
+    }
+    let extra = try await stack.post("/internal/heartbeat", ["node_id": "many-64", "resources": ["cpu_cores": 1, "memory_mb": 512]])
+    #expect(extra.status == 429 && extra.errorCode == "TOO_MANY_NODES", "\(extra.text)")
+    #expect(try await stack.post("/internal/heartbeat", ["node_id": "many-0", "resources": ["cpu_cores": 1, "memory_mb": 512]]).status == 200)
+    let other = try await RawSocket.request("POST", stack.base, "/internal/heartbeat", json: Self.beat, from: "127.0.0.3")
+    #expect(other.status == 200, "\(other.body)")
+    #expect(stack.problems.withLock { $0 } == [])
+    await stack.stop()
+  }
+
   @Test("--pull-nodes keyed: every request after the first heartbeat carries the key")
   func keyedPolicy() async throws {
     let stack = try await Self.stack(.keyed)

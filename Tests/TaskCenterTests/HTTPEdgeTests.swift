@@ -217,24 +217,7 @@ struct HTTPEdgeTests {
     /// client to the server) when given.
     init(_ address: String, from source: String? = nil) throws {
       let parts = address.split(separator: ":")
-      fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-      if let source {
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = inet_addr(source)
-        let bound = withUnsafePointer(to: &local) {
-          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw SSHServer.Failure(message: "cannot bind \(source)") }
-      }
-      var target = sockaddr_in()
-      target.sin_family = sa_family_t(AF_INET)
-      target.sin_port = in_port_t(UInt16(parts[1])!.bigEndian)
-      target.sin_addr.s_addr = inet_addr(String(parts[0]))
-      let connected = withUnsafePointer(to: &target) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-      }
-      guard connected == 0 else { throw SSHServer.Failure(message: "cannot connect to \(address)") }
+      fd = try connectedSocket(host: String(parts[0]), port: UInt16(parts[1])!, source: source)
       var time = timeval(tv_sec: 30, tv_usec: 0)
       setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))
       setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &time, socklen_t(MemoryLayout<timeval>.size))

@@ -12,36 +12,9 @@ final class RawSocket: Sendable {
   let descriptor: Int32
 
   init(port: UInt16, receiveBuffer: Int32 = 65_536, host: String = "127.0.0.1", source: String? = nil) throws {
-    descriptor = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var size = receiveBuffer
-    setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    descriptor = try connectedSocket(host: host, port: port, source: source, receiveBuffer: receiveBuffer)
     var timeout = timeval(tv_sec: 20, tv_usec: 0)
     setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    if let source {
-      var local = sockaddr_in()
-      local.sin_family = sa_family_t(AF_INET)
-      local.sin_addr.s_addr = inet_addr(source)
-      let bound = withUnsafePointer(to: &local) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-      }
-      guard bound == 0 else {
-        _ = Glibc.close(descriptor)
-        throw CocoaError(.fileReadUnknown)
-      }
-    }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = inet_addr(host)
-    let result = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-      }
-    }
-    guard result == 0 else {
-      _ = Glibc.close(descriptor)
-      throw CocoaError(.fileReadUnknown)
-    }
   }
 
   func send(_ text: String) throws {
@@ -104,4 +77,37 @@ final class RawSocket: Sendable {
     let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
     return (status, object, parts.first ?? "")
   }
+}
+
+/// A TCP socket connected to `host:port` (IPv4), from `source` when given (another loopback
+/// address: another client to the server), with a receive buffer of `receiveBuffer` bytes.
+func connectedSocket(host: String, port: UInt16, source: String? = nil, receiveBuffer: Int32? = nil) throws -> Int32 {
+  let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+  func at(_ address: String, port: UInt16) -> sockaddr_in {
+    var result = sockaddr_in()
+    result.sin_family = sa_family_t(AF_INET)
+    result.sin_port = port.bigEndian
+    result.sin_addr.s_addr = inet_addr(address)
+    return result
+  }
+  if let source {
+    var local = at(source, port: 0)
+    let bound = withUnsafePointer(to: &local) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard bound == 0 else {
+      _ = Glibc.close(fd)
+      throw SSHServer.Failure(message: "cannot bind \(source)")
+    }
+  }
+  var target = at(host, port: port)
+  let connected = withUnsafePointer(to: &target) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+  }
+  guard connected == 0 else {
+    _ = Glibc.close(fd)
+    throw SSHServer.Failure(message: "cannot connect to \(host):\(port)")
+  }
+  return fd
 }
