@@ -301,8 +301,12 @@ private struct ConfigReader {
     return value
   }
 
-  func positive(_ node: Yams.Node, _ path: String) throws -> Int {
-    guard let value = node.int, value > 0 else { throw error("'\(path)' must be a positive whole number") }
+  /// A whole number from 1 to `most` (by default 2^40: past any real size or count, and far
+  /// enough from `Int.max` that sums and products with it cannot overflow).
+  func positive(_ node: Yams.Node, _ path: String, most: Int = 1 << 40) throws -> Int {
+    guard let value = node.int, value > 0, value <= most else {
+      throw error("'\(path)' must be a whole number from 1 to \(most)")
+    }
     return value
   }
 

@@ -101,6 +101,14 @@ struct NodeConfigTests {
     #expect(badMode.message.contains("invalid configuration"))
     let missingFile = try expectConfigError("transport:\n  tls:\n    cert: /nonexistent/cert.pem\n")
     #expect(missingFile.message.contains("/nonexistent/cert.pem"))
+    // Counts and sizes far past any real one (sums with them would overflow) are refused too.
+    for (yaml, key) in [
+      ("max_workers: 9223372036854775807\n", "max_workers"), ("limits:\n  chunk_size: 9223372036854775807\n", "limits.chunk_size"),
+      ("limits:\n  max_payload_size: 2000000000000\n", "limits.max_payload_size"),
+    ] {
+      let error = try expectConfigError(yaml)
+      #expect(error.message.contains(key) && error.message.contains("from 1 to"), "\(yaml): \(error.message)")
+    }
   }
 
   @Test("the origin's layout (seed 001) is read: grpc host/port/TLS, message size, heartbeat, per-method serializer, auth")
