@@ -7,9 +7,11 @@
 /// honest clients long before its own connection caps do.
 enum FileLimit {
   static func raise() {
+    #if canImport(Glibc)
     var limit = rlimit()
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
     limit.rlim_cur = limit.rlim_max
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    #endif
   }
 }

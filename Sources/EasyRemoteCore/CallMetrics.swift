@@ -5,9 +5,10 @@ import Synchronization
 /// The gateway's per-call instruments, made once per function, node and outcome and kept in
 /// one dictionary: a routed call costs one lookup and three increments, not a registry walk.
 ///
-/// The `function` label is bounded: a call for a function no node serves counts as
-/// `unknown` (anyone may ask for any name), a function's series go when no node serves it
-/// any more (``forget(_:)``), and past ``maxFunctions`` names the rest count as `other`.
+/// The `function` label is bounded: the gateway names a call for a function no node serves
+/// `unknown` (anyone may ask for any name; ``Server/record``), a function's series go when no
+/// node serves it any more (``forget(_:)``), and past ``maxFunctions`` names the rest count as
+/// `other`.
 final class CallMetrics: Sendable {
   /// Function names labelled at most, at once.
   static let maxFunctions = 1000
@@ -45,7 +46,6 @@ final class CallMetrics: Sendable {
     function: String, node: String, outcome: String, start: ContinuousClock.Instant, bytesIn: Int, bytesOut: Int, items: Int
   ) {
     let elapsed = (ContinuousClock.now - start).components
-    let function = outcome == EasyRemoteError.Code.functionNotFound.rawValue ? Self.unknown : function
     let key = Key(function: function, node: node, outcome: outcome)
     let found = series.withLock { $0[key] }
     let series = found ?? make(key)
@@ -59,8 +59,12 @@ final class CallMetrics: Sendable {
   /// The series of `functions` end: no node serves them any more.
   func forget(_ gone: some Sequence<String>) {
     for function in gone where functions.withLock({ $0.remove(function) }) != nil {
-      series.withLock { series in series = series.filter { $0.key.function != function } }
-      instruments.removeSeries(Self.names, where: "function", is: function)
+      // Under the series lock: a call recorded meanwhile makes its instruments after the old
+      // ones are destroyed, not before.
+      series.withLock { series in
+        series = series.filter { $0.key.function != function }
+        instruments.removeSeries(Self.names, where: "function", is: function)
+      }
     }
   }
 

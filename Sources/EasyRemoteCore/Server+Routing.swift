@@ -271,6 +271,9 @@ extension Server {
     _ function: String, node: String?, start: ContinuousClock.Instant, error: (any Error)?, bytesIn: Int,
     bytesOut: Int = 0, items: Int = 0
   ) {
+    // A name is counted as itself only when the pool serves it: anyone may ask for any name,
+    // and counters by name must not grow with them (a call that was answered was served).
+    let function = error == nil || isServed(function) ? function : CallMetrics.unknown
     countCall(function, node: node, start: start, error: error, bytesIn: bytesIn, bytesOut: bytesOut, items: items)
     let failed = error != nil
     let elapsed = ContinuousClock.now - start
@@ -278,12 +281,25 @@ extension Server {
     state.withLock { state in
       state.totalRequests += 1
       if failed { state.failedRequests += 1 }
-      var entry = state.perFunction[function] ?? (0, 0, 0)
+      let name = state.perFunction[function] != nil || state.perFunction.count < CallMetrics.maxFunctions ? function : CallMetrics.other
+      var entry = state.perFunction[name] ?? (0, 0, 0)
       entry.calls += 1
       if failed { entry.failures += 1 }
       entry.totalMilliseconds += milliseconds
-      state.perFunction[function] = entry
+      state.perFunction[name] = entry
     }
+  }
+
+  /// Whether a node here or behind another gateway serves `function`.
+  func isServed(_ function: String) -> Bool {
+    !state.withLock { $0.membership.nodes(serving: function).isEmpty } || peersServe(function)
+  }
+
+  /// `functions` no node serves any more: their counters end (metrics and per-function stats).
+  func forgetFunctions(_ functions: [String]) {
+    guard !functions.isEmpty else { return }
+    state.withLock { state in for function in functions { state.perFunction[function] = nil } }
+    callMetrics?.forget(functions)
   }
 }
 

@@ -114,7 +114,7 @@ public final class Server: Sendable {
         return state.membership.unserved(member.functions.keys)
       }
       guard let unserved = left else { return }
-      self.callMetrics?.forget(unserved)
+      self.forgetFunctions(unserved)
       self.node.logger.info("node left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
       self.announce(.left(nodeID: peer, reason: reason))
     }
@@ -230,7 +230,7 @@ public final class Server: Sendable {
         let joined = state.membership.join(announcement, at: Date())
         return (joined, state.membership.unserved(before))
       }
-      self.callMetrics?.forget(unserved)  // functions it no longer offers, if nobody else does
+      self.forgetFunctions(unserved)  // functions it no longer offers, if nobody else does
       self.node.logger.info(
         "node registered", metadata: ["peer": "\(announcement.nodeID)", "functions": "\(announcement.functions.count)"])
       if joined { self.announce(.joined(nodeID: announcement.nodeID)) }

@@ -24,13 +24,16 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     var entries: [Key: Entry] = [:]
     var perAddress: [String: Int] = [:]
     var next: UInt64 = 0
-    /// The most connections open since the last time the table drained.
+    /// The most connections open since the last time the table drained, and when that was.
     var peak = 0
+    var lastDrain: ContinuousClock.Instant?
   }
 
   /// A table that has held this many connections and is down to a quarter of them has
-  /// drained (a flood went): `drained` runs.
-  static var drainPeak: Int { 256 }
+  /// drained (a flood went): `drained` runs — at most once a ``drainInterval``, and the peak
+  /// is above what one address may hold, so no one client can have it run at will.
+  static var drainPeak: Int { 1024 }
+  static var drainInterval: Duration { .seconds(60) }
 
   package enum Admission: Sendable {
     case admitted
@@ -57,10 +60,16 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     _ key: Key, address: String, close: @escaping @Sendable () -> Void, prove: @escaping @Sendable () -> Void = {}
   ) -> Admission {
     let (admission, shed) = state.withLock { state -> (Admission, (@Sendable () -> Void)?) in
+      // A key seen again before its old connection's close was noticed: that one is gone.
+      if let old = state.entries.removeValue(forKey: key) {
+        let left = state.perAddress[old.address, default: 1] - 1
+        state.perAddress[old.address] = left > 0 ? left : nil
+      }
       if state.perAddress[address, default: 0] >= perAddress { return (.refusedForAddress, nil) }
       var shed: (@Sendable () -> Void)?
       if state.entries.count >= total {
-        guard let (oldKey, old) = state.entries.filter({ $0.value.prove != nil }).min(by: { $0.value.order < $1.value.order })
+        guard
+          let (oldKey, old) = state.entries.lazy.filter({ $0.value.prove != nil }).min(by: { $0.value.order < $1.value.order })
         else { return (.refusedFull, nil) }
         state.entries[oldKey]?.prove = nil  // still counted until its close is seen
         shed = old.close
@@ -91,7 +100,10 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       let left = state.perAddress[entry.address, default: 1] - 1
       state.perAddress[entry.address] = left > 0 ? left : nil
       guard state.peak >= Self.drainPeak, state.entries.count <= state.peak / 4 else { return false }
+      let now = ContinuousClock.now
+      if let last = state.lastDrain, now - last < Self.drainInterval { return false }
       state.peak = state.entries.count
+      state.lastDrain = now
       return true
     }
     if drained { self.drained() }
@@ -99,6 +111,6 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
 
   /// Connections open now, and those of them not yet proven.
   package var counts: (open: Int, unproven: Int) {
-    state.withLock { state in (state.entries.count, state.entries.values.filter { $0.prove != nil }.count) }
+    state.withLock { state in (state.entries.count, state.entries.values.lazy.filter { $0.prove != nil }.count) }
   }
 }

@@ -141,6 +141,21 @@ extension Link {
   }
 
   func acceptHello(_ frame: Frame) {
+    if role == .dialer, let refusal = frame.metadata[Self.helloRefusedKey] {
+      // The listener refused our HELLO: the handshake fails (and closes the link).
+      let waiter = state.withLock { state in
+        defer { state.helloWaiter = nil }
+        return state.helloWaiter
+      }
+      waiter?.resume(throwing: NodeError(code: .authFailed, message: refusal))
+      return
+    }
+    if role == .listener, state.withLock({ $0.peerID == nil }),
+      let refusal = node.helloRefusal(frame.metadata[Self.helloTokenKey], from: channel.remoteDescription)
+    {
+      enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: [Self.helloRefusedKey: refusal]))
+      return
+    }
     let (first, waiter) = state.withLock { state -> (Bool, CheckedContinuation<String, any Error>?) in
       guard state.peerID == nil else { return (false, nil) }
       state.peerID = frame.source

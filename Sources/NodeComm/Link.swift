@@ -101,6 +101,12 @@ final class Link: Sendable {
   /// HELLO metadata: after how long (ms) this node closes a silent link, so the peer sends
   /// its heartbeats often enough (at least three per timeout) whatever its own settings.
   static let heartbeatTimeoutKey = "heartbeat-timeout-ms"
+  /// HELLO metadata: the node's token (`Bearer <token>`), when it has one. A listener with a
+  /// token takes no link whose HELLO lacks it: without the token nobody names itself as a
+  /// node here (which would replace that node's link) or holds a connection as a link.
+  static let helloTokenKey = "authorization"
+  /// A listener's answer to a HELLO it refuses: why (the dialer fails with `auth_failed`).
+  static let helloRefusedKey = "refused"
 
   var helloMetadata: [String: String] {
     var metadata = [Self.bulkAckKey: "1", Self.itemBatchesKey: "1"]
@@ -108,6 +114,7 @@ final class Link: Sendable {
       metadata[Self.heartbeatTimeoutKey] = String(node.config.heartbeat.timeout.microseconds / 1000)
     }
     if node.config.compression.enabled { metadata[PayloadCompression.helloKey] = PayloadCompression.deflate }
+    if role == .dialer, let token = node.config.authToken { metadata[Self.helloTokenKey] = "Bearer \(token)" }
     return metadata
   }
   /// The CREDIT frames with this correlation id acknowledge bytes of pieces (stream ids

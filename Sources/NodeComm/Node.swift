@@ -363,6 +363,23 @@ public final class Node: Sendable {
     await link.run()
   }
 
+  /// Why a HELLO presenting `authorization` from `remote` is refused, or nil when it may
+  /// make a link: a node with a token wants it in every HELLO (and counts the failures of an
+  /// address in ``authFailures``).
+  func helloRefusal(_ authorization: String?, from remote: String) -> String? {
+    guard let token = config.authToken else { return nil }
+    let address = AuthFailureLimiter.address(of: remote)
+    if let wait = authFailures.refusal(for: address) {
+      return "too many wrong tokens from \(address): try again in \(wait.components.seconds + 1) s"
+    }
+    let presented = authorization.map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
+    if let presented, constantTimeEqual(presented, token) { return nil }
+    if authFailures.failed(address).first {
+      logger.warning("a link without a valid token", metadata: ["address": "\(address)"])
+    }
+    return presented == nil ? "node '\(id)' needs a token: this link presents none" : "node '\(id)' refused the link's token"
+  }
+
   func linkEstablished(_ link: Link, peerID: String) {
     let replaced = state.withLock { state -> Link? in
       state.unnamedLinks[ObjectIdentifier(link)] = nil

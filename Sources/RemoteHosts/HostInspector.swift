@@ -81,7 +81,8 @@ package enum HostInspector {
     return HostInspection(
       hostname: values["hostname"] ?? "", os: values["os"] ?? "", kernel: values["kernel"] ?? "",
       architecture: values["arch"] ?? "", cores: Int(values["cores"] ?? "") ?? 1,
-      memoryBytes: (Int64(values["memory_kb"] ?? "") ?? 0) * 1024, home: values["home"] ?? "", gpus: gpus,
+      // (A host's word: a kilobyte count past Int64 / 1024 is taken as the most there can be.)
+      memoryBytes: Int64(values["memory_kb"] ?? "").map { min(max($0, 0), Int64.max / 1024) * 1024 } ?? 0, home: values["home"] ?? "", gpus: gpus,
       environments: uniquelyNamed(environments), agent: agents.first { $0.version == agentVersion } ?? agents.first, detectedAt: Date())
   }
 

@@ -18,7 +18,8 @@ extension TaskCenter {
       guard let self else { throw Self.gone }
       return try await self.wire {
         _ = try await self.task(query.id)
-        return try await self.wait(query.id, timeout: .seconds(min(max(query.timeout ?? 30, 0), 3600)))
+        // (Clamped, NaN too: a frame may carry any Double.)
+        return try await self.wait(query.id, timeout: .seconds(InputBounds.clamp(query.timeout ?? 30, InputBounds.waitSeconds)))
       }
     }
     gateway.serve(TaskMethods.list) { [weak self] (query: TaskListQuery, _) -> [TaskRecord] in

@@ -211,7 +211,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let headBytes = head.readSlice(length: end)!
         buffer = head  // what came after the head: its body, or the next request
-        switch check(headBytes) {
+        switch check(headBytes, from: context.channel.remoteAddress?.ipAddress ?? "unknown") {
         case .failure(let failure):
           refuse(context, failure.status, failure.code, failure.message)
           return
@@ -276,7 +276,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   /// Checks a whole head; gives the state for what follows it, and whether the request ends
   /// its connection (it goes on with `Connection: close`).
-  private func check(_ head: ByteBuffer) -> Result<(State, Bool), Failure> {
+  private func check(_ head: ByteBuffer, from address: String) -> Result<(State, Bool), Failure> {
     func bad(_ message: String) -> Result<(State, Bool), Failure> {
       .failure(Failure(status: 400, code: "INVALID_REQUEST", message: message))
     }
@@ -301,7 +301,6 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
     var contentLength: Int?
     var chunked = false
-    var upgrade = false
     var webSocket = false
     var authorization: String?
     var alternateToken: String?
@@ -321,7 +320,6 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
       case "transfer-encoding":
         chunked = true
       case "upgrade":
-        upgrade = true
         webSocket = value.lowercased() == "websocket"
       case "connection":
         keepAlive = keepAlive || value.lowercased().split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces) == "keep-alive" }
@@ -336,16 +334,26 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     if chunked && contentLength != nil { return bad("a request must not have both Content-Length and Transfer-Encoding") }
     if webSocket, let token {
       let uri = URI(String(parts[1]))
-      if uri.path == TokenCheck.webSocketPath, !token.accepts(authorization: authorization, alternate: alternateToken, uri: uri) {
-        let refusal = TokenCheck.refusal
-        return .failure(Failure(status: 401, code: refusal.code, message: refusal.message))
+      if uri.path == TokenCheck.webSocketPath {
+        // Guesses here count as anywhere else (an upgrade is no way around the limit).
+        if let wait = token.limiter?.refusal(for: address) {
+          let refusal = TokenCheck.tooManyAttempts(address: address, retryAfter: wait)
+          return .failure(Failure(status: 429, code: refusal.code, message: refusal.message))
+        }
+        if !token.accepts(authorization: authorization, alternate: alternateToken, uri: uri) {
+          token.limiter?.failed(address)
+          let refusal = TokenCheck.refusal
+          return .failure(Failure(status: 401, code: refusal.code, message: refusal.message))
+        }
       }
     }
     if let contentLength, contentLength > maxBodyBytes {
       return .failure(
         Failure(status: 413, code: "PAYLOAD_TOO_LARGE", message: "the request body is larger than \(maxBodyBytes) bytes: \(contentLength)"))
     }
-    if upgrade { return .success((.passthrough, false)) }
+    // Only a WebSocket upgrade of the events path hands the connection over; any other
+    // `Upgrade` is an ordinary request, checked like the rest.
+    if webSocket, URI(String(parts[1])).path == TokenCheck.webSocketPath { return .success((.passthrough, false)) }
     // HTTP/1.0 closes after each answer unless the client asked to keep the connection.
     let closes = parts[2] == "HTTP/1.0" && !keepAlive
     if chunked { return .success((.chunked(seen: 0), true)) }
@@ -373,6 +381,10 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     )
     let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
     context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in Self.close(bound.value) }
+    // The answer may never be written (TLS holds writes until a handshake the client never
+    // starts): the connection closes a little later all the same.
+    let channel = context.channel
+    context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
   }
 
   /// Input first, so that what waits for a request behind us sees the end of input (and says

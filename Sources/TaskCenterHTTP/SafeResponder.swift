@@ -5,8 +5,9 @@ import HTTPTypes
 /// `X-Content-Type-Options: nosniff` (a browser never takes a JSON body for HTML) and
 /// `Referrer-Policy: no-referrer` (the console's addresses never leak to another site); and
 /// a `HEAD` request is answered as its `GET` would be — status and headers, its
-/// Content-Length too — without the body. (Around the router, not in it: the router picks a
-/// route by method before its middleware runs.)
+/// Content-Length too — without the body; but not under `/internal/`, where a GET changes
+/// state (`GET /internal/task/request` hands out a task): there HEAD is 405. (Around the
+/// router, not in it: the router picks a route by method before its middleware runs.)
 struct SafeResponder<Inner: HTTPResponder>: HTTPResponder {
   typealias Context = Inner.Context
 
@@ -17,7 +18,7 @@ struct SafeResponder<Inner: HTTPResponder>: HTTPResponder {
   let inner: Inner
 
   func respond(to request: Request, context: Context) async throws -> Response {
-    let head = request.method == .head
+    let head = request.method == .head && !request.uri.path.hasPrefix("/internal/")
     var forwarded = request
     if head {
       var get = request.head

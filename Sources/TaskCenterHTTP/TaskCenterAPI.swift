@@ -68,7 +68,7 @@ public struct TaskCenterAPI: Sendable {
   let tickets = WebSocketTickets()
 
   /// How requests are checked for the token (the guard checks WebSocket upgrades with it too).
-  var tokenCheck: TokenCheck? { token.map { TokenCheck(token: $0, tickets: tickets) } }
+  var tokenCheck: TokenCheck? { token.map { TokenCheck(token: $0, tickets: tickets, limiter: server.authFailures) } }
 
   /// The router with every endpoint (HTTP and the `/ws/updates` WebSocket).
   public func router() -> Router<APIRequestContext> {
@@ -82,7 +82,7 @@ public struct TaskCenterAPI: Sendable {
     let auth = tokenCheck.map {
       TokenAuthMiddleware<APIRequestContext>(
         check: $0, alsoOpen: WebConsole.pages.union(configuration.metricsPublic ? ["/metrics"] : []),
-        openPrefixes: [WebConsole.prefix + "/static/"], limiter: server.authFailures, instruments: server.metrics?.instruments)
+        openPrefixes: [WebConsole.prefix + "/static/"], instruments: server.metrics?.instruments)
     }
     if let auth { router.middlewares.add(auth) }
     router.middlewares.add(UpgradeRequiredMiddleware())

@@ -24,7 +24,6 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
   let check: TokenCheck
   let openPaths: Set<String>
   let openPrefixes: [String]
-  let limiter: AuthFailureLimiter?
   let instruments: Instruments?
   let logger: Logger
 
@@ -33,13 +32,12 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
   ///     `metricsPublic`, the console's pages).
   ///   - openPrefixes: paths under these are open (the console's files).
   init(
-    check: TokenCheck, alsoOpen: Set<String> = [], openPrefixes: [String] = [], limiter: AuthFailureLimiter? = nil,
+    check: TokenCheck, alsoOpen: Set<String> = [], openPrefixes: [String] = [],
     instruments: Instruments? = nil, logger: Logger = Logger(label: "easyremote.http")
   ) {
     self.check = check
     openPaths = Set(["/health", "/openapi.yaml"]).union(alsoOpen)
     self.openPrefixes = openPrefixes
-    self.limiter = limiter
     self.instruments = instruments
     self.logger = logger
   }
@@ -52,13 +50,13 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
     let open = openPaths.contains(path) || openPrefixes.contains { path.hasPrefix($0) }
     if upgrade || open { return try await next(request, context) }
     let address = context.remoteAddress?.ipAddress ?? "unknown"
-    if let limiter, let wait = limiter.refusal(for: address) {
+    if let wait = check.limiter?.refusal(for: address) {
       count("limited")
       throw TokenCheck.tooManyAttempts(address: address, retryAfter: wait)
     }
     guard isAuthorized(request) else {
       count("refused")
-      if let failure = limiter?.failed(address), failure.first {
+      if let failure = check.limiter?.failed(address), failure.first {
         logger.warning("a request with a wrong or missing token", metadata: ["address": "\(address)", "path": "\(path)"])
       }
       throw TokenCheck.refusal
@@ -84,6 +82,8 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
 struct TokenCheck: Sendable {
   let token: String
   var tickets: WebSocketTickets?
+  /// Where wrong tokens are counted (the gateway's, shared with its links).
+  var limiter: AuthFailureLimiter?
 
   static let alternateHeader = "x-easyremote-token"
   static let webSocketPath = "/ws/updates"

@@ -170,6 +170,35 @@ struct NodeBehaviourTests {
     }
   }
 
+  @Test("a node with a token takes no link whose HELLO lacks it: no token, a wrong one, or another node's name", arguments: TransportKind.allCases)
+  func helloNeedsToken(kind: TransportKind) async throws {
+    let cluster = TestCluster(kind)
+    let gateway = cluster.node("gateway") { $0.authToken = "s3cret" }
+    gateway.register("ping") { (_: Empty, context: CallContext) in context.callerID }
+    try await gateway.start()
+    let address = try #require(gateway.listeningAddress)
+    let honest = cluster.node("worker", listen: false) { $0.authToken = "s3cret" }
+    try await honest.start()
+    try await honest.connect(to: "gateway", at: address)
+    let me: String = try await honest.call("gateway", "ping", Empty())
+    #expect(me == "worker")
+    for (index, token) in [nil, "guess"].enumerated() {
+      // It names itself as the honest node: refused at the HELLO, with auth_failed.
+      let impostor = cluster.node("worker", listen: false) { $0.authToken = token }
+      try await impostor.start()
+      let error = try await expectNodeError { try await impostor.connect(to: "gateway", at: address) }
+      #expect(error.code == .authFailed, "attempt \(index): \(error)")
+      #expect(error.message.contains(token == nil ? "presents none" : "refused the link's token"), "\(error.message)")
+      await impostor.stop(gracePeriod: .zero)
+    }
+    // The honest node's link was never replaced.
+    #expect(gateway.peers == ["worker"])
+    let again: String = try await honest.call("gateway", "ping", Empty())
+    #expect(again == "worker")
+    await honest.stop(gracePeriod: .zero)
+    await gateway.stop(gracePeriod: .zero)
+  }
+
   @Test("token guessing over a link: past the limit the caller's address is refused, whatever it presents", arguments: TransportKind.allCases)
   func tokenGuessing(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)

@@ -310,6 +310,8 @@ struct SafeAnswerTests {
     for (method, path, token, status) in [
       ("GET", "/health", false, 200), ("GET", "/tasks", true, 200), ("GET", "/tasks", false, 401), ("GET", "/nope", true, 404),
       ("HEAD", "/health", false, 200), ("HEAD", "/web", false, 200), ("HEAD", "/tasks", true, 200), ("HEAD", "/tasks", false, 401),
+      // A GET that hands out a task is not run for a HEAD.
+      ("HEAD", "/internal/task/request?node_id=x", true, 405),
     ] {
       let reply = try await stack.send(method, path, token: token)
       #expect(reply.status == status, "\(method) \(path): \(reply.status) \(reply.text)")
