@@ -233,6 +233,7 @@ let package = Package(
         .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
         .product(name: "Yams", package: "Yams"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
       ],
       exclude: ["Fixtures"],  // read by path (`#filePath`), copied before use
       swiftSettings: strict

@@ -8,7 +8,12 @@ extension Link {
   /// Handles one batch from the reader. Runs on the reader's task; never suspends.
   func receive(_ batch: [Frame]) {
     let now = ContinuousClock.now
-    state.withLock { $0.lastReceived = now }
+    // A link whose HELLO was refused is heard no more: its dialer closes it (ours do on the
+    // refusal), and a listener's transport closes a connection that never made a link.
+    guard !state.withLock({ state in
+      state.lastReceived = now
+      return state.helloRefused
+    }) else { return }
     var pieceBytes = 0
     for frame in batch {
       if frame.chunk != nil {
@@ -16,6 +21,8 @@ extension Link {
         if let whole = reassemble(frame) { process(whole) }
       } else {
         process(frame)
+        // (Nothing after a refused HELLO in the same batch is served either.)
+        if frame.type == .hello, state.withLock({ $0.helloRefused }) { return }
       }
     }
     // The pieces are in: the peer may send that many more bytes of pieces.
@@ -153,6 +160,7 @@ extension Link {
     if role == .listener, state.withLock({ $0.peerID == nil }),
       let refusal = node.helloRefusal(frame.metadata[Self.helloTokenKey], from: channel.remoteDescription)
     {
+      state.withLock { $0.helloRefused = true }
       enqueue(Frame(type: .hello, source: node.id, timestampMicros: Frame.nowMicros(), metadata: [Self.helloRefusedKey: refusal]))
       return
     }

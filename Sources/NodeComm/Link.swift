@@ -280,6 +280,8 @@ extension Link {
 
   struct State {
     var peerID: String?
+    /// This listener refused the peer's HELLO (no valid token): nothing more is served.
+    var helloRefused = false
     var nextID: UInt64 = 1
     var pending: [UInt64: PendingCall] = [:]
     var handlers: [UInt64: Task<Void, Never>] = [:]

@@ -21,7 +21,8 @@ public final class RemoteHostManager: Service, Sendable {
 
   /// Connects, logs in and inspects the host.
   public func connect(_ login: SSHLogin) async throws(RemoteHostError) -> RemoteConnectionInfo {
-    if let policy = configuration.allowedTargets, !policy.allows(login.host) {
+    try login.validate()
+    if let policy = configuration.allowedTargets, await !policy.allows(login.host) {
       throw RemoteHostError(
         code: .targetNotAllowed, message: "this gateway may not connect to \(login.host) (see --remote-allow)",
         details: ["host": login.host])

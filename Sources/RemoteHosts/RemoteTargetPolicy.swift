@@ -53,8 +53,18 @@ public struct RemoteTargetPolicy: Sendable, Equatable {
     self.names = names
   }
 
-  /// Whether `host` may be dialed. A name that does not resolve is refused.
-  public func allows(_ host: String) -> Bool {
+  /// Whether `host` may be dialed, resolving it on a thread of its own (a slow resolver must
+  /// not hold one of the few threads of Swift's pool). A name that does not resolve is
+  /// refused. (ssh resolves the name again when it dials: a name whose addresses change in
+  /// between is not caught; list addresses, not names, where that matters.)
+  public func allows(_ host: String) async -> Bool {
+    await withCheckedContinuation { continuation in
+      Thread.detachNewThread { continuation.resume(returning: self.allowsNow(host)) }
+    }
+  }
+
+  /// ``allows(_:)``, resolving on the calling thread.
+  public func allowsNow(_ host: String) -> Bool {
     let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
     if names.contains(where: { $0 == host || ($0.hasPrefix("*.") && host.hasSuffix($0.dropFirst())) }) { return true }
     let addresses = Self.address(host).map { [$0] } ?? Self.resolve(host)

@@ -33,6 +33,9 @@ struct PullRegistry {
   /// Node ids one IP address may bring (a flood of made-up ids must not grow the pool's
   /// records without end).
   static let maxNodesPerAddress = 64
+  /// A node not heard from for this long is forgotten (its id, key and address): it counts
+  /// no more against its address, and its id may be taken again.
+  static let retention: TimeInterval = 3600
 
   init(policy: PullNodePolicy = .any) { self.policy = policy }
 
@@ -47,6 +50,7 @@ struct PullRegistry {
     _ nodeID: String, key: String?, address: String?, linked: Bool, at now: Date, newKey: () -> String = newKey
   ) throws(TaskCenterError) -> String? {
     if linked { throw Self.linked(nodeID) }
+    if entries[nodeID] == nil { forgetSilent(at: now) }
     guard var entry = entries[nodeID] else {
       if let address, entries.values.lazy.filter({ $0.address == address }).count >= Self.maxNodesPerAddress {
         throw TaskCenterError(
@@ -66,6 +70,12 @@ struct PullRegistry {
     entry.lastSeen = now
     entries[nodeID] = entry
     return nil
+  }
+
+  /// Forgets the nodes not heard from for ``retention`` (done when a new id arrives, so the
+  /// records stay bounded by what spoke within the last hour).
+  private mutating func forgetSilent(at now: Date) {
+    entries = entries.filter { now.timeIntervalSince($0.value.lastSeen) < Self.retention }
   }
 
   /// Checks that a request from `address` presenting `key` may speak for `nodeID`, a known

@@ -44,7 +44,9 @@ public struct TaskCenterAPI: Sendable {
     }
   }
 
-  public static let version = "0.4.0"
+  /// 0.5.0: a link's HELLO carries the token (a gateway with a token takes no link without
+  /// it), so an agent of 0.4.0 found on a remote host is replaced by this one.
+  public static let version = "0.5.0"
 
   let center: TaskCenter
   let server: Server
