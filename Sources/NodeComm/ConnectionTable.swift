@@ -1,23 +1,34 @@
 import Synchronization
 
-/// The connections a listener holds, so that no one address and no flood of silent
+/// The connections a listener holds, so that no one address and no flood of idle
 /// connections can lock everyone else out. Shared by the gRPC listener's and the HTTP
 /// server's guards.
 ///
-/// A connection is *unproven* until it shows it is a real client (a link's HELLO, a request's
-/// first byte). Admission follows three rules:
+/// A connection is *idle* — it may give way — while it does nothing for anyone: from its
+/// connect until it shows it is a real client (a gRPC link's HELLO, ``prove(_:)``, which
+/// makes it busy for good), and for HTTP between requests (``began(_:)`` at a request's first
+/// byte, ``ended(_:)`` when its answer is written). Admission follows three rules:
 /// - at most `perAddress` connections from one IP address (nodes behind one NAT share theirs);
-/// - at most `total` in all; at the cap, the oldest unproven connection gives way to the
-///   newcomer (it is closed), so a flood of silent connections cannot keep clients out;
-/// - when every connection is proven, the newcomer is refused.
+/// - at most `total` in all; at the cap, the connection idle longest gives way to the
+///   newcomer (it is closed), so a flood of idle connections cannot keep clients out;
+/// - when none is idle, the newcomer is refused.
 package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
   private struct Entry {
     let address: String
-    let order: UInt64
+    /// When it last became idle (connected, or answered its last request), in admissions.
+    var idleSince: UInt64
     /// Closes the connection (on its own event loop).
     let close: @Sendable () -> Void
-    /// Until the connection proves itself: what to do then. `nil` once proven (or shed).
+    /// Until a gRPC connection's link says HELLO: what to do then.
     var prove: (@Sendable () -> Void)?
+    /// A link said HELLO on it: never idle again.
+    var linked = false
+    /// HTTP requests begun and not yet answered.
+    var requests = 0
+    /// Closed to make room; counted until its close is seen.
+    var shed = false
+
+    var idle: Bool { !linked && requests == 0 && !shed }
   }
 
   private struct State {
@@ -27,6 +38,11 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     /// The most connections open since the last time the table drained, and when that was.
     var peak = 0
     var lastDrain: ContinuousClock.Instant?
+
+    mutating func tick() -> UInt64 {
+      next += 1
+      return next
+    }
   }
 
   /// A table that has held this many connections and is down to a quarter of them has
@@ -54,10 +70,10 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     self.drained = drained
   }
 
-  /// Records a new connection from `address`, unproven. `close` closes it; `prove` runs when
-  /// it proves itself (``prove(_:)``).
+  /// Records a new connection from `address`, idle. `close` closes it; `prove` runs when a
+  /// link proves it (``prove(_:)``).
   package func admit(
-    _ key: Key, address: String, close: @escaping @Sendable () -> Void, prove: @escaping @Sendable () -> Void = {}
+    _ key: Key, address: String, close: @escaping @Sendable () -> Void, prove: (@Sendable () -> Void)? = nil
   ) -> Admission {
     let (admission, shed) = state.withLock { state -> (Admission, (@Sendable () -> Void)?) in
       // A key seen again before its old connection's close was noticed: that one is gone.
@@ -68,14 +84,12 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       if state.perAddress[address, default: 0] >= perAddress { return (.refusedForAddress, nil) }
       var shed: (@Sendable () -> Void)?
       if state.entries.count >= total {
-        guard
-          let (oldKey, old) = state.entries.lazy.filter({ $0.value.prove != nil }).min(by: { $0.value.order < $1.value.order })
+        guard let (oldKey, old) = state.entries.lazy.filter({ $0.value.idle }).min(by: { $0.value.idleSince < $1.value.idleSince })
         else { return (.refusedFull, nil) }
-        state.entries[oldKey]?.prove = nil  // still counted until its close is seen
+        state.entries[oldKey]?.shed = true
         shed = old.close
       }
-      state.next += 1
-      state.entries[key] = Entry(address: address, order: state.next, close: close, prove: prove)
+      state.entries[key] = Entry(address: address, idleSince: state.tick(), close: close, prove: prove)
       state.perAddress[address, default: 0] += 1
       state.peak = max(state.peak, state.entries.count)
       return (.admitted, shed)
@@ -84,13 +98,31 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     return admission
   }
 
-  /// The connection proved itself: it is never shed, and its `prove` runs (once).
+  /// A link said HELLO on the connection: it is busy for good, and its `prove` runs (once).
   package func prove(_ key: Key) {
     let prove = state.withLock { state -> (@Sendable () -> Void)? in
-      defer { state.entries[key]?.prove = nil }
-      return state.entries[key]?.prove
+      guard var entry = state.entries[key] else { return nil }
+      defer { state.entries[key] = entry }
+      entry.linked = true
+      defer { entry.prove = nil }
+      return entry.prove
     }
     prove?()
+  }
+
+  /// A request began on the connection: it is busy until its answer is written (``ended(_:)``).
+  package func began(_ key: Key) {
+    state.withLock { state in state.entries[key]?.requests += 1 }
+  }
+
+  /// A request's answer was written: with no other request begun, the connection is idle.
+  package func ended(_ key: Key) {
+    state.withLock { state in
+      guard var entry = state.entries[key], entry.requests > 0 else { return }
+      entry.requests -= 1
+      if entry.requests == 0 { entry.idleSince = state.tick() }
+      state.entries[key] = entry
+    }
   }
 
   /// The connection closed.
@@ -109,8 +141,8 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     if drained { self.drained() }
   }
 
-  /// Connections open now, and those of them not yet proven.
-  package var counts: (open: Int, unproven: Int) {
-    state.withLock { state in (state.entries.count, state.entries.values.lazy.filter { $0.prove != nil }.count) }
+  /// Connections open now, and those of them idle (they would give way to a newcomer).
+  package var counts: (open: Int, idle: Int) {
+    state.withLock { state in (state.entries.count, state.entries.values.lazy.filter(\.idle).count) }
   }
 }

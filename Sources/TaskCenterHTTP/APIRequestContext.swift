@@ -8,11 +8,14 @@ public struct APIRequestContext: RequestContext, WebSocketRequestContext, Remote
   public var coreContext: CoreRequestContextStorage
   public let webSocket: WebSocketHandlerReference<Self>
   public let remoteAddress: SocketAddress?
+  /// The connection it came on (the key of the server's connection table).
+  let connection: ObjectIdentifier
 
   public init(source: ApplicationRequestContextSource) {
     coreContext = .init(source: source)
     webSocket = .init()
     remoteAddress = source.channel.remoteAddress
+    connection = ObjectIdentifier(source.channel)
   }
 
   /// The caller's IP address, without its port.

@@ -123,7 +123,6 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   private var state = State.head(nil)
   private var timer: Scheduled<Void>?
   private var key: ObjectIdentifier?
-  private var proven = false
 
   init(limits: HTTPLimits, maxBodyBytes: Int, connections: ConnectionTable<ObjectIdentifier>, token: TokenCheck? = nil) {
     self.limits = limits
@@ -172,11 +171,6 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     var buffer = unwrapInboundIn(data)
-    if !proven, buffer.readableBytes > 0, let key {
-      // It spoke: no longer a silent connection that may give way to a newcomer.
-      proven = true
-      connections.prove(key)
-    }
     while buffer.readableBytes > 0 {
       switch state {
       case .closed:
@@ -202,7 +196,12 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = remaining == count ? .head(nil) : .body(remaining: remaining - count)
       case .head(let pending):
         var head = pending ?? context.channel.allocator.buffer(capacity: buffer.readableBytes)
-        if pending == nil { arm(context, limits.headTimeout, answer: true) }
+        if pending == nil {
+          arm(context, limits.headTimeout, answer: true)
+          // A request begins: the connection is busy until its answer is written (the
+          // server's `SafeResponder` says so), and gives way to no newcomer meanwhile.
+          if let key { connections.began(key) }
+        }
         head.writeBuffer(&buffer)
         guard let end = Self.endOfHead(in: head) else {
           state = .head(head)

@@ -43,10 +43,11 @@ public final class TaskCenterHTTPServer: Sendable {
       total: configuration.limits.maxConnections, perAddress: configuration.limits.maxConnectionsPerAddress)
   }
 
-  /// Connections open now, and those of them that have not sent a byte yet.
-  public var connectionCounts: (open: Int, silent: Int) {
+  /// Connections open now, and those of them idle: silent since they connected, or between
+  /// requests (they give way to a newcomer at the cap).
+  public var connectionCounts: (open: Int, idle: Int) {
     let counts = connections.counts
-    return (counts.open, counts.unproven)
+    return (counts.open, counts.idle)
   }
 
   /// `host:port` once started (the real port when 0 was asked for).
@@ -65,7 +66,7 @@ public final class TaskCenterHTTPServer: Sendable {
     let token = api.tokenCheck
     try await running.start(host: host, port: port) { [host, port, logger] onServerRunning in
       Application(
-        router: SafeResponderBuilder(router: router), server: GuardedHTTPChannel.builder(
+        router: SafeResponderBuilder(router: router, connections: connections), server: GuardedHTTPChannel.builder(
           webSocketResponder: router.buildResponder(), limits: limits, maxBodyBytes: maxBodyBytes, connections: connections,
           tls: tlsConfiguration, token: token),
         configuration: .init(address: .hostname(host, port: port), serverName: "EasyRemote"),

@@ -2,7 +2,7 @@
 import Synchronization
 import Testing
 
-/// The connection caps both listeners share, as a value: per address, in all with silent
+/// The connection caps both listeners share, as a value: per address, in all with idle
 /// connections giving way, and the drain that gives a flood's memory back.
 @Suite("Connection table")
 struct ConnectionTableTests {
@@ -11,7 +11,7 @@ struct ConnectionTableTests {
     let drains = Mutex(0)
   }
 
-  @Test("per-address cap; at the total cap the oldest unproven connection gives way; proven ones never do")
+  @Test("per-address cap; at the total cap the connection idle longest gives way; busy and linked ones never do")
   func caps() {
     let log = Log()
     let table = ConnectionTable<Int>(total: 4, perAddress: 3) { log.drains.withLock { $0 += 1 } }
@@ -20,23 +20,31 @@ struct ConnectionTableTests {
     }
     #expect(admit(1, "a") == .admitted && admit(2, "a") == .admitted && admit(3, "a") == .admitted)
     #expect(admit(4, "a") == .refusedForAddress)
-    table.prove(1)
+    table.prove(1)  // a link: never idle again
     #expect(admit(5, "b") == .admitted)
-    // Full: the oldest unproven (2) gives way, not the proven 1.
+    // Full: the connection idle longest (2) gives way, not the linked 1.
     #expect(admit(6, "b") == .admitted)
     #expect(log.closed.withLock { $0 } == [2])
     table.remove(2)
     // A key seen again before its close was noticed replaces the old entry, counted once.
-    #expect(admit(6, "b") == .admitted && table.counts.open == 4)
-    #expect(table.counts == (4, 3))
-    table.prove(3)
-    table.prove(5)
-    table.prove(6)
-    #expect(admit(7, "c") == .refusedFull, "all proven: the newcomer is refused")
+    #expect(admit(6, "b") == .admitted && table.counts == (4, 3))
+    // 3 answers a request and is idle again later than 5 and 6 became idle: 5 goes first.
+    table.began(3)
+    table.began(5)
+    table.ended(5)
+    table.ended(3)
+    #expect(admit(7, "c") == .admitted)
+    #expect(log.closed.withLock { $0 } == [2, 6], "6 was idle longest")
+    table.remove(6)
+    table.began(3)
+    table.began(5)
+    table.began(7)
+    #expect(table.counts == (4, 0))
+    #expect(admit(8, "c") == .refusedFull, "none idle: the newcomer is refused")
     #expect(log.drains.withLock { $0 } == 0)
   }
 
-  @Test("a table that held many connections and is down to a quarter has drained, once")
+  @Test("a table that held many connections and is down to a quarter has drained, at most once a minute")
   func drain() {
     let log = Log()
     let table = ConnectionTable<Int>(total: 10_000, perAddress: 10_000) { log.drains.withLock { $0 += 1 } }
@@ -53,4 +61,3 @@ struct ConnectionTableTests {
     #expect(log.drains.withLock { $0 } == 1)
   }
 }
-

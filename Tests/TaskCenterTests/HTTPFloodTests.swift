@@ -84,6 +84,38 @@ struct HTTPFloodTests {
     await stack.stop()
   }
 
+  @Test("connections that made one request and then wait give way to a newcomer at the cap; one mid-request does not")
+  func idleAfterARequest() async throws {
+    let stack = try await Stack(
+      token: nil,
+      limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 20, firstRequestTimeout: .seconds(60)))
+    let address = try #require(stack.http.address)
+    // 19 connections each ask once (kept alive) and read the answer; one more begins a
+    // request and stops half-way.
+    var held: [RawConnection] = []
+    for _ in 0..<19 {
+      let connection = try RawConnection(address)
+      await connection.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+      held.append(connection)
+    }
+    let slow = try RawConnection(address)
+    await slow.send("GET /health HTTP/1.1\r\nHost: x\r\n")
+    held.append(slow)
+    // All answered and idle but the slow one: 20 open, 19 idle.
+    try #require(await eventually(timeout: .seconds(30)) { stack.http.connectionCounts == (20, 19) }, "\(stack.http.connectionCounts)")
+    for _ in 0..<3 {
+      let health = try await stack.send("GET", "/health", token: false)
+      #expect(health.status == 200, "\(health.text)")
+    }
+    // (Each got in only because an idle connection gave way: none was refused 503.)
+    // The one mid-request was not shed: it finishes its request and is answered.
+    await slow.send("Connection: close\r\n\r\n")
+    let (answer, closed) = await slow.readToClose()
+    #expect(answer.hasPrefix("HTTP/1.1 200 ") && closed, "\(answer.prefix(200))")
+    held.removeAll()
+    await stack.stop()
+  }
+
   @Test("a connection that never sends a byte is closed after the first-request timeout, not the idle one")
   func silentConnectionClosesEarly() async throws {
     let stack = try await Stack(
