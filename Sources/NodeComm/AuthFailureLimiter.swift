@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// Slows token guessing: after `maxFailures` wrong or missing tokens from one IP address
 /// within `window`, that address is refused — whatever it presents — until the window ends.
 /// Shared by the HTTP API and the links of one gateway, so guesses count wherever they come
@@ -83,13 +87,28 @@ public final class AuthFailureLimiter: Sendable {
     }
   }
 
-  /// The IP address in a peer description (`ipv4:1.2.3.4:5678`, `ipv6:[::1]:5678`,
-  /// `1.2.3.4:5678`): what a limit applies to.
+  /// The client a peer description (`ipv4:1.2.3.4:5678`, `ipv6:[::1]:5678`, `1.2.3.4:5678`)
+  /// stands for: what a limit applies to (``client(ip:)``).
   public static func address(of peer: String) -> String {
     var text = Substring(peer)
     for scheme in ["ipv4:", "ipv6:"] where text.hasPrefix(scheme) { text = text.dropFirst(scheme.count) }
-    if text.hasPrefix("["), let end = text.firstIndex(of: "]") { return String(text[text.index(after: text.startIndex)..<end]) }
+    if text.hasPrefix("["), let end = text.firstIndex(of: "]") { return client(ip: String(text[text.index(after: text.startIndex)..<end])) }
     if let colon = text.lastIndex(of: ":"), text.firstIndex(of: ":") == colon { return String(text[..<colon]) }
-    return String(text)
+    return client(ip: String(text))
+  }
+
+  /// The client an IP address stands for: an IPv4 address itself; an IPv6 address its /64
+  /// (`2001:db8:1:2::/64`), which one host or network commonly holds whole — so that a limit
+  /// per address is not a limit per one of its 2^64 addresses.
+  public static func client(ip: String) -> String {
+    guard ip.contains(":") else { return ip }
+    var address = in6_addr()
+    guard inet_pton(AF_INET6, ip, &address) == 1 else { return ip }
+    let bytes = withUnsafeBytes(of: &address) { Array($0) }
+    if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {  // ::ffff:1.2.3.4
+      return bytes[12..<16].map(String.init).joined(separator: ".")
+    }
+    let groups = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+    return groups.joined(separator: ":") + "::/64"
   }
 }

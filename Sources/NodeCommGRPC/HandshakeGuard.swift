@@ -27,7 +27,8 @@ public struct GRPCConnectionLimits: Sendable, Hashable {
 func connectionPeer(of channel: any Channel) -> (peer: String, address: String)? {
   switch channel.remoteAddress {
   case .v4(let ipv4)?: ("ipv4:\(ipv4.host):\(channel.remoteAddress?.port ?? 0)", channel.remoteAddress?.ipAddress ?? ipv4.host)
-  case .v6(let ipv6)?: ("ipv6:[\(ipv6.host)]:\(channel.remoteAddress?.port ?? 0)", channel.remoteAddress?.ipAddress ?? ipv6.host)
+  case .v6(let ipv6)?:
+    ("ipv6:[\(ipv6.host)]:\(channel.remoteAddress?.port ?? 0)", AuthFailureLimiter.client(ip: channel.remoteAddress?.ipAddress ?? ipv6.host))
   default: nil
   }
 }

@@ -147,7 +147,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     let channel = context.channel
     let key = ObjectIdentifier(channel)
     self.key = key
-    let address = channel.remoteAddress?.ipAddress ?? "unknown"
+    let address = channel.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown"
     switch connections.admit(key, address: address, close: { channel.close(promise: nil) }) {
     case .admitted:
       arm(context, min(limits.firstRequestTimeout, limits.idleTimeout), answer: false)
@@ -210,7 +210,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let headBytes = head.readSlice(length: end)!
         buffer = head  // what came after the head: its body, or the next request
-        switch check(headBytes, from: context.channel.remoteAddress?.ipAddress ?? "unknown") {
+        switch check(headBytes, from: context.channel.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown") {
         case .failure(let failure):
           refuse(context, failure.status, failure.code, failure.message)
           return

@@ -49,7 +49,7 @@ struct TokenAuthMiddleware<Context: RemoteAddressRequestContext>: RouterMiddlewa
     let upgrade = path == TokenCheck.webSocketPath && request.headers[.upgrade]?.lowercased() == "websocket"
     let open = openPaths.contains(path) || openPrefixes.contains { path.hasPrefix($0) }
     if upgrade || open { return try await next(request, context) }
-    let address = context.remoteAddress?.ipAddress ?? "unknown"
+    let address = context.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown"
     if let wait = check.limiter?.refusal(for: address) {
       count("limited")
       throw TokenCheck.tooManyAttempts(address: address, retryAfter: wait)

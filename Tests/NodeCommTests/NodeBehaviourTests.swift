@@ -245,7 +245,11 @@ struct NodeBehaviourTests {
     for index in 0..<20 { limiter.failed("10.0.0.\(index)") }
     #expect(limiter.failed("10.0.0.19").first == false)
     #expect(AuthFailureLimiter.address(of: "ipv4:127.0.0.2:5678") == "127.0.0.2")
-    #expect(AuthFailureLimiter.address(of: "ipv6:[::1]:5678") == "::1")
+    #expect(AuthFailureLimiter.address(of: "ipv6:[::1]:5678") == "0:0:0:0::/64")
+    #expect(AuthFailureLimiter.client(ip: "2001:db8:1:2:aaaa::1") == AuthFailureLimiter.client(ip: "2001:db8:1:2:bbbb::7"))
+    #expect(AuthFailureLimiter.client(ip: "2001:db8:1:2::1") == "2001:db8:1:2::/64")
+    #expect(AuthFailureLimiter.client(ip: "2001:db8:1:3::1") != AuthFailureLimiter.client(ip: "2001:db8:1:2::1"))
+    #expect(AuthFailureLimiter.client(ip: "::ffff:10.1.2.3") == "10.1.2.3" && AuthFailureLimiter.client(ip: "10.1.2.3") == "10.1.2.3")
     #expect(AuthFailureLimiter.address(of: "10.1.2.3:80") == "10.1.2.3")
     #expect(AuthFailureLimiter.address(of: "memory-peer") == "memory-peer")
     #expect(constantTimeEqual("s3cret", "s3cret") && !constantTimeEqual("s3cret", "s3creT") && !constantTimeEqual("s3cre", "s3cret"))
