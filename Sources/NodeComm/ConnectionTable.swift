@@ -35,9 +35,8 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
     var entries: [Key: Entry] = [:]
     var perAddress: [String: Int] = [:]
     var next: UInt64 = 0
-    /// The most connections open since the last time the table drained, and when that was.
+    /// The most connections open since the last time the table drained.
     var peak = 0
-    var lastDrain: ContinuousClock.Instant?
 
     mutating func tick() -> UInt64 {
       next += 1
@@ -46,10 +45,10 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
   }
 
   /// A table that has held this many connections and is down to a quarter of them has
-  /// drained (a flood went): `drained` runs — at most once a ``drainInterval``, and the peak
-  /// is above what one address may hold, so no one client can have it run at will.
+  /// drained (a flood went): `drained` runs, once for that flood. The peak is above what one
+  /// address may hold, and the default `drained` gives memory back at most once a minute
+  /// (``AllocatorTuning/releaseFreeMemory()``): no one client has it run at will.
   static var drainPeak: Int { 1024 }
-  static var drainInterval: Duration { .seconds(60) }
 
   package enum Admission: Sendable {
     case admitted
@@ -132,10 +131,7 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       let left = state.perAddress[entry.address, default: 1] - 1
       state.perAddress[entry.address] = left > 0 ? left : nil
       guard state.peak >= Self.drainPeak, state.entries.count <= state.peak / 4 else { return false }
-      let now = ContinuousClock.now
-      if let last = state.lastDrain, now - last < Self.drainInterval { return false }
       state.peak = state.entries.count
-      state.lastDrain = now
       return true
     }
     if drained { self.drained() }
