@@ -123,6 +123,8 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
   private var state = State.head(nil)
   private var timer: Scheduled<Void>?
   private var key: ObjectIdentifier?
+  /// The client the connection comes from (its IP; an IPv6 one's /64), read once at connect.
+  private var address = "unknown"
 
   init(limits: HTTPLimits, maxBodyBytes: Int, connections: ConnectionTable<ObjectIdentifier>, token: TokenCheck? = nil) {
     self.limits = limits
@@ -147,7 +149,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
     let channel = context.channel
     let key = ObjectIdentifier(channel)
     self.key = key
-    let address = channel.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown"
+    address = channel.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown"
     switch connections.admit(key, address: address, close: { channel.close(promise: nil) }) {
     case .admitted:
       arm(context, min(limits.firstRequestTimeout, limits.idleTimeout), answer: false)
@@ -210,7 +212,7 @@ final class HTTPGuardHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let headBytes = head.readSlice(length: end)!
         buffer = head  // what came after the head: its body, or the next request
-        switch check(headBytes, from: context.channel.remoteAddress?.ipAddress.map(AuthFailureLimiter.client(ip:)) ?? "unknown") {
+        switch check(headBytes, from: address) {
         case .failure(let failure):
           refuse(context, failure.status, failure.code, failure.message)
           return
