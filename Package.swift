@@ -92,6 +92,7 @@ let package = Package(
         "NodeComm",
         "MessagePack",
         "EasyRemoteMetrics",
+        "Sandbox",
         .product(name: "Metrics", package: "swift-metrics"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

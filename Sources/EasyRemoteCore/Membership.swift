@@ -1,17 +1,21 @@
 package import Foundation
+package import Sandbox
 
-/// Every compute node connected to the gateway, in one place: what it serves, its workers,
-/// and the calls and tasks it is running. The one list of nodes at the gateway.
+/// Every compute node at the gateway, in one place: what it serves, its workers, the calls
+/// and tasks it is running, what it offers the task center (its machine, task slots, load
+/// thresholds, sandbox), its load and its history of tasks. The one registry of nodes — for
+/// nodes on a link and nodes that pull tasks over HTTP alike.
 ///
 /// A pure value type with time passed in (`at:`): the gateway keeps it in its `Mutex` and
-/// feeds it what happens; routing a call and reserving a worker for a task are its
-/// transitions, so the two kinds of work share one capacity:
+/// feeds it what happens; routing a call and taking a worker for a task are its transitions,
+/// so the two kinds of work share one capacity, and every fact is counted once:
 ///
 /// - A task gets a worker only while the node's calls and tasks together are fewer than its
-///   `maxWorkers` (``reserveTask(on:)``).
+///   `maxWorkers` (and its tasks fewer than its task slots) (``take(_:at:)``).
 /// - A call goes to a node with a free worker first (calls and tasks counted); when every
 ///   node serving the function is full, the least busy one takes it and queues it.
-/// - A node that leaves is gone from both at once (``leave(_:)`` returns what it was running).
+/// - A node that leaves is gone from both at once (``leave(_:)`` returns what it was running);
+///   a task node's record stays in ``departed`` (offline, with its history) until it comes back.
 package struct Membership: Sendable {
   /// How the next node is chosen among those serving a function.
   package enum Strategy: String, Sendable, Codable {
@@ -21,21 +25,111 @@ package struct Membership: Sendable {
     case roundRobin = "round_robin"
   }
 
-  /// One connected compute node.
+  /// How the gateway reaches a node.
+  package enum Attachment: Sendable, Equatable {
+    /// Over the link the node dialled: calls and tasks are pushed to it; alive while the link is.
+    case link
+    /// It pulls code tasks over HTTP (`/internal/…`); alive while its heartbeats come.
+    case pull
+  }
+
+  /// What a node offers the task center when it joins it.
+  package struct Worker: Sendable, Equatable {
+    package var resources: NodeResources
+    /// Tasks at once at most (within its `maxWorkers`, which calls share).
+    package var taskSlots: Int
+    /// Above these its machine is its owner's, and gets no tasks.
+    package var thresholds: LoadThresholds
+    /// Whether it runs code tasks (it has an interpreter).
+    package var runsCode: Bool
+    /// How its code tasks are isolated (`nil`: it runs none, or did not say).
+    package var isolation: SandboxIsolation?
+
+    package init(
+      resources: NodeResources, taskSlots: Int, thresholds: LoadThresholds = LoadThresholds(), runsCode: Bool,
+      isolation: SandboxIsolation? = nil
+    ) {
+      self.resources = resources
+      self.taskSlots = InputBounds.clamp(taskSlots, InputBounds.slots)
+      self.thresholds = thresholds
+      self.runsCode = runsCode
+      self.isolation = isolation
+    }
+  }
+
+  /// A node's tasks so far, kept while it is away (the fair scheduler weighs it).
+  package struct History: Sendable, Equatable {
+    package var completed = 0
+    package var failed = 0
+    /// Seconds of task work done, all tasks together.
+    package var computeSeconds = 0.0
+    /// Since when it has been waiting for a task (its join, or its last task's start).
+    package var waitingSince: Date
+    package var lastServedAt: Date?
+
+    package init(
+      completed: Int = 0, failed: Int = 0, computeSeconds: Double = 0, waitingSince: Date, lastServedAt: Date? = nil
+    ) {
+      self.completed = completed
+      self.failed = failed
+      self.computeSeconds = computeSeconds
+      self.waitingSince = waitingSince
+      self.lastServedAt = lastServedAt
+    }
+  }
+
+  /// One compute node.
   package struct Member: Sendable, Equatable {
     package let id: String
+    package var attachment: Attachment
     package var functions: [String: FunctionDescriptor]
     package var maxWorkers: Int
     /// Calls routed to it and not yet answered (queued on the node included).
     package var calls = 0
-    /// Tasks the task center is running on it.
+    /// Tasks running on it.
     package var tasks = 0
     package var joinedAt: Date
+    /// What it offers the task center; `nil` until it joins it (calls only).
+    package var worker: Worker?
+    /// Its machine's load, as its last heartbeat said.
+    package var load = NodeLoad()
+    /// Its own counters, as its last heartbeat said.
+    package var stats: NodeStats?
+    package var lastHeartbeat: Date
+    package var history: History
+    /// `false` once it left (a record in ``Membership/departed``).
+    package var online = true
     var lastPicked: UInt64 = 0
+
+    init(id: String, attachment: Attachment, functions: [String: FunctionDescriptor], maxWorkers: Int, at now: Date) {
+      self.id = id
+      self.attachment = attachment
+      self.functions = functions
+      self.maxWorkers = InputBounds.clamp(maxWorkers, InputBounds.slots)
+      self.joinedAt = now
+      self.lastHeartbeat = now
+      self.history = History(waitingSince: now)
+    }
 
     /// Calls and tasks in flight.
     package var busy: Int { calls + tasks }
     package var hasFreeWorker: Bool { busy < maxWorkers }
+    package var isLinked: Bool { online && attachment == .link }
+
+    /// Whether a task may take one of its workers now: it joined the task center, has a task
+    /// slot and a worker free, and its machine is under its thresholds.
+    package var canTakeTask: Bool {
+      guard online, let worker else { return false }
+      return tasks < worker.taskSlots && hasFreeWorker && worker.thresholds.allows(load)
+    }
+
+    /// idle (it could take a task now), busy, or offline (gone, or — pulling over HTTP —
+    /// silent for longer than `heartbeatTimeout` seconds).
+    package func taskStatus(at now: Date, heartbeatTimeout: Double) -> NodeStatus {
+      if !online || worker == nil { return .offline }
+      if attachment == .pull && now.timeIntervalSince(lastHeartbeat) > heartbeatTimeout { return .offline }
+      return canTakeTask ? .idle : .busy
+    }
   }
 
   /// A call's node and the function as that node declared it.
@@ -44,8 +138,14 @@ package struct Membership: Sendable {
     package var descriptor: FunctionDescriptor
   }
 
+  /// Records of task nodes that left kept at most (the oldest departure goes first).
+  package static let departedLimit = 4096
+
   package var strategy: Strategy
+  /// The connected nodes.
   package private(set) var members: [String: Member] = [:]
+  /// Task nodes that left, offline, with their history (``departedLimit`` at most).
+  package private(set) var departed: [String: Member] = [:]
   private var turn: UInt64 = 0
   private var cursor: [String: Int] = [:]
 
@@ -53,19 +153,106 @@ package struct Membership: Sendable {
 
   // MARK: Joining and leaving
 
-  /// A node announced itself (first time, after reconnecting, or with new functions).
-  /// Work already counted on it stays counted. Returns whether it is new.
+  /// A node announced itself over its link (first time, after reconnecting, or with new
+  /// functions). Work already counted on it stays counted; a node that left earlier gets its
+  /// history back (it joins the task center again with its own ``joinTasks(_:_:at:)``).
+  /// Returns whether it is new.
   @discardableResult
   package mutating func join(_ announcement: NodeAnnouncement, at now: Date) -> Bool {
     let functions = Dictionary(announcement.functions.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
     if var member = members[announcement.nodeID] {
       member.functions = functions
       member.maxWorkers = InputBounds.clamp(announcement.maxWorkers, InputBounds.slots)
+      if member.attachment == .pull {
+        // A pulling node's id, now on a link: the link is who it is from now on.
+        member.attachment = .link
+        member.worker = nil
+      }
       members[announcement.nodeID] = member
       return false
     }
-    members[announcement.nodeID] = Member(
-      id: announcement.nodeID, functions: functions, maxWorkers: InputBounds.clamp(announcement.maxWorkers, InputBounds.slots), joinedAt: now)
+    var member = Member(
+      id: announcement.nodeID, attachment: .link, functions: functions, maxWorkers: announcement.maxWorkers, at: now)
+    member.history = returning(announcement.nodeID, at: now)
+    members[announcement.nodeID] = member
+    return true
+  }
+
+  /// Linked node `id` joins the task center with what it offers (or joins again). Its wait
+  /// for a task starts now. `nil` for a node that is not connected; otherwise whether it was
+  /// not a task node before.
+  package mutating func joinTasks(_ id: String, _ worker: Worker, at now: Date) -> Bool? {
+    guard var member = members[id], member.attachment == .link else { return nil }
+    let wasWorker = member.worker != nil
+    departed.removeValue(forKey: id)  // it left the tasks but kept its link: its record is here
+    member.worker = worker
+    member.lastHeartbeat = now
+    member.history.waitingSince = now
+    members[id] = member
+    return !wasWorker
+  }
+
+  /// Linked node `id` stops taking tasks but keeps its link (and its calls): its record,
+  /// offline, is kept in ``departed``. `false` when it was not a task node.
+  package mutating func leaveTasks(_ id: String) -> Bool {
+    guard var member = members[id], member.worker != nil else { return false }
+    member.online = false
+    member.calls = 0
+    member.tasks = 0
+    depart(member)
+    members[id]!.worker = nil
+    return true
+  }
+
+  private mutating func depart(_ record: Member) {
+    departed[record.id] = record
+    if departed.count > Self.departedLimit,
+      let oldest = departed.values.min(by: { ($0.lastHeartbeat, $0.id) < ($1.lastHeartbeat, $1.id) })
+    {
+      departed.removeValue(forKey: oldest.id)
+    }
+  }
+
+  /// A heartbeat of a node that pulls its tasks over HTTP: the first (or the first after it
+  /// went silent) joins it with `slots` workers. Returns whether it joined now. A node on a
+  /// link is not touched (`false`): nobody speaks for it over HTTP.
+  package mutating func pullHeartbeat(
+    _ id: String, resources: NodeResources, load: NodeLoad, slots: Int, heartbeatTimeout: Double, at now: Date
+  ) -> Bool {
+    if var member = members[id] {
+      guard member.attachment == .pull else { return false }
+      let silent = member.taskStatus(at: now, heartbeatTimeout: heartbeatTimeout) == .offline
+      member.worker?.resources = resources
+      member.load = load
+      member.lastHeartbeat = now
+      if silent { member.history.waitingSince = now }
+      members[id] = member
+      return silent
+    }
+    var member = Member(id: id, attachment: .pull, functions: [:], maxWorkers: slots, at: now)
+    member.worker = Worker(resources: resources, taskSlots: slots, runsCode: true)
+    member.load = load
+    member.history = returning(id, at: now)
+    members[id] = member
+    return true
+  }
+
+  /// The history of a node joining now: what it had when it left, its wait starting again.
+  private mutating func returning(_ id: String, at now: Date) -> History {
+    guard var history = departed.removeValue(forKey: id)?.history else { return History(waitingSince: now) }
+    history.waitingSince = now
+    return history
+  }
+
+  /// A linked node's heartbeat carried its report (load, counters). `false` for a node that
+  /// is not connected over a link.
+  @discardableResult
+  package mutating func report(_ id: String, _ report: NodeReport, at now: Date) -> Bool {
+    guard var member = members[id], member.attachment == .link else { return false }
+    member.load = report.load
+    member.stats = report.stats ?? member.stats
+    member.lastHeartbeat = now
+    members[id] = member
     return true
   }
 
@@ -74,11 +261,30 @@ package struct Membership: Sendable {
     functions.filter { function in !members.values.contains { $0.functions[function] != nil } }
   }
 
-  /// The node's link closed: it is gone from routing and scheduling. Returns it as it was
-  /// (with the calls and tasks it was running), `nil` for a peer that never joined.
+  /// The node left (its link closed, it said goodbye, or it stopped pulling): it is gone from
+  /// routing and scheduling. Returns it as it was (with the calls and tasks it was running),
+  /// `nil` for a peer that never joined. A task node's record stays in ``departed``.
   @discardableResult
   package mutating func leave(_ nodeID: String) -> Member? {
-    return members.removeValue(forKey: nodeID)
+    guard let member = members.removeValue(forKey: nodeID) else { return nil }
+    if member.worker != nil {
+      var record = member
+      record.online = false
+      record.calls = 0
+      record.tasks = 0
+      depart(record)
+    }
+    return member
+  }
+
+  /// Takes out the pulling nodes silent for longer than `heartbeatTimeout` seconds; returns
+  /// their ids, sorted (their tasks are to be queued again).
+  package mutating func expire(heartbeatTimeout: Double, at now: Date) -> [String] {
+    let silent = members.values.filter {
+      $0.attachment == .pull && now.timeIntervalSince($0.lastHeartbeat) > heartbeatTimeout
+    }.map(\.id).sorted()
+    for id in silent { leave(id) }
+    return silent
   }
 
   // MARK: Calls
@@ -96,7 +302,8 @@ package struct Membership: Sendable {
       candidates = candidates.filter { $0.id == target }
       if candidates.isEmpty {
         let message =
-          members[target] == nil ? "node '\(target)' is not connected" : "node '\(target)' does not serve '\(function)'"
+          members[target]?.isLinked != true
+          ? "node '\(target)' is not connected" : "node '\(target)' does not serve '\(function)'"
         return .failure(EasyRemoteError(code: .functionNotFound, message: message, function: function))
       }
     }
@@ -142,16 +349,60 @@ package struct Membership: Sendable {
     return true
   }
 
-  /// A task on `nodeID` ended; its worker is free again.
+  /// Takes a worker of task node `nodeID` for a task starting `now` (``Member/canTakeTask``),
+  /// and its wait for work starts again; `false` when it cannot take one.
+  package mutating func take(_ nodeID: String, at now: Date) -> Bool {
+    guard members[nodeID]?.canTakeTask == true else { return false }
+    members[nodeID]!.tasks += 1
+    members[nodeID]!.history.waitingSince = now
+    members[nodeID]!.history.lastServedAt = now
+    return true
+  }
+
+  /// A task on `nodeID` ended, or did not start after all; its worker is free again.
   package mutating func finishTask(on nodeID: String) {
     guard let tasks = members[nodeID]?.tasks else { return }
     members[nodeID]!.tasks = max(0, tasks - 1)
+  }
+
+  /// How a task on `nodeID` ended, for its history (the node may have left meanwhile).
+  package mutating func recordTask(on nodeID: String, computeSeconds: Double, succeeded: Bool) {
+    func add(_ history: inout History) {
+      if succeeded { history.completed += 1 } else { history.failed += 1 }
+      history.computeSeconds += InputBounds.clamp(computeSeconds, InputBounds.executionSeconds)  // a node's word
+    }
+    if members[nodeID] != nil { add(&members[nodeID]!.history) } else if departed[nodeID] != nil { add(&departed[nodeID]!.history) }
+  }
+
+  /// Gives a node the history it built elsewhere (another gateway on a shared store), when
+  /// that one is longer than what it has here.
+  package mutating func restore(_ nodeID: String, _ history: History) {
+    guard let member = members[nodeID] else { return }
+    let here = member.history
+    guard history.completed + history.failed >= here.completed + here.failed else { return }
+    members[nodeID]!.history = History(
+      completed: history.completed, failed: history.failed, computeSeconds: history.computeSeconds,
+      waitingSince: here.waitingSince, lastServedAt: history.lastServedAt ?? here.lastServedAt)
   }
 
   // MARK: Views
 
   /// Whether `nodeID` is connected and has a free worker.
   package func hasFreeWorker(_ nodeID: String) -> Bool { members[nodeID]?.hasFreeWorker ?? false }
+
+  /// The nodes on links (those that pull over HTTP are the task center's alone).
+  package var linked: some Collection<Member> { members.values.filter { $0.attachment == .link } }
+
+  /// Every node that joined the task center, online or not, sorted by id.
+  package var taskNodes: [Member] {
+    (members.values.filter { $0.worker != nil } + departed.values).sorted { $0.id < $1.id }
+  }
+
+  /// A task node by id, online or not.
+  package func taskNode(_ id: String) -> Member? {
+    if let member = members[id], member.worker != nil { return member }
+    return departed[id]
+  }
 
   /// Every function served, with its nodes, sorted by name.
   package var functions: [FunctionInfo] {
@@ -183,9 +434,9 @@ package struct Membership: Sendable {
   /// Calls in flight, all nodes together.
   package var callsInFlight: Int { members.values.reduce(0) { $0 + $1.calls } }
 
-  /// Every connected node, sorted by id.
+  /// Every node on a link, sorted by id.
   package var nodeInfos: [NodeInfo] {
-    members.values.map { member in
+    linked.map { member in
       NodeInfo(
         id: member.id, functions: member.functions.keys.sorted(), maxWorkers: member.maxWorkers, inFlight: member.calls,
         tasks: member.tasks)

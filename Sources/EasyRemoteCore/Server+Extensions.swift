@@ -5,15 +5,15 @@ public import NodeComm
 public enum MembershipEvent: Sendable, Equatable {
   /// A compute node announced itself (first time, or back after its link dropped).
   case joined(nodeID: String)
-  /// A compute node's link closed (`reason`: `closed by peer`, `heartbeat timeout …`, …): it
-  /// is already gone from routing and from ``Server/reserveTask(on:)``.
-  case left(nodeID: String, reason: String)
+  /// A compute node's link closed (why: closed by the peer, a heartbeat timeout, …): it is
+  /// already gone from routing and from tasks.
+  case left(nodeID: String, reason: LinkEndReason)
   /// A compute node that was full (calls and tasks using all its workers) has a free worker
   /// again because a call ended: a queued task may start there now.
   case workerFree(nodeID: String)
-  /// A compute node's heartbeat carried a status (``ComputeNode/reportStatus(_:)``): the
-  /// task worker's load.
-  case status(nodeID: String, payload: Data)
+  /// A task worker's heartbeat brought its load and counters, now in its record;
+  /// `availabilityChanged`: whether that made it able, or unable, to take a task.
+  case reported(nodeID: String, availabilityChanged: Bool)
 }
 
 /// What the gateway offers the parts that extend it (the task center is one): methods they
@@ -71,8 +71,8 @@ extension Server {
         "node_connected",
         NodeConnected(nodeID: nodeID, functions: member?.functions.keys.sorted() ?? [], maxWorkers: member?.maxWorkers ?? 0))
     case .left(let nodeID, let reason):
-      publish("node_disconnected", NodeDisconnected(nodeID: nodeID, reason: reason))
-    case .workerFree, .status:
+      publish("node_disconnected", NodeDisconnected(nodeID: nodeID, reason: reason.message))
+    case .workerFree, .reported:
       break
     }
   }
@@ -107,8 +107,17 @@ extension Server {
   /// How many subscribers the gateway's events have now (tests wait on it).
   package var eventSubscriberCount: Int { hub.subscriberCount }
 
-  /// Whether compute node `nodeID` is connected.
-  public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID] != nil } }
+  /// Whether compute node `nodeID` is connected over a link.
+  public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID]?.isLinked == true } }
+
+  /// Runs `body` on the registry of nodes, under the gateway's lock: one transition, seen
+  /// whole by routing and by the task center alike. Keep it short, and announce nothing in it.
+  package func withMembership<R>(_ body: (inout Membership) throws -> R) rethrows -> R {
+    try state.withLock { try body(&$0.membership) }
+  }
+
+  /// Tells the extensions a change the task center made to the registry.
+  package func announceMembership(_ event: MembershipEvent) { announce(event) }
 
   /// The nodes serving `function`.
   public func nodes(serving function: String) -> Set<String> {
@@ -116,14 +125,10 @@ extension Server {
   }
 
   /// Whether `nodeID` is connected and has a worker free of calls and tasks.
-  public func hasFreeWorker(_ nodeID: String) -> Bool { state.withLock { $0.membership.hasFreeWorker(nodeID) } }
+  package func hasFreeWorker(_ nodeID: String) -> Bool { state.withLock { $0.membership.hasFreeWorker(nodeID) } }
 
-  /// Takes a worker of `nodeID` for a task: `false` when the node is gone or its calls and
-  /// tasks already use all its `maxWorkers`. Give it back with ``finishTask(on:)``.
-  public func reserveTask(on nodeID: String) -> Bool { state.withLock { $0.membership.reserveTask(on: nodeID) } }
-
-  /// A task reserved with ``reserveTask(on:)`` ended.
-  public func finishTask(on nodeID: String) { state.withLock { $0.membership.finishTask(on: nodeID) } }
+  /// A task on `nodeID` ended (or did not start): its worker is free again.
+  package func finishTask(on nodeID: String) { state.withLock { $0.membership.finishTask(on: nodeID) } }
 
   /// The shared token nodes and clients present, if the gateway has one.
   public var authToken: String? { node.config.authToken }

@@ -48,17 +48,19 @@ extension Server {
       instruments.counter(MetricCatalogue.nodeJoins, ["kind": seen ? "reconnect" : "first"]).increment()
     case .left(_, let reason):
       instruments.counter(MetricCatalogue.nodeLeaves, ["reason": Self.leaveReason(reason)]).increment()
-    case .status, .workerFree:
+    case .reported, .workerFree:
       break
     }
   }
 
   /// A link's end reason as a label: a bounded set.
-  static func leaveReason(_ reason: String) -> String {
-    if reason.contains("heartbeat") { return "heartbeat_lost" }
-    if reason.hasPrefix("closed") { return "closed" }
-    if reason.contains("stop") { return "stopped" }
-    if reason.hasPrefix("link failed") { return "failed" }
-    return "other"
+  static func leaveReason(_ reason: LinkEndReason) -> String {
+    switch reason.code {
+    case .heartbeatTimeout: "heartbeat_lost"
+    case .closedByPeer: "closed"
+    case .stopped: "stopped"
+    case .failed: "failed"
+    default: "other"
+    }
   }
 }

@@ -110,7 +110,9 @@ public final class Server: Sendable {
     node.on(.disconnect) { [weak self] event in
       guard case .disconnect(let peer, let reason) = event, let self else { return }
       let left = self.state.withLock { state -> [String]? in
-        guard let member = state.membership.leave(peer) else { return nil }
+        guard state.membership.members[peer]?.attachment == .link, let member = state.membership.leave(peer) else {
+          return nil
+        }
         return state.membership.unserved(member.functions.keys)
       }
       guard let unserved = left else { return }
@@ -118,10 +120,18 @@ public final class Server: Sendable {
       self.node.logger.info("node left", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
       self.announce(.left(nodeID: peer, reason: reason))
     }
-    // The link's heartbeat is a node's one sign of life; what it carries goes to the extensions.
+    // The link's heartbeat is a node's one sign of life; what it carries (a task worker's
+    // load and counters) goes into its record.
     node.on(.status) { [weak self] event in
-      guard case .status(let peer, let payload) = event, let self, self.isMember(peer) else { return }
-      self.announce(.status(nodeID: peer, payload: payload))
+      guard case .status(let peer, let payload) = event, let self, !payload.isEmpty,
+        let report = try? JSONDecoder().decode(NodeReport.self, from: payload)
+      else { return }
+      let changed = self.state.withLock { state -> Bool? in
+        let before = state.membership.members[peer]?.canTakeTask
+        guard state.membership.report(peer, report.clamped, at: Date()) else { return nil }
+        return state.membership.members[peer]?.canTakeTask != before
+      }
+      if let changed { self.announce(.reported(nodeID: peer, availabilityChanged: changed)) }
     }
     try await node.start()
   }
@@ -146,7 +156,7 @@ public final class Server: Sendable {
   public var address: String? { node.listeningAddress }
   public var isRunning: Bool { node.isRunning }
   /// Connected compute nodes.
-  public var nodeCount: Int { state.withLock { $0.membership.members.count } }
+  public var nodeCount: Int { state.withLock { $0.membership.linked.count } }
   /// Distinct functions served.
   public var functionCount: Int { state.withLock { $0.membership.functions.count } }
 
@@ -155,7 +165,7 @@ public final class Server: Sendable {
     let waiting = workers?.queued ?? 0
     return state.withLock { state in
       GatewayStats(
-        nodes: state.membership.members.count, functions: state.membership.functions.count,
+        nodes: state.membership.linked.count, functions: state.membership.functions.count,
         totalRequests: state.totalRequests, failedRequests: state.failedRequests,
         inFlight: state.membership.callsInFlight,
         perFunction: state.perFunction.mapValues { entry in
@@ -180,7 +190,7 @@ public final class Server: Sendable {
           calls: counted.calls, failures: counted.failures,
           averageMilliseconds: counted.calls == 0 ? 0 : counted.totalMilliseconds / Double(counted.calls))
       }
-      let nodes = state.membership.members.values.sorted { $0.id < $1.id }.map { member in
+      let nodes = state.membership.linked.sorted { $0.id < $1.id }.map { member in
         GatewaySnapshot.Node(
           id: member.id, functions: member.functions.keys.sorted(), maxWorkers: member.maxWorkers, calls: member.calls,
           tasks: member.tasks, joinedAt: member.joinedAt)

@@ -36,17 +36,17 @@ final class Link: Sendable {
 
   /// Runs the link until it ends, then tells the node.
   func run() async {
-    let reason: String = await withTaskGroup(of: Void.self) { group in
+    let reason: LinkEndReason = await withTaskGroup(of: Void.self) { group in
       group.addTask { await self.writerLoop() }
       group.addTask { await self.deadlineLoop() }
       if node.config.heartbeat.enabled {
         group.addTask { await self.heartbeatLoop() }
       }
-      var reason = "closed by peer"
+      var reason = LinkEndReason.closedByPeer
       do {
         try await channel.read { batch in self.receive(batch) }
       } catch {
-        reason = "link failed: \(error)"
+        reason = LinkEndReason(.failed, "link failed: \(error)")
       }
       let final = self.terminate(reason: reason, error: nil)
       group.cancelAll()
@@ -82,7 +82,7 @@ final class Link: Sendable {
       do {
         return try await group.next()!
       } catch {
-        self.terminate(reason: "handshake failed", error: nil)
+        self.terminate(reason: LinkEndReason(.handshakeFailed, "handshake failed"), error: nil)
         await self.channel.close()
         throw error
       }
@@ -156,7 +156,7 @@ final class Link: Sendable {
       do {
         try await channel.write(batch)
       } catch {
-        terminate(reason: "write failed: \(error)", error: nil)
+        terminate(reason: LinkEndReason(.failed, "write failed: \(error)"), error: nil)
         break
       }
     }
@@ -180,7 +180,7 @@ final class Link: Sendable {
       }
       let silent = now - state.withLock { $0.lastReceived }
       if silent > config.timeout {
-        terminate(reason: "heartbeat timeout (nothing received for \(silent))", error: nil)
+        terminate(reason: LinkEndReason(.heartbeatTimeout, "heartbeat timeout (nothing received for \(silent))"), error: nil)
         await channel.close()
         return
       }
@@ -214,7 +214,7 @@ final class Link: Sendable {
 
   /// Closes now: fails every pending call, cancels every handler. The first reason wins.
   @discardableResult
-  func terminate(reason: String, error: NodeError?) -> String {
+  func terminate(reason: LinkEndReason, error: NodeError?) -> LinkEndReason {
     let (final, pending, handlers, writer, helloWaiter, drainWaiters, streams, deadlineWaiter) = state.withLock { state in
       if let existing = state.closedReason {
         return (existing, [PendingCall](), [Task<Void, Never>](), WriterWaiter?.none, CheckedContinuation<String, any Error>?.none, [CheckedContinuation<Void, Never>](), StreamsToEnd(), CheckedContinuation<Void, Never>?.none)
@@ -312,7 +312,7 @@ extension Link {
       get { outbox.closing }
       set { outbox.closing = newValue }
     }
-    var closedReason: String?
+    var closedReason: LinkEndReason?
 
     init(lastReceived: ContinuousClock.Instant) { self.lastReceived = lastReceived }
 

@@ -331,7 +331,7 @@ public final class Node: Sendable {
     }
     let peerID = try await link.handshake(timeout: timeout)
     if let nodeID, nodeID != peerID {
-      link.terminate(reason: "expected node '\(nodeID)', found '\(peerID)'", error: nil)
+      link.terminate(reason: LinkEndReason(.wrongPeer, "expected node '\(nodeID)', found '\(peerID)'"), error: nil)
       throw NodeError(code: .connectFailed, message: "\(address) is node '\(peerID)', not '\(nodeID)'", nodeID: nodeID)
     }
     linkEstablished(link, peerID: peerID)
@@ -389,14 +389,14 @@ public final class Node: Sendable {
     }
     link.channel.established()
     if let replaced {
-      replaced.terminate(reason: "replaced by a new link", error: nil)
+      replaced.terminate(reason: LinkEndReason(.replaced, "replaced by a new link"), error: nil)
       Task { await replaced.channel.close() }
     }
     logger.debug("link up", metadata: ["peer": "\(peerID)", "remote": "\(link.channel.remoteDescription)"])
     emit(.connect(peerID: peerID, address: link.channel.remoteDescription))
   }
 
-  func linkEnded(_ link: Link, reason: String) {
+  func linkEnded(_ link: Link, reason: LinkEndReason) {
     let peerID = link.peerID
     let removed = state.withLock { state -> Bool in
       state.unnamedLinks[ObjectIdentifier(link)] = nil

@@ -6,9 +6,9 @@ public enum NodeEvent: Sendable, Equatable {
   /// transport sees it (`ipv4:127.0.0.1:53122` from a gRPC listener, the dialed `host:port`
   /// from a dialer, the peer's name in memory).
   case connect(peerID: String, address: String)
-  /// The link to `peerID` is gone, and why: `"closed by peer"`, `"heartbeat timeout"`,
-  /// `"stopped"`, a transport error...
-  case disconnect(peerID: String, reason: String)
+  /// The link to `peerID` is gone, and why (``LinkEndReason``: closed by the peer, a
+  /// heartbeat timeout, a transport error...).
+  case disconnect(peerID: String, reason: LinkEndReason)
   /// `peerID`'s heartbeat carried a status (what it set with ``Node/reportStatus(_:)``, its
   /// load for example).
   case status(peerID: String, payload: Data)

@@ -1,8 +1,9 @@
 public import Foundation
-import EasyRemoteCore
+public import EasyRemoteCore
 
-/// Picks the node for the next task, fairly: a pure state machine over the nodes, with time
-/// passed in (`at:`) so every decision can be replayed in a test.
+/// Picks the node for the next task, fairly: a pure ranking policy over the gateway's members
+/// (``Membership``, the one registry of nodes), as routing a call is, with time passed in
+/// (`at:`) so every decision can be replayed in a test.
 ///
 /// Among the idle nodes whose machine fits the task, the lowest ``score(waitSeconds:completed:)``
 /// wins:
@@ -61,7 +62,6 @@ public struct FairScheduler: Sendable {
   }
 
   public let configuration: Configuration
-  public private(set) var nodes: [String: SchedulerNode] = [:]
 
   public init(configuration: Configuration = Configuration()) {
     self.configuration = configuration
@@ -75,128 +75,48 @@ public struct FairScheduler: Sendable {
     return -waitSeconds + contribution - newcomer
   }
 
-  // MARK: Nodes
+  // MARK: Ranking the members
 
-  /// A node joins (or comes back, keeping its counts). Returns whether it is new.
-  @discardableResult
-  ///
-  /// - Parameters:
-  ///   - expiresWithoutHeartbeats: missed heartbeats make it offline (nodes that pull over
-  ///     HTTP); `false` for a node on a link, alive while its link is.
-  public mutating func join(
-    _ id: String, resources: NodeResources, slots: Int, thresholds: LoadThresholds = LoadThresholds(),
-    expiresWithoutHeartbeats: Bool = true, at now: Date
-  ) -> Bool {
-    if var node = nodes[id] {
-      node.resources = resources
-      node.slots = max(1, slots)
-      node.thresholds = thresholds
-      node.expiresWithoutHeartbeats = expiresWithoutHeartbeats
-      node.offline = false
-      node.running = 0
-      node.lastHeartbeat = now
-      node.waitingSince = now
-      nodes[id] = node
-      return false
-    }
-    nodes[id] = SchedulerNode(
-      id: id, resources: resources, thresholds: thresholds, load: NodeLoad(), slots: max(1, slots), running: 0,
-      completed: 0, failed: 0, totalComputeTime: 0, joinedAt: now, lastHeartbeat: now, waitingSince: now,
-      lastServedAt: nil, offline: false, expiresWithoutHeartbeats: expiresWithoutHeartbeats)
-    return true
-  }
-
-  /// Gives a node the history it had before (kept in the store across gateway restarts).
-  public mutating func restore(
-    _ id: String, completed: Int, failed: Int = 0, totalComputeTime: Double = 0, lastServedAt: Date? = nil
-  ) {
-    nodes[id]?.completed = completed
-    nodes[id]?.failed = failed
-    nodes[id]?.totalComputeTime = totalComputeTime
-    nodes[id]?.lastServedAt = lastServedAt
-  }
-
-  /// A heartbeat with the machine's current load. `false` for an unknown node, and for a
-  /// node on a link that left (it comes back by joining, not by a heartbeat).
-  @discardableResult
-  public mutating func heartbeat(_ id: String, load: NodeLoad, resources: NodeResources? = nil, at now: Date) -> Bool {
-    guard var node = nodes[id], node.expiresWithoutHeartbeats || !node.offline else { return false }
-    let wasOffline = node.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .offline
-    node.load = load
-    if let resources { node.resources = resources }
-    node.lastHeartbeat = now
-    if wasOffline {
-      node.offline = false
-      node.waitingSince = now
-    }
-    nodes[id] = node
-    return true
-  }
-
-  /// The node left (its link closed). It stays listed as offline with its history.
-  public mutating func leave(_ id: String) {
-    guard var node = nodes[id] else { return }
-    node.offline = true
-    node.running = 0
-    nodes[id] = node
-  }
-
-  /// Marks nodes that missed their heartbeats as offline; returns their ids (to requeue their
-  /// tasks and announce them).
-  public mutating func expire(at now: Date) -> [String] {
-    var expired: [String] = []
-    for (id, node) in nodes where !node.offline && node.expiresWithoutHeartbeats {
-      if now.timeIntervalSince(node.lastHeartbeat) > configuration.heartbeatTimeout {
-        nodes[id]?.offline = true
-        nodes[id]?.running = 0
-        expired.append(id)
-      }
-    }
-    return expired.sorted()
-  }
-
-  public func status(of id: String, at now: Date) -> NodeStatus? {
-    nodes[id]?.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout)
-  }
-
-  // MARK: Scheduling
-
-  /// The idle nodes, best first, with their labels (`GET /stats/nodes/queue`).
-  public func queue(at now: Date) -> [QueueEntry] {
-    nodes.values.compactMap { node -> QueueEntry? in
-      guard node.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle else { return nil }
-      return entry(for: node, at: now)
+  /// The idle task nodes among `members`, best first, with their labels (`GET /stats/nodes/queue`).
+  package func queue(_ members: some Sequence<Membership.Member>, at now: Date) -> [QueueEntry] {
+    members.compactMap { member -> QueueEntry? in
+      guard member.taskStatus(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle else { return nil }
+      return entry(for: member, at: now)
     }
     .sorted { ($0.score, $0.nodeID) < ($1.score, $1.nodeID) }
   }
 
-  /// Chooses the node for a task needing `request` and takes one of its slots; `nil` when no
-  /// idle node fits.
-  public mutating func assign(
-    _ request: ResourceRequest = ResourceRequest(), where eligible: (SchedulerNode) -> Bool = { _ in true },
-    at now: Date
-  ) -> String? {
-    guard let id = best(request, where: eligible, at: now)?.nodeID else { return nil }
-    take(id, at: now)
-    return id
-  }
-
-  /// The idle node ``assign(_:where:at:)`` would choose, with its score; nothing is taken.
-  public func best(
-    _ request: ResourceRequest = ResourceRequest(), where eligible: (SchedulerNode) -> Bool = { _ in true },
-    at now: Date
+  /// The idle node among `members` whose machine fits `request` and that `eligible` allows,
+  /// with its score: the one the next such task goes to. Nothing is taken.
+  package func best(
+    _ request: ResourceRequest = ResourceRequest(), among members: some Sequence<Membership.Member>,
+    where eligible: (Membership.Member) -> Bool = { _ in true }, at now: Date
   ) -> QueueEntry? {
-    queue(at: now).first { entry in
-      guard let node = nodes[entry.nodeID] else { return false }
-      return node.resources.fits(request) && eligible(node)
+    var best: QueueEntry?
+    for member in members
+    where member.taskStatus(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle
+      && member.worker.map({ $0.resources.fits(request) }) == true && eligible(member)
+    {
+      let candidate = entry(for: member, at: now)
+      if best.map({ (candidate.score, candidate.nodeID) < ($0.score, $0.nodeID) }) ?? true { best = candidate }
     }
+    return best
   }
 
-  /// Takes a slot of node `id` for a task starting `now` (its wait starts again).
-  public mutating func take(_ id: String, at now: Date) {
-    nodes[id]?.running += 1
-    nodes[id]?.waitingSince = now
-    nodes[id]?.lastServedAt = now
+  /// Whether some member is idle now.
+  package func hasIdleNode(_ members: some Sequence<Membership.Member>, at now: Date) -> Bool {
+    members.contains { $0.taskStatus(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle }
+  }
+
+  /// Whether some online task node's machine could ever run a task needing `request` (`true`
+  /// while none is online: the task waits for one).
+  package func couldRun(_ request: ResourceRequest, among members: some Sequence<Membership.Member>, at now: Date) -> Bool {
+    var anyOnline = false
+    for member in members where member.taskStatus(at: now, heartbeatTimeout: configuration.heartbeatTimeout) != .offline {
+      if member.worker?.resources.fits(request) == true { return true }
+      anyOnline = true
+    }
+    return !anyOnline
   }
 
   /// The score of a node that has waited since `waitingSince` with `completed` tasks done —
@@ -208,37 +128,10 @@ public struct FairScheduler: Sendable {
     return wait > configuration.starvationAfter ? -1e12 - wait : Self.score(waitSeconds: wait, completed: completed)
   }
 
-  /// Gives back a slot taken by ``assign(_:where:at:)`` for a task that did not start.
-  public mutating func unassign(_ id: String) {
-    guard let running = nodes[id]?.running else { return }
-    nodes[id]?.running = max(0, running - 1)
-  }
-
-  /// Whether some node is idle now.
-  public func hasIdleNode(at now: Date) -> Bool {
-    nodes.values.contains { $0.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) == .idle }
-  }
-
-  /// A task on `id` ended (after `computeTime` seconds); frees its slot.
-  public mutating func release(_ id: String, computeTime: Double = 0, succeeded: Bool = true, at now: Date) {
-    guard var node = nodes[id] else { return }
-    node.running = max(0, node.running - 1)
-    if succeeded { node.completed += 1 } else { node.failed += 1 }
-    node.totalComputeTime += InputBounds.clamp(computeTime, InputBounds.executionSeconds)  // a node's word: never NaN or ∞
-    nodes[id] = node
-  }
-
-  /// Whether some online node's machine could ever run a task needing `request` (`true` while
-  /// no node is online: the task waits for one).
-  public func couldRun(_ request: ResourceRequest, at now: Date) -> Bool {
-    let online = nodes.values.filter {
-      $0.status(at: now, heartbeatTimeout: configuration.heartbeatTimeout) != .offline
-    }
-    return online.isEmpty || online.contains { $0.resources.fits(request) }
-  }
-
-  private func entry(for node: SchedulerNode, at now: Date) -> QueueEntry {
-    entry(nodeID: node.id, waitingSince: node.waitingSince, completed: node.completed, lastServedAt: node.lastServedAt, at: now)
+  private func entry(for member: Membership.Member, at now: Date) -> QueueEntry {
+    entry(
+      nodeID: member.id, waitingSince: member.history.waitingSince, completed: member.history.completed,
+      lastServedAt: member.history.lastServedAt, at: now)
   }
 
   /// The queue entry of an idle node with this history — one of this scheduler's, or another
@@ -263,5 +156,12 @@ public struct FairScheduler: Sendable {
     return QueueEntry(
       nodeID: nodeID, status: .idle, waitingSince: waitingSince, waitSeconds: wait, priority: priority,
       completedTasks: completed, reason: reason, score: score)
+  }
+}
+
+extension NodeResources {
+  /// Whether a task asking for `request` fits on this machine at all.
+  public func fits(_ request: ResourceRequest) -> Bool {
+    request.cpu <= Double(cores) && request.memoryMB <= memoryMB
   }
 }

@@ -1,3 +1,4 @@
+public import EasyRemoteCore
 import Foundation
 import Synchronization
 

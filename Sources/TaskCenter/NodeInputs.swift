@@ -41,13 +41,6 @@ extension NodeLoad {
     return self
   }
 
-  /// Both figures moved into 0...100 (not a number: 100, busy). For a link's heartbeat,
-  /// which has no one to answer a refusal.
-  var clamped: NodeLoad {
-    NodeLoad(
-      cpuPercent: InputBounds.clamp(cpuPercent, InputBounds.percent),
-      memoryPercent: InputBounds.clamp(memoryPercent, InputBounds.percent))
-  }
 }
 
 extension LoadThresholds {
@@ -65,19 +58,5 @@ extension TaskNodeJoin {
     try InputBounds.check(slots, InputBounds.slots, field: "slots")
     _ = try thresholds.checked()
     return self
-  }
-}
-
-extension NodeStats {
-  /// The counters as a node reported them, made safe to count with: none negative, the
-  /// average finite.
-  var sanitized: NodeStats {
-    var stats = self
-    stats.executions = max(0, executions)
-    stats.failures = max(0, failures)
-    stats.running = max(0, running)
-    stats.queued = max(0, queued)
-    stats.averageSeconds = InputBounds.clamp(averageSeconds, InputBounds.executionSeconds)
-    return stats
   }
 }

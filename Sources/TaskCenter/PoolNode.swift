@@ -1,3 +1,4 @@
+import EasyRemoteCore
 public import Foundation
 
 /// A task-center node as a shared store records it, for the fair scheduler of every gateway:

@@ -7,7 +7,8 @@ import Synchronization
 extension TaskCenter {
   /// Starts as many queued tasks as there are idle nodes that fit them, oldest first.
   func dispatch() async -> [(TaskRecord, String)] {
-    guard state.withLock({ $0.scheduler.hasIdleNode(at: clock()) }) else { return [] }
+    let now = clock()
+    guard server.withMembership({ scheduler.hasIdleNode($0.members.values, at: now) }) else { return [] }
     let batch = 512
     // The store hands over the oldest queued tasks (on a shared store, those no other gateway
     // is choosing from, with the other gateways' free nodes), a node is chosen for as many as
@@ -33,9 +34,7 @@ extension TaskCenter {
     var launches: [(TaskRecord, String)] = []
     for pick in chosen.picks {
       guard let record = byID[pick.taskID] else {
-        // Cancelled meanwhile, taken by another gateway, or the store failed: the slot and
-        // the worker go back.
-        state.withLock { $0.scheduler.unassign(pick.nodeID) }
+        // Cancelled meanwhile, taken by another gateway, or the store failed: the worker goes back.
         server.finishTask(on: pick.nodeID)
         continue
       }
@@ -52,43 +51,37 @@ extension TaskCenter {
     return launches
   }
 
-  /// Chooses a node for as many of the offered tasks as fit, in order, and reserves its
-  /// worker. On a shared store the other gateways' free nodes compete by the same rules: a
-  /// task whose best node is another gateway's is left to that gateway (woken), unless it has
-  /// waited longer than ``Configuration/leaseDuration`` and a node here could run it.
+  /// Chooses a node for as many of the offered tasks as fit, in order, and takes its worker:
+  /// each choice is one transition of the gateway's registry (``Membership``), ranked by the
+  /// fair scheduler, so calls and tasks see one capacity. On a shared store the other
+  /// gateways' free nodes compete by the same rules: a task whose best node is another
+  /// gateway's is left to that gateway (woken), unless it has waited longer than
+  /// ``Configuration/leaseDuration`` and a node here could run it.
   func choose(_ offer: QueueOffer, at now: Date) -> QueueChoice {
     var choice = QueueChoice()
     var others = offer.others  // their slots, taken as tasks are left to them
-    var serving: [String: Set<String>] = [:]
     let patience = Double(configuration.leaseDuration.components.seconds)
     // Another gateway's node must score better by more than this (a second of waiting): closer
     // than that, the gateways' reads and clocks cannot tell them apart, and leaving the task
     // would cost a wake-up and a round of the other's dispatcher for nothing.
     let margin = 1.0
+    let scheduler = self.scheduler
     for task in offer.tasks {
-      var eligible: Set<String>?
-      if task.kind == .function {
-        let function = task.function ?? ""
-        if serving[function] == nil { serving[function] = server.nodes(serving: function) }
-        eligible = serving[function]
-      }
-      // One capacity: a node is eligible only while its calls and tasks leave a worker free
-      // (the gateway's membership), and the worker is reserved there before the task starts.
-      let server = self.server
       let candidates = others.indices.filter { others[$0].canTake(task) }
       let patient = now.timeIntervalSince(task.createdAt) < patience
-      let decision = state.withLock { state -> Decision in
-        let local = state.scheduler.best(task.resources, where: { node in
-          if state.pull.contains(node.id) || !server.hasFreeWorker(node.id) { return false }
-          if let eligible { return eligible.contains(node.id) }
-          return state.runsCode.contains(node.id)
+      let decision = server.withMembership { membership -> Decision in
+        let local = scheduler.best(task.resources, among: membership.members.values, where: { member in
+          guard member.attachment == .link else { return false }  // pulling nodes ask for their tasks
+          if task.kind == .function { return member.functions[task.function ?? ""] != nil }
+          return member.worker?.runsCode == true
         }, at: now)
         let remote = candidates.map { index in
-          (index, state.scheduler.rank(waitingSince: others[index].waitingSince, completed: others[index].completed, at: now))
+          (index, scheduler.rank(waitingSince: others[index].waitingSince, completed: others[index].completed, at: now))
         }.min { ($0.1, others[$0.0].id) < ($1.1, others[$1.0].id) }
         if let remote, local.map({ patient && remote.1 < $0.score - margin }) ?? true { return .elsewhere(remote.0) }
-        guard let local else { return .none(idle: state.scheduler.hasIdleNode(at: now)) }
-        state.scheduler.take(local.nodeID, at: now)
+        guard let local, membership.take(local.nodeID, at: now) else {
+          return .none(idle: scheduler.hasIdleNode(membership.members.values, at: now))
+        }
         return .here(local.nodeID)
       }
       switch decision {
@@ -96,11 +89,7 @@ extension TaskCenter {
         others[index].running += 1
         choice.wake.insert(others[index].gatewayID)
       case .here(let nodeID):
-        if server.reserveTask(on: nodeID) {
-          choice.picks.append(QueuePick(taskID: task.id, nodeID: nodeID))
-        } else {
-          state.withLock { $0.scheduler.unassign(nodeID) }  // a call took the worker meanwhile
-        }
+        choice.picks.append(QueuePick(taskID: task.id, nodeID: nodeID))
       case .none(let idle):
         if !idle && !others.contains(where: { $0.free > 0 }) { return choice }
       }
@@ -137,15 +126,21 @@ extension TaskCenter {
     } catch {
       answer = .failure(error)
     }
-    server.finishTask(on: nodeID)  // the node's worker is free again, whatever happened
     switch answer {
     case .success(let value): outcome = value
     case .failure(let error):
-      if Task.isCancelled { return }  // the gateway is stopping: the task stays running, requeued at start
+      if Task.isCancelled {
+        // The gateway is stopping: the task stays running, requeued at start.
+        server.finishTask(on: nodeID)
+        return
+      }
       let failure = EasyRemoteError(error, function: task.function)
       switch failure.code {
       case .nodeLost, .connectionFailed:
-        await nodeGone(nodeID, reason: "node \(nodeID) was lost while running the task")
+        // Its link is gone (and the node with it, from the registry): the task goes back to
+        // the queue, whether or not the node's departure requeued it already.
+        let reason = "node \(nodeID) was lost while running the task"
+        await record(task.id, on: nodeID, TaskOutcome(status: .cancelled, errorMessage: reason), requeueReason: reason)
         return
       case .timedOut:
         outcome = TaskOutcome(status: .timeout, errorMessage: "node \(nodeID) did not answer in time")
@@ -157,16 +152,17 @@ extension TaskCenter {
     await record(task.id, on: nodeID, outcome)
   }
 
-  /// Records how a task ended, then frees its node's slot and counts it. When the store
-  /// fails (a full disk), nothing changes in memory either: the task stays running on its
-  /// node, as the store says, and the result is kept to be written again later.
-  func record(_ taskID: String, on nodeID: String, _ outcome: TaskOutcome) async {
+  /// Records how a task ended, then frees its node's worker and counts the task in the node's
+  /// history. When the store fails (a full disk), nothing changes in memory either: the task
+  /// stays running on its node, as the store says, and the result is kept to be written again
+  /// later.
+  func record(_ taskID: String, on nodeID: String, _ outcome: TaskOutcome, requeueReason: String? = nil) async {
     let written: TaskRecord?
     do {
       if outcome.status == .cancelled {
         // Not cancelled by request (that made the task final already): the node stopped and
-        // handed the task back. Queue it again.
-        let reason = "node \(nodeID) stopped while running the task"
+        // handed the task back, or was lost. Queue it again.
+        let reason = requeueReason ?? "node \(nodeID) stopped while running the task"
         written = try await store.requeue(taskID, from: nodeID, reason: reason, at: clock())
         publishNodesSoon()  // its slot is free again (an answer frees it in the same statement)
       } else {
@@ -177,10 +173,12 @@ extension TaskCenter {
       state.withLock { $0.unrecorded[taskID] = (nodeID, outcome) }
       return
     }
-    state.withLock { state in
-      state.running.removeValue(forKey: taskID)
-      state.scheduler.release(
-        nodeID, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+    state.withLock { _ = $0.running.removeValue(forKey: taskID) }
+    server.withMembership { membership in
+      membership.finishTask(on: nodeID)
+      if outcome.status != .cancelled {
+        membership.recordTask(on: nodeID, computeSeconds: outcome.executionTime ?? 0, succeeded: outcome.status == .completed)
+      }
     }
     if let written, written.status.isFinal { finished(written) }
     kick()

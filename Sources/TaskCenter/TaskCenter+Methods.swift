@@ -38,11 +38,11 @@ extension TaskCenter {
       // What it finished is recorded first: a task queued again after its gateway died must
       // not be started anew (on this node, once it joined) before its answer is taken.
       if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
-      await self?.join(context.callerID, request)
+      try await self?.wire { try await self?.join(context.callerID, request) }
       return Empty()
     }
     gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
-      await self?.nodeGone(context.callerID, reason: "node \(context.callerID) left")
+      await self?.leaveTasks(context.callerID)
       return Empty()
     }
   }

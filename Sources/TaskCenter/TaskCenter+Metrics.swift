@@ -2,12 +2,9 @@ import EasyRemoteCore
 import EasyRemoteMetrics
 import Foundation
 
-/// A node's own figures as its last heartbeat carried them, and how much of its counters the
-/// metrics have shown (Prometheus counters grow by the difference).
-struct ReportedNode: Sendable {
-  var load: NodeLoad
-  var stats: NodeStats
-  var maxWorkers: Int
+/// How much of a node's reported counters the metrics have shown (Prometheus counters grow by
+/// the difference). The figures themselves are in the node's record (``Membership/Member``).
+struct NodeFeeds: Sendable {
   var executions = CounterFeed()
   var failures = CounterFeed()
   var seconds = CounterFeed()
@@ -22,23 +19,10 @@ extension TaskCenter {
     server.metrics?.onCollect { [weak self] in await self?.collectMetrics() }
   }
 
-  func reported(_ nodeID: String, _ beat: TaskNodeHeartbeat) {
-    guard server.metrics != nil, let stats = beat.stats?.sanitized else { return }
-    let load = beat.load.clamped
-    let maxWorkers = beat.maxWorkers.map { InputBounds.clamp($0, InputBounds.slots) }
-    state.withLock { state in
-      var node = state.reported[nodeID] ?? ReportedNode(load: load, stats: stats, maxWorkers: maxWorkers ?? 0)
-      node.load = load
-      node.stats = stats
-      node.maxWorkers = maxWorkers ?? node.maxWorkers
-      state.reported[nodeID] = node
-    }
-  }
-
   /// A node left: its gauges end (its counters stay, as counters do).
   func forgetReported(_ nodeID: String) {
     guard let instruments = server.metrics?.instruments else { return }
-    _ = state.withLock { $0.reported.removeValue(forKey: nodeID) }
+    _ = state.withLock { $0.feeds.removeValue(forKey: nodeID) }
     for name in [MetricCatalogue.nodeLoad, MetricCatalogue.nodeWorkersBusy, MetricCatalogue.nodeWorkers] {
       instruments.removeGauges(name, where: "node", is: nodeID)
     }
@@ -57,18 +41,22 @@ extension TaskCenter {
     instruments.gauge(MetricCatalogue.webSocketSubscribers).record(eventSubscriberCount)
 
     // Each node's counters grow by what it did since the last scrape.
+    let reporting = server.withMembership { membership in
+      membership.linked.compactMap { member in member.stats.map { (member.id, $0, member.load, member.maxWorkers) } }
+    }
     let deltas = state.withLock { state in
-      state.reported.keys.map { id -> (String, ReportedNode, NodeFigures) in
-        let node = state.reported[id]!
+      reporting.map { id, stats, load, maxWorkers -> (String, NodeFigures) in
+        var feeds = state.feeds[id] ?? NodeFeeds()
         let figures = NodeFigures(
-          executions: state.reported[id]!.executions.delta(to: Double(node.stats.executions)),
-          failures: state.reported[id]!.failures.delta(to: Double(node.stats.failures)),
-          seconds: state.reported[id]!.seconds.delta(to: node.stats.averageSeconds * Double(node.stats.executions)),
-          running: node.stats.running, maxWorkers: node.maxWorkers,
-          cpu: node.load.cpuPercent / 100, memory: node.load.memoryPercent / 100)
-        return (id, node, figures)
+          executions: feeds.executions.delta(to: Double(stats.executions)),
+          failures: feeds.failures.delta(to: Double(stats.failures)),
+          seconds: feeds.seconds.delta(to: stats.averageSeconds * Double(stats.executions)),
+          running: stats.running, maxWorkers: maxWorkers,
+          cpu: load.cpuPercent / 100, memory: load.memoryPercent / 100)
+        state.feeds[id] = feeds
+        return (id, figures)
       }
     }
-    for (id, _, figures) in deltas { figures.record(node: id, into: instruments) }
+    for (id, figures) in deltas { figures.record(node: id, into: instruments) }
   }
 }

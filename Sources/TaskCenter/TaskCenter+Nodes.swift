@@ -7,9 +7,7 @@ extension TaskCenter {
   /// The nodes that joined the task center (offline ones too), by id.
   public func nodes() -> [TaskNodeInfo] {
     let now = clock()
-    return state.withLock { state in
-      state.scheduler.nodes.values.sorted { $0.id < $1.id }.map { info(for: $0, state: state, now: now) }
-    }
+    return server.withMembership { $0.taskNodes }.map { info(for: $0, now: now) }
   }
 
   /// The idle nodes, next to be served first (`GET /stats/nodes/queue`). On a shared store,
@@ -17,43 +15,44 @@ extension TaskCenter {
   /// they are, the others' as the store has them).
   public func queue() async -> [FairScheduler.QueueEntry] {
     let now = clock()
-    let local = state.withLock { $0.scheduler.queue(at: now) }
+    let local = scheduler.queue(server.withMembership { Array($0.members.values) }, at: now)
     guard let shared, let rows = try? await shared.idleNodes() else { return local }
     let own = Set(local.map(\.nodeID))
-    let others = state.withLock { state in
-      rows.filter { $0.gatewayID != shared.gatewayID && $0.free > 0 && !own.contains($0.id) }.map {
-        state.scheduler.entry(
-          nodeID: $0.id, waitingSince: $0.waitingSince, completed: $0.completed, lastServedAt: $0.lastServedAt, at: now)
-      }
+    let others = rows.filter { $0.gatewayID != shared.gatewayID && $0.free > 0 && !own.contains($0.id) }.map {
+      scheduler.entry(
+        nodeID: $0.id, waitingSince: $0.waitingSince, completed: $0.completed, lastServedAt: $0.lastServedAt, at: now)
     }
     return (local + others).sorted { ($0.score, $0.nodeID) < ($1.score, $1.nodeID) }
   }
 
-  func info(for node: SchedulerNode, state: State, now: Date) -> TaskNodeInfo {
-    let status = node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
+  /// A task node as `GET /nodes/{id}` shows it.
+  func info(for member: Membership.Member, now: Date) -> TaskNodeInfo {
+    let status = member.taskStatus(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
+    let worker = member.worker ?? Membership.Worker(resources: NodeResources(cores: 0, memoryMB: 0, platform: ""), taskSlots: 0, runsCode: false)
+    let history = member.history
     return TaskNodeInfo(
-      nodeID: node.id, status: status,
-      resources: node.resources, load: node.load, slots: node.slots, running: node.running,
-      completedTasks: node.completed, failedTasks: node.failed, totalComputeTime: node.totalComputeTime,
-      lastHeartbeat: node.lastHeartbeat, joinedAt: node.joinedAt, runsCode: state.runsCode.contains(node.id),
-      idleSince: status == .idle ? node.waitingSince : nil, isolation: state.isolation[node.id], thresholds: node.thresholds)
+      nodeID: member.id, status: status, resources: worker.resources, load: member.load, slots: worker.taskSlots,
+      running: member.tasks, completedTasks: history.completed, failedTasks: history.failed,
+      totalComputeTime: history.computeSeconds, lastHeartbeat: member.lastHeartbeat, joinedAt: member.joinedAt,
+      runsCode: worker.runsCode, idleSince: status == .idle ? history.waitingSince : nil, isolation: worker.isolation,
+      thresholds: worker.thresholds)
   }
 
-  /// A node joined (or came back): it is idle until it is given work. On a shared store it
-  /// brings the history it has there, and the other gateways learn of it.
-  func join(_ nodeID: String, _ request: TaskNodeJoin) async {
+  /// A linked node joined the task center (or came back): it is idle until it is given work.
+  /// On a shared store it brings the history it has there, and the other gateways learn of it.
+  /// - Throws: `nodeNotFound` for a node that is not connected (it announces itself first).
+  func join(_ nodeID: String, _ request: TaskNodeJoin) async throws(TaskCenterError) {
     let now = clock()
-    let (wasOnline, info) = state.withLock { state -> (Bool, TaskNodeInfo?) in
-      let wasOnline = state.scheduler.status(of: nodeID, at: now).map { $0 != .offline } ?? false
-      // Linked: alive while its link is (the link's heartbeats), not by a clock of our own.
-      state.scheduler.join(
-        nodeID, resources: request.resources, slots: request.slots, thresholds: request.thresholds,
-        expiresWithoutHeartbeats: false, at: now)
-      if request.runsCode { state.runsCode.insert(nodeID) } else { state.runsCode.remove(nodeID) }
-      state.isolation[nodeID] = request.isolation
-      return (wasOnline, state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) })
+    let worker = Membership.Worker(
+      resources: request.resources, taskSlots: request.slots, thresholds: request.thresholds, runsCode: request.runsCode,
+      isolation: request.isolation)
+    let (joined, member) = server.withMembership { ($0.joinTasks(nodeID, worker, at: now), $0.members[nodeID]) }
+    guard let joined, let member else {
+      throw TaskCenterError(
+        code: .nodeNotFound, message: "node \(nodeID) is not connected: it announces itself first",
+        details: "node_id: \(nodeID)")
     }
-    if !wasOnline, let info { emit(.nodeJoined, NodeView(node: info)) }
+    if joined { emit(.nodeJoined, NodeView(node: info(for: member, now: now))) }
     logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
     await restoreHistory(of: nodeID)
     kick()
@@ -61,34 +60,12 @@ extension TaskCenter {
     publishNodesSoon()
   }
 
-  /// A linked node's heartbeat carried its machine's load.
-  func loadReported(_ nodeID: String, _ load: NodeLoad) {
-    let now = clock()
-    let (known, changed) = state.withLock { state -> (Bool, Bool) in
-      let before = state.scheduler.status(of: nodeID, at: now)
-      let known = state.scheduler.heartbeat(nodeID, load: load, at: now)
-      return (known, state.scheduler.status(of: nodeID, at: now) != before)
-    }
-    if known { kick() }  // the load may have dropped below the thresholds
-    if changed { publishNodesSoon() }
-  }
-
-  /// A node went away: it leaves the scheduler and its running tasks go back to the queue
-  /// (or fail after their last attempt).
-  func nodeGone(_ nodeID: String, reason: String, alreadyLeft: Bool = false) async {
-    guard alreadyLeft || leaveScheduler(nodeID) else { return }
-    await requeueTasks(of: nodeID, reason: reason)
-  }
-
-  /// Takes `nodeID` out of scheduling; `false` when it was unknown or already offline.
-  func leaveScheduler(_ nodeID: String) -> Bool {
-    let left = state.withLock { state -> Bool in
-      guard let node = state.scheduler.nodes[nodeID], !node.offline else { return false }
-      state.scheduler.leave(nodeID)
-      return true
-    }
-    if left { publishNodesSoon() }  // other gateways stop weighing it
-    return left
+  /// A linked node stopped taking tasks (``TaskWorker/stop()``) but keeps its link: it is out of
+  /// scheduling, and its running tasks go back to the queue (or fail after their last attempt).
+  func leaveTasks(_ nodeID: String) async {
+    guard server.withMembership({ $0.leaveTasks(nodeID) }) else { return }
+    publishNodesSoon()
+    await requeueTasks(of: nodeID, reason: "node \(nodeID) left")
   }
 
   /// Queues again the tasks running on `nodeID`, which left; when the store fails, tries
@@ -109,25 +86,22 @@ extension TaskCenter {
 
   /// Node `id`. - Throws: `nodeNotFound`.
   public func node(_ id: String) throws -> TaskNodeInfo {
-    let now = clock()
-    let found = state.withLock { state in state.scheduler.nodes[id].map { info(for: $0, state: state, now: now) } }
-    guard let node = found else {
+    guard let member = server.withMembership({ $0.taskNode(id) }) else {
       throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
     }
-    return node
+    return info(for: member, now: clock())
   }
 
   /// Seconds a task submitted now may wait before it starts: the queue ahead of it shared by
   /// the online nodes' slots, at the average run time so far; `nil` while no node is online.
   public func estimatedWait(queued: Int) -> Double? {
     let now = clock()
-    let (slots, average) = state.withLock { state -> (Int, Double) in
-      let slots = state.scheduler.nodes.values
-        .filter { $0.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout) != .offline }
-        .saturatingSum(\.slots)
-      let average = state.finishedCount == 0 ? 1 : state.finishedSeconds / Double(state.finishedCount)
-      return (slots, average)
+    let timeout = configuration.scheduler.heartbeatTimeout
+    let slots = server.withMembership { membership in
+      membership.members.values.filter { $0.taskStatus(at: now, heartbeatTimeout: timeout) != .offline }
+        .saturatingSum { $0.worker?.taskSlots ?? 0 }
     }
+    let average = state.withLock { $0.finishedCount == 0 ? 1 : $0.finishedSeconds / Double($0.finishedCount) }
     guard slots > 0 else { return nil }
     return (Double(queued) / Double(slots) * average * 10).rounded() / 10
   }
@@ -176,9 +150,9 @@ extension TaskCenter {
     public var nodeKey: String?
   }
 
-  /// Whether `nodeID` is a node connected over a link (which nobody may speak for over HTTP).
-  func isLinked(_ nodeID: String, _ state: State) -> Bool {
-    server.isMember(nodeID) || (state.scheduler.nodes[nodeID] != nil && !state.pull.contains(nodeID))
+  /// Whether `nodeID` is a node on a link, or one that was (which nobody may speak for over HTTP).
+  func isLinked(_ nodeID: String) -> Bool {
+    server.withMembership { ($0.members[nodeID] ?? $0.departed[nodeID])?.attachment == .link }
   }
 
   /// A heartbeat of a node that pulls its work (`POST /internal/heartbeat`); the first one
@@ -195,25 +169,18 @@ extension TaskCenter {
       try InputBounds.check(slots, InputBounds.slots, field: "slots")
     }
     let now = clock()
-    let linked = server.isMember(nodeID)
-    let (reply, info) = try state.withLock { state throws(TaskCenterError) -> (PullHeartbeatReply, TaskNodeInfo?) in
-      let key = try state.pullRegistry.heartbeat(
-        nodeID, key: caller.key, address: caller.address, linked: linked || isLinked(nodeID, state), at: now)
-      let known = state.scheduler.status(of: nodeID, at: now)
-      if known == nil || known == .offline {
-        state.scheduler.join(nodeID, resources: resources, slots: slots, at: now)
-        state.pull.insert(nodeID)
-        state.runsCode.insert(nodeID)
-      }
-      state.scheduler.heartbeat(nodeID, load: load, resources: resources, at: now)
-      let joined = known == nil || known == .offline
-      return (
-        PullHeartbeatReply(joined: joined, nodeKey: key),
-        joined ? state.scheduler.nodes[nodeID].map { self.info(for: $0, state: state, now: now) } : nil
-      )
+    let linked = isLinked(nodeID)
+    let key = try state.withLock { state throws(TaskCenterError) in
+      try state.pullRegistry.heartbeat(nodeID, key: caller.key, address: caller.address, linked: linked, at: now)
     }
-    if let info { emit(.nodeJoined, NodeView(node: info)) }
-    return reply
+    let timeout = configuration.scheduler.heartbeatTimeout
+    let (joined, member) = server.withMembership { membership in
+      let joined = membership.pullHeartbeat(
+        nodeID, resources: resources, load: load, slots: slots, heartbeatTimeout: timeout, at: now)
+      return (joined, membership.members[nodeID])
+    }
+    if joined, let member { emit(.nodeJoined, NodeView(node: info(for: member, now: now))) }
+    return PullHeartbeatReply(joined: joined, nodeKey: key)
   }
 
   /// The next code task for a pulling node, started on it; `nil` when it is not idle or
@@ -230,23 +197,34 @@ extension TaskCenter {
         }
         return anonymous
       }
-      try state.pullRegistry.authorize(named, key: caller.key, address: caller.address, linked: isLinked(named, state))
       return named
     }
-    let known = state.withLock { $0.pull.contains(nodeID) ? $0.scheduler.status(of: nodeID, at: now) : nil }
+    if caller.nodeID?.isEmpty == false {
+      let linked = isLinked(nodeID)
+      try state.withLock { state throws(TaskCenterError) in
+        try state.pullRegistry.authorize(nodeID, key: caller.key, address: caller.address, linked: linked)
+      }
+    }
+    let timeout = configuration.scheduler.heartbeatTimeout
+    let known = server.withMembership { membership -> NodeStatus? in
+      guard let member = membership.members[nodeID], member.attachment == .pull else { return nil }
+      return member.taskStatus(at: now, heartbeatTimeout: timeout)
+    }
     guard let status = known else {
       throw TaskCenterError(
         code: .nodeNotFound, message: "node \(nodeID) has not sent a heartbeat", details: "node_id: \(nodeID)")
     }
     guard status == .idle else { return nil }
     for task in try await store.queued(limit: 64) where task.kind == .code {
-      let took = state.withLock { $0.scheduler.assign(task.resources, where: { $0.id == nodeID }, at: now) != nil }
+      let took = server.withMembership { membership in
+        membership.members[nodeID]?.worker?.resources.fits(task.resources) == true && membership.take(nodeID, at: now)
+      }
       guard took else { continue }
       let started: TaskRecord?
       do {
         started = try await store.start(task.id, on: nodeID, at: now)
       } catch {
-        state.withLock { $0.scheduler.unassign(nodeID) }  // nothing started: the slot is free
+        server.finishTask(on: nodeID)  // nothing started: the worker is free
         throw error
       }
       if let started {
@@ -254,7 +232,7 @@ extension TaskCenter {
         emit(.taskStarted, TaskView(task: started))
         return started
       }
-      state.withLock { $0.scheduler.unassign(nodeID) }
+      server.finishTask(on: nodeID)
     }
     return nil
   }
@@ -277,8 +255,9 @@ extension TaskCenter {
     }
     let current = try await task(taskID)  // unknown → taskNotFound
     guard current.status == .running, let runner = state.withLock({ $0.running[taskID] }) else { return current }
+    let linked = isLinked(runner)
     try state.withLock { state throws(TaskCenterError) in
-      if isLinked(runner, state) {
+      if linked {
         throw TaskCenterError(
           code: .forbidden, message: "task \(taskID) runs on node \(runner), connected over a link: its result comes over the link",
           details: "task_id: \(taskID)")
@@ -302,10 +281,10 @@ extension TaskCenter {
     guard let record = try await store.finish(taskID, with: outcome, by: runner, at: clock()) else {
       return try await task(taskID)  // finished or moved meanwhile → as it is
     }
-    state.withLock { state in
-      state.running.removeValue(forKey: taskID)
-      state.scheduler.release(
-        runner, computeTime: outcome.executionTime ?? 0, succeeded: outcome.status == .completed, at: clock())
+    state.withLock { _ = $0.running.removeValue(forKey: taskID) }
+    server.withMembership { membership in
+      membership.finishTask(on: runner)  // its worker is free
+      membership.recordTask(on: runner, computeSeconds: outcome.executionTime ?? 0, succeeded: outcome.status == .completed)
     }
     finished(record)
     kick()

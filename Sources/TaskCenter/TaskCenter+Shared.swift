@@ -127,21 +127,21 @@ extension TaskCenter {
   func poolRows() -> [PoolNode] {
     guard let shared else { return [] }
     let now = clock()
-    let functions = Dictionary(server.localNodes().map { ($0.id, $0.functions) }, uniquingKeysWith: { first, _ in first })
-    let server = self.server
-    return state.withLock { state in
-      state.scheduler.nodes.values.filter { !state.pull.contains($0.id) }.sorted { $0.id < $1.id }.map { node in
-        let status = node.status(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
-        // Unavailable while over its load thresholds, or while calls hold the workers its tasks leave.
-        let busyWithCalls = node.running < node.slots && !server.hasFreeWorker(node.id)
-        return PoolNode(
-          id: node.id, gatewayID: shared.gatewayID, online: status != .offline,
-          available: node.thresholds.allows(node.load) && !busyWithCalls, slots: node.slots, running: node.running,
-          waitingSince: node.waitingSince, lastServedAt: node.lastServedAt, completed: node.completed,
-          failed: node.failed, computeTime: node.totalComputeTime, cores: node.resources.cores,
-          memoryMB: node.resources.memoryMB, runsCode: state.runsCode.contains(node.id),
-          functions: functions[node.id] ?? [])
-      }
+    let timeout = configuration.scheduler.heartbeatTimeout
+    let nodes = server.withMembership { $0.taskNodes.filter { $0.attachment == .link } }
+    return nodes.map { node in
+      let status = node.taskStatus(at: now, heartbeatTimeout: timeout)
+      let worker = node.worker
+      let slots = worker?.taskSlots ?? 0
+      // Unavailable while over its load thresholds, or while calls hold the workers its tasks leave.
+      let busyWithCalls = node.tasks < slots && !node.hasFreeWorker
+      return PoolNode(
+        id: node.id, gatewayID: shared.gatewayID, online: status != .offline,
+        available: (worker?.thresholds.allows(node.load) ?? false) && !busyWithCalls, slots: slots, running: node.tasks,
+        waitingSince: node.history.waitingSince, lastServedAt: node.history.lastServedAt,
+        completed: node.history.completed, failed: node.history.failed, computeTime: node.history.computeSeconds,
+        cores: worker?.resources.cores ?? 0, memoryMB: worker?.resources.memoryMB ?? 0, runsCode: worker?.runsCode ?? false,
+        functions: node.online ? node.functions.keys.sorted() : [])
     }
   }
 
@@ -149,14 +149,10 @@ extension TaskCenter {
   /// so the fair scheduler weighs it the same whichever gateway it is on.
   func restoreHistory(of nodeID: String) async {
     guard let shared, let row = try? await shared.poolNode(nodeID) else { return }
-    state.withLock { state in
-      guard let node = state.scheduler.nodes[nodeID], row.completed + row.failed >= node.completed + node.failed else {
-        return
-      }
-      state.scheduler.restore(
-        nodeID, completed: row.completed, failed: row.failed, totalComputeTime: row.computeTime,
-        lastServedAt: row.lastServedAt)
-    }
+    let history = Membership.History(
+      completed: row.completed, failed: row.failed, computeSeconds: row.computeTime, waitingSince: row.waitingSince,
+      lastServedAt: row.lastServedAt)
+    server.withMembership { $0.restore(nodeID, history) }
   }
 
   /// Reads what the other gateways publish, and tells this gateway's event subscribers about

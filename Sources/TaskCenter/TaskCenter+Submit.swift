@@ -80,7 +80,8 @@ extension TaskCenter {
       try InputBounds.check(resources.memoryMB, InputBounds.memoryMB, field: "resources.memory")
       try InputBounds.check(maxAttempts, InputBounds.attempts, field: "max_attempts")
     }
-    guard state.withLock({ $0.scheduler.couldRun(resources, at: clock()) }) else {
+    let now = clock()
+    guard server.withMembership({ scheduler.couldRun(resources, among: $0.members.values, at: now) }) else {
       throw TaskCenterError(
         code: .resourceUnavailable, message: "no node can provide \(resources.cpu) cores and \(resources.memoryMB) MiB",
         details: "resources: cpu \(resources.cpu), memory \(resources.memoryMB)")

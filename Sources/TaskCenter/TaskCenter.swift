@@ -79,17 +79,16 @@ public final class TaskCenter: Sendable {
   let departed: AsyncStream<(String, String)>
   let departures: AsyncStream<(String, String)>.Continuation
 
+  /// The ranking of idle nodes; the nodes themselves are the gateway's members (``Membership``).
+  let scheduler: FairScheduler
+
+  /// What the task center keeps beside the gateway's registry of nodes: who may speak for the
+  /// nodes that pull over HTTP, tasks and their waiters, writes owed to the store, its loops.
   struct State {
-    var scheduler: FairScheduler
-    var runsCode: Set<String> = []
-    /// How each linked node isolates its code tasks (what it said when it joined).
-    var isolation: [String: SandboxIsolation] = [:]
-    /// What each node last reported of itself over its link, for the metrics.
-    var reported: [String: ReportedNode] = [:]
-    /// Nodes that pull work over HTTP instead of having it pushed over a link.
-    var pull: Set<String> = []
-    /// Who may speak for each of them.
+    /// Who may speak for each node that pulls work over HTTP.
     var pullRegistry: PullRegistry
+    /// How much of each node's reported counters the metrics have shown.
+    var feeds: [String: NodeFeeds] = [:]
     /// Finished tasks: how many, their total run time, and when each of the last hour ended.
     var finishedCount = 0
     var finishedSeconds = 0.0
@@ -123,10 +122,8 @@ public final class TaskCenter: Sendable {
     self.configuration = configuration
     self.clock = clock
     self.logger = logger ?? Logger(label: "easyremote.tasks")
-    self.state = Mutex(
-      State(
-        scheduler: FairScheduler(configuration: configuration.scheduler),
-        pullRegistry: PullRegistry(policy: configuration.pullNodes)))
+    self.scheduler = FairScheduler(configuration: configuration.scheduler)
+    self.state = Mutex(State(pullRegistry: PullRegistry(policy: configuration.pullNodes)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
     registerMetrics()
@@ -157,13 +154,16 @@ public final class TaskCenter: Sendable {
       guard let self, self.state.withLock({ $0.loops != nil }) else { return }
       switch event {
       case .left(let nodeID, let reason):
-        let why = reason.hasPrefix("heartbeat timeout") ? "missed its heartbeats" : "disconnected"
-        if self.leaveScheduler(nodeID) { self.departures.yield((nodeID, "node \(nodeID) \(why)")) }
+        // Out of the registry already; a task node's record stays there, offline.
+        let why = reason.code == .heartbeatTimeout ? "missed its heartbeats" : "disconnected"
+        if self.server.withMembership({ $0.departed[nodeID] != nil }) {
+          self.departures.yield((nodeID, "node \(nodeID) \(why)"))
+          self.publishNodesSoon()  // other gateways stop weighing it
+        }
         self.forgetReported(nodeID)
-      case .status(let nodeID, let payload):
-        guard let beat = try? JSONDecoder().decode(TaskNodeHeartbeat.self, from: payload) else { return }
-        self.loadReported(nodeID, beat.load.clamped)
-        self.reported(nodeID, beat)
+      case .reported(_, let availabilityChanged):
+        self.kick()  // the load may have dropped below the thresholds
+        if availabilityChanged { self.publishNodesSoon() }
       case .workerFree:
         self.kick()  // a task waiting for that node's worker can start now
       case .joined:
@@ -234,8 +234,10 @@ public final class TaskCenter: Sendable {
   func expireLoop() async {
     while !Task.isCancelled {
       try? await Task.sleep(for: configuration.expiryInterval)
-      let expired = state.withLock { $0.scheduler.expire(at: clock()) }
-      for nodeID in expired { await nodeGone(nodeID, reason: "node \(nodeID) missed its heartbeats", alreadyLeft: true) }
+      let (timeout, now) = (configuration.scheduler.heartbeatTimeout, clock())
+      let expired = server.withMembership { $0.expire(heartbeatTimeout: timeout, at: now) }
+      if !expired.isEmpty { publishNodesSoon() }
+      for nodeID in expired { await requeueTasks(of: nodeID, reason: "node \(nodeID) missed its heartbeats") }
     }
   }
 

@@ -90,14 +90,6 @@ struct TaskReport: Codable, Sendable {
   static let mostBytes = 16 << 20
 }
 
-/// What a task worker's heartbeats carry (``ComputeNode/reportStatus(_:)``).
-struct TaskNodeHeartbeat: Codable, Sendable {
-  var load: NodeLoad
-  /// The node's own counters (absent from older nodes).
-  var stats: NodeStats?
-  var maxWorkers: Int?
-}
-
 struct TaskQuery: Codable, Sendable {
   var id: String
   /// For `wait`: seconds to wait at most.

@@ -134,7 +134,7 @@ public final class TaskWorker: Sendable {
   /// The machine's load rides on the link's heartbeat (one sign of life, not two): sent now,
   /// and carried by every heartbeat until the next sample.
   private func beat() {
-    let beat = TaskNodeHeartbeat(load: load(), stats: node.stats(), maxWorkers: node.maxWorkers)
+    let beat = NodeReport(load: load(), stats: node.stats(), maxWorkers: node.maxWorkers)
     guard let status = try? JSONEncoder().encode(beat) else { return }
     node.reportStatus(status)
   }

@@ -173,4 +173,142 @@ struct MembershipTests {
     #expect(node.joinedAt == Self.t0)
     #expect(membership.nodes(serving: "g") == ["n"] && membership.nodes(serving: "f").isEmpty)
   }
+
+  // MARK: The one registry: task nodes, pulling nodes, history
+
+  static let machine = NodeResources(cores: 4, memoryMB: 8192, platform: "linux")
+
+  static func worker(slots: Int, maxCPU: Double = 80) -> Membership.Worker {
+    Membership.Worker(
+      resources: machine, taskSlots: slots, thresholds: LoadThresholds(maxCPUPercent: maxCPU), runsCode: true)
+  }
+
+  @Test("a task takes a worker only while the node has a task slot, a free worker and a quiet machine")
+  func takeNeedsEverything() throws {
+    var membership = Self.members([("n", ["f"], 4)])
+    let r1 = membership.take("n", at: Self.t0)
+    #expect(!r1, "not a task node until it joins the task center")
+    let r2 = membership.joinTasks("n", Self.worker(slots: 2, maxCPU: 50), at: Self.t0)
+    #expect(r2 == true)
+    let r3 = membership.joinTasks("ghost", Self.worker(slots: 2), at: Self.t0)
+    #expect(r3 == nil, "not connected")
+    let r4 = membership.take("n", at: Self.t0.addingTimeInterval(1))
+    #expect(r4)
+    #expect(membership.members["n"]?.history.lastServedAt == Self.t0.addingTimeInterval(1))
+    _ = try membership.routeCall("f").get()
+    // 1 task + 1 call of 4 workers, 1 of 2 task slots: one more task fits.
+    #expect(membership.members["n"]?.canTakeTask == true)
+    let r5 = membership.take("n", at: Self.t0)
+    #expect(r5)
+    // 2 of 2 task slots (a worker is still free for calls).
+    let r6 = membership.take("n", at: Self.t0)
+    #expect(!r6 && membership.hasFreeWorker("n"))
+    membership.finishTask(on: "n")
+    // Its owner is busy: no task, whatever is free.
+    membership.report("n", NodeReport(load: NodeLoad(cpuPercent: 70)), at: Self.t0)
+    let r7 = membership.take("n", at: Self.t0)
+    #expect(!r7)
+    #expect(membership.members["n"]?.taskStatus(at: Self.t0, heartbeatTimeout: 30) == .busy)
+    membership.report("n", NodeReport(load: NodeLoad(cpuPercent: 10)), at: Self.t0)
+    #expect(membership.members["n"]?.taskStatus(at: Self.t0, heartbeatTimeout: 30) == .idle)
+    // Calls fill the workers: busy for tasks too (one capacity).
+    _ = try membership.routeCall("f").get()
+    _ = try membership.routeCall("f").get()
+    #expect(membership.members["n"]?.taskStatus(at: Self.t0, heartbeatTimeout: 30) == .busy)
+    let r8 = membership.take("n", at: Self.t0)
+    #expect(!r8)
+  }
+
+  @Test("a task node that leaves stays on record, offline, and gets its history back when it rejoins")
+  func departedKeepsHistory() throws {
+    var membership = Self.members([("n", ["f"], 2), ("calls-only", ["f"], 2)])
+    _ = membership.joinTasks("n", Self.worker(slots: 2), at: Self.t0)
+    let r9 = membership.take("n", at: Self.t0)
+    #expect(r9)
+    membership.finishTask(on: "n")
+    membership.recordTask(on: "n", computeSeconds: 2.5, succeeded: true)
+    let r10 = membership.take("n", at: Self.t0)
+    #expect(r10)
+    membership.leave("n")
+    membership.leave("calls-only")
+    membership.recordTask(on: "n", computeSeconds: 1, succeeded: false)  // its answer came late
+    let record = try #require(membership.taskNode("n"))
+    #expect(!record.online && record.tasks == 0 && record.history.completed == 1 && record.history.failed == 1)
+    #expect(record.taskStatus(at: Self.t0, heartbeatTimeout: 1e9) == .offline)
+    #expect(membership.taskNode("calls-only") == nil, "a node that never took tasks leaves no record")
+    #expect(membership.taskNodes.map(\.id) == ["n"])
+    // Back over a link: history kept, no tasks until it joins the task center again.
+    let later = Self.t0.addingTimeInterval(60)
+    membership.join(Self.announce("n", ["f"]), at: later)
+    #expect(membership.departed.isEmpty)
+    let r11 = membership.take("n", at: later)
+    #expect(membership.members["n"]?.worker == nil && !r11)
+    _ = membership.joinTasks("n", Self.worker(slots: 2), at: later)
+    let back = try #require(membership.members["n"])
+    #expect(back.history.completed == 1 && back.history.computeSeconds == 3.5 && back.history.waitingSince == later)
+  }
+
+  @Test("a node that pulls over HTTP is a member without a link: never routed to, expired by silence")
+  func pullingNodes() throws {
+    var membership = Self.members([("linked", ["f"], 2)])
+    let joined = membership.pullHeartbeat(
+      "puller", resources: Self.machine, load: NodeLoad(), slots: 2, heartbeatTimeout: 30, at: Self.t0)
+    #expect(joined)
+    #expect(membership.nodeInfos.map(\.id) == ["linked"], "the gateway's node list is its links")
+    #expect(membership.members["puller"]?.isLinked == false && membership.members["linked"]?.isLinked == true)
+    #expect(throws: EasyRemoteError.self) { try membership.routeCall("f", target: "puller").get() }
+    let r12 = membership.take("puller", at: Self.t0)
+    #expect(r12)
+    // Heartbeats keep it; a linked node is never spoken for over HTTP.
+    let again = membership.pullHeartbeat(
+      "puller", resources: Self.machine, load: NodeLoad(), slots: 2, heartbeatTimeout: 30, at: Self.t0.addingTimeInterval(20))
+    #expect(!again)
+    let hijack = membership.pullHeartbeat(
+      "linked", resources: Self.machine, load: NodeLoad(), slots: 2, heartbeatTimeout: 30, at: Self.t0)
+    #expect(!hijack && membership.members["linked"]?.attachment == .link)
+    let r13 = membership.expire(heartbeatTimeout: 30, at: Self.t0.addingTimeInterval(45))
+    #expect(r13 == [])
+    let r14 = membership.expire(heartbeatTimeout: 30, at: Self.t0.addingTimeInterval(51))
+    #expect(r14 == ["puller"])
+    #expect(membership.members["puller"] == nil && membership.taskNode("puller")?.online == false)
+    // A link is never expired by the clock.
+    #expect(membership.members["linked"] != nil)
+    // Its next heartbeat brings it back, with what it had done.
+    membership.recordTask(on: "puller", computeSeconds: 1, succeeded: true)
+    let back = membership.pullHeartbeat(
+      "puller", resources: Self.machine, load: NodeLoad(), slots: 2, heartbeatTimeout: 30, at: Self.t0.addingTimeInterval(60))
+    #expect(back && membership.members["puller"]?.history.completed == 1 && membership.members["puller"]?.tasks == 0)
+  }
+
+  @Test("a node that stops taking tasks keeps its link and its calls")
+  func leaveTasksKeepsLink() throws {
+    var membership = Self.members([("n", ["f"], 2)])
+    _ = membership.joinTasks("n", Self.worker(slots: 1), at: Self.t0)
+    _ = try membership.routeCall("f").get()
+    let r15 = membership.leaveTasks("n")
+    #expect(r15)
+    let r16 = membership.leaveTasks("n")
+    #expect(!r16, "once")
+    #expect(membership.members["n"]?.calls == 1 && membership.members["n"]?.isLinked == true)
+    #expect(membership.taskNode("n")?.online == false)
+    let r17 = membership.take("n", at: Self.t0)
+    #expect(!r17)
+    _ = membership.joinTasks("n", Self.worker(slots: 1), at: Self.t0)
+    let r18 = membership.take("n", at: Self.t0)
+    #expect(membership.departed.isEmpty && r18)
+  }
+
+  @Test("the records of departed nodes are bounded: the longest gone is forgotten first")
+  func departedBounded() {
+    var membership = Membership()
+    for index in 0...Membership.departedLimit {
+      let id = "n\(index)"
+      let at = Self.t0.addingTimeInterval(Double(index))
+      membership.join(Self.announce(id, []), at: at)
+      _ = membership.joinTasks(id, Self.worker(slots: 1), at: at)
+      membership.leave(id)
+    }
+    #expect(membership.departed.count == Membership.departedLimit)
+    #expect(membership.departed["n0"] == nil && membership.departed["n1"] != nil)
+  }
 }

@@ -24,7 +24,7 @@ struct GRPCTransportTests {
     try await withNode(id: "caller", config: grpcConfig(listen: false)) { caller in
       let lost = Signal()
       caller.on(.disconnect) { event in
-        if case .disconnect(_, let reason) = event { lost.fire(reason) }
+        if case .disconnect(_, let reason) = event { lost.fire(reason.message) }
       }
       try await caller.connect(to: "victim", at: peer.address)
       let sum: Double = try await caller.call("victim", "add", [2.0, 3.0])

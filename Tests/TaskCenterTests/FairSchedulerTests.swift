@@ -1,7 +1,79 @@
 import Foundation
 import Testing
 
+@testable import EasyRemoteCore
 @testable import TaskCenter
+
+/// The gateway's registry of nodes (``Membership``) and the fair ranking over it, driven as the
+/// task center drives them: joins, heartbeats, a task's start and end — time passed in.
+struct Pool {
+  var membership = Membership()
+  let scheduler: FairScheduler
+  var timeout: Double { scheduler.configuration.heartbeatTimeout }
+
+  init(configuration: FairScheduler.Configuration = .init()) {
+    scheduler = FairScheduler(configuration: configuration)
+  }
+
+  /// A node joins: over a link (announce, then the task center's join), or pulling over HTTP.
+  mutating func join(_ id: String, resources: NodeResources, slots: Int, pulling: Bool = true, at now: Date) {
+    if pulling {
+      membership.leave(id)  // joining again: its wait starts now
+      _ = membership.pullHeartbeat(id, resources: resources, load: NodeLoad(), slots: slots, heartbeatTimeout: timeout, at: now)
+    } else {
+      membership.join(NodeAnnouncement(nodeID: id, maxWorkers: slots, functions: []), at: now)
+      _ = membership.joinTasks(id, Membership.Worker(resources: resources, taskSlots: slots, runsCode: true), at: now)
+    }
+  }
+
+  /// A heartbeat with the machine's load: `false` for a node that is not connected.
+  @discardableResult
+  mutating func heartbeat(_ id: String, load: NodeLoad, at now: Date) -> Bool {
+    // A pulling node's heartbeat brings it back after it went silent.
+    guard let member = membership.members[id] ?? membership.departed[id] else { return false }
+    if member.attachment == .pull {
+      _ = membership.pullHeartbeat(
+        id, resources: member.worker!.resources, load: load, slots: member.worker!.taskSlots, heartbeatTimeout: timeout, at: now)
+      return true
+    }
+    return membership.report(id, NodeReport(load: load), at: now)
+  }
+
+  mutating func restore(_ id: String, completed: Int, lastServedAt: Date? = nil) {
+    let waiting = membership.members[id]!.history.waitingSince
+    membership.restore(id, Membership.History(completed: completed, waitingSince: waiting, lastServedAt: lastServedAt))
+  }
+
+  func best(_ request: ResourceRequest = ResourceRequest(), at now: Date) -> FairScheduler.QueueEntry? {
+    scheduler.best(request, among: membership.members.values, at: now)
+  }
+
+  /// The node the next task needing `request` goes to, its worker taken.
+  mutating func assign(_ request: ResourceRequest = ResourceRequest(), at now: Date) -> String? {
+    guard let id = best(request, at: now)?.nodeID, membership.take(id, at: now) else { return nil }
+    return id
+  }
+
+  mutating func take(_ id: String, at now: Date) { _ = membership.take(id, at: now) }
+
+  /// A task on `id` ended after `computeTime` seconds.
+  mutating func release(_ id: String, computeTime: Double = 0, at now: Date) {
+    membership.finishTask(on: id)
+    membership.recordTask(on: id, computeSeconds: computeTime, succeeded: true)
+  }
+
+  func status(of id: String, at now: Date) -> NodeStatus? {
+    membership.taskNode(id)?.taskStatus(at: now, heartbeatTimeout: timeout)
+  }
+
+  func queue(at now: Date) -> [FairScheduler.QueueEntry] { scheduler.queue(membership.members.values, at: now) }
+  func couldRun(_ request: ResourceRequest, at now: Date) -> Bool {
+    scheduler.couldRun(request, among: membership.members.values, at: now)
+  }
+  mutating func expire(at now: Date) -> [String] { membership.expire(heartbeatTimeout: timeout, at: now) }
+  mutating func leave(_ id: String) { membership.leave(id) }
+  var ids: [String] { membership.members.keys.sorted() }
+}
 
 @Suite("Fair scheduler")
 struct FairSchedulerTests {
@@ -26,9 +98,9 @@ struct FairSchedulerTests {
     #expect(abs(FairScheduler.score(waitSeconds: wait, completed: completed) - expected) < 1e-9)
   }
 
-  /// A scheduler with nodes that joined at `t0 - wait` and completed `completed` tasks.
-  func scheduler(_ nodes: [(id: String, wait: Double, completed: Int)], now: Date) -> FairScheduler {
-    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 1e9))
+  /// A registry of nodes that joined at `t0 - wait` and completed `completed` tasks.
+  func scheduler(_ nodes: [(id: String, wait: Double, completed: Int)], now: Date) -> Pool {
+    var scheduler = Pool(configuration: .init(heartbeatTimeout: 1e9))
     for node in nodes {
       let joined = now.addingTimeInterval(-node.wait)
       scheduler.join(node.id, resources: machine, slots: 1, at: joined)
@@ -92,7 +164,7 @@ struct FairSchedulerTests {
 
   @Test("a node that has not worked for 30 minutes is not 'recently served'")
   func notRecentlyServed() throws {
-    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 1e9))
+    var scheduler = Pool(configuration: .init(heartbeatTimeout: 1e9))
     scheduler.join("n", resources: machine, slots: 1, at: t0)
     for _ in 0..<10 {
       _ = scheduler.assign(at: t0)
@@ -115,8 +187,8 @@ struct FairSchedulerTests {
     #expect(scheduler.status(of: "new", at: now) == .idle, "nothing taken")
     // A node elsewhere with the same history scores the same; one waiting past 5 minutes
     // goes before all.
-    #expect(scheduler.rank(waitingSince: now.addingTimeInterval(-5), completed: 0, at: now) == best?.score)
-    #expect(scheduler.rank(waitingSince: now.addingTimeInterval(-301), completed: 500, at: now) < -1e12)
+    #expect(scheduler.scheduler.rank(waitingSince: now.addingTimeInterval(-5), completed: 0, at: now) == best?.score)
+    #expect(scheduler.scheduler.rank(waitingSince: now.addingTimeInterval(-301), completed: 500, at: now) < -1e12)
     scheduler.take("new", at: now)
     #expect(scheduler.status(of: "new", at: now) == .busy)
     #expect(scheduler.best(at: now)?.nodeID == "old")
@@ -124,7 +196,7 @@ struct FairSchedulerTests {
 
   @Test("only idle nodes whose machine fits the task are picked")
   func eligibility() {
-    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 1e9))
+    var scheduler = Pool(configuration: .init(heartbeatTimeout: 1e9))
     scheduler.join("full", resources: machine, slots: 1, at: t0.addingTimeInterval(-200))
     let picked1 = scheduler.assign(at: t0.addingTimeInterval(-200))
     #expect(picked1 == "full")
@@ -147,7 +219,7 @@ struct FairSchedulerTests {
     #expect(picked5 == nil)
     #expect(scheduler.couldRun(ResourceRequest(cpu: 8, memoryMB: 1024), at: now))
     #expect(!scheduler.couldRun(ResourceRequest(cpu: 64, memoryMB: 1024), at: now))
-    #expect(FairScheduler().couldRun(ResourceRequest(cpu: 64, memoryMB: 1024), at: now))
+    #expect(Pool().couldRun(ResourceRequest(cpu: 64, memoryMB: 1024), at: now))
 
     // The owner's load goes down: the node is idle again.
     scheduler.heartbeat("loaded", load: NodeLoad(cpuPercent: 5, memoryPercent: 10), at: now)
@@ -157,7 +229,7 @@ struct FairSchedulerTests {
 
   @Test("missed heartbeats make a node offline; a heartbeat brings it back")
   func heartbeats() {
-    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 90))
+    var scheduler = Pool(configuration: .init(heartbeatTimeout: 90))
     scheduler.join("a", resources: machine, slots: 2, at: t0)
     scheduler.join("b", resources: machine, slots: 2, at: t0)
     scheduler.heartbeat("b", load: NodeLoad(), at: t0.addingTimeInterval(60))
@@ -180,8 +252,8 @@ struct FairSchedulerTests {
 
   @Test("a node on a link does not expire by the clock: it is alive while its link is, until it leaves")
   func linkedNodes() {
-    var scheduler = FairScheduler(configuration: .init(heartbeatTimeout: 90))
-    scheduler.join("linked", resources: machine, slots: 1, expiresWithoutHeartbeats: false, at: t0)
+    var scheduler = Pool(configuration: .init(heartbeatTimeout: 90))
+    scheduler.join("linked", resources: machine, slots: 1, pulling: false, at: t0)
     scheduler.join("pulling", resources: machine, slots: 1, at: t0)
     let later = t0.addingTimeInterval(3600)
     #expect(scheduler.expire(at: later) == ["pulling"])
@@ -191,13 +263,13 @@ struct FairSchedulerTests {
     let revived = scheduler.heartbeat("linked", load: NodeLoad(), at: later)
     #expect(!revived && scheduler.status(of: "linked", at: later) == .offline, "a late heartbeat does not bring it back")
     // Joining again (its link came back) makes it online, still judged by its link.
-    scheduler.join("linked", resources: machine, slots: 1, expiresWithoutHeartbeats: false, at: later)
+    scheduler.join("linked", resources: machine, slots: 1, pulling: false, at: later)
     #expect(scheduler.status(of: "linked", at: later.addingTimeInterval(3600)) == .idle)
   }
 
   @Test("300 short tasks on 3 nodes: every node is served, and a newcomer gets work at once")
   func fairness() {
-    var scheduler = FairScheduler()
+    var scheduler = Pool()
     var now = t0
     for id in ["n1", "n2", "n3"] { scheduler.join(id, resources: machine, slots: 1, at: now) }
     var served: [String: Int] = [:]
@@ -212,7 +284,7 @@ struct FairSchedulerTests {
         let done = running.removeFirst()
         now = max(now, done.ends)
         scheduler.release(done.node, computeTime: 0.2, at: now)
-        for id in scheduler.nodes.keys { scheduler.heartbeat(id, load: NodeLoad(), at: now) }
+        for id in scheduler.ids { scheduler.heartbeat(id, load: NodeLoad(), at: now) }
         node = scheduler.assign(at: now)
       }
       let chosen = node!
