@@ -57,9 +57,37 @@ extension ComputeNode {
     }
   }
 
+  /// Offers the gateway's task center this node's workers (`nil`: no more), in this and
+  /// every later announcement; announced now when connected.
+  ///
+  /// - Throws: what the gateway answered (`invalid_arguments` naming the field out of range),
+  ///   or `NodeError` when the link is down (the next connection announces it anyway).
+  package func offerTasks(_ worker: Membership.Worker?) async throws {
+    let connected = state.withLock { state in
+      state.worker = worker
+      return state.connected
+    }
+    if connected { try await announce() }
+  }
+
+  /// Runs `hook` before each announcement (the first, and after every reconnection), in the
+  /// order given. Returns a token for ``removeAnnounceHook(_:)``.
+  package func beforeAnnouncing(_ hook: @escaping @Sendable () async -> Void) -> UInt64 {
+    state.withLock { state in
+      defer { state.nextHook += 1 }
+      state.announceHooks[state.nextHook] = hook
+      return state.nextHook
+    }
+  }
+
+  package func removeAnnounceHook(_ token: UInt64) {
+    _ = state.withLock { $0.announceHooks.removeValue(forKey: token) }
+  }
+
   /// Sets what this node's heartbeats carry to the gateway (and sends one now): the
-  /// gateway's extensions hear it as ``MembershipEvent/status(nodeID:payload:)``. The task
-  /// worker reports the machine's load this way.
+  /// gateway keeps a ``NodeReport`` in the node's record and tells its extensions
+  /// (``MembershipEvent/reported(nodeID:availabilityChanged:)``). The task worker reports the
+  /// machine's load this way.
   public func reportStatus(_ payload: Data) { node.reportStatus(payload) }
 
   /// The node's logger (its id in the metadata).

@@ -42,6 +42,13 @@ public final class ComputeNode: Sendable {
     var connected = false
     var reconnecting = false
     var connectListeners = Listeners<Void>()
+    /// What it offers the task center, in each announcement (``offerTasks(_:)``).
+    var worker: Membership.Worker?
+    /// The offer the gateway last took.
+    var announcedWorker: Membership.Worker?
+    /// Run before each announcement (``beforeAnnouncing(_:)``).
+    var announceHooks: [UInt64: @Sendable () async -> Void] = [:]
+    var nextHook: UInt64 = 0
     /// Which of ``serverAddresses`` it dials (it moves on when that one fails).
     var gatewayIndex = 0
   }
@@ -156,14 +163,12 @@ public final class ComputeNode: Sendable {
     let address = gatewayAddress
     do {
       try await node.connect(to: Server.nodeID, at: address)
-      let announcement = state.withLock { state in
-        NodeAnnouncement(nodeID: node.id, maxWorkers: maxWorkers, functions: Array(state.functions.values))
-      }
-      let _: Empty = try await node.call(Server.nodeID, Methods.announce, announcement, timeout: .seconds(10))
-      let listeners = state.withLock { state in
+      try await announce()
+      let (listeners, changed) = state.withLock { state in
         state.connected = true
-        return state.connectListeners.all
+        return (state.connectListeners.all, state.worker != state.announcedWorker)
       }
+      if changed { try await announce() }  // its offer changed while it connected
       for listener in listeners { listener(()) }
       node.logger.info("registered with the gateway", metadata: ["gateway": "\(address)"])
     } catch {
@@ -273,14 +278,22 @@ public final class ComputeNode: Sendable {
     }
     // Registering after the node joined: tell the gateway again.
     if announce {
-      background.start { [weak self] in
-        guard let self else { return }
-        let announcement = self.state.withLock { state in
-          NodeAnnouncement(nodeID: self.node.id, maxWorkers: self.maxWorkers, functions: Array(state.functions.values))
-        }
-        _ = try? await self.node.call(Server.nodeID, Methods.announce, announcement, as: Empty.self, timeout: .seconds(10))
-      }
+      background.start { [weak self] in try? await self?.announce() }
     }
+  }
+
+  /// Tells the gateway who this node is — its functions, workers and (when it takes tasks)
+  /// what it offers the task center: the one join. The hooks run first (a task worker hands
+  /// in how its recent tasks ended, before it can be given new ones).
+  func announce() async throws {
+    let hooks = state.withLock { Array($0.announceHooks.sorted { $0.key < $1.key }.map(\.value)) }
+    for hook in hooks { await hook() }
+    let announcement = state.withLock { state in
+      NodeAnnouncement(
+        nodeID: node.id, maxWorkers: maxWorkers, functions: Array(state.functions.values), worker: state.worker)
+    }
+    let _: Empty = try await node.call(Server.nodeID, Methods.announce, announcement, timeout: .seconds(10))
+    state.withLock { $0.announcedWorker = announcement.worker }
   }
 
   // MARK: - Running calls

@@ -33,8 +33,9 @@ package struct Membership: Sendable {
     case pull
   }
 
-  /// What a node offers the task center when it joins it.
-  package struct Worker: Sendable, Equatable {
+  /// What a node offers the task center: the task section of its announcement
+  /// (``NodeAnnouncement/worker``), kept in its record.
+  package struct Worker: Codable, Sendable, Equatable {
     package var resources: NodeResources
     /// Tasks at once at most (within its `maxWorkers`, which calls share).
     package var taskSlots: Int
@@ -55,6 +56,22 @@ package struct Membership: Sendable {
       self.runsCode = runsCode
       self.isolation = isolation
     }
+
+    enum CodingKeys: String, CodingKey {
+      case resources
+      case taskSlots = "slots"
+      case thresholds, runsCode, isolation
+    }
+  }
+
+  /// What an announcement changed.
+  package struct JoinChange: Sendable, Equatable {
+    /// The node is new on its link (or back after its link dropped).
+    package var isNew: Bool
+    /// It offers tasks now and did not before (``Member/worker``).
+    package var joinedTasks: Bool
+    /// It offered tasks and does not any more.
+    package var leftTasks: Bool
   }
 
   /// A node's tasks so far, kept while it is away (the fair scheduler weighs it).
@@ -153,14 +170,15 @@ package struct Membership: Sendable {
 
   // MARK: Joining and leaving
 
-  /// A node announced itself over its link (first time, after reconnecting, or with new
-  /// functions). Work already counted on it stays counted; a node that left earlier gets its
-  /// history back (it joins the task center again with its own ``joinTasks(_:_:at:)``).
-  /// Returns whether it is new.
+  /// A node announced itself over its link — the one join: first time, after reconnecting,
+  /// with new functions, or offering tasks (``NodeAnnouncement/worker``) or no longer. Work
+  /// already counted on it stays counted; a node that left earlier gets its history back.
   @discardableResult
-  package mutating func join(_ announcement: NodeAnnouncement, at now: Date) -> Bool {
+  package mutating func join(_ announcement: NodeAnnouncement, at now: Date) -> JoinChange {
+    let id = announcement.nodeID
     let functions = Dictionary(announcement.functions.map { ($0.name, $0) }, uniquingKeysWith: { $1 })
-    if var member = members[announcement.nodeID] {
+    var change = JoinChange(isNew: false, joinedTasks: false, leftTasks: false)
+    if var member = members[id] {
       member.functions = functions
       member.maxWorkers = InputBounds.clamp(announcement.maxWorkers, InputBounds.slots)
       if member.attachment == .pull {
@@ -168,26 +186,33 @@ package struct Membership: Sendable {
         member.attachment = .link
         member.worker = nil
       }
-      members[announcement.nodeID] = member
-      return false
+      members[id] = member
+    } else {
+      var member = Member(id: id, attachment: .link, functions: functions, maxWorkers: announcement.maxWorkers, at: now)
+      member.history = returning(id, at: now)
+      members[id] = member
+      change.isNew = true
     }
-    var member = Member(
-      id: announcement.nodeID, attachment: .link, functions: functions, maxWorkers: announcement.maxWorkers, at: now)
-    member.history = returning(announcement.nodeID, at: now)
-    members[announcement.nodeID] = member
-    return true
+    if let worker = announcement.worker {
+      change.joinedTasks = joinTasks(id, worker, at: now) == true
+    } else {
+      change.leftTasks = leaveTasks(id)
+    }
+    return change
   }
 
-  /// Linked node `id` joins the task center with what it offers (or joins again). Its wait
-  /// for a task starts now. `nil` for a node that is not connected; otherwise whether it was
-  /// not a task node before.
+  /// Linked node `id` offers tasks (its announcement's worker section). A node new to tasks
+  /// waits for one from now; one that offered already keeps its place in the queue. `nil`
+  /// for a node that is not connected; otherwise whether it was not a task node before.
   package mutating func joinTasks(_ id: String, _ worker: Worker, at now: Date) -> Bool? {
     guard var member = members[id], member.attachment == .link else { return nil }
     let wasWorker = member.worker != nil
     departed.removeValue(forKey: id)  // it left the tasks but kept its link: its record is here
     member.worker = worker
-    member.lastHeartbeat = now
-    member.history.waitingSince = now
+    if !wasWorker {
+      member.lastHeartbeat = now
+      member.history.waitingSince = now
+    }
     members[id] = member
     return !wasWorker
   }

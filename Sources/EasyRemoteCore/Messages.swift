@@ -65,11 +65,14 @@ package struct NodeAnnouncement: Codable, Sendable {
   package var nodeID: String
   package var maxWorkers: Int
   package var functions: [FunctionDescriptor]
+  /// What it offers the task center; absent: calls only (or it stopped taking tasks).
+  package var worker: Membership.Worker?
 
-  package init(nodeID: String, maxWorkers: Int, functions: [FunctionDescriptor]) {
+  package init(nodeID: String, maxWorkers: Int, functions: [FunctionDescriptor], worker: Membership.Worker? = nil) {
     self.nodeID = nodeID
     self.maxWorkers = maxWorkers
     self.functions = functions
+    self.worker = worker
   }
 }
 

@@ -5,6 +5,10 @@ public import NodeComm
 public enum MembershipEvent: Sendable, Equatable {
   /// A compute node announced itself (first time, or back after its link dropped).
   case joined(nodeID: String)
+  /// A compute node offers tasks (its announcement's worker section): it is a task node now.
+  case joinedTasks(nodeID: String)
+  /// A compute node stopped offering tasks but keeps its link: its record, offline, stays.
+  case leftTasks(nodeID: String)
   /// A compute node's link closed (why: closed by the peer, a heartbeat timeout, …): it is
   /// already gone from routing and from tasks.
   case left(nodeID: String, reason: LinkEndReason)
@@ -72,7 +76,7 @@ extension Server {
         NodeConnected(nodeID: nodeID, functions: member?.functions.keys.sorted() ?? [], maxWorkers: member?.maxWorkers ?? 0))
     case .left(let nodeID, let reason):
       publish("node_disconnected", NodeDisconnected(nodeID: nodeID, reason: reason.message))
-    case .workerFree, .reported:
+    case .workerFree, .reported, .joinedTasks, .leftTasks:
       break
     }
   }

@@ -48,7 +48,7 @@ extension Server {
       instruments.counter(MetricCatalogue.nodeJoins, ["kind": seen ? "reconnect" : "first"]).increment()
     case .left(_, let reason):
       instruments.counter(MetricCatalogue.nodeLeaves, ["reason": Self.leaveReason(reason)]).increment()
-    case .reported, .workerFree:
+    case .reported, .workerFree, .joinedTasks, .leftTasks:
       break
     }
   }

@@ -235,15 +235,29 @@ public final class Server: Sendable {
       guard announcement.nodeID == context.callerID else {
         throw EasyRemoteError(code: .invalidArguments, message: "a node may only announce itself").nodeError
       }
-      let (joined, unserved) = self.state.withLock { state -> (Bool, [String]) in
+      if let worker = announcement.worker {
+        // Checked at the door: a node that claims Int.max slots must not skew the pool.
+        do throws(InputBoundsError) {
+          _ = try worker.checked()
+        } catch {
+          throw EasyRemoteError(code: .invalidArguments, message: error.message).nodeError
+        }
+      }
+      let (change, unserved) = self.state.withLock { state -> (Membership.JoinChange, [String]) in
         let before = state.membership.members[announcement.nodeID]?.functions.keys.map { $0 } ?? []
-        let joined = state.membership.join(announcement, at: Date())
-        return (joined, state.membership.unserved(before))
+        let change = state.membership.join(announcement, at: Date())
+        return (change, state.membership.unserved(before))
       }
       self.forgetFunctions(unserved)  // functions it no longer offers, if nobody else does
       self.node.logger.info(
-        "node registered", metadata: ["peer": "\(announcement.nodeID)", "functions": "\(announcement.functions.count)"])
-      if joined { self.announce(.joined(nodeID: announcement.nodeID)) }
+        "node registered",
+        metadata: [
+          "peer": "\(announcement.nodeID)", "functions": "\(announcement.functions.count)",
+          "task-slots": "\(announcement.worker?.taskSlots ?? 0)",
+        ])
+      if change.isNew { self.announce(.joined(nodeID: announcement.nodeID)) }
+      if change.joinedTasks { self.announce(.joinedTasks(nodeID: announcement.nodeID)) }
+      if change.leftTasks { self.announce(.leftTasks(nodeID: announcement.nodeID)) }
       return Empty()
     }
     node.register(Methods.functions) { [weak self] (_: Empty, _) in self?.functions() ?? [] }

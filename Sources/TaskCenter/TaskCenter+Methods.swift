@@ -33,26 +33,15 @@ extension TaskCenter {
     gateway.serve(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [TaskNodeInfo] in
       self?.nodes() ?? []
     }
-    gateway.serve(TaskMethods.join) { [weak self] (request: TaskNodeJoin, context) -> Empty in
-      let request = try Self.checked(request)
-      // What it finished is recorded first: a task queued again after its gateway died must
-      // not be started anew (on this node, once it joined) before its answer is taken.
-      if let reports = request.finished, !reports.isEmpty { await self?.adopt(reports, from: context.callerID) }
-      try await self?.wire { try await self?.join(context.callerID, request) }
+    // What a node finished is recorded before it announces itself: a task queued again after
+    // its gateway died must not be started anew (on this node, once it joined) before its
+    // answer is taken.
+    gateway.serve(TaskMethods.handIn) { [weak self] (reports: [TaskReport], context) -> Empty in
+      guard reports.count <= TaskReport.most else {
+        throw TaskCenterError.invalid("reports", "at most \(TaskReport.most) reports at once, got \(reports.count)").nodeError
+      }
+      await self?.adopt(reports, from: context.callerID)
       return Empty()
-    }
-    gateway.serve(TaskMethods.leave) { [weak self] (_: Empty, context) -> Empty in
-      await self?.leaveTasks(context.callerID)
-      return Empty()
-    }
-  }
-
-  /// A node's join with every number within bounds, else the error that names the field.
-  static func checked(_ join: TaskNodeJoin) throws(NodeError) -> TaskNodeJoin {
-    do throws(TaskCenterError) {
-      return try TaskCenterError.bounded { () throws(InputBoundsError) in try join.checked() }
-    } catch {
-      throw error.nodeError
     }
   }
 

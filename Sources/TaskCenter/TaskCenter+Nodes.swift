@@ -38,34 +38,19 @@ extension TaskCenter {
       thresholds: worker.thresholds)
   }
 
-  /// A linked node joined the task center (or came back): it is idle until it is given work.
-  /// On a shared store it brings the history it has there, and the other gateways learn of it.
-  /// - Throws: `nodeNotFound` for a node that is not connected (it announces itself first).
-  func join(_ nodeID: String, _ request: TaskNodeJoin) async throws(TaskCenterError) {
+  /// A linked node offers tasks now (its announcement's worker section, already in the
+  /// registry): it is idle until it is given work. On a shared store it brings the history it
+  /// has there, and the other gateways learn of it.
+  func joinedTasks(_ nodeID: String) async {
     let now = clock()
-    let worker = Membership.Worker(
-      resources: request.resources, taskSlots: request.slots, thresholds: request.thresholds, runsCode: request.runsCode,
-      isolation: request.isolation)
-    let (joined, member) = server.withMembership { ($0.joinTasks(nodeID, worker, at: now), $0.members[nodeID]) }
-    guard let joined, let member else {
-      throw TaskCenterError(
-        code: .nodeNotFound, message: "node \(nodeID) is not connected: it announces itself first",
-        details: "node_id: \(nodeID)")
+    if let member = server.withMembership({ $0.members[nodeID] }) {
+      emit(.nodeJoined, NodeView(node: info(for: member, now: now)))
+      logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(member.worker?.taskSlots ?? 0)"])
     }
-    if joined { emit(.nodeJoined, NodeView(node: info(for: member, now: now))) }
-    logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(request.slots)"])
     await restoreHistory(of: nodeID)
     kick()
     publishSoon()  // other gateways on a shared store list it
     publishNodesSoon()
-  }
-
-  /// A linked node stopped taking tasks (``TaskWorker/stop()``) but keeps its link: it is out of
-  /// scheduling, and its running tasks go back to the queue (or fail after their last attempt).
-  func leaveTasks(_ nodeID: String) async {
-    guard server.withMembership({ $0.leaveTasks(nodeID) }) else { return }
-    publishNodesSoon()
-    await requeueTasks(of: nodeID, reason: "node \(nodeID) left")
   }
 
   /// Queues again the tasks running on `nodeID`, which left; when the store fails, tries

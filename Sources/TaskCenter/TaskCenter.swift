@@ -75,9 +75,12 @@ public final class TaskCenter: Sendable {
   let state: Mutex<State>
   let kicks: AsyncStream<Void>
   let kicker: AsyncStream<Void>.Continuation
-  /// Nodes that left the scheduler and whose running tasks are still to be requeued.
+  /// Nodes that left the task center and whose running tasks are still to be requeued.
   let departed: AsyncStream<(String, String)>
   let departures: AsyncStream<(String, String)>.Continuation
+  /// Nodes that joined the task center, to be announced (and their history restored).
+  let arrived: AsyncStream<String>
+  let arrivals: AsyncStream<String>.Continuation
 
   /// The ranking of idle nodes; the nodes themselves are the gateway's members (``Membership``).
   let scheduler: FairScheduler
@@ -126,6 +129,7 @@ public final class TaskCenter: Sendable {
     self.state = Mutex(State(pullRegistry: PullRegistry(policy: configuration.pullNodes)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
+    (arrived, arrivals) = AsyncStream.makeStream(of: String.self)
     registerMetrics()
   }
 
@@ -167,9 +171,13 @@ public final class TaskCenter: Sendable {
       case .workerFree:
         self.kick()  // a task waiting for that node's worker can start now
       case .joined:
-        // A node joins the task center with its own `join` (resources, slots, thresholds);
-        // what it serves is published to the other gateways.
-        self.publishSoon()
+        self.publishSoon()  // what it serves is published to the other gateways
+      case .joinedTasks(let nodeID):
+        self.arrivals.yield(nodeID)
+      case .leftTasks(let nodeID):
+        // It keeps its link; its running tasks go back to the queue.
+        self.departures.yield((nodeID, "node \(nodeID) left"))
+        self.publishNodesSoon()
       }
       if case .left = event { self.publishSoon() }
     }
@@ -214,6 +222,12 @@ public final class TaskCenter: Sendable {
         group.addTask { await self.leaseLoop(shared) }
         group.addTask { await self.nodesLoop(shared) }
         group.addTask { await self.noticeLoop(shared) }
+      }
+      group.addTask {
+        for await nodeID in self.arrived {
+          if Task.isCancelled { break }
+          await self.joinedTasks(nodeID)
+        }
       }
       group.addTask {
         for await (nodeID, reason) in self.departed {

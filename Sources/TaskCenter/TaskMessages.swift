@@ -13,9 +13,8 @@ enum TaskMethods {
   static let list = "er.tasks.list"
   static let cancel = "er.tasks.cancel"
   static let nodes = "er.tasks.nodes"
-  // node → gateway
-  static let join = "er.tasks.join"
-  static let leave = "er.tasks.leave"
+  // node → gateway (it joins and leaves the task center by its announcement, `er.gateway.announce`)
+  static let handIn = "er.tasks.hand_in"
   // gateway → node
   static let run = "er.node.task.run"
   static let abort = "er.node.task.cancel"
@@ -59,24 +58,11 @@ public struct TaskSubmission: Codable, Sendable, Equatable {
   }
 }
 
-/// What a node tells the task center when it joins (and after each reconnection).
-struct TaskNodeJoin: Codable, Sendable {
-  var resources: NodeResources
-  var slots: Int
-  var thresholds: LoadThresholds
-  /// Whether it runs code tasks (it has an interpreter).
-  var runsCode: Bool
-  /// How its code tasks are isolated (`nil` when it runs none, or from an older node).
-  var isolation: SandboxIsolation?
-  /// How its recent tasks ended (``TaskReport``), again: an answer may have been lost with the
-  /// link, and the task's gateway with it. Whoever the node joins records those still open.
-  var finished: [TaskReport]?
-}
-
 /// How a task ended on a node, kept by the node for a while after it answered: a gateway killed
 /// before it recorded the answer has lost it, and the task would run again. The node hands its
 /// reports to the gateway it joins next (the same one restarted, or another on the same store),
-/// which records those whose task is still running on that node.
+/// before it announces itself there (`er.tasks.hand_in`); that gateway records those whose
+/// task is still running on that node.
 struct TaskReport: Codable, Sendable {
   var id: String
   var outcome: TaskOutcome

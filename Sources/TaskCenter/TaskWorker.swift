@@ -90,11 +90,11 @@ public final class TaskWorker: Sendable {
     }
     registerMethods()
     background.reopen()
-    let token = node.onGatewayConnected { [weak self] in
-      guard let self else { return }
-      self.background.start { try? await self.join() }
-    }
-    try await join()
+    // Before each announcement (its one join, on every reconnection too), it hands in how its
+    // recent tasks ended: a task queued again after its gateway died is recorded, not started
+    // anew on this node.
+    let token = node.beforeAnnouncing { [weak self] in await self?.handIn() }
+    try await node.offerTasks(offer(isolation: isolation))
     beat()
     background.start { [weak self] in
       while !Task.isCancelled {
@@ -109,26 +109,38 @@ public final class TaskWorker: Sendable {
   /// Leaves the task center (its running tasks are queued again for other nodes), stops the
   /// heartbeats and cancels the running tasks.
   public func stop() async {
-    _ = try? await node.callGateway(TaskMethods.leave, Empty(), as: Empty.self, timeout: .seconds(2))
+    // Announced without an offer: out of the task center, its running tasks queued again.
+    try? await node.offerTasks(nil)
     let (token, running) = state.withLock { state in
       defer { state.connectToken = nil }
       return (state.connectToken, Array(state.running.values))
     }
-    if let token { node.removeGatewayListener(token) }
+    if let token { node.removeAnnounceHook(token) }
     await background.cancelAll()
     node.reportStatus(Data())  // heartbeats carry no load any more: this node takes no tasks
     for task in running { task.cancel() }
   }
 
-  func join() async throws {
-    let (isolation, reports) = state.withLock { state in
+  /// What this node offers the task center, in its announcements.
+  func offer(isolation: SandboxIsolation?) -> Membership.Worker {
+    Membership.Worker(
+      resources: resources, taskSlots: slots, thresholds: thresholds, runsCode: runner != nil, isolation: isolation)
+  }
+
+  /// Hands in how its recent tasks ended (``TaskReport``): an answer may have been lost with
+  /// the link, and the task's gateway with it. Best effort: a gateway that does not take
+  /// them leaves those tasks to run again.
+  func handIn() async {
+    let reports = state.withLock { state in
       state.reports.removeAll { Date().timeIntervalSince($0.at) > TaskReport.keep }
-      return (state.isolation, state.reports)
+      return state.reports
     }
-    let request = TaskNodeJoin(
-      resources: resources, slots: slots, thresholds: thresholds, runsCode: runner != nil, isolation: isolation,
-      finished: reports.isEmpty ? nil : reports)
-    _ = try await node.callGateway(TaskMethods.join, request, as: Empty.self, timeout: .seconds(10))
+    guard !reports.isEmpty else { return }
+    do {
+      _ = try await node.callGateway(TaskMethods.handIn, reports, as: Empty.self, timeout: .seconds(10))
+    } catch {
+      node.logger.warning("could not hand in finished tasks", metadata: ["count": "\(reports.count)", "error": "\(error)"])
+    }
   }
 
   /// The machine's load rides on the link's heartbeat (one sign of life, not two): sent now,

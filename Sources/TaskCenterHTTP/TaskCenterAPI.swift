@@ -46,7 +46,7 @@ public struct TaskCenterAPI: Sendable {
 
   /// 0.5.0: a link's HELLO carries the token (a gateway with a token takes no link without
   /// it), so an agent of 0.4.0 found on a remote host is replaced by this one.
-  public static let version = "0.5.0"
+  public static let version = "0.6.0"
 
   let center: TaskCenter
   let server: Server

@@ -166,8 +166,8 @@ struct MembershipTests {
     _ = try membership.routeCall("f").get()
     let reserved = membership.reserveTask(on: "n")
     #expect(reserved)
-    let isNew = membership.join(Self.announce("n", ["g"], maxWorkers: 3), at: Self.t0.addingTimeInterval(60))
-    #expect(!isNew)
+    let change = membership.join(Self.announce("n", ["g"], maxWorkers: 3), at: Self.t0.addingTimeInterval(60))
+    #expect(change == Membership.JoinChange(isNew: false, joinedTasks: false, leftTasks: false))
     let node = try #require(membership.members["n"])
     #expect(node.calls == 1 && node.tasks == 1 && node.maxWorkers == 3)
     #expect(node.joinedAt == Self.t0)
@@ -310,5 +310,26 @@ struct MembershipTests {
     }
     #expect(membership.departed.count == Membership.departedLimit)
     #expect(membership.departed["n0"] == nil && membership.departed["n1"] != nil)
+  }
+
+  @Test("one join: the announcement's worker section makes a node a task node, its absence takes it out")
+  func oneJoin() throws {
+    var membership = Membership()
+    var announcement = Self.announce("n", ["f"], maxWorkers: 2)
+    announcement.worker = Self.worker(slots: 2)
+    let first = membership.join(announcement, at: Self.t0)
+    #expect(first == Membership.JoinChange(isNew: true, joinedTasks: true, leftTasks: false))
+    let r1 = membership.take("n", at: Self.t0.addingTimeInterval(5))
+    #expect(r1)
+    // Announcing again (a new function) keeps its place and its task.
+    announcement.functions.append(FunctionDescriptor(name: "g", description: "", parameters: [], streaming: false, idempotent: false))
+    let again = membership.join(announcement, at: Self.t0.addingTimeInterval(10))
+    #expect(again == Membership.JoinChange(isNew: false, joinedTasks: false, leftTasks: false))
+    #expect(membership.members["n"]?.tasks == 1 && membership.members["n"]?.history.waitingSince == Self.t0.addingTimeInterval(5))
+    // Without the section: out of the task center, still on its link.
+    announcement.worker = nil
+    let out = membership.join(announcement, at: Self.t0.addingTimeInterval(20))
+    #expect(out == Membership.JoinChange(isNew: false, joinedTasks: false, leftTasks: true))
+    #expect(membership.members["n"]?.isLinked == true && membership.taskNode("n")?.online == false)
   }
 }

@@ -135,7 +135,15 @@ struct DoorTests {
     await stack.stop()
   }
 
-  /// A join as a node's link would carry it, with any numbers.
+  /// An announcement offering tasks, as a node's link would carry it, with any numbers.
+  struct RawAnnouncement: Encodable {
+    var nodeID = "liar"
+    var maxWorkers = 1
+    var functions: [String] = []
+    var worker: RawJoin
+  }
+
+  /// The worker section of an announcement, with any numbers.
   struct RawJoin: Encodable {
     struct Resources: Encodable {
       var cores: Int
@@ -152,7 +160,7 @@ struct DoorTests {
     var runsCode = false
   }
 
-  @Test("a node whose link join claims Int.max slots or cores is refused with the field named; the pool is unharmed")
+  @Test("a node whose announcement claims Int.max task slots or cores is refused with the field named; the pool is unharmed")
   func hostileLinkJoin() async throws {
     let stack = try await Stack()
     try await stack.fabric.addNode("honest")
@@ -160,15 +168,16 @@ struct DoorTests {
       serverAddress: stack.fabric.address, nodeID: "liar", maxWorkers: Int.max, transport: stack.fabric.transport)
     try await liar.start()
     let cases: [(RawJoin, String)] = [
-      (RawJoin(resources: .init(cores: 4, memory: 4096), slots: Int.max), "slots"),
-      (RawJoin(resources: .init(cores: Int.max, memory: 4096), slots: 1), "resources.cores"),
-      (RawJoin(resources: .init(cores: 4, memory: Int.max), slots: 1), "resources.memory"),
-      (RawJoin(resources: .init(cores: 4, memory: 4096), slots: 1, thresholds: .init(maxCPUPercent: 1e308)), "thresholds.maxCPUPercent"),
+      (RawJoin(resources: .init(cores: 4, memory: 4096), slots: Int.max), "worker.slots"),
+      (RawJoin(resources: .init(cores: Int.max, memory: 4096), slots: 1), "worker.resources.cores"),
+      (RawJoin(resources: .init(cores: 4, memory: Int.max), slots: 1), "worker.resources.memory"),
+      (RawJoin(resources: .init(cores: 4, memory: 4096), slots: 1, thresholds: .init(maxCPUPercent: 1e308)), "worker.thresholds.maxCPUPercent"),
     ]
     for (join, field) in cases {
       do {
-        _ = try await liar.callGateway("er.tasks.join", join, as: Empty.self, timeout: .seconds(20))
-        Issue.record("a join with \(field) out of range was taken")
+        _ = try await liar.callGateway(
+          "er.gateway.announce", RawAnnouncement(maxWorkers: Int.max, worker: join), as: Empty.self, timeout: .seconds(20))
+        Issue.record("an announcement with \(field) out of range was taken")
       } catch {
         #expect("\(error)".contains(field), "\(error)")
       }

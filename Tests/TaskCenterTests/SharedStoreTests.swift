@@ -135,8 +135,9 @@ struct SharedStoreTests {
     // The node had run it (the answer lost with the gateway)...
     let outcome = await worker.run(TaskAssignment(started))
     #expect(outcome.status == .completed)
-    // ...and joins again: the task ends with that result, on that node, in its first attempt.
-    try await worker.join()
+    // ...and hands it in (as it does before each announcement): the task ends with that result,
+    // on that node, in its first attempt.
+    await worker.handIn()
     let done = try await fabric.client().waitForTask(task.id, timeout: .seconds(30))
     #expect(done.status == .completed && done.result == "42" && done.nodeID == "worker-1" && done.attempts == 1, "\(done)")
     #expect(worker.completedTasks == 1)
