@@ -110,22 +110,11 @@ struct GatewayOptions: ParsableArguments {
   }
 }
 
-/// Closes a command's client once its answer is out. The command has said what it had to, so
-/// a close that does not end (a gateway going away at that moment, seen once: the process
-/// stayed for minutes) must not keep it: after a few seconds a watchdog thread ends the
-/// process (with the status the command would have had, unknown here: 0 after an answer,
-/// which is what was printed; a failure's exit code is thrown after this returns).
-func finish(_ client: Client, within seconds: Double = 5) async {
-  let done = Mutex(false)
-  let watchdog = Thread {
-    Thread.sleep(forTimeInterval: seconds)
-    guard !done.withLock({ $0 }) else { return }
-    try? FileHandle.standardError.write(contentsOf: Data("warning: closing the link took over \(seconds) s; exiting\n".utf8))
-    Foundation.exit(0)
-  }
-  watchdog.start()
+/// Closes a command's client once its answer is out. The close is bounded on its own: a
+/// gateway that went away (or stopped answering) is given 2 s to end the link's stream, then
+/// the stream is cut (`GRPCClientChannel.close`).
+func finish(_ client: Client) async {
   await client.close()
-  done.withLock { $0 = true }
 }
 
 /// Prints a failure the way scripts expect: the message on stderr, a non-zero exit code

@@ -88,7 +88,7 @@ struct GatewayCommand: AsyncParsableCommand {
       : TaskCenterHTTPServer(
         center: center, server: server, host: nodeConfig.http.host ?? host, port: httpPort ?? nodeConfig.http.port ?? 8000,
         configuration: .init(metricsPublic: metricsPublic), remoteHosts: remoteHosts, tls: httpTLS)
-    try await center.start()
+    try await center.prepare()  // its loops run in the group (run())
     try await http?.start()
     if let http, let address = http.address { emit("http api on \(http.scheme)://\(address)") }
     if let id = center.gatewayID { emit("gateway \(id) shares its task store (PostgreSQL) with the gateways on it") }
@@ -179,7 +179,7 @@ struct DemoCommand: AsyncParsableCommand {
     let remoteHosts: RemoteHostManager? = RemoteHostManager(
       configuration: RemoteHostsConfiguration(gatewayAddress: address), agentVersion: TaskCenterAPI.version)
     let http = TaskCenterHTTPServer(center: center, server: server, host: host, port: httpPort, remoteHosts: remoteHosts)
-    try await center.start()
+    try await center.prepare()  // its loops run in the group (run())
     try await http.start()
     let node = ComputeNode(serverAddress: address, nodeID: "local", maxWorkers: 8)
     SeedExamples.register(on: node)
@@ -189,47 +189,44 @@ struct DemoCommand: AsyncParsableCommand {
     emit("EasyRemote demo: gateway on \(address), compute node 'local' with \(node.functionCount) functions")
     emit("  task center: \(databasePath), HTTP API on http://\(http.address ?? "?")")
 
-    let client = Client(serverAddress: address)
-    let sum: Double = try await client.execute("sync_add", 2, 3.5)
-    emit("  sync_add(2, 3.5) = \(sum)")
-    var first: [String] = []
-    for try await item in try await client.stream("sync_number_stream", 1, 3, 0.05, as: SeedExamples.NumberItem.self) {
-      first.append(String(item.value))
-    }
-    emit("  sync_number_stream(1, 3, 0.05) streamed \(first.joined(separator: ", "))")
-    if worker.runner != nil {
-      let task = try await client.waitForTask(try await client.submitCode("print(sum(range(10)))"), timeout: .seconds(30))
-      emit("  code task \(task.id): \(task.status.rawValue), output \((task.result ?? "").trimmingCharacters(in: .whitespacesAndNewlines))")
-    }
-    await client.close()
+    // The tour runs in the group with the rest (the task center dispatches there); with
+    // --once its end stops them all, in reverse order.
+    let tour = Tour { [once] in
+      let client = Client(serverAddress: address)
+      let sum: Double = try await client.execute("sync_add", 2, 3.5)
+      emit("  sync_add(2, 3.5) = \(sum)")
+      var first: [String] = []
+      for try await item in try await client.stream("sync_number_stream", 1, 3, 0.05, as: SeedExamples.NumberItem.self) {
+        first.append(String(item.value))
+      }
+      emit("  sync_number_stream(1, 3, 0.05) streamed \(first.joined(separator: ", "))")
+      if worker.runner != nil {
+        let task = try await client.waitForTask(try await client.submitCode("print(sum(range(10)))"), timeout: .seconds(30))
+        emit("  code task \(task.id): \(task.status.rawValue), output \((task.result ?? "").trimmingCharacters(in: .whitespacesAndNewlines))")
+      }
+      await client.close()
 
-    let flag = address == "127.0.0.1:8080" ? "" : " --gateway \(address)"
-    emit("""
+      let flag = address == "127.0.0.1:8080" ? "" : " --gateway \(address)"
+      emit("""
 
-      Try it from another terminal:
-        swift run easyremote functions\(flag)
-        swift run easyremote call\(flag) sync_add 2 3
-        swift run easyremote call\(flag) async_ai_simulation '"I love fast code"' 0.2
-        swift run easyremote stream\(flag) sync_number_stream 0 10 0.2
-        swift run easyremote stream\(flag) async_data_stream '{"sensors":["temperature"],"sample_rate":2,"duration":3}'
-        swift run easyremote node\(flag) --id second     # a second compute node
-        swift run easyremote health\(flag)
-        swift run easyremote submit\(flag) --code 'print(6 * 7)' --wait
-        swift run easyremote tasks\(flag)
-        curl -s http://\(http.address ?? "127.0.0.1:8000")/stats
-        curl -s -X POST http://\(http.address ?? "127.0.0.1:8000")/tasks -d '{"code": "print(2 ** 10)"}'
-      """)
-    if once {
-      await worker.stop()
-      await node.stop()
-      await http.stop()
-      await remoteHosts?.stop()
-      await center.stop()
-      await server.stop()
-    } else {
-      emit("Serving until Ctrl-C.")
-      try await runServices([server, center] + (remoteHosts.map { [$0] } ?? []) + [http, node, worker])
+        Try it from another terminal:
+          swift run easyremote functions\(flag)
+          swift run easyremote call\(flag) sync_add 2 3
+          swift run easyremote call\(flag) async_ai_simulation '"I love fast code"' 0.2
+          swift run easyremote stream\(flag) sync_number_stream 0 10 0.2
+          swift run easyremote stream\(flag) async_data_stream '{"sensors":["temperature"],"sample_rate":2,"duration":3}'
+          swift run easyremote node\(flag) --id second     # a second compute node
+          swift run easyremote health\(flag)
+          swift run easyremote submit\(flag) --code 'print(6 * 7)' --wait
+          swift run easyremote tasks\(flag)
+          curl -s http://\(http.address ?? "127.0.0.1:8000")/stats
+          curl -s -X POST http://\(http.address ?? "127.0.0.1:8000")/tasks -d '{"code": "print(2 ** 10)"}'
+        """)
+      if !once { emit("Serving until Ctrl-C.") }
     }
+    try await runServices(
+      [server, center] + (remoteHosts.map { [$0] } ?? []) + [http, node, worker], until: once ? tour : nil,
+      beside: once ? [] : [tour])
     emit("stopped")
   }
 }
@@ -237,16 +234,34 @@ struct DemoCommand: AsyncParsableCommand {
 /// Runs `services` (already started, in the order they were started) in one `ServiceGroup`
 /// until SIGINT or SIGTERM, then stops them gracefully in reverse order.
 /// A `lifeline` service, when given, ends the group gracefully when it returns.
-func runServices(_ services: [any Service], until lifeline: (any Service)? = nil) async throws {
+///
+/// A service that fails (a gateway whose listener died) stops the others in order, and the
+/// failure is printed and becomes the exit code (``fail(_:)``).
+/// `beside` run too, and may end without ending the group.
+func runServices(_ services: [any Service], until lifeline: (any Service)? = nil, beside: [any Service] = []) async throws {
   let group = ServiceGroup(
     configuration: .init(
-      services: services.map { .init(service: $0) }
-        + (lifeline.map { [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)] } ?? []),
+      services: services.map { .init(service: $0, failureTerminationBehavior: .gracefullyShutdownGroup) }
+        + beside.map { .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup) }
+        + (lifeline.map {
+          [.init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)]
+        } ?? []),
       gracefulShutdownSignals: [.sigterm, .sigint], logger: Logger(label: "easyremote.cli")))
-  try await group.run()
+  do {
+    try await group.run()
+  } catch {
+    throw fail(error)
+  }
 }
 
 /// Logs at warning and above on stderr unless `EASYREMOTE_LOG` names another level.
 func bootstrapLogging(default fallback: Logger.Level = .warning) {
   setupLogging(level: ProcessInfo.processInfo.environment["EASYREMOTE_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? fallback)
+}
+
+/// A piece of work run as a service beside the others (the demo's tour of the gateway).
+struct Tour: Service {
+  let body: @Sendable () async throws -> Void
+  init(_ body: @escaping @Sendable () async throws -> Void) { self.body = body }
+  func run() async throws { try await body() }
 }

@@ -282,11 +282,12 @@ public final class Server: Sendable {
 
 extension Server: Service {
   /// Runs the gateway as a service: starts it, waits for graceful shutdown (SIGTERM/SIGINT
-  /// in a `ServiceGroup`) or cancellation, then stops it.
+  /// in a `ServiceGroup`) or cancellation, then stops it. When its listener fails (it can
+  /// accept no more links) it stops and throws ``NodeError`` `listener_failed`: the group
+  /// stops, and the process exits non-zero with the reason.
   /// Calling ``start()`` first (to know the address before the group runs) is fine.
   public func run() async throws {
     if !isRunning { try await start() }
-    try? await gracefulShutdown()
-    await stop()
+    try await node.runUntilShutdown(stop: { await self.stop() })
   }
 }

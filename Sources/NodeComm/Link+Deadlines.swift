@@ -33,13 +33,20 @@ extension Link {
     var streams: [(id: UInt64, error: NodeError)] = []
   }
 
-  /// Fails calls and streams whose deadline has passed, until the link ends.
+  /// Fails calls and streams whose deadline has passed, until the link ends. Once it is
+  /// closed (`terminate` failed what was left) the loop ends at once: parking would return at
+  /// once too, and the loop would spin until the channel's reader returned — with a peer
+  /// that froze, seconds of a whole core, which starved the close itself.
   func deadlineLoop() async {
     while !Task.isCancelled {
       let now = ContinuousClock.now
-      let (expired, next) = state.withLock { $0.takeExpired(at: now, peer: $0.peerID ?? channel.remoteDescription) }
+      let (expired, next, closed) = state.withLock { state in
+        let (expired, next) = state.takeExpired(at: now, peer: state.peerID ?? channel.remoteDescription)
+        return (expired, next, state.closedReason != nil)
+      }
       for (id, call) in expired.calls { fail(id, call, error: .timedOut(call.target, method: call.method, after: call.timeout ?? .zero)) }
       for (id, error) in expired.streams { cancelInboundStream(id, error: error, keepForReader: true) }
+      if closed { return }
       await parkUntil(next)
     }
   }

@@ -39,10 +39,37 @@ public final class MemoryTransport: Transport {
     _ = listeners.withLock { $0.removeValue(forKey: address) }
   }
 
-  private struct Listener: TransportListener {
+  private final class Listener: TransportListener {
     let address: String
     let transport: MemoryTransport
-    func close() async { transport.remove(address) }
+    /// Closed, and who waits for it.
+    private let state = Mutex<(closed: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    init(address: String, transport: MemoryTransport) {
+      self.address = address
+      self.transport = transport
+    }
+
+    func close() async {
+      transport.remove(address)
+      let waiters = state.withLock { state in
+        state.closed = true
+        defer { state.waiters = [] }
+        return state.waiters
+      }
+      for waiter in waiters { waiter.resume() }
+    }
+
+    /// (A listener in memory cannot fail: it returns when closed.)
+    func waitUntilClosed() async throws {
+      await withCheckedContinuation { continuation in
+        let closed = state.withLock { state in
+          if !state.closed { state.waiters.append(continuation) }
+          return state.closed
+        }
+        if closed { continuation.resume() }
+      }
+    }
   }
 }
 

@@ -245,6 +245,19 @@ public final class Node: Sendable {
   /// The address peers dial to reach this node, once started with listening on.
   public var listeningAddress: String? { state.withLock { $0.listener?.address } }
 
+  /// Returns once this node's listener is closed (at once when it has none); throws
+  /// ``NodeError/Code/listenerFailed`` when the listener stopped by itself: whoever runs the
+  /// node stops it then, and says why.
+  public func waitForListener() async throws {
+    guard let listener = state.withLock({ $0.listener }) else { return }
+    do {
+      try await listener.waitUntilClosed()
+    } catch {
+      logger.error("the listener failed: this node accepts no more links", metadata: ["error": "\(error)"])
+      throw error
+    }
+  }
+
   /// Whether the node is started and not stopping.
   public var isRunning: Bool { state.withLock { $0.phase == .running } }
 

@@ -43,12 +43,14 @@ public struct NodeError: Error, Sendable, CustomStringConvertible {
     public static let invalidState = Code("invalid_state")
     /// Rejected by an interceptor or a handler for another reason.
     public static let rejected = Code("rejected")
+    /// The node's listener stopped accepting links by itself (its socket failed).
+    public static let listenerFailed = Code("listener_failed")
 
     static let known: [String: Code] = Dictionary(
       uniqueKeysWithValues: [
         notConnected, timedOut, methodNotFound, serializationFailed, remoteExecutionFailed,
         nodeStopping, authFailed, payloadTooLarge, connectionLost, cancelled, connectFailed,
-        protocolViolation, invalidState, rejected,
+        protocolViolation, invalidState, rejected, listenerFailed,
       ].map { ($0.rawValue, $0) })
 
     /// The code named on the wire; unknown codes from newer peers keep their name.

@@ -22,6 +22,10 @@ public protocol TransportListener: Sendable {
   var address: String { get }
   /// Stops accepting links and closes the ones accepted.
   func close() async
+  /// Returns once the listener is closed by ``close()``; throws when it stopped by itself (its
+  /// socket failed), so that its owner learns it and stops too — a gateway that cannot accept
+  /// links must not look healthy.
+  func waitUntilClosed() async throws
 }
 
 /// One link's pipe: ordered batches of frames in each direction.

@@ -37,7 +37,9 @@ final class GRPCClientChannel: LinkChannel {
     (requestEnd, endRequest) = AsyncStream.makeStream(of: Void.self)
   }
 
-  static func open(address: String, tls: NodeComm.TLSConfig?, maxMessageSize: Int) async throws -> GRPCClientChannel {
+  static func open(
+    address: String, tls: NodeComm.TLSConfig?, maxMessageSize: Int, timeout: Duration = .seconds(10)
+  ) async throws -> GRPCClientChannel {
     let (host, port) = try parseAddress(address)
     let transport = try HTTP2ClientTransport.Posix(
       target: isIPv4(host) ? .ipv4(address: host, port: port) : .dns(host: host, port: port),
@@ -56,7 +58,15 @@ final class GRPCClientChannel: LinkChannel {
     let channel = GRPCClientChannel(client: client, address: address)
     channel.start(maxMessageSize: maxMessageSize)
     do {
-      _ = try await channel.writer()
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { _ = try await channel.writer() }
+        group.addTask {
+          try await Task.sleep(for: timeout)
+          throw NodeError(code: .connectFailed, message: "\(address) did not open the link within \(timeout)")
+        }
+        defer { group.cancelAll() }
+        try await group.next()
+      }
     } catch {
       await channel.close()
       throw error
@@ -106,17 +116,25 @@ final class GRPCClientChannel: LinkChannel {
     waiter?.resume(returning: writer)
   }
 
-  /// The request writer, once the stream is open.
+  /// The request writer, once the stream is open. Cancellable.
   private func writer() async throws -> RPCWriter<Batch> {
-    try await withCheckedThrowingContinuation { continuation in
-      let ready: Result<RPCWriter<Batch>, any Error>? = state.withLock { state in
-        if let writer = state.writer { return .success(writer) }
-        if let failure = state.failure { return .failure(failure) }
-        if state.closed { return .failure(NodeError(code: .connectionLost, message: "link to \(remoteDescription) is closed")) }
-        state.writerWaiter = continuation
-        return nil
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { continuation in
+        let ready: Result<RPCWriter<Batch>, any Error>? = state.withLock { state in
+          if let writer = state.writer { return .success(writer) }
+          if let failure = state.failure { return .failure(failure) }
+          if state.closed { return .failure(NodeError(code: .connectionLost, message: "link to \(remoteDescription) is closed")) }
+          if Task.isCancelled { return .failure(CancellationError()) }
+          state.writerWaiter = continuation
+          return nil
+        }
+        if let ready { continuation.resume(with: ready) }
       }
-      if let ready { continuation.resume(with: ready) }
+    } onCancel: {
+      state.withLock { state in
+        defer { state.writerWaiter = nil }
+        return state.writerWaiter
+      }?.resume(throwing: CancellationError())
     }
   }
 
@@ -185,26 +203,30 @@ final class GRPCClientChannel: LinkChannel {
       return !state.closed
     }
     guard first else { return }
+    // A response handler still waiting for the link's reader (it never came: the link ended
+    // before it read) gets one that drops what arrives, so the stream can end.
+    let waiting = state.withLock { state -> CheckedContinuation<Receiver, Never>? in
+      if state.receiver == nil { state.receiver = { _ in } }
+      defer { state.receiverWaiter = nil }
+      return state.receiverWaiter
+    }
+    waiting?.resume(returning: { _ in })
     endRequest.finish()
     // The peer ends its side when it sees ours end; if it does not answer within 2 s, the
     // stream is cut. Either way the channel's tasks have ended when this returns.
     let tasks = self.tasks.withLock { $0 }
-    let ended = await withTaskGroup(of: Bool.self) { group in
+    let client = self.client
+    await withTaskGroup(of: Void.self) { group in
+      // (Awaiting a task's value cannot be cancelled: this child ends when the tasks do —
+      // on their own, or once the timer below cut them.)
+      group.addTask { for task in tasks { await task.value } }
       group.addTask {
-        for task in tasks { await task.value }
-        return true
+        guard (try? await Task.sleep(for: .seconds(2))) != nil else { return }  // cancelled: they ended
+        for task in tasks { task.cancel() }
+        client.beginGracefulShutdown()
       }
-      group.addTask {
-        try? await Task.sleep(for: .seconds(2))
-        return false
-      }
-      defer { group.cancelAll() }
-      return await group.next() ?? true
-    }
-    if !ended {
-      for task in tasks { task.cancel() }
-      client.beginGracefulShutdown()
-      for task in tasks { await task.value }
+      await group.next()
+      group.cancelAll()
     }
   }
 }

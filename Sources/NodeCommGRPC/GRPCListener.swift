@@ -8,7 +8,11 @@ import Synchronization
 final class GRPCListener: TransportListener {
   let address: String
   private let server: GRPCServer<HTTP2ServerTransport.Posix>
+  /// The gRPC server's `serve()`: it runs as long as the listener, and ends when it is closed
+  /// (or its socket fails); ``waitUntilClosed()`` reports which.
   private let serveTask: Task<Void, any Error>
+  /// Whether ``close()`` was called.
+  private let closing = Atomic<Bool>(false)
 
   private init(address: String, server: GRPCServer<HTTP2ServerTransport.Posix>, serveTask: Task<Void, any Error>) {
     self.address = address
@@ -53,7 +57,16 @@ final class GRPCListener: TransportListener {
     return GRPCListener(address: "\(host):\(port)", server: server, serveTask: serveTask)
   }
 
+  func waitUntilClosed() async throws {
+    let result = await serveTask.result
+    guard !closing.load(ordering: .acquiring) else { return }
+    let cause: (any Error)? = if case .failure(let error) = result { error } else { nil }
+    throw NodeError(
+      code: .listenerFailed, message: "the gRPC listener on \(address) stopped accepting links", cause: cause)
+  }
+
   func close() async {
+    closing.store(true, ordering: .releasing)
     server.beginGracefulShutdown()
     let serveTask = self.serveTask
     // Links are closed by the node before the listener; don't wait forever for stragglers.

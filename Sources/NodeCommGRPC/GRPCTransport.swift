@@ -18,6 +18,9 @@ public struct GRPCTransport: Transport {
   public var maxMessageSize: Int
   /// Handshake timeout and connection cap of a listener.
   public var connectionLimits = GRPCConnectionLimits()
+  /// How long a dial may take until the link's stream is open (a peer that accepts the TCP
+  /// connection but never answers — a frozen process — fails it with `connect_failed`).
+  public var connectTimeout: Duration = .seconds(10)
 
   public init(tls: NodeComm.TLSConfig? = nil, maxMessageSize: Int = 32 << 20) {
     self.tls = tls
@@ -32,7 +35,7 @@ public struct GRPCTransport: Transport {
   }
 
   public func dial(_ address: String) async throws -> any LinkChannel {
-    try await GRPCClientChannel.open(address: address, tls: tls, maxMessageSize: maxMessageSize)
+    try await GRPCClientChannel.open(address: address, tls: tls, maxMessageSize: maxMessageSize, timeout: connectTimeout)
   }
 }
 

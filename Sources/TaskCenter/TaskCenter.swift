@@ -75,6 +75,9 @@ public final class TaskCenter: Sendable {
   let state: Mutex<State>
   let kicks: AsyncStream<Void>
   let kicker: AsyncStream<Void>.Continuation
+  /// ``kickSoon()``'s requests, served by a loop.
+  let soonKicks: AsyncStream<Void>
+  let soonKicker: AsyncStream<Void>.Continuation
   /// Nodes that left the task center and whose running tasks are still to be requeued.
   let departed: AsyncStream<(String, String)>
   let departures: AsyncStream<(String, String)>.Continuation
@@ -103,7 +106,11 @@ public final class TaskCenter: Sendable {
     /// results by task id, and nodes whose running tasks are to be queued again.
     var unrecorded: [String: (nodeID: String, outcome: TaskOutcome)] = [:]
     var unrequeued: [String: String] = [:]
+    /// The loops, when ``start()`` runs them (an embedder without a `ServiceGroup`); as a
+    /// service, ``run()`` runs them as its children instead.
     var loops: Task<Void, Never>?
+    /// Between ``prepare()`` and ``stop()``: membership changes are acted on.
+    var active = false
     /// Opened to have the lease loop publish at once (a node joined or left).
     var publishSignal: Latch?
     /// Opened to have this gateway's nodes written to the shared store at once.
@@ -128,6 +135,7 @@ public final class TaskCenter: Sendable {
     self.scheduler = FairScheduler(configuration: configuration.scheduler)
     self.state = Mutex(State(pullRegistry: PullRegistry(policy: configuration.pullNodes)))
     (kicks, kicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    (soonKicks, soonKicker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     (departed, departures) = AsyncStream.makeStream(of: (String, String).self)
     (arrived, arrivals) = AsyncStream.makeStream(of: String.self)
     registerMetrics()
@@ -136,9 +144,20 @@ public final class TaskCenter: Sendable {
   // MARK: - Lifecycle
 
   /// Queues again the tasks that were running when the gateway last stopped, starts answering
-  /// nodes and clients, and starts dispatching.
+  /// nodes and clients, and starts dispatching — for embedders that run no `ServiceGroup`;
+  /// in one, the center is a service (``run()``). Stop it with ``stop()``.
   public func start() async throws {
-    guard state.withLock({ state in defer { state.started = true }; return !state.started }) else { return }
+    guard try await prepare() else { return }
+    // Unstructured on purpose: `start()` returns while the loops go on (an embedder's
+    // lifetime, not a task's); `stop()` cancels and awaits them. `run()` needs none.
+    let loops = Task { await self.runLoops() }
+    state.withLock { $0.loops = loops }
+  }
+
+  /// Everything ``start()`` does but the loops; `false` when it was done already.
+  @discardableResult
+  package func prepare() async throws -> Bool {
+    guard state.withLock({ state in defer { state.started = true }; return !state.started }) else { return false }
     if let shared {
       // Shared: what a dead gateway (this one's predecessor too) was running goes back when its
       // lease expires, never another live gateway's.
@@ -155,7 +174,7 @@ public final class TaskCenter: Sendable {
     // stopped, or it went) is out of scheduling at once, its tasks requeued by the loops (in
     // order, off the gateway's event path); its heartbeats carry its load.
     let token = server.onMembershipChange { [weak self] event in
-      guard let self, self.state.withLock({ $0.loops != nil }) else { return }
+      guard let self, self.state.withLock({ $0.active }) else { return }
       switch event {
       case .left(let nodeID, let reason):
         // Out of the registry already; a task node's record stays there, offline.
@@ -181,27 +200,30 @@ public final class TaskCenter: Sendable {
       }
       if case .left = event { self.publishSoon() }
     }
-    let loops = Task { await self.runLoops() }
-    state.withLock { $0.membershipToken = token }
-    state.withLock { $0.loops = loops }
+    state.withLock { state in
+      state.membershipToken = token
+      state.active = true
+    }
     kick()
+    return true
   }
 
   /// Stops dispatching and hands the running tasks back to the queue: their calls to the
   /// nodes are cancelled (which kills the tasks there) and they are queued again, to run
   /// after the next start. (After a crash instead, the next start requeues them.)
   public func stop() async {
-    let (loops, token) = state.withLock { state in
+    let (loops, token, active) = state.withLock { state in
       defer {
         state.loops = nil
         state.membershipToken = nil
+        state.active = false
       }
-      return (state.loops, state.membershipToken)
+      return (state.loops, state.membershipToken, state.active)
     }
     if let token { server.removeMembershipListener(token) }
     loops?.cancel()
     await loops?.value
-    if loops != nil {
+    if active {
       do {
         let requeued = try await store.requeueRunning(on: nil, reason: "the gateway stopped", at: clock())
         state.withLock { $0.running = [:] }
@@ -222,6 +244,14 @@ public final class TaskCenter: Sendable {
         group.addTask { await self.leaseLoop(shared) }
         group.addTask { await self.nodesLoop(shared) }
         group.addTask { await self.noticeLoop(shared) }
+      }
+      group.addTask {
+        // A dispatch asked for in a moment (``kickSoon()``), once however often it is asked.
+        for await _ in self.soonKicks {
+          guard (try? await Task.sleep(for: .milliseconds(200))) != nil else { break }
+          self.state.withLock { $0.kickPending = false }
+          self.kick()
+        }
       }
       group.addTask {
         for await nodeID in self.arrived {
@@ -282,19 +312,23 @@ public final class TaskCenter: Sendable {
   /// Dispatches again in a moment (once, however often it is asked meanwhile).
   func kickSoon() {
     guard state.withLock({ state in defer { state.kickPending = true }; return !state.kickPending }) else { return }
-    Task { [weak self] in
-      try? await Task.sleep(for: .milliseconds(200))
-      self?.state.withLock { $0.kickPending = false }
-      self?.kick()
-    }
+    soonKicker.yield()
   }
 }
 
 extension TaskCenter: Service {
-  /// Runs as a service: starts, waits for graceful shutdown or cancellation, stops.
+  /// Runs as a service: prepares (tasks left running by a previous gateway go back to the
+  /// queue), runs its loops — dispatch, expiry, recovery, stats, and on a shared store the
+  /// lease, nodes and notices — as children of this task until graceful shutdown or
+  /// cancellation, then stops (its running tasks go back to the queue).
   public func run() async throws {
-    try await start()
-    try? await gracefulShutdown()
+    try await prepare()  // (nothing when prepared or started before the group ran)
+    if let loops = state.withLock({ $0.loops }) {
+      // Started before the group ran (``start()``): those loops are its work.
+      await cancelWhenGracefulShutdown { await withTaskCancellationHandler { await loops.value } onCancel: { loops.cancel() } }
+    } else {
+      await cancelWhenGracefulShutdown { await self.runLoops() }
+    }
     await stop()
   }
 }
