@@ -96,7 +96,9 @@ struct GatewayCommand: AsyncParsableCommand {
     // SIGTERM/SIGINT stop them in reverse: HTTP, remote agents and their connections, the
     // task center (running tasks go back to the queue), the gateway (calls in flight get the
     // grace period).
-    try await runServices([server, center] + (remoteHosts.map { [$0] } ?? []) + (http.map { [$0] } ?? []))
+    // The store first, so that it stops last (the task center hands its tasks back through it).
+    let storeService = (store as? PostgresTaskStore).map { [$0 as any Service] } ?? []
+    try await runServices(storeService + [server, center] + (remoteHosts.map { [$0] } ?? []) + (http.map { [$0] } ?? []))
     emit("gateway stopped")
   }
 }

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 import EasyRemoteCore
 import PostgresNIO
+public import ServiceLifecycle
 import Synchronization
 
 /// Tasks in PostgreSQL through postgres-nio (a connection pool, statements with bound
@@ -19,6 +20,8 @@ public final class PostgresTaskStore: SharedTaskStore {
   public let gatewayID: String
   let client: PostgresClient
   let running: Task<Void, Never>
+  /// Finishes when the pool's `run()` has returned (``run()`` watches it).
+  let poolEnded: AsyncStream<Void>
   let logger: Logger
   /// Group commit of the two changes every task makes: inserts, and ends reported by nodes.
   let inserts = PostgresBatcher<TaskRecord, Bool>(limit: 256)
@@ -72,7 +75,15 @@ public final class PostgresTaskStore: SharedTaskStore {
     let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
     self.client = client
     self.logger = logger
-    running = Task { await client.run() }
+    // Unstructured on purpose: the pool must run before the store can answer (the migrations
+    // below), that is before any service group does. As a service (``run()``) the store
+    // watches it, and closes it at shutdown; embedders call ``close()``.
+    let (poolEnded, endPool) = AsyncStream.makeStream(of: Void.self)
+    self.poolEnded = poolEnded
+    running = Task {
+      await client.run()
+      endPool.finish()
+    }
     do {
       // The pool keeps trying a server that does not answer; the store gives up in time. (Only
       // the first answer is bounded: the migrations may take longer on a busy server.)
@@ -184,6 +195,20 @@ public final class PostgresTaskStore: SharedTaskStore {
     } catch {
       throw TaskCenterError.storage(error)
     }
+  }
+}
+
+extension PostgresTaskStore: Service {
+  /// Runs as a service: watches the connection pool (a pool that ends by itself ends the
+  /// service, which stops the group), and at graceful shutdown closes the store — after the
+  /// services started after it (the task center) have stopped, when it is given first.
+  public func run() async throws {
+    await cancelWhenGracefulShutdown {
+      for await _ in self.poolEnded {}  // ends when the pool does, or at once when cancelled
+    }
+    let ended = !Task.isShuttingDownGracefully && !Task.isCancelled
+    await close()
+    if ended { throw PostgresStoreError(message: "the PostgreSQL connection pool stopped") }
   }
 }
 

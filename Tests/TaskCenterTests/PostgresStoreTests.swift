@@ -1,12 +1,24 @@
 import EasyRemote
 import Foundation
-import TaskCenter
+@testable import TaskCenter
 import Testing
 
 /// The task center on PostgreSQL (a real server the test starts): the store suite covers each
 /// method (`TaskStoreTests`, `StoreKind.postgres`); here the whole path, and what survives.
 @Suite("Task center on PostgreSQL", .enabled(if: PostgresServer.available, "needs Debian's postgresql and root"), .timeLimit(.minutes(2)))
 struct PostgresStoreTests {
+  @Test("the store is a service: when its run ends (shutdown, cancellation) it closes its connection pool")
+  func storeAsAService() async throws {
+    let store = try await PostgresTaskStore(url: try await PostgresServer.database())
+    _ = try await store.counts()
+    // (Cancelled before or after it starts: either way it ends, as in a group that stops.)
+    let service = Task { try await store.run() }
+    service.cancel()
+    try await service.value  // no error: it was asked to stop
+    await store.running.value  // the pool's run() has returned
+    #expect(store.running.isCancelled)
+  }
+
   @Test("code and function tasks run through a gateway whose store is PostgreSQL; a new gateway on the database finds them")
   func tasksThroughPostgres() async throws {
     let url = try await PostgresServer.database()
