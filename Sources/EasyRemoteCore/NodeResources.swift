@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// What a node's machine has (`{"cores": 8, "memory": 16384, "platform": "linux"}`; MiB).
 public struct NodeResources: Codable, Sendable, Hashable {

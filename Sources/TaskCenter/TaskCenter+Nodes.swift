@@ -1,5 +1,5 @@
 public import EasyRemoteCore
-public import Foundation
+import Foundation
 import NodeComm
 
 // The nodes of the task center: joining, leaving (their tasks requeued), what they look like, and the nodes that pull work over HTTP.
