@@ -62,8 +62,9 @@ public final class TaskCenter: Sendable {
     }
   }
 
-  /// The store, observed: a failed write makes ``storeStatus`` degraded.
-  public let store: any TaskStore
+  /// The store, observed: a failed write makes ``storeStatus`` degraded. Not public: tasks
+  /// change through the center (``submit(_:)``, ``cancel(_:)``…), never around its scheduler.
+  package let store: any TaskStore
   /// The store as shared by several gateways, when it is one, and what the others serve.
   let shared: (any SharedTaskStore)?
   let directory: GatewayDirectory?
