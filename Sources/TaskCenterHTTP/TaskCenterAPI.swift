@@ -284,132 +284,6 @@ public struct TaskCenterAPI: Sendable {
         }))
   }
 
-  /// The node key a pulling node presents: the `X-Node-Key` header, else `fallback` (from the
-  /// body or the query).
-  static func nodeKey(_ request: Request, _ fallback: String?) -> String? {
-    request.headers.first { $0.name.canonicalName == "x-node-key" }?.value ?? fallback
-  }
-
-  func heartbeat(_ request: Request, from address: String?) async throws -> Response {
-    let beat = try await JSONBody.decode(HeartbeatRequest.self, from: request, limit: 64 << 10)
-    // The task center checks every number against its bounds (400 naming the field).
-    let reply = try center.pullHeartbeat(
-      .init(nodeID: beat.nodeID, key: Self.nodeKey(request, beat.nodeKey), address: address),
-      resources: NodeResources(
-        cores: beat.resources.cpuCores, memoryMB: beat.resources.memoryMB, platform: beat.resources.platform ?? "unknown"),
-      load: beat.currentLoad ?? NodeLoad(), slots: beat.slots ?? 1)
-    var answer = ["status": "ok", "timestamp": ISO8601DateFormatter().string(from: Date())]
-    if let key = reply.nodeKey { answer["node_key"] = key }
-    return JSONBody.response(answer)
-  }
-
-  func offer(_ request: Request, from address: String?) async throws -> Response {
-    let query = request.uri.queryParameters
-    let caller = TaskCenter.PullCaller(
-      nodeID: query.get("node_id"), key: Self.nodeKey(request, query.get("node_key")), address: address)
-    guard let task = try await center.claim(for: caller) else {
-      return JSONBody.response(TaskOffer(hasTask: false, waitTime: 5))
-    }
-    return JSONBody.response(
-      TaskOffer(
-        hasTask: true,
-        task: .init(taskID: task.id, code: task.code ?? "", timeout: task.timeout, attempt: task.attempts)))
-  }
-
-  func result(_ request: Request, from address: String?) async throws -> Response {
-    let report = try await JSONBody.decode(TaskResultRequest.self, from: request, limit: configuration.maxBodyBytes)
-    let status: TaskStatus
-    switch report.status {
-    case "success", "completed": status = .completed
-    case "failed", "error": status = .failed
-    case "timeout": status = .timeout
-    default: throw APIError.invalid("status", "status must be success, failed or timeout")
-    }
-    let outcome = TaskOutcome(
-      status: status, output: report.result.map(TaskPayload.text), stderr: report.stderr, exitStatus: report.exitStatus,
-      errorMessage: report.errorMessage, executionTime: report.executionTime)
-    let caller = TaskCenter.PullCaller(
-      nodeID: report.nodeID, key: Self.nodeKey(request, report.nodeKey), address: address)
-    let task = try await center.report(report.taskID, from: caller, attempt: report.attempt, outcome: outcome)
-    return JSONBody.response(TaskView(task: task))
-  }
-
-  func call(_ name: String, _ request: Request) async throws -> Response {
-    let body = try await functionCallBody(request)
-    let timeout = try callTimeout(body)
-    let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
-    let data = try await server.call(invocation, timeout: .milliseconds(Int64(timeout * 1000)))
-    let result = (try? JSONDecoder().decode(JSONValue.self, from: data)) ?? .null
-    return JSONBody.response(FunctionCallResponse(function: name, result: result))
-  }
-
-  func functionCallBody(_ request: Request) async throws -> FunctionCallRequest {
-    var body = FunctionCallRequest()
-    if request.headers[.contentLength] != "0" {
-      var copy = request
-      let buffer = try await copy.collectBody(upTo: configuration.maxBodyBytes)
-      if buffer.readableBytes > 0 {
-        let data = Data(buffer.readableBytesView)
-        do {
-          body = try JSONDecoder().decode(FunctionCallRequest.self, from: data)
-        } catch let error as DecodingError {
-          throw JSONBody.describe(error, body: data)
-        }
-      }
-    }
-    return body
-  }
-
-  func callTimeout(_ body: FunctionCallRequest) throws -> Double {
-    let timeout = body.timeout ?? configuration.callTimeout
-    guard timeout >= 0.001, timeout <= 3600 else {
-      throw APIError.invalid("timeout", "timeout must be at least 0.001 and at most 3600 seconds, got \(timeout)")
-    }
-    return timeout
-  }
-
-  /// `POST /functions/{name}/stream`: a streaming function's items as they come, one JSON
-  /// value per line (`application/x-ndjson`). A function that is unknown or not streaming is
-  /// refused before the answer starts (404, 400); an error after the first item ends the
-  /// body with a line `{"error": {"code", "message"}}`.
-  func stream(_ name: String, _ request: Request) async throws -> Response {
-    let body = try await functionCallBody(request)
-    let timeout = try callTimeout(body)
-    guard let function = server.functions().first(where: { $0.name == name }) else {
-      throw APIError(code: "FUNCTION_NOT_FOUND", message: "no node serves '\(name)'")
-    }
-    guard function.streaming else {
-      throw APIError.invalid("name", "'\(name)' is not a streaming function: call it with POST /functions/\(name)/call")
-    }
-    if let node = body.node, !function.nodes.contains(node) {
-      throw APIError(code: "FUNCTION_NOT_FOUND", message: "node '\(node)' does not serve '\(name)'")
-    }
-    let invocation = Invocation(function: name, args: body.args ?? [], kwargs: body.kwargs ?? [:], node: body.node)
-    let server = self.server
-    return Response(
-      status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
-      body: ResponseBody { writer in
-        let lines = LineStream()
-        let producer = Task {
-          do {
-            try await server.stream(invocation, timeout: .milliseconds(Int64(timeout * 1000))) { items in
-              try await lines.put(.lines(items))
-            }
-          } catch let error as EasyRemoteError {
-            try? await lines.put(.lines([Data(APIError(error).jsonText.utf8)]))
-          } catch {}
-          try? await lines.put(.end)
-        }
-        do {
-          try await lines.drain(into: &writer)
-        } catch {
-          producer.cancel()
-          throw error
-        }
-        try await writer.finish(nil)
-      })
-  }
-
   /// `GET /snapshot`: everything the console shows, at once (it then follows `/ws/updates`):
   /// the nodes (as `GET /nodes`), the functions (as `GET /functions`) and the `stats` event's
   /// figures (calls by function, tasks by status, the fair queue, each node's load).
@@ -484,7 +358,7 @@ public struct TaskCenterAPI: Sendable {
     }
   }
 
-  private func integer(_ text: String?, field: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+  func integer(_ text: String?, field: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
     guard let text else { return value }
     guard let number = Int(text), range.contains(number) else {
       throw APIError.invalid(field, "\(field) must be an integer from \(range.lowerBound) to \(range.upperBound)")
