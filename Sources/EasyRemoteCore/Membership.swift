@@ -220,16 +220,18 @@ package struct Membership: Sendable {
   /// Linked node `id` stops taking tasks but keeps its link (and its calls): its record,
   /// offline, is kept in ``departed``. `false` when it was not a task node.
   package mutating func leaveTasks(_ id: String) -> Bool {
-    guard var member = members[id], member.worker != nil else { return false }
-    member.online = false
-    member.calls = 0
-    member.tasks = 0
+    guard let member = members[id], member.worker != nil else { return false }
     depart(member)
     members[id]!.worker = nil
     return true
   }
 
-  private mutating func depart(_ record: Member) {
+  /// Keeps `member`'s record, offline and idle, in ``departed`` (the oldest goes past the limit).
+  private mutating func depart(_ member: Member) {
+    var record = member
+    record.online = false
+    record.calls = 0
+    record.tasks = 0
     departed[record.id] = record
     if departed.count > Self.departedLimit,
       let oldest = departed.values.min(by: { ($0.lastHeartbeat, $0.id) < ($1.lastHeartbeat, $1.id) })
@@ -292,13 +294,7 @@ package struct Membership: Sendable {
   @discardableResult
   package mutating func leave(_ nodeID: String) -> Member? {
     guard let member = members.removeValue(forKey: nodeID) else { return nil }
-    if member.worker != nil {
-      var record = member
-      record.online = false
-      record.calls = 0
-      record.tasks = 0
-      depart(record)
-    }
+    if member.worker != nil { depart(member) }
     return member
   }
 
