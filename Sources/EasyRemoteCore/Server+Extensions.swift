@@ -120,9 +120,6 @@ extension Server {
     try state.withLock { try body(&$0.membership) }
   }
 
-  /// Tells the extensions a change the task center made to the registry.
-  package func announceMembership(_ event: MembershipEvent) { announce(event) }
-
   /// The nodes serving `function`.
   public func nodes(serving function: String) -> Set<String> {
     state.withLock { $0.membership.nodes(serving: function) }
