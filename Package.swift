@@ -212,9 +212,12 @@ let package = Package(
     .executableTarget(
       name: "async-stream-client", dependencies: ["EasyRemote", "ExampleFunctions"],
       path: "Examples/AsyncStream/Client", swiftSettings: strict),
+    // What the test targets share: a clock tests move, waiting on events, signals.
+    .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(
       name: "NodeCommTests",
       dependencies: [
+        "TestSupport",
         "NodeComm",
         "MessagePack",
         "NodeCommGRPC",
@@ -229,7 +232,7 @@ let package = Package(
     .testTarget(
       name: "TaskCenterTests",
       dependencies: [
-        "TaskCenter", "Sandbox", "EasyRemote", "EasyRemoteCore", "ExampleFunctions", "TaskCenterHTTP", "NodeComm",
+        "TestSupport", "TaskCenter", "Sandbox", "EasyRemote", "EasyRemoteCore", "ExampleFunctions", "TaskCenterHTTP", "NodeComm",
         "NodeCommGRPC", "RemoteHosts",
         .product(name: "HummingbirdTesting", package: "hummingbird"),
         .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
@@ -242,6 +245,7 @@ let package = Package(
     .testTarget(
       name: "EasyRemoteTests",
       dependencies: [
+        "TestSupport",
         "EasyRemote",
         "EasyRemoteCore",
         "NodeCommGRPC",

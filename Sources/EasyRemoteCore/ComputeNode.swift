@@ -31,6 +31,8 @@ public final class ComputeNode: Sendable {
   let workers: WorkerGate
   /// What the node starts on its own: the reconnect loop, announcements after a late `register`.
   let background = OwnedTasks()
+  /// What the reconnection backoff sleeps on.
+  let clock: any Clock<Duration>
 
   struct State {
     var functions: [String: FunctionDescriptor] = [:]
@@ -62,10 +64,13 @@ public final class ComputeNode: Sendable {
   ///     refused. When nil: `config.maxWorkers`, else 5.
   ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
   ///     `ComputeNode(serverAddress:)` picks gRPC).
+  ///   - clock: what the waits between reconnection attempts sleep on.
   public init(
     serverAddress: String, nodeID: String? = nil, maxWorkers: Int? = nil, queueLimit: Int? = nil,
-    config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil
+    config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil,
+    clock: any Clock<Duration> = ContinuousClock()
   ) {
+    self.clock = clock
     self.serverAddress = serverAddress
     self.serverAddresses = Self.addresses(serverAddress)
     let maxWorkers = InputBounds.clamp(maxWorkers ?? config.maxWorkers ?? 5, InputBounds.slots)
@@ -84,6 +89,9 @@ public final class ComputeNode: Sendable {
   public var isStarted: Bool { state.withLock { $0.started } }
   public var isConnected: Bool { state.withLock { $0.connected } }
   public var functionCount: Int { state.withLock { $0.functions.count } }
+
+  /// A tick each time ``stats()``'s running or queued count changes (tests wait on it).
+  package func statsChanges() -> AsyncStream<Void> { workers.changes() }
 
   /// Executions, failures and average duration of the calls this node ran.
   public func stats() -> NodeStats {
@@ -197,7 +205,7 @@ public final class ComputeNode: Sendable {
             self.moveOn()
             if self.state.withLock({ $0.gatewayIndex != 0 }) { continue }
           }
-          try? await Task.sleep(for: delay)
+          try? await self.clock.sleep(for: delay)
           delay = min(delay * 2, .seconds(5))
         }
       }

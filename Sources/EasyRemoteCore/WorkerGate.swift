@@ -12,6 +12,12 @@ package final class WorkerGate: Sendable {
     var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     var order: [UInt64] = []
     var nextTicket: UInt64 = 0
+    /// Who watches the counts (``changes()``); usually no one.
+    var watchers: [UInt64: AsyncStream<Void>.Continuation] = [:]
+
+    func changed() {
+      for watcher in watchers.values { watcher.yield() }
+    }
   }
 
   private let state = Mutex(State())
@@ -26,6 +32,19 @@ package final class WorkerGate: Sendable {
   /// Waiting now.
   package var queued: Int { state.withLock { $0.waiting.count } }
 
+  /// A tick each time ``running`` or ``queued`` changes, from now until the sequence is
+  /// dropped (what waits for a count, waits on this).
+  package func changes() -> AsyncStream<Void> {
+    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    let id = state.withLock { state in
+      state.nextTicket += 1
+      state.watchers[state.nextTicket] = continuation
+      return state.nextTicket
+    }
+    continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) } }
+    return stream
+  }
+
   /// Takes a place, waiting for one when all are held; every `enter` that returns is
   /// matched by one ``leave()``.
   ///
@@ -35,6 +54,7 @@ package final class WorkerGate: Sendable {
     let ticket: UInt64? = try state.withLock { state in
       if state.running < limit && state.waiting.isEmpty {
         state.running += 1
+        state.changed()
         return nil
       }
       guard state.waiting.count < queueLimit else { throw refusal() }
@@ -48,6 +68,7 @@ package final class WorkerGate: Sendable {
           if Task.isCancelled { return true }
           state.waiting[ticket] = continuation
           state.order.append(ticket)
+          state.changed()
           return false
         }
         if cancelled { continuation.resume(throwing: CancellationError()) }
@@ -55,6 +76,7 @@ package final class WorkerGate: Sendable {
     } onCancel: {
       let waiter = state.withLock { state in
         state.order.removeAll { $0 == ticket }
+        defer { state.changed() }
         return state.waiting.removeValue(forKey: ticket)
       }
       waiter?.resume(throwing: CancellationError())
@@ -90,6 +112,7 @@ package final class WorkerGate: Sendable {
     try state.withLock { state in
       if state.running < limit && state.waiting.isEmpty {
         state.running += 1
+        state.changed()
         return true
       }
       if state.waiting.count >= queueLimit { throw refusal() }
@@ -100,6 +123,7 @@ package final class WorkerGate: Sendable {
   /// Gives a place back: the first waiter takes it over.
   package func leave() {
     let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+      defer { state.changed() }
       while !state.order.isEmpty {
         let ticket = state.order.removeFirst()
         if let waiter = state.waiting.removeValue(forKey: ticket) { return waiter }  // the place passes on

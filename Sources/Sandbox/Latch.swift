@@ -20,10 +20,10 @@ package final class Latch: Sendable {
 
   /// Waits until it is open or `timeout` passes, whichever comes first (the latch is opened
   /// either way, so do not share it with other waiters that should not be released).
-  package func wait(upTo timeout: Duration) async {
+  package func wait(upTo timeout: Duration, on clock: any Clock<Duration> = ContinuousClock()) async {
     await withTaskGroup(of: Void.self) { group in
       group.addTask { await self.wait() }
-      group.addTask { try? await Task.sleep(for: timeout) }
+      group.addTask { try? await clock.sleep(for: timeout) }
       await group.next()
       open()  // ends the other child when the sleep came first
       group.cancelAll()

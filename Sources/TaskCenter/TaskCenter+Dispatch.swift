@@ -7,7 +7,7 @@ import Synchronization
 extension TaskCenter {
   /// Starts as many queued tasks as there are idle nodes that fit them, oldest first.
   func dispatch() async -> [(TaskRecord, String)] {
-    let now = clock()
+    let now = self.now()
     guard server.withMembership({ scheduler.hasIdleNode($0.members.values, at: now) }) else { return [] }
     let batch = 512
     // The store hands over the oldest queued tasks (on a shared store, those no other gateway
@@ -18,8 +18,8 @@ extension TaskCenter {
     var failed = false
     do {
       // The time is read once the queue has been (a task is never started before it was made).
-      let clock = self.clock
-      started = try await store.startQueued(limit: batch, now: { choice.stamp(clock()) }) { [self] offer in
+      let now = self.now
+      started = try await store.startQueued(limit: batch, now: { choice.stamp(now()) }) { [self] offer in
         let chosen = self.choose(offer, at: choice.date)
         choice.set(chosen, offered: offer.tasks.count)
         return chosen
@@ -163,10 +163,10 @@ extension TaskCenter {
         // Not cancelled by request (that made the task final already): the node stopped and
         // handed the task back, or was lost. Queue it again.
         let reason = requeueReason ?? "node \(nodeID) stopped while running the task"
-        written = try await store.requeue(taskID, from: nodeID, reason: reason, at: clock())
+        written = try await store.requeue(taskID, from: nodeID, reason: reason, at: now())
         publishNodesSoon()  // its slot is free again (an answer frees it in the same statement)
       } else {
-        written = try await store.finish(taskID, with: outcome, by: nodeID, at: clock())
+        written = try await store.finish(taskID, with: outcome, by: nodeID, at: now())
       }
     } catch {
       logger.error("could not record a result; it will be tried again", metadata: ["task": "\(taskID)", "error": "\(error)"])
@@ -186,7 +186,7 @@ extension TaskCenter {
 
   /// Announces a final task and wakes those waiting for it.
   func finished(_ task: TaskRecord) {
-    let now = clock()
+    let now = self.now()
     state.withLock { state in
       state.finishedCount += 1
       state.finishedSeconds += InputBounds.clamp(task.executionTime ?? 0, InputBounds.executionSeconds)

@@ -6,7 +6,7 @@ import NodeComm
 extension TaskCenter {
   /// The nodes that joined the task center (offline ones too), by id.
   public func nodes() -> [TaskNodeInfo] {
-    let now = clock()
+    let now = self.now()
     return server.withMembership { $0.taskNodes }.map { info(for: $0, now: now) }
   }
 
@@ -14,7 +14,7 @@ extension TaskCenter {
   /// every gateway's, in the one order their schedulers follow together (this gateway's as
   /// they are, the others' as the store has them).
   public func queue() async -> [FairScheduler.QueueEntry] {
-    let now = clock()
+    let now = self.now()
     let local = scheduler.queue(server.withMembership { Array($0.members.values) }, at: now)
     guard let shared, let rows = try? await shared.idleNodes() else { return local }
     let own = Set(local.map(\.nodeID))
@@ -42,7 +42,7 @@ extension TaskCenter {
   /// registry): it is idle until it is given work. On a shared store it brings the history it
   /// has there, and the other gateways learn of it.
   func joinedTasks(_ nodeID: String) async {
-    let now = clock()
+    let now = self.now()
     if let member = server.withMembership({ $0.members[nodeID] }) {
       emit(.nodeJoined, NodeView(node: info(for: member, now: now)))
       logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(member.worker?.taskSlots ?? 0)"])
@@ -56,9 +56,8 @@ extension TaskCenter {
   /// Queues again the tasks running on `nodeID`, which left; when the store fails, tries
   /// again later (``recoveryLoop()``).
   func requeueTasks(of nodeID: String, reason: String, announce: Bool = true) async {
-    if announce { emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)])) }
     do {
-      for task in try await store.requeueRunning(on: nodeID, reason: reason, at: clock()) {
+      for task in try await store.requeueRunning(on: nodeID, reason: reason, at: now()) {
         state.withLock { _ = $0.running.removeValue(forKey: task.id) }
         if task.status.isFinal { finished(task) }
       }
@@ -66,6 +65,9 @@ extension TaskCenter {
       logger.error("could not requeue tasks; it will be tried again", metadata: ["node": "\(nodeID)", "error": "\(error)"])
       state.withLock { $0.unrequeued[nodeID] = reason }
     }
+    // Told once its tasks are back in the queue (or owed to it), so what a subscriber reads
+    // next is the queue without the node.
+    if announce { emit(.nodeLeft, JSONValue.object(["node_id": .string(nodeID), "reason": .string(reason)])) }
     kick()
   }
 
@@ -74,13 +76,13 @@ extension TaskCenter {
     guard let member = server.withMembership({ $0.taskNode(id) }) else {
       throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
     }
-    return info(for: member, now: clock())
+    return info(for: member, now: now())
   }
 
   /// Seconds a task submitted now may wait before it starts: the queue ahead of it shared by
   /// the online nodes' slots, at the average run time so far; `nil` while no node is online.
   public func estimatedWait(queued: Int) -> Double? {
-    let now = clock()
+    let now = self.now()
     let timeout = configuration.scheduler.heartbeatTimeout
     let slots = server.withMembership { membership in
       membership.members.values.filter { $0.taskStatus(at: now, heartbeatTimeout: timeout) != .offline }
@@ -94,7 +96,7 @@ extension TaskCenter {
   /// Counters of tasks and nodes (`GET /stats`).
   public func stats() async throws -> TaskCenterStats {
     let counts = try await store.counts()
-    let now = clock()
+    let now = self.now()
     let nodes = poolNodes()  // every gateway's, on a shared store
     let (finished, seconds, lastHour) = state.withLock { state in
       (state.finishedCount, state.finishedSeconds, state.finishedTimes.filter { now.timeIntervalSince($0) <= 3600 }.count)
@@ -153,7 +155,7 @@ extension TaskCenter {
       _ = try load.checked(prefix: "current_load")
       try InputBounds.check(slots, InputBounds.slots, field: "slots")
     }
-    let now = clock()
+    let now = self.now()
     let linked = isLinked(nodeID)
     let key = try state.withLock { state throws(TaskCenterError) in
       try state.pullRegistry.heartbeat(nodeID, key: caller.key, address: caller.address, linked: linked, at: now)
@@ -172,7 +174,7 @@ extension TaskCenter {
   /// nothing fits (`GET /internal/task/request`). A caller that names no node is the key-less
   /// node that last sent a heartbeat from its address.
   public func claim(for caller: PullCaller) async throws -> TaskRecord? {
-    let now = clock()
+    let now = self.now()
     let nodeID = try state.withLock { state throws(TaskCenterError) -> String in
       guard let named = caller.nodeID, !named.isEmpty else {
         guard let anonymous = state.pullRegistry.anonymousNode(at: caller.address) else {
@@ -263,7 +265,7 @@ extension TaskCenter {
         details: "field: attempt")
     }
     // (When the store fails, this throws and nothing changes: the worker may send it again.)
-    guard let record = try await store.finish(taskID, with: outcome, by: runner, at: clock()) else {
+    guard let record = try await store.finish(taskID, with: outcome, by: runner, at: now()) else {
       return try await task(taskID)  // finished or moved meanwhile → as it is
     }
     state.withLock { _ = $0.running.removeValue(forKey: taskID) }

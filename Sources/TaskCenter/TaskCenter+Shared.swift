@@ -60,7 +60,7 @@ extension TaskCenter {
       let latch = Latch()
       state.withLock { $0[keyPath: signal] = latch }
       await body()
-      await latch.wait(upTo: interval)
+      await latch.wait(upTo: interval, on: clock)
     }
   }
 
@@ -88,7 +88,7 @@ extension TaskCenter {
           metadata: ["gateway": "\(shared.gatewayID)"])
       }
       published = now
-      let reaped = try await shared.reapExpiredLeases(reason: "its gateway went away", at: clock())
+      let reaped = try await shared.reapExpiredLeases(reason: "its gateway went away", at: self.now())
       if !reaped.isEmpty {
         logger.info("requeued the tasks of a gateway that went away", metadata: ["count": "\(reaped.count)"])
         for task in reaped where task.status.isFinal { finished(task) }
@@ -126,7 +126,7 @@ extension TaskCenter {
   /// pull work over HTTP are not offered work by anyone, so they are left out).
   func poolRows() -> [PoolNode] {
     guard let shared else { return [] }
-    let now = clock()
+    let now = self.now()
     let timeout = configuration.scheduler.heartbeatTimeout
     let nodes = server.withMembership { $0.taskNodes.filter { $0.attachment == .link } }
     return nodes.map { node in
@@ -238,9 +238,9 @@ extension TaskCenter {
     for report in reports {
       // Still running on it; or (the gateway's lease ran out, or it restarted) queued again
       // after that very attempt and not started since.
-      var written = try? await store.finish(report.id, with: report.outcome, by: nodeID, at: clock())
+      var written = try? await store.finish(report.id, with: report.outcome, by: nodeID, at: now())
       if written == nil, let attempt = report.attempt {
-        written = try? await store.finishLate(report.id, attempt: attempt, with: report.outcome, by: nodeID, at: clock())
+        written = try? await store.finishLate(report.id, attempt: attempt, with: report.outcome, by: nodeID, at: now())
       }
       guard let written else { continue }
       logger.info("a node handed in a result its gateway had lost", metadata: ["task": "\(report.id)", "peer": "\(nodeID)"])

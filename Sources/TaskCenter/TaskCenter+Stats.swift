@@ -80,7 +80,7 @@ extension TaskCenter {
     let counts = (try? await store.counts()) ?? [:]
     let inFlight = Dictionary(uniqueKeysWithValues: server.localNodes().map { ($0.id, $0.inFlight) })
     return StatsTick(
-      time: clock(), callsTotal: gateway.totalRequests, callsFailed: gateway.failedRequests, callsInFlight: gateway.inFlight,
+      time: now(), callsTotal: gateway.totalRequests, callsFailed: gateway.failedRequests, callsInFlight: gateway.inFlight,
       functions: gateway.perFunction.mapValues(StatsTick.Function.init),
       tasks: Dictionary(uniqueKeysWithValues: TaskStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
       queueLength: counts[.queued] ?? 0,
@@ -98,7 +98,7 @@ extension TaskCenter {
 
   func statsLoop() async {
     while !Task.isCancelled {
-      try? await Task.sleep(for: configuration.statsInterval)
+      try? await clock.sleep(for: configuration.statsInterval)
       guard eventSubscriberCount > 0 else { continue }
       server.publish("stats", await statsTick(), encoder: TaskCenterJSON.encoder)
     }

@@ -80,7 +80,7 @@ extension TaskCenter {
       try InputBounds.check(resources.memoryMB, InputBounds.memoryMB, field: "resources.memory")
       try InputBounds.check(maxAttempts, InputBounds.attempts, field: "max_attempts")
     }
-    let now = clock()
+    let now = self.now()
     guard server.withMembership({ scheduler.couldRun(resources, among: $0.members.values, at: now) }) else {
       throw TaskCenterError(
         code: .resourceUnavailable, message: "no node can provide \(resources.cpu) cores and \(resources.memoryMB) MiB",
@@ -134,7 +134,7 @@ extension TaskCenter {
     defer { _ = state.withLock { $0.waiters[id]?.removeValue(forKey: key) } }
     let current = try await task(id)
     if current.status.isFinal { return current }
-    await latch.wait(upTo: timeout)
+    await latch.wait(upTo: timeout, on: clock)
     return try await task(id)
   }
 
@@ -144,7 +144,7 @@ extension TaskCenter {
     let current = try await task(id)
     guard !current.status.isFinal else { return current }
     let outcome = TaskOutcome(status: .cancelled, errorMessage: "cancelled by request")
-    guard let cancelled = try await store.finish(id, with: outcome, by: nil, at: clock()) else { return try await task(id) }
+    guard let cancelled = try await store.finish(id, with: outcome, by: nil, at: now()) else { return try await task(id) }
     finished(cancelled)
     if current.status == .running, let nodeID = current.nodeID {
       _ = try? await server.call(node: nodeID, TaskMethods.abort, TaskQuery(id: id), as: Empty.self, timeout: .seconds(5))

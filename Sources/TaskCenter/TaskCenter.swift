@@ -71,7 +71,10 @@ public final class TaskCenter: Sendable {
   let storeHealth = StoreHealth()
   public let configuration: Configuration
   let server: Server
-  let clock: @Sendable () -> Date
+  /// What its loops sleep on (expiry, recovery, stats, lease, a dispatch in a moment).
+  let clock: any Clock<Duration>
+  /// The wall time, for what it records and for the heartbeats it reads.
+  let now: @Sendable () -> Date
   let logger: Logger
   let state: Mutex<State>
   let kicks: AsyncStream<Void>
@@ -122,9 +125,13 @@ public final class TaskCenter: Sendable {
     var started = false
   }
 
+  /// - Parameters:
+  ///   - clock: what its loops sleep on; `now`: the wall time. Tests pass a clock they move,
+  ///     with its wall time.
   public init(
     server: Server, store: any TaskStore, configuration: Configuration = Configuration(),
-    clock: @escaping @Sendable () -> Date = { Date() }, logger: Logger? = nil
+    clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
+    logger: Logger? = nil
   ) {
     self.server = server
     self.store = ObservedTaskStore(base: store, health: storeHealth, instruments: server.metrics?.instruments)
@@ -132,6 +139,7 @@ public final class TaskCenter: Sendable {
     self.directory = shared.map { GatewayDirectory(own: $0.gatewayID) }
     self.configuration = configuration
     self.clock = clock
+    self.now = now
     self.logger = logger ?? Logger(label: "easyremote.tasks")
     self.scheduler = FairScheduler(configuration: configuration.scheduler)
     self.state = Mutex(State(pullRegistry: PullRegistry(policy: configuration.pullNodes)))
@@ -167,7 +175,7 @@ public final class TaskCenter: Sendable {
       // Calls for functions only another gateway's nodes serve go there.
       if let directory { server.forwarding(to: directory) }
     } else {
-      let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: clock())
+      let recovered = try await store.requeueRunning(on: nil, reason: "the gateway restarted", at: now())
       if !recovered.isEmpty { logger.info("tasks requeued after restart", metadata: ["count": "\(recovered.count)"]) }
     }
     registerMethods()
@@ -226,7 +234,7 @@ public final class TaskCenter: Sendable {
     await loops?.value
     if active {
       do {
-        let requeued = try await store.requeueRunning(on: nil, reason: "the gateway stopped", at: clock())
+        let requeued = try await store.requeueRunning(on: nil, reason: "the gateway stopped", at: now())
         state.withLock { $0.running = [:] }
         if !requeued.isEmpty { logger.info("running tasks handed back to the queue", metadata: ["count": "\(requeued.count)"]) }
         try await shared?.releaseLease()
@@ -249,7 +257,7 @@ public final class TaskCenter: Sendable {
       group.addTask {
         // A dispatch asked for in a moment (``kickSoon()``), once however often it is asked.
         for await _ in self.soonKicks {
-          guard (try? await Task.sleep(for: .milliseconds(200))) != nil else { break }
+          guard (try? await self.clock.sleep(for: .milliseconds(200))) != nil else { break }
           self.state.withLock { $0.kickPending = false }
           self.kick()
         }
@@ -278,8 +286,8 @@ public final class TaskCenter: Sendable {
 
   func expireLoop() async {
     while !Task.isCancelled {
-      try? await Task.sleep(for: configuration.expiryInterval)
-      let (timeout, now) = (configuration.scheduler.heartbeatTimeout, clock())
+      try? await clock.sleep(for: configuration.expiryInterval)
+      let (timeout, now) = (configuration.scheduler.heartbeatTimeout, self.now())
       let expired = server.withMembership { $0.expire(heartbeatTimeout: timeout, at: now) }
       if !expired.isEmpty { publishNodesSoon() }
       for nodeID in expired { await requeueTasks(of: nodeID, reason: "node \(nodeID) missed its heartbeats") }
@@ -290,7 +298,7 @@ public final class TaskCenter: Sendable {
   /// comes back, everything moves again without a restart.
   func recoveryLoop() async {
     while !Task.isCancelled {
-      try? await Task.sleep(for: configuration.storeRetryInterval)
+      try? await clock.sleep(for: configuration.storeRetryInterval)
       let (results, requeues) = state.withLock { ($0.unrecorded, $0.unrequeued) }
       guard storeStatus != .healthy || !results.isEmpty || !requeues.isEmpty else { continue }
       for (taskID, owed) in results where !Task.isCancelled {

@@ -22,7 +22,7 @@ extension TaskCenter {
   /// - Throws: ``TaskCenterError`` `internalError` when the store cannot count.
   public func snapshot() async throws -> TaskCenterSnapshot {
     let counts = try await store.counts()
-    let now = clock()
+    let now = self.now()
     var tasks: [TaskStatus: Int] = [:]
     for status in TaskStatus.allCases { tasks[status] = counts[status] ?? 0 }
     return TaskCenterSnapshot(gateway: server.snapshot(at: now), nodes: nodes(), fairOrder: await queue(), tasks: tasks)

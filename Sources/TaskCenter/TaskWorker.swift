@@ -23,6 +23,8 @@ public final class TaskWorker: Sendable {
   public let thresholds: LoadThresholds
   public let resources: NodeResources
   public let heartbeatInterval: Duration
+  /// What the heartbeat loop sleeps on.
+  private let clock: any Clock<Duration>
   private let load: @Sendable () -> NodeLoad
   private let state = Mutex(State())
   /// The heartbeat loop and the joins after a reconnect: cancelled and awaited by `stop`.
@@ -59,11 +61,14 @@ public final class TaskWorker: Sendable {
   ///   - heartbeatInterval: how often the machine's load is sampled and reported; it rides on
   ///     the link's heartbeat to the gateway (``ComputeNode/reportStatus(_:)``).
   ///   - load: how the machine's load is read (the real one by default).
+  ///   - clock: what the heartbeat loop sleeps on (tests pass one they move).
   public init(
     node: ComputeNode, runner: CodeRunner? = CodeRunner(), slots: Int? = nil,
     thresholds: LoadThresholds = LoadThresholds(), resources: NodeResources = .current,
-    heartbeatInterval: Duration = .seconds(5), load: (@Sendable () -> NodeLoad)? = nil
+    heartbeatInterval: Duration = .seconds(5), load: (@Sendable () -> NodeLoad)? = nil,
+    clock: any Clock<Duration> = ContinuousClock()
   ) {
+    self.clock = clock
     self.node = node
     self.runner = runner
     self.slots = max(1, slots ?? node.maxWorkers)
@@ -96,10 +101,10 @@ public final class TaskWorker: Sendable {
     let token = node.beforeAnnouncing { [weak self] in await self?.handIn() }
     try await node.offerTasks(offer(isolation: isolation))
     beat()
+    let (clock, interval) = (clock, heartbeatInterval)
     background.start { [weak self] in
       while !Task.isCancelled {
-        guard let interval = self?.heartbeatInterval else { return }
-        try? await Task.sleep(for: interval)
+        guard (try? await clock.sleep(for: interval)) != nil else { return }
         self?.beat()
       }
     }

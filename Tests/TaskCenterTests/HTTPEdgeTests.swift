@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import Foundation
 import HummingbirdWSClient
@@ -369,7 +370,7 @@ struct HTTPEdgeTests {
     let cappedAddress = try #require(capped.http.address)
     var held = try (0..<40).map { _ in try RawConnection(cappedAddress) }
     for connection in held { await connection.send("G") }
-    try #require(await eventually(timeout: .seconds(30)) { capped.http.connectionCounts == (40, 0) }, "\(capped.http.connectionCounts)")
+    try #require(await eventually(limit: .seconds(30)) { capped.http.connectionCounts == (40, 0) }, "\(capped.http.connectionCounts)")
     held.append(try RawConnection(cappedAddress))
     // The newcomer is answered 503 and closed, the other 40 stay open.
     let answered = await RawConnection.readable(held, within: .seconds(20))

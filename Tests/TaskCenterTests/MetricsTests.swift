@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import Foundation
 import Sandbox
@@ -42,7 +43,7 @@ struct MetricsTests {
     #expect(submitted.status == 201, "\(submitted.text)")
     let id = try #require(submitted.object["task_id"] as? String)
     #expect(
-      try await eventually(timeout: .seconds(60)) {
+      try await eventually(limit: .seconds(60)) {
         try await stack.send("GET", "/tasks/\(id)").object["status"] as? String == "completed"
       })
 
@@ -77,7 +78,7 @@ struct MetricsTests {
     #expect(samples["easyremote_calls_in_flight"] == 0)
     // The node's own figures come over its link with its heartbeats: its executions catch up.
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         (try await stack.samples()[#"easyremote_node_executions_total{node="m1"}"#] ?? 0) >= 4
       })
     // The node leaves: its gauges end, its counters stay; the leave is counted.
@@ -196,12 +197,12 @@ struct MetricsTests {
     let prometheus = HTTPClient(base: "http://127.0.0.1:\(port)")
     do {
       #expect(
-        try await eventually(timeout: .seconds(60)) { (try? await prometheus.send("GET", "/-/ready"))?.status == 200 },
+        try await eventually(limit: .seconds(60)) { (try? await prometheus.send("GET", "/-/ready"))?.status == 200 },
         "Prometheus did not get ready: \(server.log)")
       // The query API: calls by function, summed over nodes and outcomes.
       let query = "sum%20by%20(function)%20(easyremote_calls_total)"
       var byFunction: [String: String] = [:]
-      let scraped = try await eventually(timeout: .seconds(60)) {
+      let scraped = try await eventually(limit: .seconds(60)) {
         let reply = try await prometheus.send("GET", "/api/v1/query?query=\(query)")
         let results = ((reply.object["data"] as? [String: Any])?["result"] as? [[String: Any]]) ?? []
         byFunction = [:]

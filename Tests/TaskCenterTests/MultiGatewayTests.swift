@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import Foundation
 import HummingbirdWSClient
@@ -145,7 +146,7 @@ struct MultiGatewayTests {
       }
     }
     for gateway in gateways {
-      #expect(try await eventually(timeout: .seconds(30)) { (try await gateway.http.get("/nodes")).text.contains("\"idle\"") })
+      #expect(try await eventually(limit: .seconds(30)) { (try await gateway.http.get("/nodes")).text.contains("\"idle\"") })
     }
 
     let total = 10_000
@@ -159,7 +160,7 @@ struct MultiGatewayTests {
       }
       // Mid-run: gateway 1 dies without a word, and comes back (a new gateway to the others).
       group.addTask {
-        _ = await eventually(timeout: .seconds(120)) { submissions.acceptedCount >= 3_000 }
+        _ = await eventually(limit: .seconds(120)) { submissions.acceptedCount >= 3_000 }
         await gateways[1].kill()
         // Started again at once (its nodes rejoin it within the lease, even on a busy machine,
         // and hand in what they finished).
@@ -175,7 +176,7 @@ struct MultiGatewayTests {
 
     // Done when the database says every task is final (any gateway answers for the store).
     var stats: [String: Any] = [:]
-    let finished = try await eventually(timeout: .seconds(180)) {
+    let finished = try await eventually(limit: .seconds(180)) {
       stats = (try await gateways[0].http.get("/stats")).object["tasks"] as? [String: Any] ?? [:]
       return (stats["queued"] as? Int) == 0 && (stats["running"] as? Int) == 0 && (stats["total"] as? Int ?? 0) >= total
     }
@@ -226,7 +227,7 @@ struct MultiGatewayTests {
     func events(_ name: String) -> [[String: Any]] {
       all().filter { $0["event"] as? String == name }.compactMap { $0["data"] as? [String: Any] }
     }
-    try #require(await eventually(timeout: .seconds(30)) { !events("stats").isEmpty }, "A's /ws/updates never ticked")
+    try #require(await eventually(limit: .seconds(30)) { !events("stats").isEmpty }, "A's /ws/updates never ticked")
     // The functions are served behind B only.
     let node = ComputeNode(serverAddress: b, nodeID: "behind-b", maxWorkers: 4)
     node.register("add", parameters: ["a", "b"]) { (x: Int, y: Int) in x + y }
@@ -249,10 +250,10 @@ struct MultiGatewayTests {
 
     let client = Client(serverAddress: "\(a),\(b)", timeout: .seconds(20))
     // A learns what B's nodes serve when B publishes it (at the node's join).
-    #expect(try await eventually(timeout: .seconds(30)) { (try? await client.execute("add", 2, 3, as: Int.self)) == 5 })
+    #expect(try await eventually(limit: .seconds(30)) { (try? await client.execute("add", 2, 3, as: Int.self)) == 5 })
     #expect(client.gatewayAddress == a, "the client is on the first gateway")
     // A lists B's node too, with its gateway.
-    let listed = try await eventually(timeout: .seconds(30)) {
+    let listed = try await eventually(limit: .seconds(30)) {
       let nodes = (try await gateways[0].http.get("/nodes")).object["nodes"] as? [[String: Any]] ?? []
       return nodes.contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
     }
@@ -270,7 +271,7 @@ struct MultiGatewayTests {
     #expect(listedNodes.first { $0.id == "behind-b" }?.gateway == gateways[1].id, "\(listedNodes)")
     #expect(listedNodes.first { $0.id == "mover" }.map { $0.gateway == nil } == true, "\(listedNodes)")
     #expect(
-      await eventually(timeout: .seconds(30)) {
+      await eventually(limit: .seconds(30)) {
         events("node_joined").contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
       })
     // A stream through both gateways, longer than a window (credit end to end), in order.
@@ -283,13 +284,13 @@ struct MultiGatewayTests {
     let submitted = try await gateways[0].http.post("/tasks", ["function": "add", "args": [1, 1]])
     let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         (try await gateways[0].http.get("/tasks/\(taskID)")).object["status"] as? String == "completed"
       })
     #expect((try await gateways[0].http.get("/tasks/\(taskID)")).object["node_id"] as? String == "behind-b")
     // The task's events reach A's subscribers though B ran it.
     #expect(
-      await eventually(timeout: .seconds(30)) {
+      await eventually(limit: .seconds(30)) {
         events("task_started").contains { $0["task_id"] as? String == taskID }
           && events("task_completed").contains { $0["task_id"] as? String == taskID && $0["result"] as? Int == 2 }
       }, "\(all().compactMap { $0["event"] as? String })")
@@ -299,14 +300,14 @@ struct MultiGatewayTests {
 
     // A dies: once the client has seen its link go, its next call goes to B.
     await gateways[0].kill()
-    #expect(try await eventually(timeout: .seconds(30)) { !client.isConnected })
+    #expect(try await eventually(limit: .seconds(30)) { !client.isConnected })
     #expect(try await client.execute("add", 4, 5, as: Int.self) == 9)
     #expect(client.gatewayAddress == b)
     items = []
     for try await item in try await client.stream("count", 5, as: Int.self) { items.append(item) }
     #expect(items == [0, 1, 2, 3, 4])
     // The node that was on A moved to B by itself.
-    #expect(try await eventually(timeout: .seconds(30)) { (try? await client.execute("whereabouts", as: String.self)) == "mover" })
+    #expect(try await eventually(limit: .seconds(30)) { (try? await client.execute("whereabouts", as: String.self)) == "mover" })
     #expect(mover.gatewayAddress == b)
 
     await mover.stop()
@@ -336,7 +337,7 @@ struct MultiGatewayTests {
     // The first gateway's fair queue lists the idle nodes of all three.
     var queue = ""
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         let reply = try await gateways[0].http.get("/stats/nodes/queue")
         queue = reply.text
         return reply.object["total_nodes_in_queue"] as? Int == 3

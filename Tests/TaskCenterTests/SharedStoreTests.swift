@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import ExampleFunctions
 import Foundation
@@ -56,7 +57,7 @@ struct SharedStoreTests {
     // Nothing expired yet for a reaper that looks at once... then the dying lease runs out.
     var reaped: [TaskRecord] = []
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         reaped += try await live.reapExpiredLeases(reason: "its gateway went away", at: Date())
         return !reaped.isEmpty
       })
@@ -159,7 +160,7 @@ struct SharedStoreTests {
     try await live.renewLease(for: .seconds(60), address: nil)
     var reaped: [TaskRecord] = []
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         reaped += try await live.reapExpiredLeases(reason: "its gateway went away", at: Date())
         return !reaped.isEmpty
       })
@@ -273,7 +274,7 @@ struct SharedStoreTests {
     try await b.addNode("b-node-2", code: false)
     // Each gateway has written its nodes where the other reads them.
     #expect(
-      try await eventually(timeout: .seconds(30)) {
+      try await eventually(limit: .seconds(30)) {
         let rows = [try await storeB.poolNode("a-node"), try await storeA.poolNode("b-node-1"), try await storeA.poolNode("b-node-2")]
         return rows.allSatisfy { $0?.online == true }
       })
@@ -298,10 +299,10 @@ struct SharedStoreTests {
     // b-node-1 moves to A: A's scheduler weighs it with the three tasks it did behind B.
     await movingWorker.stop()
     await movingNode.stop()
-    #expect(try await eventually(timeout: .seconds(30)) { try await storeA.poolNode("b-node-1")?.online == false })
+    #expect(try await eventually(limit: .seconds(30)) { try await storeA.poolNode("b-node-1")?.online == false })
     try await a.addNode("b-node-1", code: false)
-    #expect(await eventually(timeout: .seconds(30)) { (try? a.center.node("b-node-1"))?.completedTasks == 3 })
-    #expect(try await eventually(timeout: .seconds(30)) { try await storeB.poolNode("b-node-1")?.gatewayID == "gw-a" })
+    #expect(await eventually(limit: .seconds(30)) { (try? a.center.node("b-node-1"))?.completedTasks == 3 })
+    #expect(try await eventually(limit: .seconds(30)) { try await storeB.poolNode("b-node-1")?.gatewayID == "gw-a" })
     await a.stop()
     await b.stop()
   }

@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import ExampleFunctions
 import Foundation
@@ -100,7 +101,7 @@ struct TaskCenterTests {
     #expect(slow.status == .timeout)
     #expect(slow.errorMessage?.contains("timeout") == true)
     await #expect(throws: TaskCenterError.self) {
-      let _: String = try await client.result(try await client.submit("hold", 5, timeout: 0.5))
+      let _: String = try await client.result(try await client.submit("hold", timeout: 0.5))
     }
 
     let wrong = try await client.waitForTask(try await client.submit("sync_add", "two", 2))
@@ -116,7 +117,7 @@ struct TaskCenterTests {
     let client = fabric.client()
     let running = try await client.submitCode("import time\ntime.sleep(60)")
     let queued = try await client.submitCode("print('never')")
-    #expect(try await eventually { try await client.task(running).status == .running })
+    #expect(try await fabric.waitFor(running, .running))
     #expect(try await client.task(queued).status == .queued)
 
     #expect(try await client.cancelTask(queued).status == .cancelled)
@@ -127,7 +128,7 @@ struct TaskCenterTests {
     // The sandbox was killed: the node's slot is free again, and the next task runs.
     let next = try await client.waitForTask(try await client.submitCode("print('next')"), timeout: .seconds(20))
     #expect(next.status == .completed && next.result == "next")
-    #expect(await eventually { worker.completedTasks == 1 })
+    #expect(worker.completedTasks == 1, "counted before it answered")
     #expect(try await client.task(queued).startedAt == nil)
     await fabric.stop()
   }
@@ -155,7 +156,7 @@ struct TaskCenterTests {
     let (first, firstWorker) = try await fabric.addNode("first", runner: hangingNode)
     let client = fabric.client()
     let id = try await client.submitCode(hangsOnHangingNode("done"))
-    #expect(try await eventually { try await client.task(id).status == .running })
+    #expect(try await fabric.waitFor(id, .running))
     let (second, secondWorker) = try await fabric.addNode("second")
     await firstWorker.stop()
     await first.stop()
@@ -168,7 +169,7 @@ struct TaskCenterTests {
 
     // Out of attempts: failed with the reason.
     let once = try await client.submit(TaskSubmission(code: "import time\ntime.sleep(30)", maxAttempts: 1))
-    #expect(try await eventually { try await client.task(once.id).status == .running })
+    #expect(try await fabric.waitFor(once.id, .running))
     #expect(try await client.task(once.id).nodeID == "second")
     await secondWorker.stop()
     await second.stop()
@@ -184,12 +185,13 @@ struct TaskCenterTests {
     let (node, _) = try await fabric.addNode("solo", slots: 1)
     let client = fabric.client()
     let id = try await client.submitCode("import time\ntime.sleep(60)")
-    #expect(try await eventually { try await client.task(id).status == .running })
+    #expect(try await fabric.waitFor(id, .running))
     #expect(fabric.server.nodes().first?.tasks == 1)
     #expect(!fabric.server.hasFreeWorker("solo"))
-    #expect(await eventually { node.stats().running == 1 }, "the task holds the node's worker")
+    #expect(try await until(node.statsChanges()) { node.stats().running == 1 }, "the task holds the node's worker")
+    let changes = node.statsChanges()
     let call = Task { () async throws -> String in try await client.execute("whoami") }
-    #expect(await eventually { node.stats().queued == 1 }, "the call waits for the worker the task holds")
+    #expect(try await until(changes) { node.stats().queued == 1 }, "the call waits for the worker the task holds")
     #expect(node.stats().running == 1)
     // A second task is not given to the node meanwhile.
     let second = try await client.submitCode("print('second')")
@@ -197,7 +199,8 @@ struct TaskCenterTests {
     #expect(try await call.value == "solo")
     let done = try await client.waitForTask(second, timeout: .seconds(20))
     #expect(done.status == .completed && done.nodeID == "solo")
-    #expect(await eventually { fabric.server.nodes().first?.tasks == 0 && node.stats().running == 0 })
+    #expect(fabric.server.nodes().first?.tasks == 0, "freed before the task was final")
+    #expect(try await until(node.statsChanges()) { node.stats().running == 0 })
     await fabric.stop()
   }
 
@@ -208,11 +211,13 @@ struct TaskCenterTests {
     // the end of the call can wake the dispatcher within the test.
     let (node, _) = try await fabric.addNode("full", slots: 1, heartbeat: .seconds(3600), linkHeartbeat: .seconds(60))
     let client = fabric.client()
-    let call = Task { () async throws -> String in try await client.execute("hold", 3.0) }
-    #expect(await eventually { node.stats().running == 1 })
+    let call = Task { () async throws -> String in try await client.execute("hold") }
+    #expect(await fabric.holding.wait() == "full")
     let id = try await client.submitCode("print('after the call')")
     #expect(try await client.task(id).status == .queued)
+    fabric.release.open()
     #expect(try await call.value == "full")
+    _ = node
     let done = try await client.waitForTask(id, timeout: .seconds(20))
     #expect(done.status == .completed && done.result == "after the call")
     await fabric.stop()
@@ -224,26 +229,30 @@ struct TaskCenterTests {
     let (doomed, doomedWorker) = try await fabric.addNode("doomed", slots: 2)
     let client = fabric.client()
     let task = try await client.submitCode("import time\ntime.sleep(60)")
-    #expect(try await eventually { try await client.task(task).status == .running })
-    let call = Task { () async throws -> Double in try await client.execute("hold", 60.0) }
-    #expect(await eventually { doomed.stats().running == 2 })
+    #expect(try await fabric.waitFor(task, .running))
+    let changes = doomed.statsChanges()
+    let call = Task { () async throws -> String in try await client.execute("hold") }
+    #expect(try await until(changes) { doomed.stats().running == 2 })
     // Listeners hear membership changes in order: the task center's came first.
     let seen = Mutex<(member: Bool, status: NodeStatus?)?>(nil)
+    let heard = Signal()
     let center = fabric.center
     let server = fabric.server
     server.onMembershipChange { event in
       guard case .left("doomed", _) = event else { return }
       let status = try? center.node("doomed").status
       seen.withLock { $0 = (server.isMember("doomed"), status) }
+      heard.fire()
     }
+    let queue = fabric.center.events()
     _ = doomedWorker  // the worker does not leave first: the node's link just goes
     await doomed.stop()
-    #expect(await eventually { seen.withLock { $0 } != nil })
+    #expect(await heard.wait() != nil)
     #expect(seen.withLock { $0?.member } == false)
     #expect(seen.withLock { $0?.status } == .offline)
     let lost = try await expectTaskError { _ = try await call.value }
     #expect(lost.code == .nodeLost)
-    #expect(try await eventually { try await client.task(task).status == .queued })
+    #expect(try await until(queue) { try await client.task(task).status == .queued }, "queued again, then node_left told")
     await fabric.stop()
   }
 
@@ -258,9 +267,10 @@ struct TaskCenterTests {
     let refused = try? await client.execute("sync_add", "one", 2, node: "snap") as Double
     #expect(refused == nil)
     let task = try await client.submitCode("import time\ntime.sleep(60)")
-    #expect(try await eventually { try await client.task(task).status == .running })
-    let call = Task { () async throws -> String in try await client.execute("hold", 60.0, node: "snap") }
-    #expect(await eventually { fabric.server.nodes().first { $0.id == "snap" }?.inFlight == 1 })
+    #expect(try await fabric.waitFor(task, .running))
+    let call = Task { () async throws -> String in try await client.execute("hold", node: "snap") }
+    #expect(await fabric.holding.wait() == "snap")
+    #expect(fabric.server.nodes().first { $0.id == "snap" }?.inFlight == 1)
     let running = try await client.task(task)
     let snapshot = try await fabric.center.snapshot()
     let gatewayNodes = Dictionary(uniqueKeysWithValues: snapshot.gateway.nodes.map { ($0.id, $0) })
@@ -287,19 +297,29 @@ struct TaskCenterTests {
   func load() async throws {
     let fabric = try await TaskFabric()
     let busy = Mutex(true)
-    let beats = Mutex(0)
-    try await fabric.addNode("laptop", heartbeat: .milliseconds(100)) {
-      beats.withLock { $0 += 1 }
-      return busy.withLock { $0 } ? NodeLoad(cpuPercent: 95, memoryPercent: 20) : NodeLoad(cpuPercent: 5, memoryPercent: 20)
-    }
+    // The worker reports its load when the test moves its clock (and once when it joins).
+    let clock = ManualClock()
+    let joined = fabric.membershipChanges()
+    try await fabric.addNode(
+      "laptop", heartbeat: .milliseconds(100),
+      load: { busy.withLock { $0 } ? NodeLoad(cpuPercent: 95, memoryPercent: 20) : NodeLoad(cpuPercent: 5, memoryPercent: 20) },
+      clock: clock)
     let client = fabric.client()
-    #expect(await eventually { fabric.center.nodes().first?.status == .busy })
+    #expect(try await until(joined) { fabric.center.nodes().first?.status == .busy })
     let id = try await client.submitCode("print('when idle')")
-    // Each heartbeat makes the dispatcher look again; after three more, the task must still wait.
-    let seen = beats.withLock { $0 }
-    #expect(await eventually { beats.withLock { $0 } >= seen + 3 })
+    // Each report makes the dispatcher look again; after three more, the task must still wait.
+    var reports = fabric.membershipChanges().makeAsyncIterator()
+    func report() async {
+      await clock.sleepers(atLeast: 1)
+      await clock.advance(by: .milliseconds(100))
+      while let event = await reports.next() {
+        if case .reported("laptop", _) = event { return }
+      }
+    }
+    for _ in 0..<3 { await report() }
     #expect(try await client.task(id).status == .queued, "the owner's machine is busy")
     busy.withLock { $0 = false }
+    await report()
     let done = try await client.waitForTask(id, timeout: .seconds(20))
     #expect(done.status == .completed)
     await fabric.stop()
@@ -314,7 +334,6 @@ struct TaskCenterTests {
     try await fabric.addNode("silent", heartbeat: .seconds(3600), silent: true)
     let (_, leaving) = try await fabric.addNode("leaving")
     await leaving.stop()
-    #expect(await eventually { fabric.center.nodes().first { $0.nodeID == "leaving" }?.status == .offline })
     var left: [JSONValue] = []
     for await event in events where event.event == .nodeLeft {
       left.append(event.data)
@@ -328,6 +347,7 @@ struct TaskCenterTests {
     #expect(pairs.count == 2)
     #expect(pairs.contains([.string("leaving"), .string("node leaving left")]))
     #expect(pairs.contains([.string("silent"), .string("node silent missed its heartbeats")]))
+    #expect(fabric.center.nodes().first { $0.nodeID == "leaving" }?.status == .offline)
     await fabric.stop()
   }
 
@@ -338,7 +358,7 @@ struct TaskCenterTests {
     let client = fabric.client()
     try await fabric.addNode("n1", slots: 1, runner: hangingNode)
     let interrupted = try await client.submitCode(hangsOnHangingNode("second try"))
-    #expect(try await eventually { try await client.task(interrupted).status == .running })
+    #expect(try await fabric.waitFor(interrupted, .running))
     var waiting: [String] = []
     for index in 0..<3 { waiting.append(try await client.submit("sync_add", index, 1)) }
     await fabric.stopGateway()

@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import ExampleFunctions
 import Foundation
@@ -14,6 +15,10 @@ final class TaskFabric: Sendable {
   let databasePath: String
   let transport: any Transport
   private let members = Mutex<[(ComputeNode, TaskWorker)]>([])
+  /// The id of each node where a `hold` call or task started, as each starts.
+  let holding = Signal()
+  /// Opened, every `hold` returns (before, a `hold` ends only when cancelled).
+  let release = Gate()
   private let clients = Mutex<[Client]>([])
 
   /// Link heartbeats for a test of silence: every 200 ms, a link silent for 6 s closes. (Only
@@ -48,36 +53,55 @@ final class TaskFabric: Sendable {
 
   var address: String { server.address ?? "" }
 
-  /// A compute node with the seed 002 functions (and `hold`, which waits `seconds`), joined to the task center.
+  /// A compute node with the seed 002 functions (and `hold`, which holds a worker until the
+  /// test opens ``release``, and says so on ``holding``), joined to the task center.
   ///
   /// - Parameters:
   ///   - heartbeat: how often the worker reports its load (on the link's heartbeat).
   ///   - silent: the node sends no heartbeats at all (a frozen machine, to the gateway).
   ///   - linkHeartbeat: how often the node's link heartbeats (they carry its last load).
+  ///   - clock: what the worker's load reports wait on (a test moves a ``ManualClock``).
   @discardableResult
   func addNode(
     _ id: String, slots: Int = 1, code: Bool = true, heartbeat: Duration = .milliseconds(200), silent: Bool = false,
     linkHeartbeat: Duration = .seconds(10), runner: CodeRunner = CodeRunner(),
-    load: (@Sendable () -> NodeLoad)? = nil
+    load: (@Sendable () -> NodeLoad)? = nil, clock: any Clock<Duration> = ContinuousClock()
   ) async throws -> (ComputeNode, TaskWorker) {
     let node = ComputeNode(
       serverAddress: address, nodeID: id, maxWorkers: slots,
       config: .defaults { $0.heartbeat = HeartbeatConfig(enabled: !silent, interval: linkHeartbeat, timeout: linkHeartbeat * 3) },
       transport: transport)
     SeedExamples.register(on: node)
-    node.register("hold", parameters: ["seconds"]) { (seconds: Double) async throws -> String in
-      try await Task.sleep(for: .seconds(seconds))
+    let (holding, release) = (holding, release)
+    node.register("hold") { () async throws -> String in
+      holding.fire(id)
+      try await release.wait()
       return id
     }
     node.register("whoami") { () -> String in id }
     let worker = TaskWorker(
       node: node, runner: code ? runner : nil, slots: slots,
       resources: NodeResources(cores: 4, memoryMB: 4096, platform: "linux"), heartbeatInterval: heartbeat,
-      load: load ?? { NodeLoad(cpuPercent: 1, memoryPercent: 1) })
+      load: load ?? { NodeLoad(cpuPercent: 1, memoryPercent: 1) }, clock: clock)
     try await node.start()
     try await worker.start()
     members.withLock { $0.append((node, worker)) }
     return (node, worker)
+  }
+
+  /// Waits, on the task center's events, until task `id` has `status`.
+  func waitFor(_ id: String, _ status: TaskStatus, limit: Duration = .seconds(30)) async throws -> Bool {
+    let events = center.events()
+    return try await until(events, limit: limit) { try await center.task(id).status == status }
+  }
+
+  /// The gateway's membership changes from now on, as they happen.
+  func membershipChanges() -> AsyncStream<MembershipEvent> {
+    let (stream, continuation) = AsyncStream.makeStream(of: MembershipEvent.self)
+    let server = server
+    let token = server.onMembershipChange { continuation.yield($0) }
+    continuation.onTermination = { _ in server.removeMembershipListener(token) }
+    return stream
   }
 
   func client() -> Client {
@@ -101,14 +125,4 @@ final class TaskFabric: Sendable {
     await center.stop()
     await server.stop()
   }
-}
-
-/// Polls `condition` (for tests only) until it holds or `timeout` passes.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-  let deadline = ContinuousClock.now + timeout
-  while ContinuousClock.now < deadline {
-    if try await condition() { return true }
-    try? await Task.sleep(for: .milliseconds(20))
-  }
-  return try await condition()
 }

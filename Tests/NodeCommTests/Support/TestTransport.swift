@@ -53,40 +53,6 @@ struct TestCluster: Sendable {
   }
 }
 
-/// A one-shot signal a handler can fire and a test can await with a limit.
-final class Signal: Sendable {
-  private let stream: AsyncStream<String>
-  private let continuation: AsyncStream<String>.Continuation
-
-  init() { (stream, continuation) = AsyncStream.makeStream(of: String.self) }
-
-  func fire(_ value: String = "") { continuation.yield(value) }
-
-  /// The next value fired, or nil when none comes within `limit`.
-  func wait(upTo limit: Duration = .seconds(5)) async -> String? {
-    let stream = self.stream
-    return await withTaskGroup(of: String?.self) { group in
-      group.addTask {
-        for await value in stream { return value }
-        return nil
-      }
-      group.addTask {
-        try? await Task.sleep(for: limit)
-        return nil
-      }
-      defer { group.cancelAll() }
-      return await group.next()!
-    }
-  }
-}
-
-/// Collects values from concurrent code.
-final class Recorder<Value: Sendable>: Sendable {
-  private let values = Mutex<[Value]>([])
-  func append(_ value: Value) { values.withLock { $0.append(value) } }
-  var all: [Value] { values.withLock { $0 } }
-}
-
 /// Expects `body` to throw a ``NodeError``; returns it.
 func expectNodeError(
   _ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation

@@ -1,0 +1,121 @@
+import Synchronization
+
+// How tests wait: on events, never on the time passing. The one time limit here bounds a wait
+// that should end at once, so a broken part fails its test instead of hanging the suite.
+
+/// Returns once `condition` holds, checking it now and again after each event of `events`
+/// (subscribe before the action whose effect you wait for, so no event is missed); `false` if
+/// it still does not hold when `events` end or `limit` passes.
+public func until<Events: AsyncSequence & Sendable>(
+  _ events: Events, limit: Duration = .seconds(30), _ condition: () async throws -> Bool
+) async throws -> Bool {
+  if try await condition() { return true }
+  let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+  return try await withThrowingTaskGroup(of: Void.self) { group in
+    group.addTask {
+      do { for try await _ in events { tick.yield() } } catch {}
+      tick.finish()
+    }
+    group.addTask {
+      try? await Task.sleep(for: limit)  // the limit, not a wait: the events end it sooner
+      tick.finish()
+    }
+    defer { group.cancelAll() }
+    for await _ in ticks where try await condition() { return true }
+    return try await condition()
+  }
+}
+
+/// Suspends until the task is cancelled, then throws `CancellationError`: a function that
+/// "never ends" in a test, ended by its caller's cancellation (a timeout, a lost link).
+public func hang() async throws -> Never {
+  let (stream, continuation) = AsyncStream.makeStream(of: Never.self)
+  for await _ in stream {}  // ends when the task is cancelled
+  continuation.finish()  // (held until then: a stream whose continuation goes may end)
+  throw CancellationError()
+}
+
+/// A signal a handler fires and a test awaits, with a limit.
+public final class Signal: Sendable {
+  private let stream: AsyncStream<String>
+  private let continuation: AsyncStream<String>.Continuation
+
+  public init() { (stream, continuation) = AsyncStream.makeStream(of: String.self) }
+
+  public func fire(_ value: String = "") { continuation.yield(value) }
+
+  /// The next value fired, or nil when none comes within `limit`.
+  public func wait(upTo limit: Duration = .seconds(30)) async -> String? {
+    let stream = self.stream
+    return await withTaskGroup(of: String?.self) { group in
+      group.addTask {
+        for await value in stream { return value }
+        return nil
+      }
+      group.addTask {
+        try? await Task.sleep(for: limit)  // the limit: a signal that should come at once
+        return nil
+      }
+      defer { group.cancelAll() }
+      return await group.next()!
+    }
+  }
+}
+
+/// Collects values from concurrent code.
+public final class Recorder<Value: Sendable>: Sendable {
+  private let values = Mutex<[Value]>([])
+  public init() {}
+  public func append(_ value: Value) { values.withLock { $0.append(value) } }
+  public var all: [Value] { values.withLock { $0 } }
+}
+
+/// Checks `condition` every 20 ms until it holds or `limit` passes — only for what no event
+/// tells: a process outside ours (a child's files, an outside server's readiness, the
+/// kernel's process table).
+public func eventually(limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async rethrows -> Bool {
+  let deadline = ContinuousClock.now + limit
+  while ContinuousClock.now < deadline {
+    if try await condition() { return true }
+    try? await Task.sleep(for: .milliseconds(20))
+  }
+  return try await condition()
+}
+
+/// Closed until a test opens it; what waits on it ends when it opens, or throws
+/// `CancellationError` when its task is cancelled first (a function that holds a worker until
+/// the test lets it go).
+public final class Gate: Sendable {
+  private let state = Mutex<(open: Bool, next: UInt64, waiters: [UInt64: CheckedContinuation<Void, any Error>])>((false, 0, [:]))
+
+  public init() {}
+
+  public func open() {
+    let waiters = state.withLock { state in
+      state.open = true
+      defer { state.waiters = [:] }
+      return state.waiters.values
+    }
+    for waiter in waiters { waiter.resume() }
+  }
+
+  public func wait() async throws {
+    let id = state.withLock { state in
+      state.next += 1
+      return state.next
+    }
+    try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        let outcome = state.withLock { state -> Result<Void, any Error>? in
+          if state.open { return .success(()) }
+          if Task.isCancelled { return .failure(CancellationError()) }
+          state.waiters[id] = continuation
+          return nil
+        }
+        if let outcome { continuation.resume(with: outcome) }
+      }
+    } onCancel: {
+      state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+    }
+  }
+}
