@@ -64,7 +64,8 @@ public final class ComputeNode: Sendable {
   ///     refused. When nil: `config.maxWorkers`, else 5.
   ///   - transport: what carries the link to the gateway (the `EasyRemote` module's
   ///     `ComputeNode(serverAddress:)` picks gRPC).
-  ///   - clock: what the waits between reconnection attempts sleep on.
+  ///   - clock: what the waits between reconnection attempts and the link's heartbeats keep
+  ///     time on.
   public init(
     serverAddress: String, nodeID: String? = nil, maxWorkers: Int? = nil, queueLimit: Int? = nil,
     config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil,
@@ -79,7 +80,7 @@ public final class ComputeNode: Sendable {
     self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit)
     var config = config
     config.transport.listen = false
-    self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger)
+    self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger, clock: clock)
     self.state = Mutex(State())
     registerMethods()
   }

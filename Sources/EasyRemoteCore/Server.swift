@@ -73,10 +73,11 @@ public final class Server: Sendable {
   ///     the HTTP API serves it at `/metrics`); nil turns them off.
   ///   - transport: what carries the links: a `MemoryTransport` in one process, the gRPC
   ///     transport between machines (the `EasyRemote` module's `Server(host:port:)` picks it).
+  ///   - clock: what the links' heartbeats keep time on (tests pass one they move).
   public init(
     host: String = "127.0.0.1", port: Int = 8080, balancing: Balancing = .leastInFlight, maxWorkers: Int? = nil,
     queueLimit: Int? = nil, config: NodeConfig = .defaults, metrics: MetricsRegistry? = MetricsRegistry(),
-    transport: any Transport, logger: Logger? = nil
+    transport: any Transport, logger: Logger? = nil, clock: any Clock<Duration> = ContinuousClock()
   ) {
     self.host = host
     self.port = port
@@ -90,7 +91,8 @@ public final class Server: Sendable {
     self.metrics = metrics
     self.callMetrics = metrics.map { CallMetrics(instruments: $0.instruments) }
     self.node = Node(
-      id: Self.nodeID, config: config, transport: transport, logger: logger, metricsFactory: metrics?.factory)
+      id: Self.nodeID, config: config, transport: transport, logger: logger, metricsFactory: metrics?.factory,
+      clock: clock)
     self.state = Mutex(State(membership: Membership(strategy: balancing.strategy)))
     registerMethods()
     registerMetrics()

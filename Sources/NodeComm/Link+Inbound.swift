@@ -7,7 +7,7 @@ import Logging
 extension Link {
   /// Handles one batch from the reader. Runs on the reader's task; never suspends.
   func receive(_ batch: [Frame]) {
-    let now = ContinuousClock.now
+    let now = node.timeline.elapsed()
     // A link whose HELLO was refused is heard no more: its dialer closes it (ours do on the
     // refusal), and a listener's transport closes a connection that never made a link.
     guard !state.withLock({ state in

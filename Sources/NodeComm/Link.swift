@@ -22,7 +22,7 @@ final class Link: Sendable {
     self.node = node
     self.channel = channel
     self.role = role
-    var state = State(lastReceived: .now)
+    var state = State(lastReceived: node.timeline.elapsed())
     state.outbox.bulkWindow = max(node.config.limits.chunkSize, 1 << 20)
     self.state = Mutex(state)
   }
@@ -165,15 +165,15 @@ final class Link: Sendable {
   }
 
   private func heartbeatLoop() async {
-    let config = node.config.heartbeat
-    var lastSent = ContinuousClock.now
+    let (config, timeline) = (node.config.heartbeat, node.timeline)
+    var lastSent = timeline.elapsed()
     while !Task.isCancelled {
       // Often enough for this node's settings and for the peer's timeout (said in its HELLO).
       let peerTimeout = state.withLock { $0.peerHeartbeatTimeout }
       let interval = max(peerTimeout.map { min(config.interval, $0 / 3) } ?? config.interval, .milliseconds(10))
       let tick = max(min(interval, config.timeout / 4), .milliseconds(10))
-      guard (try? await Task.sleep(for: tick)) != nil else { return }
-      let now = ContinuousClock.now
+      guard (try? await timeline.sleep(for: tick)) != nil else { return }
+      let now = timeline.elapsed()
       if now - lastSent >= interval {
         sendHeartbeat()
         lastSent = now
@@ -300,7 +300,8 @@ extension Link {
     var inStreams: [UInt64: InboundStream] = [:]
     /// Streams this node produces, by request id: the credit left.
     var outStreams: [UInt64: OutboundStream] = [:]
-    var lastReceived: ContinuousClock.Instant
+    /// When the peer was last heard, on the node's ``Timeline``.
+    var lastReceived: Duration
     var peerStopping = false
     /// After how long the peer closes a silent link (from its HELLO), if it said.
     var peerHeartbeatTimeout: Duration?
@@ -314,7 +315,7 @@ extension Link {
     }
     var closedReason: LinkEndReason?
 
-    init(lastReceived: ContinuousClock.Instant) { self.lastReceived = lastReceived }
+    init(lastReceived: Duration) { self.lastReceived = lastReceived }
 
     mutating func allocateID() -> UInt64 {
       defer { nextID &+= 1 }

@@ -30,6 +30,8 @@ public final class Node: Sendable {
   /// its limit an address is refused for a while.
   public let authFailures: AuthFailureLimiter
   package let transport: any Transport
+  /// What its links' heartbeats keep time on.
+  package let timeline: Timeline
   private let state: Mutex<State>
 
   private enum Phase { case created, running, stopping, stopped }
@@ -63,10 +65,12 @@ public final class Node: Sendable {
   ///     `NodeCommGRPC`).
   ///   - metricsFactory: where ``MetricsInterceptor`` records when `config.collectMetrics` is
   ///     set; the process's bootstrapped swift-metrics backend when nil.
+  ///   - clock: what its links' heartbeats keep time on.
   public init(
     id: String? = nil, config: NodeConfig = .defaults, transport: any Transport, logger: Logger? = nil,
-    metricsFactory: (any MetricsFactory)? = nil
+    metricsFactory: (any MetricsFactory)? = nil, clock: any Clock<Duration> = ContinuousClock()
   ) {
+    self.timeline = Timeline(clock)
     let id = id ?? config.nodeID ?? "node-\(UUID().uuidString.prefix(8).lowercased())"
     self.id = id
     var config = config

@@ -18,7 +18,7 @@ struct BulkWindowTests {
 
   @Test("with an acknowledging peer, pieces stop at the window while small frames keep going")
   func window() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     state.outbox.peerAcksPieces = true
     state.outbox.bulkWindow = 2 * chunk
     _ = state.enqueue(large(1, bytes: 8 * chunk), chunkSize: chunk)
@@ -38,7 +38,7 @@ struct BulkWindowTests {
 
   @Test("a peer that does not acknowledge (an older node) gets pieces as before")
   func olderPeer() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     state.outbox.bulkWindow = 2 * chunk
     _ = state.enqueue(large(1, bytes: 8 * chunk), chunkSize: chunk)
     #expect(state.takeBatch(budget: 1 << 20)?.count == 8)

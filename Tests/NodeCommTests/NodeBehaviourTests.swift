@@ -401,7 +401,7 @@ struct NodeBehaviourTests {
       b.register("slow") { (_: Empty, context) -> Empty in
         #expect(context.deadline != nil)
         do {
-          try await Task.sleep(for: .seconds(30))
+          try await hang()
         } catch {
           cancelled.fire("cancelled")
           throw error
@@ -437,10 +437,7 @@ struct NodeBehaviourTests {
         _ = await release.wait(upTo: .seconds(600))
         return "released"
       }
-      b.register("slow") { (_: Empty, _) -> String in
-        try await Task.sleep(for: .seconds(600))
-        return "late"
-      }
+      b.register("slow") { (_: Empty, _) -> String in try await hang() }
     }) { a, _ in
       // A call with a long deadline is waiting when calls with short deadlines start.
       let long = Task { () throws -> String in try await a.call("b", "held", Empty(), timeout: .seconds(600)) }
@@ -465,8 +462,7 @@ struct NodeBehaviourTests {
     let started = Signal()
     b.register("slow") { (_: Empty, _) -> Empty in
       started.fire()
-      try await Task.sleep(for: .seconds(60))
-      return Empty()
+      try await hang()
     }
     try await b.start()
     try await a.start()
@@ -494,9 +490,9 @@ struct NodeBehaviourTests {
   @Test("a silent peer is detected by heartbeat and disconnect fires with the reason", arguments: TransportKind.allCases)
   func heartbeatExpiry(kind: TransportKind) async throws {
     let disconnected = Signal()
-    try await TestCluster(kind).withPair(
-      // (6 s: with both cores kept busy and the suite in parallel, even a handshake in
-      // memory was seen to take more than 3 s.)
+    // Time moves when the test says: a slow handshake on a busy machine is no silence.
+    let clock = ManualClock()
+    try await TestCluster(kind, clock: clock).withPair(
       configureA: { $0.heartbeat = HeartbeatConfig(enabled: true, interval: .milliseconds(100), timeout: .seconds(6)) },
       // b never sends heartbeats: to a it is silent.
       configureB: { $0.heartbeat = HeartbeatConfig(enabled: false) },
@@ -506,7 +502,12 @@ struct NodeBehaviourTests {
         }
       }
     ) { a, _ in
-      let reason = await disconnected.wait(upTo: .seconds(10))
+      await clock.sleepers(atLeast: 1)  // a's heartbeat loop
+      await clock.advance(by: .seconds(5))
+      await clock.sleepers(atLeast: 1)
+      #expect(a.isConnected(to: "b"), "silent for 5 s of a 6 s timeout")
+      await clock.advance(by: .seconds(2))
+      let reason = await disconnected.wait()
       #expect(reason == LinkEndReason.Code.heartbeatTimeout.description)
       #expect(!a.isConnected(to: "b"))
     }
@@ -514,18 +515,32 @@ struct NodeBehaviourTests {
 
   @Test("heartbeats keep a quiet but live link up", arguments: TransportKind.allCases)
   func heartbeatKeepsLinkUp(kind: TransportKind) async throws {
-    // Generous numbers: the whole suite runs in parallel on two cores in a debug build.
-    let fast = HeartbeatConfig(enabled: true, interval: .milliseconds(200), timeout: .seconds(6))
     let drops = Recorder<NodeEvent>()
-    try await TestCluster(kind).withPair(
-      configureA: { $0.heartbeat = fast }, configureB: { $0.heartbeat = fast },
+    // Each side's heartbeats carry a status, so the other side tells when one arrived.
+    let heardByA = Signal()
+    let heardByB = Signal()
+    let clock = ManualClock()
+    let quick = HeartbeatConfig(enabled: true, interval: .seconds(1), timeout: .seconds(3))
+    try await TestCluster(kind, clock: clock).withPair(
+      configureA: { $0.heartbeat = quick }, configureB: { $0.heartbeat = quick },
       setUp: { a, b in
         a.on(.disconnect) { drops.append($0) }
         b.on(.disconnect) { drops.append($0) }
+        a.on(.status) { heardByA.fire($0.peerID) }
+        b.on(.status) { heardByB.fire($0.peerID) }
       }
     ) { a, b in
-      // Watched for twice the timeout: a link kept up only by luck would have dropped.
-      try await Task.sleep(for: .seconds(13))
+      a.reportStatus(Data("a".utf8))
+      b.reportStatus(Data("b".utf8))
+      #expect(await heardByA.wait() == "b")
+      #expect(await heardByB.wait() == "a")
+      // Three times the timeout, a second at a time: only the heartbeats are heard.
+      for _ in 0..<9 {
+        await clock.sleepers(atLeast: 2)  // both sides' heartbeat loops
+        await clock.advance(by: .seconds(1))
+        #expect(await heardByA.wait() == "b")
+        #expect(await heardByB.wait() == "a")
+      }
       #expect(drops.all.isEmpty)
       #expect(a.isConnected(to: "b"))
       #expect(b.isConnected(to: "a"))
@@ -589,7 +604,7 @@ struct NodeBehaviourTests {
   func concurrentCalls(kind: TransportKind) async throws {
     try await TestCluster(kind).withPair(setUp: { _, b in
       b.register("square") { (n: Int, _) in
-        try await Task.sleep(for: .milliseconds(Int.random(in: 0...5)))
+        for _ in 0..<Int.random(in: 0...5) { await Task.yield() }  // answers out of order
         return n * n
       }
     }) { a, _ in
@@ -613,20 +628,22 @@ struct NodeBehaviourTests {
     let b = cluster.node("b")
     let started = Signal()
     let hanging = Signal()
-    b.register("work") { (ms: Int, _) in
-      if ms > 100 { started.fire() }
-      try await Task.sleep(for: .milliseconds(ms))
-      return ms
+    let finish = Gate()
+    b.register("work") { (n: Int, _) in
+      if n > 1 {
+        started.fire()
+        try await finish.wait()
+      }
+      return n
     }
     a.register("hang") { (_: Empty, _) -> Empty in
       hanging.fire()
-      try await Task.sleep(for: .seconds(30))
-      return Empty()
+      try await hang()
     }
     try await b.start()
     try await a.start()
     try await a.connect(to: "b", at: try #require(b.listeningAddress))
-    // In flight for 3 s: the window in which b refuses new calls, wide enough for a busy machine.
+    // In flight until the test lets it finish: meanwhile b refuses new calls.
     let call = Task { () throws -> Int in try await a.call("b", "work", 3000) }
     #expect(await started.wait() != nil)
     // b's own call out to a is pending when b stops.
@@ -635,18 +652,18 @@ struct NodeBehaviourTests {
     let stopping = Task { await b.stop(gracePeriod: .seconds(5)) }
 
     // While b waits for its in-flight call, new calls to it are refused at once.
+    // (One may still go through before b began to stop: each is a round trip to b.)
     var refusal: NodeError?
-    let deadline = ContinuousClock.now + .seconds(5)
-    while refusal == nil, ContinuousClock.now < deadline {
+    for _ in 0..<100_000 where refusal == nil {
       do {
-        let _: Int = try await a.call("b", "work", 1)  // may still go through before b's GOODBYE arrives
-        try await Task.sleep(for: .milliseconds(5))
+        let _: Int = try await a.call("b", "work", 1)
       } catch let error as NodeError {
         refusal = error
       }
     }
     #expect(refusal?.code == .nodeStopping)
     #expect(refusal?.nodeID == "b")
+    finish.open()
 
     #expect(try await call.value == 3000, "the in-flight call finished within the grace period")
     await stopping.value
@@ -666,11 +683,10 @@ struct NodeBehaviourTests {
     try await TestCluster(kind).withPair(setUp: { _, b in
       b.register("slow") { (_: Empty, _) -> Empty in
         started.fire()
-        do { try await Task.sleep(for: .seconds(30)) } catch {
+        do { try await hang() } catch {
           cancelled.fire()
           throw error
         }
-        return Empty()
       }
     }) { a, _ in
       let call = Task { () throws -> Empty in try await a.call("b", "slow", Empty()) }

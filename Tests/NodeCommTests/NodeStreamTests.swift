@@ -67,7 +67,7 @@ struct NodeStreamTests {
       var read = 0
       for try await _ in try await a.stream("b", "firehose", payload: .empty, window: window) {
         read += 1
-        try await Task.sleep(for: .milliseconds(10))
+        for _ in 0..<50 { await Task.yield() }  // a slow reader: the producer may run ahead meanwhile
         let ahead = produced.withLock { $0 } - read
         #expect(ahead <= window + 1, "the producer ran \(ahead) items ahead of the reader")
         if read == 60 { break }
@@ -84,9 +84,8 @@ struct NodeStreamTests {
         do {
           var i = 0
           while true {
-            try await sink.send(try .json(i))
+            try await sink.send(try .json(i))  // (held back by the credit window)
             i += 1
-            try await Task.sleep(for: .milliseconds(1))
           }
         } catch {
           stopped.fire("stopped")
@@ -102,10 +101,11 @@ struct NodeStreamTests {
       }
       #expect(await stopped.wait() == "stopped")
       // Cancel the reading task.
+      let reading = Signal()
       let reader = Task {
-        for try await _ in try await a.stream("b", "forever", payload: .empty) {}
+        for try await _ in try await a.stream("b", "forever", payload: .empty) { reading.fire() }
       }
-      try await Task.sleep(for: .milliseconds(100))
+      #expect(await reading.wait() != nil)
       reader.cancel()
       _ = await reader.result
       #expect(await stopped.wait() == "stopped")
@@ -225,21 +225,18 @@ struct NodeStreamTests {
     let a = cluster.node("a")
     let b = cluster.node("b")
     b.registerStream("forever") { _, _, sink in
-      while true {
-        try await sink.send(.empty)
-        try await Task.sleep(for: .milliseconds(5))
-      }
+      while true { try await sink.send(.empty) }  // (held back by the credit window)
     }
     try await b.start()
     try await a.start()
     try await a.connect(to: "b", at: try #require(b.listeningAddress))
-    let received = Mutex(0)
+    let flowing = Signal()
     let reader = Task {
       var count = 0
       do {
         for try await _ in try await a.stream("b", "forever", payload: .empty) {
           count += 1
-          received.withLock { $0 = count }
+          if count == 1 { flowing.fire() }
         }
         return (count, NodeError?.none)
       } catch {
@@ -247,7 +244,7 @@ struct NodeStreamTests {
       }
     }
     // Stop the producer once items flow (however loaded the machine is).
-    for _ in 0..<500 where received.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(await flowing.wait() != nil)
     await b.stop(gracePeriod: .milliseconds(100))
     let (count, error) = await reader.value
     #expect(count > 0)

@@ -13,7 +13,7 @@ struct StreamBatchingTests {
 
   @Test("items of one stream waiting together share a frame; anything between them starts a new one")
   func coalescing() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     state.outbox.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "a"), chunkSize: chunk)
     _ = state.enqueue(item(1, "b"), chunkSize: chunk)
@@ -34,7 +34,7 @@ struct StreamBatchingTests {
 
   @Test("a frame of items carries at most 64 KiB of payload")
   func sizeBound() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     state.outbox.peerTakesItemBatches = true
     for _ in 0..<10 {
       _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 20 << 10), serializer: "raw", correlationID: 1), chunkSize: chunk)
@@ -45,7 +45,7 @@ struct StreamBatchingTests {
 
   @Test("an item behind a large item's pieces waits behind them, not in an earlier frame")
   func behindPieces() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     state.outbox.peerTakesItemBatches = true
     _ = state.enqueue(item(1, "small"), chunkSize: 1024)
     _ = state.enqueue(Frame(type: .streamItem, payload: Data(count: 4096), serializer: "raw", correlationID: 1), chunkSize: 1024)
@@ -60,14 +60,14 @@ struct StreamBatchingTests {
 
   @Test("toward a peer that does not read batched items (an older node) each item keeps its frame")
   func olderPeer() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     for text in ["a", "b", "c"] { _ = state.enqueue(item(1, text), chunkSize: chunk) }
     #expect(state.takeBatch(budget: chunk)?.map(\.itemCount) == [1, 1, 1])
   }
 
   @Test("a batch stays within its budget however many large frames wait in the outbox")
   func boundedBatches() {
-    var state = Link.State(lastReceived: .now)
+    var state = Link.State(lastReceived: .zero)
     for id in 1...10 {
       _ = state.enqueue(Frame(id: UInt64(id), type: .request, payload: Data(count: 900 << 10)), chunkSize: chunk)
     }

@@ -14,8 +14,13 @@ enum TransportKind: String, CaseIterable, Sendable, CustomTestStringConvertible 
 struct TestCluster: Sendable {
   let kind: TransportKind
   let memory = MemoryTransport()
+  /// What the nodes' link heartbeats keep time on.
+  let clock: any Clock<Duration>
 
-  init(_ kind: TransportKind) { self.kind = kind }
+  init(_ kind: TransportKind, clock: any Clock<Duration> = ContinuousClock()) {
+    self.kind = kind
+    self.clock = clock
+  }
 
   func node(_ id: String, listen: Bool = true, configure: (inout NodeConfig) -> Void = { _ in }) -> Node {
     var config = NodeConfig.defaults
@@ -24,7 +29,7 @@ struct TestCluster: Sendable {
     config.shutdownGracePeriod = .seconds(1)
     configure(&config)
     let transport: any Transport = kind == .grpc ? GRPCTransport(tls: config.transport.tls) : memory
-    return Node(id: id, config: config, transport: transport)
+    return Node(id: id, config: config, transport: transport, clock: clock)
   }
 
   /// Starts nodes `a` and `b`, links a → b, runs `body`, stops both.
