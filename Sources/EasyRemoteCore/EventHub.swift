@@ -1,3 +1,4 @@
+import NodeComm
 import Foundation
 import Synchronization
 
@@ -9,6 +10,13 @@ final class EventHub: Sendable {
   private typealias Delivery = @Sendable (GatewayEvent) -> Bool
 
   private let subscribers = Mutex<[UUID: (deliver: Delivery, finish: @Sendable () -> Void)]>([:])
+  /// Who watches the number of subscribers; usually no one.
+  private let feed = ChangeFeed()
+
+  /// A tick each time a subscriber comes or goes, from now until the sequence is dropped.
+  func subscriberChanges() -> AsyncStream<Void> { feed.changes() }
+
+  private func subscribersChanged() { feed.changed() }
 
   /// Events (those `transform` keeps, as it makes them) from now on.
   func subscribe<Event: Sendable>(
@@ -18,6 +26,7 @@ final class EventHub: Sendable {
     let key = UUID()
     continuation.onTermination = { [weak self] _ in
       _ = self?.subscribers.withLock { $0.removeValue(forKey: key) }
+      self?.subscribersChanged()
     }
     let deliver: Delivery = { event in
       guard let value = transform(event) else { return true }
@@ -28,6 +37,7 @@ final class EventHub: Sendable {
       return true
     }
     subscribers.withLock { $0[key] = (deliver, { continuation.finish() }) }
+    subscribersChanged()
     return stream
   }
 
@@ -40,6 +50,7 @@ final class EventHub: Sendable {
     let event = try make()
     for (key, subscriber) in current where !subscriber.deliver(event) {
       _ = subscribers.withLock { $0.removeValue(forKey: key) }
+      subscribersChanged()
     }
   }
 
@@ -50,5 +61,6 @@ final class EventHub: Sendable {
       return Array(state.values)
     }
     for subscriber in all { subscriber.finish() }  // (outside the lock: it calls back)
+    subscribersChanged()
   }
 }

@@ -111,6 +111,9 @@ extension Server {
   /// How many subscribers the gateway's events have now (tests wait on it).
   package var eventSubscriberCount: Int { hub.subscriberCount }
 
+  /// A tick each time ``eventSubscriberCount`` changes.
+  package func eventSubscriberChanges() -> AsyncStream<Void> { hub.subscriberChanges() }
+
   /// Whether compute node `nodeID` is connected over a link.
   public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID]?.isLinked == true } }
 

@@ -1,3 +1,4 @@
+import NodeComm
 import Synchronization
 
 /// At most `limit` holders at once; the rest wait first come, first served, up to
@@ -12,15 +13,10 @@ package final class WorkerGate: Sendable {
     var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
     var order: [UInt64] = []
     var nextTicket: UInt64 = 0
-    /// Who watches the counts (``changes()``); usually no one.
-    var watchers: [UInt64: AsyncStream<Void>.Continuation] = [:]
-
-    func changed() {
-      for watcher in watchers.values { watcher.yield() }
-    }
   }
 
   private let state = Mutex(State())
+  private let feed = ChangeFeed()
 
   package init(limit: Int, queueLimit: Int) {
     self.limit = max(1, limit)
@@ -34,16 +30,7 @@ package final class WorkerGate: Sendable {
 
   /// A tick each time ``running`` or ``queued`` changes, from now until the sequence is
   /// dropped (what waits for a count, waits on this).
-  package func changes() -> AsyncStream<Void> {
-    let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    let id = state.withLock { state in
-      state.nextTicket += 1
-      state.watchers[state.nextTicket] = continuation
-      return state.nextTicket
-    }
-    continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) } }
-    return stream
-  }
+  package func changes() -> AsyncStream<Void> { feed.changes() }
 
   /// Takes a place, waiting for one when all are held; every `enter` that returns is
   /// matched by one ``leave()``.
@@ -54,13 +41,13 @@ package final class WorkerGate: Sendable {
     let ticket: UInt64? = try state.withLock { state in
       if state.running < limit && state.waiting.isEmpty {
         state.running += 1
-        state.changed()
         return nil
       }
       guard state.waiting.count < queueLimit else { throw refusal() }
       state.nextTicket += 1
       return state.nextTicket
     }
+    feed.changed()
     guard let ticket else { return }
     try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -68,17 +55,17 @@ package final class WorkerGate: Sendable {
           if Task.isCancelled { return true }
           state.waiting[ticket] = continuation
           state.order.append(ticket)
-          state.changed()
           return false
         }
+        feed.changed()
         if cancelled { continuation.resume(throwing: CancellationError()) }
       }
     } onCancel: {
       let waiter = state.withLock { state in
         state.order.removeAll { $0 == ticket }
-        defer { state.changed() }
         return state.waiting.removeValue(forKey: ticket)
       }
+      feed.changed()
       waiter?.resume(throwing: CancellationError())
     }
   }
@@ -109,21 +96,21 @@ package final class WorkerGate: Sendable {
 
   /// Takes a free place without waiting; false when there is none (or others wait).
   private func tryEnter(refusal: () -> any Error) throws -> Bool {
-    try state.withLock { state in
+    let entered = try state.withLock { state in
       if state.running < limit && state.waiting.isEmpty {
         state.running += 1
-        state.changed()
         return true
       }
       if state.waiting.count >= queueLimit { throw refusal() }
       return false
     }
+    if entered { feed.changed() }
+    return entered
   }
 
   /// Gives a place back: the first waiter takes it over.
   package func leave() {
     let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-      defer { state.changed() }
       while !state.order.isEmpty {
         let ticket = state.order.removeFirst()
         if let waiter = state.waiting.removeValue(forKey: ticket) { return waiter }  // the place passes on
@@ -131,6 +118,7 @@ package final class WorkerGate: Sendable {
       state.running -= 1
       return nil
     }
+    feed.changed()
     next?.resume()
   }
 }

@@ -60,6 +60,7 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
   package let perAddress: Int
   private let state = Mutex(State())
   private let drained: @Sendable () -> Void
+  private let feed = ChangeFeed()
 
   /// - Parameter drained: runs when many connections have gone (by default malloc gives
   ///   their memory back, ``AllocatorTuning/releaseFreeMemory()``).
@@ -93,6 +94,7 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       state.peak = max(state.peak, state.entries.count)
       return (.admitted, shed)
     }
+    feed.changed()
     shed?()
     return admission
   }
@@ -106,12 +108,14 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       defer { entry.prove = nil }
       return entry.prove
     }
+    feed.changed()
     prove?()
   }
 
   /// A request began on the connection: it is busy until its answer is written (``ended(_:)``).
   package func began(_ key: Key) {
     state.withLock { state in state.entries[key]?.requests += 1 }
+    feed.changed()
   }
 
   /// A request's answer was written: with no other request begun, the connection is idle.
@@ -122,6 +126,7 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       if entry.requests == 0 { entry.idleSince = state.tick() }
       state.entries[key] = entry
     }
+    feed.changed()
   }
 
   /// The connection closed.
@@ -134,8 +139,12 @@ package final class ConnectionTable<Key: Hashable & Sendable>: Sendable {
       state.peak = state.entries.count
       return true
     }
+    feed.changed()
     if drained { self.drained() }
   }
+
+  /// A tick each time ``counts`` may have changed (tests wait on it).
+  package func changes() -> AsyncStream<Void> { feed.changes() }
 
   /// Connections open now, and those of them idle (they would give way to a newcomer).
   package var counts: (open: Int, idle: Int) {

@@ -13,6 +13,9 @@ extension TaskCenter {
   /// How many subscribers the gateway's events have now (tests wait on it).
   package var eventSubscriberCount: Int { server.eventSubscriberCount }
 
+  /// A tick each time ``eventSubscriberCount`` changes.
+  package func eventSubscriberChanges() -> AsyncStream<Void> { server.eventSubscriberChanges() }
+
   func emit(_ kind: TaskCenterEvent.Kind, _ data: some Encodable) {
     server.publish(kind.rawValue, data, encoder: TaskCenterJSON.encoder)
   }

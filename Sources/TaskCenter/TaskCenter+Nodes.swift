@@ -42,12 +42,12 @@ extension TaskCenter {
   /// registry): it is idle until it is given work. On a shared store it brings the history it
   /// has there, and the other gateways learn of it.
   func joinedTasks(_ nodeID: String) async {
-    let now = self.now()
+    await restoreHistory(of: nodeID)
+    // Told with the history it brought.
     if let member = server.withMembership({ $0.members[nodeID] }) {
-      emit(.nodeJoined, NodeView(node: info(for: member, now: now)))
+      emit(.nodeJoined, NodeView(node: info(for: member, now: self.now())))
       logger.info("node joined the task center", metadata: ["peer": "\(nodeID)", "slots": "\(member.worker?.taskSlots ?? 0)"])
     }
-    await restoreHistory(of: nodeID)
     kick()
     publishSoon()  // other gateways on a shared store list it
     publishNodesSoon()

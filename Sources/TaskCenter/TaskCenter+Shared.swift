@@ -95,6 +95,7 @@ extension TaskCenter {
         kick()
       }
       try await refreshDirectory(shared)
+      sharedWrites.changed()
     } catch {
       logger.error("could not renew the lease", metadata: ["error": "\(error)"])
     }
@@ -111,11 +112,16 @@ extension TaskCenter {
       do {
         try await shared.publishNodes(rows)
         for row in rows { if row.online { written.remove(row.id) } else { written.insert(row.id) } }
+        self.sharedWrites.changed()
       } catch {
         self.logger.warning("could not write this gateway's nodes to the store", metadata: ["error": "\(error)"])
       }
     }
   }
+
+  /// A tick each time this gateway wrote its lease, publication or nodes to the shared store
+  /// (tests wait on it).
+  package func sharedStoreWrites() -> AsyncStream<Void> { sharedWrites.changes() }
 
   /// Asks ``nodesLoop(_:)`` to write this gateway's nodes now.
   func publishNodesSoon() {

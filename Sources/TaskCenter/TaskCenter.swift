@@ -89,6 +89,9 @@ public final class TaskCenter: Sendable {
   let arrived: AsyncStream<String>
   let arrivals: AsyncStream<String>.Continuation
 
+  /// Ticks after each write to the shared store (``sharedStoreWrites()``).
+  let sharedWrites = ChangeFeed()
+
   /// The ranking of idle nodes; the nodes themselves are the gateway's members (``Membership``).
   let scheduler: FairScheduler
 

@@ -50,6 +50,9 @@ public final class TaskCenterHTTPServer: Sendable {
     return (counts.open, counts.idle)
   }
 
+  /// A tick each time ``connectionCounts`` may have changed.
+  package func connectionChanges() -> AsyncStream<Void> { connections.changes() }
+
   /// `host:port` once started (the real port when 0 was asked for).
   public var address: String? { running.address }
 

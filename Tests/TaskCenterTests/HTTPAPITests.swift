@@ -47,14 +47,10 @@ struct HTTPAPITests {
     func get(_ path: String) async throws -> HTTPClient.Reply { try await send("GET", path) }
     func post(_ path: String, _ json: Any) async throws -> HTTPClient.Reply { try await send("POST", path, json: json) }
 
-    /// Polls `GET /tasks/{id}` until the task is final.
+    /// `GET /tasks/{id}` once the task is final (the task center says when).
     func finished(_ id: String) async throws -> [String: Any] {
-      for _ in 0..<500 {
-        let task = try await get("/tasks/\(id)").object
-        if let status = task["status"] as? String, !["queued", "running"].contains(status) { return task }
-        try await Task.sleep(for: .milliseconds(20))
-      }
-      return [:]
+      _ = try await fabric.center.wait(id, timeout: .seconds(60))
+      return try await get("/tasks/\(id)").object
     }
 
     func stop() async {
@@ -122,9 +118,7 @@ struct HTTPAPITests {
 
     let long = try await stack.post("/tasks", ["code": "import time\ntime.sleep(60)"])
     let longID = try #require(long.object["task_id"] as? String)
-    for _ in 0..<200 where (try await stack.get("/tasks/\(longID)")).object["status"] as? String != "running" {
-      try await Task.sleep(for: .milliseconds(20))
-    }
+    #expect(try await stack.fabric.waitFor(longID, .running))
     let cancelled = try await stack.send("DELETE", "/tasks/\(longID)")
     #expect(cancelled.status == 200 && cancelled.object["status"] as? String == "cancelled")
 
@@ -162,7 +156,7 @@ struct HTTPAPITests {
       ("POST", "/functions/nope/call", ["args": []], nil, 404, "FUNCTION_NOT_FOUND", nil),
       ("POST", "/functions/sync_add/call", ["args": [1, "two"]], nil, 400, "INVALID_REQUEST", nil),
       ("POST", "/functions/sync_add/call", ["args": "1, 2"], nil, 400, "INVALID_REQUEST", "field: args"),
-      ("POST", "/functions/hold/call", ["args": [5], "timeout": 0.3], nil, 408, "TASK_TIMEOUT", nil),
+      ("POST", "/functions/hold/call", ["args": [], "timeout": 0.3], nil, 408, "TASK_TIMEOUT", nil),
       ("POST", "/functions/sync_add/call", ["args": [1, 2], "timeout": -1], nil, 400, "INVALID_REQUEST", "field: timeout"),
       ("GET", "/internal/task/request", nil, nil, 404, "NODE_NOT_FOUND", "field: node_id"),
       ("GET", "/internal/task/request?node_id=ghost", nil, nil, 404, "NODE_NOT_FOUND", nil),
@@ -237,7 +231,7 @@ struct HTTPAPITests {
     #expect(isolation?["dies_with_node"] as? Bool == true)
     let created = try await stack.post("/tasks", ["code": "import time\ntime.sleep(0.5)\nprint('real')"])
     let id = try #require(created.object["task_id"] as? String)
-    #expect(await eventually { (try? await stack.get("/tasks/\(id)").object["status"] as? String) == "running" })
+    #expect(try await stack.fabric.waitFor(id, .running))
 
     let forged = try await stack.post(
       "/internal/task/result", ["task_id": id, "node_id": "linked", "status": "success", "result": "forged"])
@@ -320,8 +314,8 @@ struct HTTPAPITests {
 
     try await stack.fabric.addNode("n1", slots: 2)
     _ = try await stack.finished(try #require(early.object["task_id"] as? String))
-    #expect(await eventually { (try? await stack.get("/nodes/n1").object["status"] as? String) == "idle" })
     let idle = try await stack.get("/nodes/n1").object
+    #expect(idle["status"] as? String == "idle", "its worker is freed before the task is final")
     let since = try #require(idle["idle_since"] as? String, "\(idle)")
     #expect(ISO8601DateFormatter().date(from: since) != nil)
     let later = try await stack.post("/tasks", ["code": "print(2)"])
@@ -468,10 +462,10 @@ struct HTTPAPITests {
     let stack = try await Stack()
     let url = stack.base.replacingOccurrences(of: "http://", with: "ws://") + "/ws/updates"
     let received = Mutex<[String]>([])
-    let connected = Mutex(false)
+    let connected = Signal()
     let socket = Task {
       try await WebSocketClient.connect(url: url, logger: Logger(label: "test.ws")) { inbound, _, _ in
-        connected.withLock { $0 = true }
+        connected.fire()
         for try await message in inbound.messages(maxSize: 1 << 20) {
           guard case .text(let text) = message else { continue }
           received.withLock { $0.append(text) }
@@ -479,10 +473,9 @@ struct HTTPAPITests {
         }
       }
     }
-    for _ in 0..<500 where !connected.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
-    try #require(connected.withLock { $0 }, "the WebSocket did not connect")
+    try #require(await connected.wait() != nil, "the WebSocket did not connect")
     // The subscription is made after the upgrade.
-    try #require(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
+    try #require(try await until(stack.fabric.center.eventSubscriberChanges()) { stack.fabric.center.eventSubscriberCount == 1 })
     try await stack.fabric.addNode("ws-node")
     let created = try await stack.post("/tasks", ["code": "print(3)"])
     let id = try #require(created.object["task_id"] as? String)
@@ -614,7 +607,7 @@ struct SlowWebSocketTests {
     let head = try await offPool { try socket.readUntil("\r\n\r\n") }
     #expect(head.hasPrefix("HTTP/1.1 101"), "\(head)")
     // The subscription starts after the upgrade.
-    try #require(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
+    try #require(try await until(stack.fabric.center.eventSubscriberChanges()) { stack.fabric.center.eventSubscriberCount == 1 })
 
     // Events of 9 KB (the code travels in task_created): 1,500 of them are more than the
     // kernel's socket buffers hold.

@@ -95,9 +95,9 @@ struct HTTPEdgeTests {
         for try await _ in inbound.messages(maxSize: 1 << 20) { return }
       }
     }
-    #expect(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
+    #expect(try await until(stack.fabric.center.eventSubscriberChanges()) { stack.fabric.center.eventSubscriberCount == 1 })
     subscribed.cancel()
-    #expect(await eventually { stack.fabric.center.eventSubscriberCount == 0 })
+    #expect(try await until(stack.fabric.center.eventSubscriberChanges()) { stack.fabric.center.eventSubscriberCount == 0 })
 
     // The console's way: a ticket from POST /ws/ticket (with the token), no token in the URL.
     #expect(try await stack.send("POST", "/ws/ticket", token: false).status == 401)
@@ -109,7 +109,7 @@ struct HTTPEdgeTests {
         for try await _ in inbound.messages(maxSize: 1 << 20) { return }
       }
     }
-    #expect(await eventually { stack.fabric.center.eventSubscriberCount == 1 })
+    #expect(try await until(stack.fabric.center.eventSubscriberChanges()) { stack.fabric.center.eventSubscriberCount == 1 })
     ticketed.cancel()
     await stack.stop()
   }
@@ -196,9 +196,10 @@ struct HTTPEdgeTests {
     let body: [String: Any] = ["function": "sync_add", "args": [1, 2]]
     let first = try await stack.send("POST", "/tasks", json: body, headers: ["Idempotency-Key": "add-1"])
     #expect(first.status == 201, "\(first.text)")
+    let leaving = stack.fabric.membershipChanges()
     await worker.stop()
     await node.stop()
-    #expect(try await eventually { stack.fabric.server.nodeCount == 0 })
+    #expect(try await until(leaving) { stack.fabric.server.nodeCount == 0 })
     // Asked anew, no node serves sync_add: 404. Repeated, it is the task already made.
     let fresh = try await stack.send("POST", "/tasks", json: body)
     #expect(fresh.status == 404, "\(fresh.text)")
@@ -370,7 +371,7 @@ struct HTTPEdgeTests {
     let cappedAddress = try #require(capped.http.address)
     var held = try (0..<40).map { _ in try RawConnection(cappedAddress) }
     for connection in held { await connection.send("G") }
-    try #require(await eventually(limit: .seconds(30)) { capped.http.connectionCounts == (40, 0) }, "\(capped.http.connectionCounts)")
+    try #require(try await until(capped.http.connectionChanges()) { capped.http.connectionCounts == (40, 0) }, "\(capped.http.connectionCounts)")
     held.append(try RawConnection(cappedAddress))
     // The newcomer is answered 503 and closed, the other 40 stay open.
     let answered = await RawConnection.readable(held, within: .seconds(20))

@@ -72,7 +72,7 @@ struct HTTPFloodTests {
     silent.remove(at: index)
     // 15 more from 127.0.0.3 fill the server to its cap of 40.
     silent += try (0..<15).map { _ in try RawConnection(address, from: "127.0.0.3") }
-    try #require(await eventually(limit: .seconds(30)) { stack.http.connectionCounts == (40, 40) }, "\(stack.http.connectionCounts)")
+    try #require(try await until(stack.http.connectionChanges()) { stack.http.connectionCounts == (40, 40) }, "\(stack.http.connectionCounts)")
     // An honest client still gets in: the oldest silent connection gives way.
     for _ in 0..<3 {
       let health = try await stack.send("GET", "/health", token: false)
@@ -103,7 +103,7 @@ struct HTTPFloodTests {
     await slow.send("GET /health HTTP/1.1\r\nHost: x\r\n")
     held.append(slow)
     // All answered and idle but the slow one: 20 open, 19 idle.
-    try #require(await eventually(limit: .seconds(30)) { stack.http.connectionCounts == (20, 19) }, "\(stack.http.connectionCounts)")
+    try #require(try await until(stack.http.connectionChanges()) { stack.http.connectionCounts == (20, 19) }, "\(stack.http.connectionCounts)")
     for _ in 0..<3 {
       let health = try await stack.send("GET", "/health", token: false)
       #expect(health.status == 200, "\(health.text)")

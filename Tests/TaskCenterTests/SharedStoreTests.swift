@@ -55,12 +55,7 @@ struct SharedStoreTests {
     _ = try #require(try await live.start(kept.id, on: "n2", at: Date()))
 
     // Nothing expired yet for a reaper that looks at once... then the dying lease runs out.
-    var reaped: [TaskRecord] = []
-    #expect(
-      try await eventually(limit: .seconds(30)) {
-        reaped += try await live.reapExpiredLeases(reason: "its gateway went away", at: Date())
-        return !reaped.isEmpty
-      })
+    let reaped = try await reapedOnceExpired(by: live)
     #expect(reaped.map(\.id) == [lost.id])
     #expect(reaped.first?.status == .queued && reaped.first?.errorMessage == "its gateway went away")
     #expect(try await live.task(kept.id)?.status == .running)
@@ -103,9 +98,13 @@ struct SharedStoreTests {
     try await first.addNode("first-node", slots: 1, code: false)
     try await second.addNode("second-node", slots: 2, code: false)
     let client = first.client()
-    // `hold` keeps the first gateway's only worker busy, so the queue is there for the other.
+    // `hold` keeps the first gateway's only worker busy, so the queue is there for the other;
+    // once the other gateway's node holds one, all are let go.
     var ids: [String] = []
-    for _ in 0..<6 { ids.append(try await client.submit("hold", 0.3)) }
+    for _ in 0..<6 { ids.append(try await client.submit("hold")) }
+    #expect(await second.holding.wait() == "second-node")
+    first.release.open()
+    second.release.open()
     var nodes: [String: Int] = [:]
     for id in ids {
       let done = try await client.waitForTask(id, timeout: .seconds(60))
@@ -158,12 +157,7 @@ struct SharedStoreTests {
     await dead.close()
     let live = try await PostgresTaskStore(url: url, gatewayID: "gw-live")
     try await live.renewLease(for: .seconds(60), address: nil)
-    var reaped: [TaskRecord] = []
-    #expect(
-      try await eventually(limit: .seconds(30)) {
-        reaped += try await live.reapExpiredLeases(reason: "its gateway went away", at: Date())
-        return !reaped.isEmpty
-      })
+    #expect(try await !reapedOnceExpired(by: live).isEmpty)
     #expect(try await live.task(task.id)?.status == .queued)
 
     // The node had run it (the answer lost with the gateway); it joins the live gateway, the
@@ -274,7 +268,7 @@ struct SharedStoreTests {
     try await b.addNode("b-node-2", code: false)
     // Each gateway has written its nodes where the other reads them.
     #expect(
-      try await eventually(limit: .seconds(30)) {
+      try await until(a.center.sharedStoreWrites(), b.center.sharedStoreWrites()) {
         let rows = [try await storeB.poolNode("a-node"), try await storeA.poolNode("b-node-1"), try await storeA.poolNode("b-node-2")]
         return rows.allSatisfy { $0?.online == true }
       })
@@ -297,12 +291,15 @@ struct SharedStoreTests {
       #expect(Set(ran[round * 3..<round * 3 + 3]).count == 3, "each round serves every node once: \(ran)")
     }
     // b-node-1 moves to A: A's scheduler weighs it with the three tasks it did behind B.
+    let writtenByB = b.center.sharedStoreWrites()
     await movingWorker.stop()
     await movingNode.stop()
-    #expect(try await eventually(limit: .seconds(30)) { try await storeA.poolNode("b-node-1")?.online == false })
+    #expect(try await until(writtenByB) { try await storeA.poolNode("b-node-1")?.online == false })
+    // Its node_joined event is told with the history it brought.
+    let (joined, writtenByA) = (a.center.events(), a.center.sharedStoreWrites())
     try await a.addNode("b-node-1", code: false)
-    #expect(await eventually(limit: .seconds(30)) { (try? a.center.node("b-node-1"))?.completedTasks == 3 })
-    #expect(try await eventually(limit: .seconds(30)) { try await storeB.poolNode("b-node-1")?.gatewayID == "gw-a" })
+    #expect(try await until(joined) { (try? a.center.node("b-node-1"))?.completedTasks == 3 })
+    #expect(try await until(writtenByA) { try await storeB.poolNode("b-node-1")?.gatewayID == "gw-a" })
     await a.stop()
     await b.stop()
   }
@@ -341,4 +338,15 @@ struct SharedStoreTests {
     await fabric.stop()
     await silent.close()
   }
+}
+
+/// What `store` reaps once a lease it waits for has run out. The leases run on PostgreSQL's
+/// clock (an outside process's), so this asks again every 20 ms until it has.
+func reapedOnceExpired(by store: PostgresTaskStore) async throws -> [TaskRecord] {
+  var reaped: [TaskRecord] = []
+  _ = try await eventually {
+    reaped += try await store.reapExpiredLeases(reason: "its gateway went away", at: Date())
+    return !reaped.isEmpty
+  }
+  return reaped
 }

@@ -3,18 +3,25 @@ import Synchronization
 // How tests wait: on events, never on the time passing. The one time limit here bounds a wait
 // that should end at once, so a broken part fails its test instead of hanging the suite.
 
-/// Returns once `condition` holds, checking it now and again after each event of `events`
-/// (subscribe before the action whose effect you wait for, so no event is missed); `false` if
-/// it still does not hold when `events` end or `limit` passes.
-public func until<Events: AsyncSequence & Sendable>(
-  _ events: Events, limit: Duration = .seconds(30), _ condition: () async throws -> Bool
+/// Returns once `condition` holds, checking it now and again after each event of any of
+/// `events` (subscribe before the action whose effect you wait for, so no event is missed);
+/// `false` if it still does not hold when they all end or `limit` passes.
+public func until<each Events: AsyncSequence & Sendable>(
+  _ events: repeat each Events, limit: Duration = .seconds(30), _ condition: () async throws -> Bool
 ) async throws -> Bool {
   if try await condition() { return true }
   let (ticks, tick) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+  let ended = Recorder<Void>()
+  var count = 0
+  for _ in repeat each events { count += 1 }
+  let sources = count
   return try await withThrowingTaskGroup(of: Void.self) { group in
-    group.addTask {
-      do { for try await _ in events { tick.yield() } } catch {}
-      tick.finish()
+    for source in repeat each events {
+      group.addTask {
+        do { for try await _ in source { tick.yield() } } catch {}
+        ended.append(())
+        if ended.all.count == sources { tick.finish() }
+      }
     }
     group.addTask {
       try? await Task.sleep(for: limit)  // the limit, not a wait: the events end it sooner
