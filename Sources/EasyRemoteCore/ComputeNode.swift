@@ -31,6 +31,8 @@ public final class ComputeNode: Sendable {
   let workers: WorkerGate
   /// What the node starts on its own: the reconnect loop, announcements after a late `register`.
   let background = OwnedTasks()
+  /// Told of each change of its workers' counts and of its link (``changes()``).
+  let feed = ChangeFeed()
   /// What the reconnection backoff sleeps on.
   let clock: any Clock<Duration>
 
@@ -77,7 +79,7 @@ public final class ComputeNode: Sendable {
     let maxWorkers = InputBounds.clamp(maxWorkers ?? config.maxWorkers ?? 5, InputBounds.slots)
     self.maxWorkers = maxWorkers
     self.queueLimit = queueLimit ?? maxWorkers * 16
-    self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit)
+    self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit, feed: feed)
     var config = config
     config.transport.listen = false
     self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger, clock: clock)
@@ -91,8 +93,9 @@ public final class ComputeNode: Sendable {
   public var isConnected: Bool { state.withLock { $0.connected } }
   public var functionCount: Int { state.withLock { $0.functions.count } }
 
-  /// A tick each time ``stats()``'s running or queued count changes (tests wait on it).
-  package func statsChanges() -> AsyncStream<Void> { workers.changes() }
+  /// A tick each time ``stats()``'s running or queued count, or ``isConnected``, changes
+  /// (tests wait on it).
+  package func changes() -> AsyncStream<Void> { feed.changes() }
 
   /// Executions, failures and average duration of the calls this node ran.
   public func stats() -> NodeStats {
@@ -178,6 +181,7 @@ public final class ComputeNode: Sendable {
         return (state.connectListeners.all, state.worker != state.announcedWorker)
       }
       if changed { try await announce() }  // its offer changed while it connected
+      feed.changed()
       for listener in listeners { listener(()) }
       node.logger.info("registered with the gateway", metadata: ["gateway": "\(address)"])
     } catch {
@@ -192,6 +196,7 @@ public final class ComputeNode: Sendable {
       state.reconnecting = true
       return true
     }
+    feed.changed()
     guard start else { return }
     background.start { [weak self] in
       var delay = Duration.milliseconds(100)

@@ -65,6 +65,7 @@ extension Server {
 
   func announce(_ event: MembershipEvent) {
     for listener in state.withLock({ $0.listeners.all }) { listener(event) }
+    feed.changed()
     countMembership(event)
     switch event {
     case .joined(let nodeID):
@@ -113,6 +114,18 @@ extension Server {
 
   /// A tick each time ``eventSubscriberCount`` changes.
   package func eventSubscriberChanges() -> AsyncStream<Void> { hub.subscriberChanges() }
+
+  /// A tick after each change of its membership, of its workers' counts (``stats()``), and
+  /// when it started or stopped (tests wait on it).
+  package func changes() -> AsyncStream<Void> { feed.changes() }
+
+  /// The membership's changes from now on, as they happen, until the sequence is dropped.
+  package func membershipEvents() -> AsyncStream<MembershipEvent> {
+    let (stream, continuation) = AsyncStream.makeStream(of: MembershipEvent.self)
+    let token = onMembershipChange { continuation.yield($0) }
+    continuation.onTermination = { [weak self] _ in self?.removeMembershipListener(token) }
+    return stream
+  }
 
   /// Whether compute node `nodeID` is connected over a link.
   public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID]?.isLinked == true } }

@@ -35,6 +35,8 @@ public final class Server: Sendable {
   let state: Mutex<State>
   /// The one event stream (``events(buffer:)``).
   let hub = EventHub()
+  /// Told of each change of its membership, its workers' counts and its running (``changes()``).
+  let feed: ChangeFeed
 
   /// Everything the gateway knows, behind one lock: the membership (the one list of nodes)
   /// and the counters.
@@ -83,7 +85,9 @@ public final class Server: Sendable {
     self.port = port
     let maxWorkers = (maxWorkers ?? config.maxWorkers).map { max(1, $0) }
     self.maxWorkers = maxWorkers
-    self.workers = maxWorkers.map { WorkerGate(limit: $0, queueLimit: queueLimit ?? $0 * 16) }
+    let feed = ChangeFeed()
+    self.feed = feed
+    self.workers = maxWorkers.map { WorkerGate(limit: $0, queueLimit: queueLimit ?? $0 * 16, feed: feed) }
     var config = config
     config.transport.listen = true
     config.transport.host = host
@@ -136,6 +140,7 @@ public final class Server: Sendable {
       if let changed { self.announce(.reported(nodeID: peer, availabilityChanged: changed)) }
     }
     try await node.start()
+    feed.changed()
   }
 
 
@@ -149,6 +154,7 @@ public final class Server: Sendable {
     for client in peers { await client.close() }
     await node.stop()
     hub.finishAll()
+    feed.changed()
   }
 
   /// Returns once the gateway has stopped.

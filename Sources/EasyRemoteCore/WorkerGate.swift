@@ -1,4 +1,4 @@
-import NodeComm
+package import NodeComm
 import Synchronization
 
 /// At most `limit` holders at once; the rest wait first come, first served, up to
@@ -10,15 +10,23 @@ package final class WorkerGate: Sendable {
 
   private struct State {
     var running = 0
-    var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    /// Tickets in line, first come first: each taken when its holder was refused a place,
+    /// whether or not it has parked yet (a place freed before it parked is kept for it).
     var order: [UInt64] = []
+    /// Parked tickets.
+    var waiting: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+    /// Tickets given a place before they parked: they take it without waiting.
+    var granted: Set<UInt64> = []
     var nextTicket: UInt64 = 0
   }
 
   private let state = Mutex(State())
-  private let feed = ChangeFeed()
+  private let feed: ChangeFeed
 
-  package init(limit: Int, queueLimit: Int) {
+  /// - Parameter feed: told of each change of ``running`` and ``queued`` (its owner's, to
+  ///   tell of its other changes on the same feed).
+  package init(limit: Int, queueLimit: Int, feed: ChangeFeed = ChangeFeed()) {
+    self.feed = feed
     self.limit = max(1, limit)
     self.queueLimit = max(0, queueLimit)
   }
@@ -26,7 +34,7 @@ package final class WorkerGate: Sendable {
   /// Holders now.
   package var running: Int { state.withLock { $0.running } }
   /// Waiting now.
-  package var queued: Int { state.withLock { $0.waiting.count } }
+  package var queued: Int { state.withLock { $0.order.count } }
 
   /// A tick each time ``running`` or ``queued`` changes, from now until the sequence is
   /// dropped (what waits for a count, waits on this).
@@ -39,29 +47,34 @@ package final class WorkerGate: Sendable {
   ///   cancelled while waiting (it then holds nothing).
   package func enter(refusal: () -> any Error) async throws {
     let ticket: UInt64? = try state.withLock { state in
-      if state.running < limit && state.waiting.isEmpty {
+      if state.running < limit && state.order.isEmpty {
         state.running += 1
         return nil
       }
-      guard state.waiting.count < queueLimit else { throw refusal() }
+      guard state.order.count < queueLimit else { throw refusal() }
       state.nextTicket += 1
+      state.order.append(state.nextTicket)
       return state.nextTicket
     }
     feed.changed()
     guard let ticket else { return }
     try await withTaskCancellationHandler {
       try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        let cancelled = state.withLock { state -> Bool in
-          if Task.isCancelled { return true }
+        let outcome = state.withLock { state -> Result<Void, any Error>? in
+          if state.granted.remove(ticket) != nil { return .success(()) }  // a place was kept for it
+          if Task.isCancelled {
+            state.order.removeAll { $0 == ticket }
+            return .failure(CancellationError())
+          }
           state.waiting[ticket] = continuation
-          state.order.append(ticket)
-          return false
+          return nil
         }
-        feed.changed()
-        if cancelled { continuation.resume(throwing: CancellationError()) }
+        if let outcome { continuation.resume(with: outcome) }
       }
     } onCancel: {
-      let waiter = state.withLock { state in
+      // (A ticket already given its place keeps it: the enter returns, and its leave follows.)
+      let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+        guard !state.granted.contains(ticket) else { return nil }
         state.order.removeAll { $0 == ticket }
         return state.waiting.removeValue(forKey: ticket)
       }
@@ -97,26 +110,30 @@ package final class WorkerGate: Sendable {
   /// Takes a free place without waiting; false when there is none (or others wait).
   private func tryEnter(refusal: () -> any Error) throws -> Bool {
     let entered = try state.withLock { state in
-      if state.running < limit && state.waiting.isEmpty {
+      if state.running < limit && state.order.isEmpty {
         state.running += 1
         return true
       }
-      if state.waiting.count >= queueLimit { throw refusal() }
+      if state.order.count >= queueLimit { throw refusal() }
       return false
     }
     if entered { feed.changed() }
     return entered
   }
 
-  /// Gives a place back: the first waiter takes it over.
+  /// Gives a place back: the first in line takes it over (parked, or about to park).
   package func leave() {
     let next = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-      while !state.order.isEmpty {
-        let ticket = state.order.removeFirst()
-        if let waiter = state.waiting.removeValue(forKey: ticket) { return waiter }  // the place passes on
+      guard !state.order.isEmpty else {
+        state.running -= 1
+        return nil
       }
-      state.running -= 1
-      return nil
+      let ticket = state.order.removeFirst()
+      guard let waiter = state.waiting.removeValue(forKey: ticket) else {
+        state.granted.insert(ticket)  // it takes the place when it parks
+        return nil
+      }
+      return waiter  // the place passes on
     }
     feed.changed()
     next?.resume()

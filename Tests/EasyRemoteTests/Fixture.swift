@@ -3,6 +3,7 @@ import Foundation
 import NodeComm
 import NodeCommGRPC
 import Synchronization
+import TestSupport
 import Testing
 
 /// The transports the gateway suites run over: in one process, and real gRPC on loopback.
@@ -25,6 +26,9 @@ struct Fabric {
   let address: String
   let transport: any Transport
   var nodes: [ComputeNode] = []
+  /// Opened, every `hold` and `holdIdempotent` call on its nodes returns (before, they end
+  /// only when cancelled).
+  let release = Gate()
 
   /// - Parameters:
   ///   - transport: reuse this transport (a gateway restarting on the same memory transport).
@@ -47,7 +51,7 @@ struct Fabric {
     let node = ComputeNode(
       serverAddress: address, nodeID: id, maxWorkers: maxWorkers, queueLimit: queueLimit,
       config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) }, transport: transport)
-    TestFunctions.register(on: node)
+    TestFunctions.register(on: node, release: release)
     extra(node)
     try await node.start()
     nodes.append(node)
@@ -74,7 +78,8 @@ struct Overheated: Error, CustomStringConvertible {
 }
 
 enum TestFunctions {
-  static func register(on node: ComputeNode) {
+  /// - Parameter release: what `hold` and `holdIdempotent` wait for.
+  static func register(on node: ComputeNode, release: Gate) {
     node.register("add", description: "Adds two integers", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
     node.register("scale", parameters: ["point", "factor"]) { (point: Point, factor: Double) in
       Point(x: point.x * factor, y: point.y * factor)
@@ -87,19 +92,21 @@ enum TestFunctions {
       if reason == "hot" { throw Overheated() }
       return 0
     }
-    node.register("sleep", parameters: ["ms"], idempotent: false) { (ms: Int) async throws -> String in
-      try await Task.sleep(for: .milliseconds(ms))
+    // Hold a worker until the test opens `release` (or the call is cancelled); answer the node's id.
+    node.register("hold", idempotent: false) { () async throws -> String in
+      try await release.wait()
       return node.nodeID
     }
-    node.register("sleepIdempotent", parameters: ["ms"], idempotent: true) { (ms: Int) async throws -> String in
-      try await Task.sleep(for: .milliseconds(ms))
+    node.register("holdIdempotent", idempotent: true) { () async throws -> String in
+      try await release.wait()
       return node.nodeID
     }
-    node.registerStream("count", parameters: ["to", "intervalMs"]) { (to: Int, intervalMs: Int) in
+    // `to` items; with `yielding`, the producer lets others run between items.
+    node.registerStream("count", parameters: ["to", "yielding"]) { (to: Int, yielding: Int) in
       AsyncThrowingStream<Int, any Error> { continuation in
         let task = Task {
           for i in 0..<to {
-            if intervalMs > 0 { try await Task.sleep(for: .milliseconds(intervalMs)) }
+            if yielding > 0 { await Task.yield() }
             continuation.yield(i)
           }
           continuation.finish()

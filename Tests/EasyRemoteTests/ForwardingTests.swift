@@ -1,6 +1,7 @@
 import EasyRemote
 import Foundation
 import NodeComm
+import TestSupport
 import Testing
 
 /// Calls for functions served only behind other gateways (``Server/forwarding(to:)``): which
@@ -11,8 +12,8 @@ struct ForwardingTests {
   /// Peers as a fixed list (the task center's `GatewayDirectory` reads them from the store).
   struct FixedPeers: GatewayPeers {
     let peers: [PeerGateway]
-    func gateways(serving function: String, node target: String?) -> [PeerGateway] { function == "sleep" ? peers : [] }
-    func serve(_ function: String) -> Bool { function == "sleep" }
+    func gateways(serving function: String, node target: String?) -> [PeerGateway] { function == "hold" ? peers : [] }
+    func serve(_ function: String) -> Bool { function == "hold" }
     func functions() -> [FunctionInfo] { [] }
     func nodes() -> [NodeInfo] { [] }
   }
@@ -25,17 +26,24 @@ struct ForwardingTests {
     var small = try await Fabric.start(kind, transport: transport)
     var large = try await Fabric.start(kind, transport: transport)
     let front = try await Fabric.start(kind, transport: transport)
-    _ = try await small.addNode("small-node", maxWorkers: 1)
-    _ = try await large.addNode("large-node", maxWorkers: 4)
+    let smallNode = try await small.addNode("small-node", maxWorkers: 1)
+    let largeNode = try await large.addNode("large-node", maxWorkers: 4)
     front.server.forwarding(
       to: FixedPeers(peers: [
         PeerGateway(address: small.address, workers: 1), PeerGateway(address: large.address, workers: 4),
       ]))
     let client = front.client(timeout: .seconds(60))
-    // Ten calls at once, each holding a worker for a moment: taken in turn, each gateway would
-    // get five; by load, the larger gets about eight.
+    // Ten calls at once, all held on the nodes until the last has arrived: taken in turn, each
+    // gateway would get five; by load, the larger gets about eight.
+    let arrivals = (smallNode.changes(), largeNode.changes())
     let answers = try await withThrowingTaskGroup(of: String.self) { group in
-      for _ in 0..<10 { group.addTask { try await client.execute("sleep", 500, timeout: .seconds(60)) as String } }
+      for _ in 0..<10 { group.addTask { try await client.execute("hold", timeout: .seconds(60)) as String } }
+      let held = try await until(arrivals.0, arrivals.1) {
+        [smallNode, largeNode].map { $0.stats().running + $0.stats().queued }.reduce(0, +) == 10
+      }
+      #expect(held)
+      small.release.open()
+      large.release.open()
       var answers: [String] = []
       for try await answer in group { answers.append(answer) }
       return answers

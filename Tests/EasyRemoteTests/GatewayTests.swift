@@ -2,6 +2,7 @@ import EasyRemote
 import Foundation
 import NodeComm
 import Synchronization
+import TestSupport
 import Testing
 
 /// The gateway, compute nodes and clients, over the memory transport and real gRPC on loopback.
@@ -110,7 +111,7 @@ struct GatewayTests {
     let wrongResult = try await expectRemoteError { let _: String = try await client.execute("add", 1, 2) }
     #expect(wrongResult.code == .invalidResult)
     let timeout = try await expectRemoteError {
-      let _: String = try await client.execute("sleep", 5000, timeout: .milliseconds(300))
+      let _: String = try await client.execute("hold", timeout: .milliseconds(300))
     }
     #expect(timeout.code == .timedOut)
     // After all these the link and the fabric still work.
@@ -151,8 +152,16 @@ struct GatewayTests {
       let n1 = try await fabric.addNode("n1")
       let n2 = try await fabric.addNode("n2")
       let client = fabric.client()
+      // Forty calls held on the nodes at once, then let go: each was routed while the others
+      // were in flight.
+      let arrivals = (n1.changes(), n2.changes())
       let served = try await withThrowingTaskGroup(of: String.self) { group in
-        for _ in 0..<40 { group.addTask { try await client.execute("sleep", 20) } }
+        for _ in 0..<40 { group.addTask { try await client.execute("hold") } }
+        let held = try await until(arrivals.0, arrivals.1) {
+          [n1, n2].map { $0.stats().running + $0.stats().queued }.reduce(0, +) == 40
+        }
+        #expect(held)
+        fabric.release.open()
         return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
       }
       #expect(served["n1", default: 0] >= 5, "\(served)")
@@ -170,31 +179,32 @@ struct GatewayTests {
   @Test("at most maxWorkers run at once; beyond the queue calls are refused as busy", arguments: TransportKind.allCases)
   func maxWorkers(_ kind: TransportKind) async throws {
     var fabric = try await Fabric.start(kind)
-    let running = Gauge()
-    _ = try await fabric.addNode("small", maxWorkers: 2, queueLimit: 2) { node in
-      node.register("hold", parameters: ["ms"]) { (ms: Int) async throws -> Int in
-        running.enter()
-        defer { running.leave() }
-        try await Task.sleep(for: .milliseconds(ms))
-        return ms
-      }
-    }
+    let small = try await fabric.addNode("small", maxWorkers: 2, queueLimit: 2)
     let client = fabric.client()
-    let outcomes = await withTaskGroup(of: Result<Int, EasyRemoteError>.self) { group in
+    let changes = small.changes()
+    let refusals = Recorder<EasyRemoteError>()
+    let (refused, tellRefused) = AsyncStream.makeStream(of: Void.self)
+    let outcomes = await withTaskGroup(of: Result<String, EasyRemoteError>.self) { group in
       for _ in 0..<6 {
         group.addTask {
-          do { return .success(try await client.execute("hold", 300)) } catch let error as EasyRemoteError {
+          do { return .success(try await client.execute("hold")) } catch let error as EasyRemoteError {
+            refusals.append(error)
+            tellRefused.yield()
             return .failure(error)
           } catch { return .failure(EasyRemoteError(code: .internalError, message: "\(error)")) }
         }
       }
+      // Two run, two wait, and the other two were refused: then all are let go.
+      let full = try? await until(changes, refused) { small.stats().running == 2 && small.stats().queued == 2 && refusals.all.count == 2 }
+      #expect(full == true, "\(small.stats()) \(refusals.all)")
+      #expect(small.stats().running == 2, "never more than maxWorkers")
+      fabric.release.open()
       return await group.reduce(into: []) { $0.append($1) }
     }
     let succeeded = outcomes.filter { if case .success = $0 { true } else { false } }.count
     let busy = outcomes.filter { if case .failure(let e) = $0 { e.code == .busy } else { false } }.count
-    #expect(running.peak == 2)
     #expect(succeeded == 4)  // 2 running + 2 queued
-    #expect(busy == 2)
+    #expect(busy == 2, "\(outcomes)")
     await client.close()
     await fabric.stop()
   }
@@ -205,8 +215,9 @@ struct GatewayTests {
     let doomed = try await fabric.addNode("doomed")
     let client = fabric.client()
     // Only the doomed node serves at first, so the call lands there.
-    let plain = Task { () async throws -> String in try await client.execute("sleep", 60_000, timeout: .seconds(60)) }
-    try await waitUntil { doomed.stats().running == 1 }
+    let started = doomed.changes()
+    let plain = Task { () async throws -> String in try await client.execute("hold", timeout: .seconds(60)) }
+    #expect(try await until(started) { doomed.stats().running == 1 })
     let start = ContinuousClock.now
     await doomed.stop()
     let lost = try await expectRemoteError { _ = try await plain.value }
@@ -215,10 +226,15 @@ struct GatewayTests {
 
     let doomed2 = try await fabric.addNode("doomed2")
     // Pin the first attempt by having only doomed2 at first, then add a survivor.
-    let retried = Task { () async throws -> String in try await client.execute("sleepIdempotent", 1500) }
-    try await waitUntil { doomed2.stats().running == 1 }
-    _ = try await fabric.addNode("survivor")
+    let startedAgain = doomed2.changes()
+    let retried = Task { () async throws -> String in try await client.execute("holdIdempotent") }
+    #expect(try await until(startedAgain) { doomed2.stats().running == 1 })
+    let survivor = try await fabric.addNode("survivor")
+    let retriedThere = survivor.changes()
     await doomed2.stop()
+    // Retried on the survivor (it holds it there too), then let go.
+    #expect(try await until(retriedThere) { survivor.stats().running == 1 })
+    fabric.release.open()
     #expect(try await retried.value == "survivor")
     await client.close()
     await fabric.stop()
@@ -227,18 +243,19 @@ struct GatewayTests {
   @Test("streams deliver items as produced; breaking out cancels the node's producer", arguments: TransportKind.allCases)
   func streaming(_ kind: TransportKind) async throws {
     var fabric = try await Fabric.start(kind)
-    let stopped = Moment()
+    let stopped = Signal()
     _ = try await fabric.addNode("streamer") { node in
       node.registerStream("ticks", parameters: []) { () in
-        AsyncThrowingStream<Int, any Error> { continuation in
+        // (What the reader does not take is dropped: a producer that never ends, in bounded memory.)
+        AsyncThrowingStream<Int, any Error>(bufferingPolicy: .bufferingOldest(64)) { continuation in
           let task = Task {
             var i = 0
             while !Task.isCancelled {
               continuation.yield(i)
               i += 1
-              try? await Task.sleep(for: .milliseconds(2))
+              await Task.yield()
             }
-            stopped.mark()
+            stopped.fire()
             continuation.finish()
           }
           continuation.onTermination = { _ in task.cancel() }
@@ -254,12 +271,9 @@ struct GatewayTests {
       ticks += 1
       if ticks == 10 { break }
     }
-    let brokeAt = ContinuousClock.now
     // The producer ticks forever unless cancelled; how fast the cancel arrives is measured
     // by the bench (routed.stream.cancel_to_node), here only that it does.
-    try await waitUntil(.seconds(20)) { stopped.value != nil }
-    let producerStopped = try #require(stopped.value)
-    #expect(producerStopped - brokeAt < .seconds(20))
+    #expect(await stopped.wait() != nil)
     let unknown = try await expectRemoteError {
       for try await _ in try await client.stream("nope", as: Int.self) {}
     }
@@ -274,11 +288,12 @@ struct GatewayTests {
     let port = kind == .grpc ? try #require(Int(fabric.address.split(separator: ":").last ?? "")) : 0
     let node = try await fabric.addNode("faithful")
     #expect(node.isConnected)
+    let changes = node.changes()
     await fabric.server.stop()
-    try await waitUntil { !node.isConnected }
+    #expect(try await until(changes) { !node.isConnected })
     let again = try await Fabric.start(kind, port: port, transport: fabric.transport)
     let client = again.client()
-    try await waitUntil(.seconds(20)) { again.server.nodeCount == 1 }
+    #expect(try await until(again.server.changes()) { again.server.nodeCount == 1 })
     let answer: Int = try await client.execute("add", 20, 22)
     #expect(answer == 42)
     #expect(node.isConnected)
@@ -313,39 +328,5 @@ struct GatewayTests {
     #expect(fabric.server.stats().totalRequests == 10_000)
     for client in clients { await client.close() }
     await fabric.stop()
-  }
-}
-
-/// When something happened, once.
-final class Moment: Sendable {
-  private let instant = Mutex<ContinuousClock.Instant?>(nil)
-  func mark() { instant.withLock { $0 = $0 ?? .now } }
-  var value: ContinuousClock.Instant? { instant.withLock { $0 } }
-}
-
-/// How many run at once, and the most there ever were.
-final class Gauge: Sendable {
-  private let counts = Mutex((now: 0, peak: 0))
-  func enter() {
-    counts.withLock {
-      $0.now += 1
-      $0.peak = max($0.peak, $0.now)
-    }
-  }
-  func leave() { counts.withLock { $0.now -= 1 } }
-  var peak: Int { counts.withLock { $0.peak } }
-}
-
-/// Waits until `condition` holds, checking every 10 ms, for at most `limit`.
-func waitUntil(
-  _ limit: Duration = .seconds(10), sourceLocation: SourceLocation = #_sourceLocation, _ condition: () -> Bool
-) async throws {
-  let deadline = ContinuousClock.now + limit
-  while !condition() {
-    guard ContinuousClock.now < deadline else {
-      Issue.record("condition not met within \(limit)", sourceLocation: sourceLocation)
-      return
-    }
-    try await Task.sleep(for: .milliseconds(10))
   }
 }

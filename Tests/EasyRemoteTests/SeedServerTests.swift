@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NodeComm
 import Synchronization
+import TestSupport
 import Testing
 
 /// Seed 000's server API beyond calls: a gateway-wide `maxWorkers`, the blocking `run()`,
@@ -12,6 +13,10 @@ struct SeedServerTests {
   /// Holds callers until released; counts how many are inside.
   final class Hold: Sendable {
     private let state = Mutex((inside: 0, peak: 0, released: false, waiters: [CheckedContinuation<Void, Never>]()))
+    private let feed = ChangeFeed()
+
+    /// A tick each time a caller came in.
+    func arrivals() -> AsyncStream<Void> { feed.changes() }
 
     func pass() async {
       await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -22,6 +27,7 @@ struct SeedServerTests {
           state.waiters.append(continuation)
           return false
         }
+        feed.changed()
         if go { continuation.resume() }
       }
       state.withLock { $0.inside -= 1 }
@@ -59,9 +65,9 @@ struct SeedServerTests {
     let fabric = try await boundedGateway(kind, maxWorkers: 2, queueLimit: 1, hold: hold)
     let client = fabric.client()
     let first = (0..<2).map { _ in Task { try await client.execute("hold") as String } }
-    try await waitUntil { hold.inside == 2 }
+    #expect(try await until(hold.arrivals()) { hold.inside == 2 })
     let queued = Task { try await client.execute("hold") as String }
-    try await waitUntil { fabric.server.stats().waiting == 1 }
+    #expect(try await until(fabric.server.changes()) { fabric.server.stats().waiting == 1 })
     #expect(hold.inside == 2)
     let refused = try await expectRemoteError { _ = try await client.execute("add", 1, 2) as Int }
     #expect(refused.code == .busy && refused.message.contains("gateway"), "\(refused)")
@@ -81,10 +87,10 @@ struct SeedServerTests {
     let fabric = try await boundedGateway(.memory, maxWorkers: 1, queueLimit: 4, hold: hold)
     let client = fabric.client()
     let holder = Task { try await client.execute("hold") as String }
-    try await waitUntil { hold.inside == 1 }
+    #expect(try await until(hold.arrivals()) { hold.inside == 1 })
     let late = try await expectRemoteError { _ = try await client.execute("add", 1, 2, timeout: .milliseconds(300)) as Int }
     #expect(late.code == .timedOut, "\(late)")
-    try await waitUntil { fabric.server.stats().waiting == 0 }
+    #expect(try await until(fabric.server.changes()) { fabric.server.stats().waiting == 0 })
     hold.release()
     #expect(try await holder.value == "done")
     #expect(try await client.execute("add", 2, 2) as Int == 4)
@@ -97,7 +103,7 @@ struct SeedServerTests {
     let transport = kind.make()
     let server = Server(port: 0, config: .defaults { $0.shutdownGracePeriod = .milliseconds(100) }, transport: transport)
     let running = Task { try await server.run() }
-    try await waitUntil { server.address != nil }
+    #expect(try await until(server.changes()) { server.address != nil })
     let address = try #require(server.address)
     let node = ComputeNode(serverAddress: address, nodeID: "n", transport: transport)
     node.register("add") { (a: Int, b: Int) in a + b }

@@ -188,8 +188,8 @@ struct TaskCenterTests {
     #expect(try await fabric.waitFor(id, .running))
     #expect(fabric.server.nodes().first?.tasks == 1)
     #expect(!fabric.server.hasFreeWorker("solo"))
-    #expect(try await until(node.statsChanges()) { node.stats().running == 1 }, "the task holds the node's worker")
-    let changes = node.statsChanges()
+    #expect(try await until(node.changes()) { node.stats().running == 1 }, "the task holds the node's worker")
+    let changes = node.changes()
     let call = Task { () async throws -> String in try await client.execute("whoami") }
     #expect(try await until(changes) { node.stats().queued == 1 }, "the call waits for the worker the task holds")
     #expect(node.stats().running == 1)
@@ -200,7 +200,7 @@ struct TaskCenterTests {
     let done = try await client.waitForTask(second, timeout: .seconds(20))
     #expect(done.status == .completed && done.nodeID == "solo")
     #expect(fabric.server.nodes().first?.tasks == 0, "freed before the task was final")
-    #expect(try await until(node.statsChanges()) { node.stats().running == 0 })
+    #expect(try await until(node.changes()) { node.stats().running == 0 })
     await fabric.stop()
   }
 
@@ -230,7 +230,7 @@ struct TaskCenterTests {
     let client = fabric.client()
     let task = try await client.submitCode("import time\ntime.sleep(60)")
     #expect(try await fabric.waitFor(task, .running))
-    let changes = doomed.statsChanges()
+    let changes = doomed.changes()
     let call = Task { () async throws -> String in try await client.execute("hold") }
     #expect(try await until(changes) { doomed.stats().running == 2 })
     // Listeners hear membership changes in order: the task center's came first.

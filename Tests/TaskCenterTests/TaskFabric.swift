@@ -96,13 +96,7 @@ final class TaskFabric: Sendable {
   }
 
   /// The gateway's membership changes from now on, as they happen.
-  func membershipChanges() -> AsyncStream<MembershipEvent> {
-    let (stream, continuation) = AsyncStream.makeStream(of: MembershipEvent.self)
-    let server = server
-    let token = server.onMembershipChange { continuation.yield($0) }
-    continuation.onTermination = { _ in server.removeMembershipListener(token) }
-    return stream
-  }
+  func membershipChanges() -> AsyncStream<MembershipEvent> { server.membershipEvents() }
 
   func client() -> Client {
     let client = Client(serverAddress: address, timeout: .seconds(20), transport: transport)
