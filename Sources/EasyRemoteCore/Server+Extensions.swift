@@ -64,8 +64,8 @@ extension Server {
   }
 
   func announce(_ event: MembershipEvent) {
+    defer { feed.changed() }  // once it is counted and published too
     for listener in state.withLock({ $0.listeners.all }) { listener(event) }
-    feed.changed()
     countMembership(event)
     switch event {
     case .joined(let nodeID):

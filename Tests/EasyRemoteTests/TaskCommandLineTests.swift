@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -122,15 +123,10 @@ struct TaskCommandLineTests {
 
     let spare = try await BackgroundProcess.start(["node", "--id", "spare"] + anyLoad, environment: env, readyPrefix: "node spare joined")
     defer { spare.stop() }
-    for _ in 0..<500 where taskProcesses(named: marker).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-    try #require(!taskProcesses(named: marker).isEmpty, "the task's grandchild never started")
+    try #require(await ProcessTable.until { !ProcessTable.processes(named: marker).isEmpty }, "the task's grandchild never started")
     await doomed.kill()
     // Whatever kills the node kills its task's processes: none is left 2 s later.
-    let killed = ContinuousClock.now
-    while !taskProcesses(named: marker).isEmpty && ContinuousClock.now - killed < .seconds(2) {
-      try await Task.sleep(for: .milliseconds(20))
-    }
-    #expect(taskProcesses(named: marker).isEmpty, "left: \(taskProcesses(named: marker))")
+    #expect(await ProcessTable.until(limit: .seconds(2)) { ProcessTable.processes(named: marker).isEmpty }, "left: \(ProcessTable.processes(named: marker))")
     let done = try await waitForTask(id, env) { ($0["status"] as? String).map { $0 != "running" && $0 != "queued" } ?? false }
     #expect(done["status"] as? String == "completed")
     #expect(done["result"] as? String == "survived")
@@ -248,17 +244,6 @@ struct TaskCommandLineTests {
 
 }
 
-/// Processes named (`comm`) `name`, zombies included, as "pid state".
-func taskProcesses(named name: String) -> [String] {
-  let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
-  return pids.compactMap { pid in
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains("(\(name))") else {
-      return nil
-    }
-    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
-    return "\(pid) \(zombie ? "zombie" : "alive")"
-  }
-}
 
 /// Node flags for tests: take tasks whatever the machine's load. The suite runs with both
 /// cores kept busy on purpose (`Scripts/test-under-load.sh`), and a node whose machine is

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Sandbox
@@ -59,12 +60,8 @@ struct CodeRunnerTests {
     #expect(result.duration >= 1)
     // The sleeping grandchild went too, and — inside a PID namespace, whose first process
     // reaps it — no zombie is left. (Without one, an orphan's zombie is PID 1's to reap.)
-    var left = processes(named: marker, zombies: mechanism != .limitsOnly)
-    for _ in 0..<100 where !left.isEmpty {
-      try await Task.sleep(for: .milliseconds(20))
-      left = processes(named: marker, zombies: mechanism != .limitsOnly)
-    }
-    #expect(left.isEmpty, "still there: \(left)")
+    let gone = await ProcessTable.until(limit: .seconds(2)) { ProcessTable.processes(named: marker, zombies: mechanism != .limitsOnly).isEmpty }
+    #expect(gone, "still there: \(ProcessTable.processes(named: marker))")
   }
 
   @Test("a memory bomb is stopped by the memory limit", arguments: mechanisms)
@@ -185,8 +182,9 @@ struct CodeRunnerTests {
   func cancellation(_ mechanism: SandboxIsolation.Mechanism) async throws {
     let runner = CodeRunner(mechanism: mechanism)
     let started = ContinuousClock.now
-    let run = Task { try await runner.run("import time\ntime.sleep(60)", timeout: 60) }
-    try await Task.sleep(for: .milliseconds(300))
+    let marker = "cancel\(Int.random(in: 1_000_000...9_999_999))"
+    let run = Task { try await runner.run("open('/proc/self/comm', 'w').write('\(marker)')\nimport time\ntime.sleep(60)", timeout: 60) }
+    #expect(await ProcessTable.until { !ProcessTable.pids(named: marker).isEmpty }, "the code never ran")
     run.cancel()
     let result = try await run.value
     #expect(result.status == .cancelled)
@@ -218,18 +216,14 @@ struct CodeRunnerTests {
     // and once the code runs.
     for attempt in 0..<30 {
       let run = Task { try await runner.run(code, timeout: 600) }
-      if attempt > 0 { try await Task.sleep(for: .microseconds(attempt * 400)) }
+      for _ in 0..<attempt * 50 { await Task.yield() }  // a later moment each time
       run.cancel()
       let result = try await run.value
       #expect(result.status == .cancelled || result.status == .completed, "\(result)")
     }
     // Nothing of any of them is left running.
-    var left = processes(named: marker, zombies: false)
-    for _ in 0..<100 where !left.isEmpty {
-      try await Task.sleep(for: .milliseconds(20))
-      left = processes(named: marker, zombies: false)
-    }
-    #expect(left.isEmpty, "still there: \(left)")
+    let gone = await ProcessTable.until(limit: .seconds(2)) { ProcessTable.processes(named: marker, zombies: false).isEmpty }
+    #expect(gone, "still there: \(ProcessTable.processes(named: marker, zombies: false))")
   }
 
   @Test("a missing interpreter or a bad timeout is a typed error")
@@ -254,15 +248,3 @@ struct CodeRunnerTests {
   }
 }
 
-/// Processes named (`comm`) `name`, as "pid state"; zombies too when `zombies`.
-func processes(named name: String, zombies: Bool = true) -> [String] {
-  let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
-  return pids.compactMap { pid in
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains("(\(name))") else {
-      return nil
-    }
-    let zombie = stat.split(separator: ")").last?.trimmingCharacters(in: .whitespaces).hasPrefix("Z") ?? false
-    guard zombies || !zombie else { return nil }
-    return "\(pid) \(zombie ? "zombie" : "alive")"
-  }
-}

@@ -415,7 +415,7 @@ struct HTTPAPITests {
         """
       ids.append(try #require(try await stack.post("/tasks", ["code": code]).object["task_id"] as? String))
     }
-    #expect(await eventually { names.allSatisfy { !pids(named: $0).isEmpty } })
+    #expect(await ProcessTable.until { names.allSatisfy { !ProcessTable.pids(named: $0).isEmpty } })
 
     // The disk fills up; then the tasks end.
     let filler = disk.appendingPathComponent("filler")
@@ -428,7 +428,7 @@ struct HTTPAPITests {
     let early = try await stack.get("/health")
     #expect(early.status == 503 && early.object["status"] as? String == "degraded", "\(early.text)")
     #expect(((early.object["components"] as? [String: String])?["result_store"] ?? "").contains("free of"), "\(early.text)")
-    for name in names { for pid in pids(named: name) { kill(pid, SIGUSR1) } }
+    for name in names { for pid in ProcessTable.pids(named: name) { kill(pid, SIGUSR1) } }
     #expect(await eventually { stack.fabric.center.storeStatus != .healthy })
 
     // Degraded, and said so; nothing in memory ran ahead of the store.

@@ -42,10 +42,7 @@ struct MetricsTests {
     let submitted = try await stack.send("POST", "/tasks", json: ["code": "print(6 * 7)", "timeout": 30])
     #expect(submitted.status == 201, "\(submitted.text)")
     let id = try #require(submitted.object["task_id"] as? String)
-    #expect(
-      try await eventually(limit: .seconds(60)) {
-        try await stack.send("GET", "/tasks/\(id)").object["status"] as? String == "completed"
-      })
+    #expect(try await stack.fabric.center.wait(id, timeout: .seconds(60)).status == .completed)
 
     // Behind the token.
     let anonymous = try await stack.send("GET", "/metrics", token: false)
@@ -78,14 +75,15 @@ struct MetricsTests {
     #expect(samples["easyremote_calls_in_flight"] == 0)
     // The node's own figures come over its link with its heartbeats: its executions catch up.
     #expect(
-      try await eventually(limit: .seconds(30)) {
+      try await until(stack.fabric.server.changes()) {
         (try await stack.samples()[#"easyremote_node_executions_total{node="m1"}"#] ?? 0) >= 4
       })
     // The node leaves: its gauges end, its counters stay; the leave is counted.
+    let leaving = stack.fabric.server.changes()
     await worker.stop()
     await node.stop()
     var last: [String: Double] = [:]
-    let left = try await eventually {
+    let left = try await until(leaving) {
       last = try await stack.samples()
       return last[#"easyremote_node_workers{node="m1"}"#] == nil && last[#"easyremote_node_leaves_total{reason="closed"}"#] == 1
     }
@@ -114,10 +112,11 @@ struct MetricsTests {
     let samples = MetricsTests.parse(reply.text)
     #expect(samples[#"easyremote_calls_total{function="unknown",node="",outcome="function_not_found"}"#] == 2000)
     // The only node serving sync_add leaves: its series go with it.
+    let leaving = stack.fabric.server.changes()
     await worker.stop()
     await node.stop()
     var last: [String: Double] = [:]
-    let gone = try await eventually {
+    let gone = try await until(leaving) {
       last = try await stack.samples()
       return !last.keys.contains { $0.contains(#"function="sync_add""#) }
     }
@@ -196,6 +195,8 @@ struct MetricsTests {
       ], log: folder.appendingPathComponent("prometheus.log").path)
     let prometheus = HTTPClient(base: "http://127.0.0.1:\(port)")
     do {
+      // Prometheus is a process of its own: asked until it says it is ready, then until its
+      // scrape (every second) has the gateway's figures.
       #expect(
         try await eventually(limit: .seconds(60)) { (try? await prometheus.send("GET", "/-/ready"))?.status == 200 },
         "Prometheus did not get ready: \(server.log)")

@@ -3,6 +3,7 @@ import EasyRemote
 import Foundation
 import HummingbirdWSClient
 import Logging
+import NodeComm
 import Synchronization
 import TaskCenter
 import Testing
@@ -28,6 +29,8 @@ struct MultiGatewayTests {
     let accepted = Mutex<[Int: String]>([:])
     let next = Mutex(0)
     let refused = Mutex<[String]>([])
+    /// Fired once this many were accepted.
+    let milestone = (count: 3_000, reached: Signal())
 
     func take() -> Int {
       next.withLock { value in
@@ -50,9 +53,11 @@ struct MultiGatewayTests {
           "POST", "/tasks", json: ["function": "tick", "args": [i]], headers: ["Idempotency-Key": "tick-\(i)"]),
           reply.status == 201, let id = reply.object["task_id"] as? String
         {
-          accepted.withLock { $0[i] = id }
+          if accepted.withLock({ $0[i] = id; return $0.count }) == milestone.count { milestone.reached.fire() }
           return
         } else if attempt % 3 == 0 {
+          // Every gateway refused (one is down, restarting: a process of its own): a pause
+          // before the next round.
           try? await Task.sleep(for: .milliseconds(50))
         }
       }
@@ -61,8 +66,15 @@ struct MultiGatewayTests {
   }
 
   /// What a WebSocket received (text messages).
+  /// What a WebSocket received, and a tick for each message.
   final class Inbox: Sendable {
     let texts = Mutex<[String]>([])
+    private let feed = ChangeFeed()
+    func append(_ text: String) {
+      texts.withLock { $0.append(text) }
+      feed.changed()
+    }
+    func arrivals() -> AsyncStream<Void> { feed.changes() }
   }
 
   /// One gateway process and the ports it keeps across restarts.
@@ -124,7 +136,7 @@ struct MultiGatewayTests {
   @Test("10,000 tasks over three gateways' HTTP APIs, one gateway SIGKILLed and restarted: every task completes exactly once")
   func tenThousandTasksSurviveAKilledGateway() async throws {
     let url = try await PostgresServer.database()
-    let gateways = (0..<3).map { _ in Gateway(url: url, leaseSeconds: 20) }
+    let gateways = (0..<3).map { _ in Gateway(url: url, leaseSeconds: 30) }
     for gateway in gateways { try await gateway.start() }
     let executions = Executions()
     // Two nodes per gateway, each with four workers; `tick` records that it ran to its end.
@@ -133,7 +145,7 @@ struct MultiGatewayTests {
       for n in 0..<2 {
         let node = ComputeNode(serverAddress: "127.0.0.1:\(gateway.grpcPort)", nodeID: "g\(g)-n\(n)", maxWorkers: 4)
         node.register("tick", parameters: ["i"]) { (i: Int) async throws -> Int in
-          try await Task.sleep(for: .milliseconds(2))
+          await Task.yield()
           executions.record(i)
           return i
         }
@@ -160,7 +172,7 @@ struct MultiGatewayTests {
       }
       // Mid-run: gateway 1 dies without a word, and comes back (a new gateway to the others).
       group.addTask {
-        _ = await eventually(limit: .seconds(120)) { submissions.acceptedCount >= 3_000 }
+        _ = await submissions.milestone.reached.wait(upTo: .seconds(120))
         await gateways[1].kill()
         // Started again at once (its nodes rejoin it within the lease, even on a busy machine,
         // and hand in what they finished).
@@ -217,7 +229,7 @@ struct MultiGatewayTests {
         url: "ws://127.0.0.1:\(httpPort)/ws/updates", logger: Logger(label: "test.ws")
       ) { inbound, _, _ in
         for try await message in inbound.messages(maxSize: 1 << 20) {
-          if case .text(let text) = message { received.texts.withLock { $0.append(text) } }
+          if case .text(let text) = message { received.append(text) }
         }
       }
     }
@@ -227,7 +239,7 @@ struct MultiGatewayTests {
     func events(_ name: String) -> [[String: Any]] {
       all().filter { $0["event"] as? String == name }.compactMap { $0["data"] as? [String: Any] }
     }
-    try #require(await eventually(limit: .seconds(30)) { !events("stats").isEmpty }, "A's /ws/updates never ticked")
+    try #require(try await until(received.arrivals()) { !events("stats").isEmpty }, "A's /ws/updates never ticked")
     // The functions are served behind B only.
     let node = ComputeNode(serverAddress: b, nodeID: "behind-b", maxWorkers: 4)
     node.register("add", parameters: ["a", "b"]) { (x: Int, y: Int) in x + y }
@@ -271,7 +283,7 @@ struct MultiGatewayTests {
     #expect(listedNodes.first { $0.id == "behind-b" }?.gateway == gateways[1].id, "\(listedNodes)")
     #expect(listedNodes.first { $0.id == "mover" }.map { $0.gateway == nil } == true, "\(listedNodes)")
     #expect(
-      await eventually(limit: .seconds(30)) {
+      try await until(received.arrivals()) {
         events("node_joined").contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
       })
     // A stream through both gateways, longer than a window (credit end to end), in order.
@@ -283,14 +295,11 @@ struct MultiGatewayTests {
     #expect(call.status == 200 && call.object["result"] as? Int == 42, "\(call.text)")
     let submitted = try await gateways[0].http.post("/tasks", ["function": "add", "args": [1, 1]])
     let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
-    #expect(
-      try await eventually(limit: .seconds(30)) {
-        (try await gateways[0].http.get("/tasks/\(taskID)")).object["status"] as? String == "completed"
-      })
+    #expect(try await client.waitForTask(taskID, timeout: .seconds(30)).status == .completed)
     #expect((try await gateways[0].http.get("/tasks/\(taskID)")).object["node_id"] as? String == "behind-b")
     // The task's events reach A's subscribers though B ran it.
     #expect(
-      await eventually(limit: .seconds(30)) {
+      try await until(received.arrivals()) {
         events("task_started").contains { $0["task_id"] as? String == taskID }
           && events("task_completed").contains { $0["task_id"] as? String == taskID && $0["result"] as? Int == 2 }
       }, "\(all().compactMap { $0["event"] as? String })")
@@ -299,8 +308,11 @@ struct MultiGatewayTests {
     await #expect(throws: EasyRemoteError.self) { _ = try await client.execute("nobody", 1, as: Int.self) }
 
     // A dies: once the client has seen its link go, its next call goes to B.
+    let linkGone = Signal()
+    let watch = client.node.on(.disconnect) { _ in linkGone.fire() }
     await gateways[0].kill()
-    #expect(try await eventually(limit: .seconds(30)) { !client.isConnected })
+    #expect(await linkGone.wait() != nil && !client.isConnected)
+    client.node.off(watch)
     #expect(try await client.execute("add", 4, 5, as: Int.self) == 9)
     #expect(client.gatewayAddress == b)
     items = []

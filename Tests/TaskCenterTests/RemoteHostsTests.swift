@@ -76,12 +76,9 @@ struct RemoteHostsTests {
     func completedTask(_ code: String) async throws -> [String: Any] {
       let submitted = try await post("/tasks", ["code": code])
       let taskID = try #require(submitted.object["task_id"] as? String, "\(submitted.text)")
-      var task: [String: Any] = [:]
-      #expect(
-        try await eventually(limit: .seconds(60)) {
-          task = try await get("/tasks/\(taskID)").object
-          return task["status"] as? String == "completed"
-        }, "\(task)")
+      _ = try await fabric.center.wait(taskID, timeout: .seconds(60))
+      let task = try await get("/tasks/\(taskID)").object
+      #expect(task["status"] as? String == "completed", "\(task)")
       return task
     }
 
@@ -343,8 +340,8 @@ struct RemoteHostsTests {
     // Stop: the node leaves, nothing of the agent is left on the host.
     let stop = try await stack.post("/api/remote/viewer/stop", ["connection_id": id])
     #expect(stop.status == 200, "\(stop.text)")
-    #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
-    #expect(try await eventually(limit: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
+    #expect(try await until(stack.fabric.server.changes()) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
+    #expect(await stack.ssh.untilNoUserProcesses(matching: " node "))
 
     // Again (the uploaded agent is reused); then the SSH connection drops under it.
     let restart = try await stack.post("/api/remote/viewer/start", ["connection_id": id, "env_name": envName])
@@ -352,8 +349,8 @@ struct RemoteHostsTests {
     let secondNode = (restart.object["viewer"] as? [String: Any])?["node_id"] as? String ?? ""
     #expect((try await stack.get("/nodes/\(secondNode)")).object["status"] as? String != "offline")
     await stack.ssh.dropConnections()
-    #expect(try await eventually(limit: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty }, "the agent outlived its connection")
-    #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/nodes/\(secondNode)")).object["status"] as? String == "offline" })
+    #expect(await stack.ssh.untilNoUserProcesses(matching: " node "), "the agent outlived its connection")
+    #expect(try await until(stack.fabric.server.changes()) { (try await stack.get("/nodes/\(secondNode)")).object["status"] as? String == "offline" })
     #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/api/remote/connections")).text.contains("\"disconnected\"") })
     let lost = try await stack.get("/api/remote/health?connection_id=\(id)")
     #expect(lost.object["health"] as? String == "unhealthy", "\(lost.text)")
@@ -437,7 +434,7 @@ struct RemoteHostsTests {
     #expect(output.contains("Viewer 状态: running"), "\(output)")
     #expect(output.contains("连接健康: healthy"), "\(output)")
     #expect(output.contains("已断开连接"), "\(output)")
-    #expect(try await eventually(limit: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
+    #expect(await stack.ssh.untilNoUserProcesses(matching: " node "))
     await stack.stop()
   }
 
@@ -492,8 +489,8 @@ struct RemoteHostsTests {
     let task = try await stack.completedTask("print(6 * 7)")
     #expect(task["executed_on"] as? String == nodeID && task["result"] as? String == "42", "\(task)")
     await stack.ssh.dropConnections()
-    #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
-    #expect(try await eventually(limit: .seconds(30)) { await stack.ssh.userProcesses(matching: " node ").isEmpty })
+    #expect(try await until(stack.fabric.server.changes()) { (try await stack.get("/nodes/\(nodeID)")).object["status"] as? String == "offline" })
+    #expect(await stack.ssh.untilNoUserProcesses(matching: " node "))
     await stack.stop()
   }
 
@@ -524,7 +521,7 @@ struct RemoteHostsTests {
     #expect(await !ssh.userProcesses(matching: " node ").isEmpty)
 
     await gateway.stop(SIGKILL)
-    #expect(try await eventually(limit: .seconds(30)) { await ssh.userProcesses(matching: " node ").isEmpty }, "an agent outlived its gateway")
+    #expect(await ssh.untilNoUserProcesses(matching: " node "), "an agent outlived its gateway")
     let masters = (try? await SSHServer.run("/usr/bin/pgrep", "-af", "easyremote-ssh-")) ?? ""
     #expect(!masters.contains("ssh "), "ssh processes outlived the gateway: \(masters)")
     await ssh.stop()

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Sandbox
 
@@ -134,6 +135,13 @@ final class SSHServer: Sendable {
   /// The test user's processes whose command line contains `pattern`.
   func userProcesses(matching pattern: String) async -> [String] {
     ((try? await Self.run("/usr/bin/pgrep", "-a", "-u", Self.user, "-f", pattern)) ?? "").split(separator: "\n").map(String.init)
+  }
+
+  /// Returns once no process of the SSH user matches `pattern` (`false` after `limit`). They
+  /// run on the "remote host", where nothing tells us when they end: the process table is
+  /// read again every 20 ms.
+  func untilNoUserProcesses(matching pattern: String, limit: Duration = .seconds(30)) async -> Bool {
+    await eventually(limit: limit) { await userProcesses(matching: pattern).isEmpty }
   }
 
   func stop() async {

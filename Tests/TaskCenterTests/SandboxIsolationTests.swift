@@ -53,10 +53,9 @@ struct SandboxIsolationTests {
     let victim = Task { try await runner.run(victimCode, timeout: 60) }
     // Find it from outside, and wait for its files.
     var victimPID: Int32?
-    for _ in 0..<1000 {
-      victimPID = pids(named: name).first
-      if let pid = victimPID, FileManager.default.fileExists(atPath: "/proc/\(pid)/root/tmp/task/ready") { break }
-      try await Task.sleep(for: .milliseconds(10))
+    _ = await ProcessTable.until {
+      victimPID = ProcessTable.pids(named: name).first
+      return victimPID.map { FileManager.default.fileExists(atPath: "/proc/\($0)/root/tmp/task/ready") } ?? false
     }
     let pid = try #require(victimPID)
     let victimUID = try uid(of: pid)
@@ -282,7 +281,8 @@ struct MemoryCgroupTests {
       stdout: 2, stderr: 2)
     let exit = ChildExit(pid: pid)
     let members = { (try? String(contentsOfFile: group.procsFile, encoding: .utf8)) ?? "" }
-    #expect(await eventually { members().split(separator: "\n").contains(Substring("\(pid)")) }, "\(members())")
+    // (The kernel's cgroup file, written by the child: read until it shows the child.)
+    #expect(await ProcessTable.until { members().split(separator: "\n").contains(Substring("\(pid)")) }, "\(members())")
     await group.remove()
     await exit.exited()
     _ = exit.reap()
@@ -299,14 +299,6 @@ struct MemoryCgroupTests {
     #expect(mkdir(stale, 0o755) == 0)
     await MemoryCgroup.removeStale()
     #expect(!FileManager.default.fileExists(atPath: stale))
-  }
-}
-
-/// Process ids whose name (`comm`) is `name`.
-func pids(named name: String) -> [Int32] {
-  let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-  return entries.compactMap(Int32.init).filter { pid in
-    (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .newlines) == name
   }
 }
 
