@@ -1,3 +1,4 @@
+import NodeComm
 import EasyRemoteMetrics
 public import Foundation
 import Synchronization
@@ -145,18 +146,26 @@ struct ObservedTaskStore: TaskStore {
 /// The store's status, shared by the observed store and the task center.
 final class StoreHealth: Sendable {
   private let state = Mutex<StoreStatus>(.healthy)
+  /// Told when the status changes.
+  let feed = ChangeFeed()
 
   var status: StoreStatus { state.withLock { $0 } }
 
   func succeeded() {
-    state.withLock { $0 = .healthy }
+    let changed = state.withLock { status in
+      defer { status = .healthy }
+      return status != .healthy
+    }
+    if changed { feed.changed() }
   }
 
   func failed(_ error: any Error) {
     let reason = (error as? TaskCenterError)?.details ?? String(describing: error)
-    state.withLock { status in
-      if case .degraded = status { return }
+    let changed = state.withLock { status in
+      if case .degraded = status { return false }
       status = .degraded(reason: reason, since: Date())
+      return true
     }
+    if changed { feed.changed() }
   }
 }

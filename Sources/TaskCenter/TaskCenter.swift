@@ -319,6 +319,9 @@ public final class TaskCenter: Sendable {
   /// How the store is doing: degraded, with the reason, while its writes fail.
   public var storeStatus: StoreStatus { storeHealth.status }
 
+  /// A tick each time ``storeStatus`` changes (tests wait on it).
+  package func storeStatusChanges() -> AsyncStream<Void> { storeHealth.feed.changes() }
+
   func kick() { kicker.yield() }
 
   /// Dispatches again in a moment (once, however often it is asked meanwhile).

@@ -429,7 +429,7 @@ struct HTTPAPITests {
     #expect(early.status == 503 && early.object["status"] as? String == "degraded", "\(early.text)")
     #expect(((early.object["components"] as? [String: String])?["result_store"] ?? "").contains("free of"), "\(early.text)")
     for name in names { for pid in ProcessTable.pids(named: name) { kill(pid, SIGUSR1) } }
-    #expect(await eventually { stack.fabric.center.storeStatus != .healthy })
+    #expect(try await until(stack.fabric.center.storeStatusChanges()) { stack.fabric.center.storeStatus != .healthy })
 
     // Degraded, and said so; nothing in memory ran ahead of the store.
     let health = try await stack.get("/health")

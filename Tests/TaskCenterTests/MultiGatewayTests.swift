@@ -261,16 +261,17 @@ struct MultiGatewayTests {
     #expect(mover.gatewayAddress == a)
 
     let client = Client(serverAddress: "\(a),\(b)", timeout: .seconds(20))
-    // A learns what B's nodes serve when B publishes it (at the node's join).
-    #expect(try await eventually(limit: .seconds(30)) { (try? await client.execute("add", 2, 3, as: Int.self)) == 5 })
-    #expect(client.gatewayAddress == a, "the client is on the first gateway")
-    // A lists B's node too, with its gateway.
-    let listed = try await eventually(limit: .seconds(30)) {
-      let nodes = (try await gateways[0].http.get("/nodes")).object["nodes"] as? [[String: Any]] ?? []
-      return nodes.contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
+    // A learns what B's nodes serve when B publishes it (at the node's join), and lists B's
+    // node, with its gateway. (Two processes of their own, talking through PostgreSQL: A's
+    // event stream tells of B's node when A read it.)
+    let listed = try await until(received.arrivals()) {
+      events("node_joined").contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
     }
     let listing = (try? await gateways[0].http.get("/nodes"))?.text ?? ""
     #expect(listed, "A's /nodes: \(listing)")
+    #expect(listing.contains("\"behind-b\"") && listing.contains(gateways[1].id), "A's /nodes: \(listing)")
+    #expect(try await client.execute("add", 2, 3, as: Int.self) == 5)
+    #expect(client.gatewayAddress == a, "the client is on the first gateway")
     let counted = (try await gateways[0].http.get("/stats")).object["nodes"] as? [String: Any]
     #expect(counted?["total"] as? Int == 1, "A's /stats counts B's node: \(String(describing: counted))")
     let remote = try await gateways[0].http.get("/nodes/behind-b")
@@ -282,10 +283,6 @@ struct MultiGatewayTests {
     let listedNodes = try await client.listNodes()
     #expect(listedNodes.first { $0.id == "behind-b" }?.gateway == gateways[1].id, "\(listedNodes)")
     #expect(listedNodes.first { $0.id == "mover" }.map { $0.gateway == nil } == true, "\(listedNodes)")
-    #expect(
-      try await until(received.arrivals()) {
-        events("node_joined").contains { $0["node_id"] as? String == "behind-b" && $0["gateway"] as? String == gateways[1].id }
-      })
     // A stream through both gateways, longer than a window (credit end to end), in order.
     var items: [Int] = []
     for try await item in try await client.stream("count", 1_000, as: Int.self) { items.append(item) }
@@ -319,7 +316,8 @@ struct MultiGatewayTests {
     for try await item in try await client.stream("count", 5, as: Int.self) { items.append(item) }
     #expect(items == [0, 1, 2, 3, 4])
     // The node that was on A moved to B by itself.
-    #expect(try await eventually(limit: .seconds(30)) { (try? await client.execute("whereabouts", as: String.self)) == "mover" })
+    #expect(try await until(mover.changes()) { mover.isConnected && mover.gatewayAddress == b })
+    #expect(try await client.execute("whereabouts", as: String.self) == "mover")
     #expect(mover.gatewayAddress == b)
 
     await mover.stop()
