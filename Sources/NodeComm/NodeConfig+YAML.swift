@@ -12,9 +12,14 @@ extension NodeConfig {
   /// (TLS asked for and not set up, a port not used). Relative TLS file paths are resolved
   /// against `baseDirectory`.
   ///
+  /// - Parameter serializers: the serializer names the file may use: the built-in ones, and
+  ///   those the program registers itself before it makes its first call.
   /// - Throws: ``NodeError`` `invalidState` naming the key (and `source`, the file).
-  public static func load(yaml: String, baseDirectory: URL? = nil, source: String? = nil) throws -> NodeConfig {
-    let reader = ConfigReader(source: source, baseDirectory: baseDirectory)
+  public static func load(
+    yaml: String, baseDirectory: URL? = nil, source: String? = nil,
+    serializers: Set<String> = SerializerRegistry.builtInNames
+  ) throws -> NodeConfig {
+    let reader = ConfigReader(source: source, baseDirectory: baseDirectory, serializers: serializers)
     let root: Yams.Node?
     do {
       root = try Yams.compose(yaml: yaml)
@@ -25,13 +30,13 @@ extension NodeConfig {
   }
 
   /// Loads a configuration from a YAML file; errors name the file.
-  public static func load(file path: String) throws -> NodeConfig {
+  public static func load(file path: String, serializers: Set<String> = SerializerRegistry.builtInNames) throws -> NodeConfig {
     let url = URL(fileURLWithPath: path)
     let text: String
     do { text = try String(contentsOf: url, encoding: .utf8) } catch {
       throw NodeError(code: .invalidState, message: "invalid configuration: cannot read config file '\(path)': \(error.localizedDescription)")
     }
-    return try load(yaml: text, baseDirectory: url.deletingLastPathComponent(), source: path)
+    return try load(yaml: text, baseDirectory: url.deletingLastPathComponent(), source: path, serializers: serializers)
   }
 }
 
@@ -39,6 +44,8 @@ extension NodeConfig {
 private struct ConfigReader {
   let source: String?
   let baseDirectory: URL?
+  /// The serializer names a setting may use.
+  let serializers: Set<String>
 
   func error(_ message: String) -> NodeError {
     NodeError(code: .invalidState, message: "invalid configuration\(source.map { " in \($0)" } ?? ""): \(message)")
@@ -82,16 +89,20 @@ private struct ConfigReader {
         if let value = fields["min_size"] { config.compression.minimumSize = try count(value, "\(path).min_size") }
         if let value = fields["methods"] { config.compression.methods.formUnion(try strings(value, "\(path).methods")) }
         if let value = fields["serializers"] {
-          config.compression.serializers.formUnion(try strings(value, "\(path).serializers"))
+          let names = try strings(value, "\(path).serializers")
+          if let unknown = names.subtracting(serializers).sorted().first {
+            throw error("'\(path).serializers': no serializer named '\(unknown)' (known: \(serializers.sorted().joined(separator: ", ")))")
+          }
+          config.compression.serializers.formUnion(names)
         }
       }
-      if let value = keys["default"] { config.serialization.defaultSerializer = try string(value, "serialization.default") }
+      if let value = keys["default"] { config.serialization.defaultSerializer = try serializer(value, "serialization.default") }
       if let methods = keys["methods"] {
         for (method, setting) in try mapping(methods, "serialization.methods", known: nil) {
           let path = "serialization.methods.\(method)"
           let fields = try mapping(setting, path, known: ["serializer", "compress"])
           if let value = fields["serializer"] {
-            config.serialization.perMethod[method] = try string(value, "\(path).serializer")
+            config.serialization.perMethod[method] = try serializer(value, "\(path).serializer")
           }
           if let value = fields["compress"], try bool(value, "\(path).compress") {
             config.compression.methods.insert(method)
@@ -289,6 +300,15 @@ private struct ConfigReader {
   func string(_ node: Yams.Node, _ path: String) throws -> String {
     guard let scalar = node.scalar else { throw error("'\(path)' must be text") }
     return scalar.string
+  }
+
+  /// A serializer's name, one the node will have.
+  func serializer(_ node: Yams.Node, _ path: String) throws -> String {
+    let name = try string(node, path)
+    guard serializers.contains(name) else {
+      throw error("'\(path)': no serializer named '\(name)' (known: \(serializers.sorted().joined(separator: ", ")))")
+    }
+    return name
   }
 
   func bool(_ node: Yams.Node, _ path: String) throws -> Bool {

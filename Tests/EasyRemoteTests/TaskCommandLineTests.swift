@@ -14,7 +14,8 @@ struct TaskCommandLineTests {
     FileManager.default.temporaryDirectory.appendingPathComponent("easyremote-cli-\(UUID().uuidString).sqlite").path
   }
 
-  /// Runs `task ID --json` until `condition` holds for the task (or 20 s pass).
+  /// Runs `task ID --json` until `condition` holds for the task (or 20 s pass): the gateway is
+  /// a process of its own, asked every 100 ms.
   func waitForTask(_ id: String, _ env: [String: String], until condition: ([String: Any]) -> Bool) async throws
     -> [String: Any]
   {

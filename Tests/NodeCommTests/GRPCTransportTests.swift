@@ -39,6 +39,8 @@ struct GRPCTransportTests {
           return (ContinuousClock.now - start, error as? NodeError)
         }
       }
+      // The peer is a process of its own that says nothing when a call reaches it: a moment
+      // for the call to be on its way before the peer dies.
       try await Task.sleep(for: .milliseconds(300))
       peer.kill()
       let (elapsed, error) = await call.value

@@ -109,6 +109,18 @@ struct NodeConfigTests {
       let error = try expectConfigError(yaml)
       #expect(error.message.contains(key) && error.message.contains("from 1 to"), "\(yaml): \(error.message)")
     }
+    // A serializer the node will not have is refused at load, not at every call after it.
+    for (yaml, key) in [
+      ("serialization:\n  default: pickle\n", "serialization.default"),
+      ("serialization:\n  methods:\n    upload: {serializer: cbor}\n", "serialization.methods.upload.serializer"),
+      ("serialization:\n  compression: {serializers: [json, msgpack]}\n", "serialization.compression.serializers"),
+    ] {
+      let error = try expectConfigError(yaml)
+      #expect(error.message.contains(key) && error.message.contains("no serializer named") && error.message.contains("binary, json, raw"), "\(error.message)")
+    }
+    // One the program registers itself may be named when it says so.
+    let custom = try NodeConfig.load(yaml: "serialization:\n  default: cbor\n", serializers: SerializerRegistry.builtInNames.union(["cbor"]))
+    #expect(custom.serialization.defaultSerializer == "cbor")
   }
 
   @Test("the origin's layout (seed 001) is read: grpc host/port/TLS, message size, heartbeat, per-method serializer, auth")

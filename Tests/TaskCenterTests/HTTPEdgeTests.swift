@@ -345,7 +345,7 @@ struct HTTPEdgeTests {
           let sender = Task.detached {
             for byte in trickle.dropFirst() {
               await connection.send([byte])
-              try? await Task.sleep(for: .milliseconds(300))
+              try? await Task.sleep(for: .milliseconds(300))  // the subject: a client that trickles in real time
             }
           }
           let result = await connection.readToClose()

@@ -157,6 +157,7 @@ struct MultiGatewayTests {
         members.append((node, worker))
       }
     }
+    // (The gateways are processes of their own: asked until they list their nodes.)
     for gateway in gateways {
       #expect(try await eventually(limit: .seconds(30)) { (try await gateway.http.get("/nodes")).text.contains("\"idle\"") })
     }
@@ -186,7 +187,8 @@ struct MultiGatewayTests {
     #expect(ids.count == total)
     #expect(Set(ids.values).count == ids.count, "two keys made one task")
 
-    // Done when the database says every task is final (any gateway answers for the store).
+    // Done when the database says every task is final (any gateway answers for the store; a
+    // process of its own, asked until then).
     var stats: [String: Any] = [:]
     let finished = try await eventually(limit: .seconds(180)) {
       stats = (try await gateways[0].http.get("/stats")).object["tasks"] as? [String: Any] ?? [:]
@@ -344,7 +346,8 @@ struct MultiGatewayTests {
       try await worker.start()
       members.append((node, worker))
     }
-    // The first gateway's fair queue lists the idle nodes of all three.
+    // The first gateway's fair queue lists the idle nodes of all three (asked until it does:
+    // the gateways are processes of their own that learn of each other through PostgreSQL).
     var queue = ""
     #expect(
       try await eventually(limit: .seconds(30)) {

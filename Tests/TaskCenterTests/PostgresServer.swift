@@ -61,7 +61,7 @@ enum PostgresServer {
         let log = (try? String(contentsOfFile: "\(folder)/server.log", encoding: .utf8)) ?? ""
         throw SSHServer.Failure(message: "PostgreSQL did not start: \(log)")
       }
-      try await Task.sleep(for: .milliseconds(100))
+      try await Task.sleep(for: .milliseconds(100))  // PostgreSQL, starting: asked again until it answers
     }
     return Running(port: port, folder: folder)
   }

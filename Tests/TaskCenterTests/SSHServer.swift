@@ -115,7 +115,7 @@ final class SSHServer: Sendable {
     let deadline = Date().addingTimeInterval(30)
     while !SSHServer.accepts(host: host, port: port) {
       guard Date() < deadline, !sshdExit.hasExited else { throw Failure(message: "sshd did not start: \(log)") }
-      try await Task.sleep(for: .milliseconds(20))
+      try await Task.sleep(for: .milliseconds(20))  // sshd, starting: tried again until it accepts
     }
   }
 

@@ -19,6 +19,9 @@ public final class SerializerRegistry: Sendable {
 
   private let state: Mutex<State>
 
+  /// The names of the serializers every registry has.
+  public static let builtInNames: Set<String> = [JSONSerializer.name, BinarySerializer.name, RawSerializer.name]
+
   public init(defaultName: String = JSONSerializer.name) {
     let builtIn: [any PayloadSerializer] = [JSONSerializer(), BinarySerializer(), RawSerializer()]
     state = Mutex(
