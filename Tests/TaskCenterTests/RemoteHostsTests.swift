@@ -351,8 +351,8 @@ struct RemoteHostsTests {
     await stack.ssh.dropConnections()
     #expect(await stack.ssh.untilNoUserProcesses(matching: " node "), "the agent outlived its connection")
     #expect(try await until(stack.fabric.server.changes()) { (try await stack.get("/nodes/\(secondNode)")).object["status"] as? String == "offline" })
-    // (The SSH client notices the dropped connection when its channel closes; the manager
-    // tells no one yet, so this asks.)
+    // (The connection is an `ssh` master process of its own: asked until the gateway has seen
+    // it exit.)
     #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/api/remote/connections")).text.contains("\"disconnected\"") })
     let lost = try await stack.get("/api/remote/health?connection_id=\(id)")
     #expect(lost.object["health"] as? String == "unhealthy", "\(lost.text)")
