@@ -130,6 +130,24 @@ extension Server {
   /// Whether compute node `nodeID` is connected over a link.
   public func isMember(_ nodeID: String) -> Bool { state.withLock { $0.membership.members[nodeID]?.isLinked == true } }
 
+  /// Returns once compute node `nodeID` is out of the membership (its link's end handled), or
+  /// after `limit`. A link fails its pending calls before the gateway hears that it ended:
+  /// who acts on such a failure waits here, so the node is not chosen again meanwhile.
+  package func departure(of nodeID: String, limit: Duration) async {
+    let events = membershipEvents()
+    guard isMember(nodeID) else { return }
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask {
+        for await event in events {
+          if case .left(nodeID, _) = event { return }
+        }
+      }
+      group.addTask { try? await Task.sleep(for: limit) }  // a node that came straight back
+      await group.next()
+      group.cancelAll()
+    }
+  }
+
   /// Runs `body` on the registry of nodes, under the gateway's lock: one transition, seen
   /// whole by routing and by the task center alike. Keep it short, and announce nothing in it.
   package func withMembership<R>(_ body: (inout Membership) throws -> R) rethrows -> R {

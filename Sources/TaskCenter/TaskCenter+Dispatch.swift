@@ -137,8 +137,11 @@ extension TaskCenter {
       let failure = EasyRemoteError(error, function: task.function)
       switch failure.code {
       case .nodeLost, .connectionFailed:
-        // Its link is gone (and the node with it, from the registry): the task goes back to
+        // Its link is gone: once the node is out of the registry too (the link failed this
+        // call before the gateway heard it ended, and a dispatch meanwhile could choose the
+        // node again, a start that fails at once and costs an attempt), the task goes back to
         // the queue, whether or not the node's departure requeued it already.
+        await server.departure(of: nodeID, limit: .seconds(5))
         let reason = "node \(nodeID) was lost while running the task"
         await record(task.id, on: nodeID, TaskOutcome(status: .cancelled, errorMessage: reason), requeueReason: reason)
         return
