@@ -74,6 +74,8 @@ public final class BlockingClient: Sendable {
   /// Runs `operation` on the concurrency pool and blocks this thread until it is done.
   private func wait<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
     let outcome = Outcome<T>()
+    // Unstructured: the caller is a plain thread, outside the concurrency pool; it blocks on
+    // `outcome` until this task has run `operation`.
     Task {
       do {
         outcome.set(.success(try await operation()))

@@ -45,6 +45,8 @@ public final class Client: Sendable {
   public func connect() async throws {
     let task = connection.withLock { current -> Task<Void, any Error> in
       if let current { return current }
+      // Unstructured: one connection attempt shared by every caller that asks meanwhile;
+      // each awaits it, none owns it.
       let task = Task { [self] in
         if !node.isRunning { try await node.start() }
         // The gateway it had first, then each other in turn.

@@ -160,6 +160,7 @@ public final class ComputeNode: Sendable {
     await withTaskCancellationHandler {
       await node.waitUntilStopped()
     } onCancel: {
+      // Unstructured: a cancellation handler cannot await; the stop ends the wait above.
       Task { await self.stop() }
     }
   }

@@ -188,6 +188,8 @@ extension Link {
   func startHandler(for frame: Frame) {
     state.withLock { state in
       guard state.closedReason == nil else { return }
+      // Unstructured: the reader must not wait for a handler; the link records it by its
+      // call id (CANCEL cancels it), and its `run()` awaits what is left at its end.
       state.handlers[frame.id] = Task {
         let result = await self.node.serve(frame, peerID: self.peerID ?? frame.source, link: self)
         self.finishHandler(frame, result: result)

@@ -224,6 +224,8 @@ extension Link {
     state.withLock { state in
       guard state.closedReason == nil else { return }
       state.outStreams[frame.id] = OutboundStream(credit: Int(frame.credit))
+      // Unstructured: the reader must not wait for a handler; the link records it by its
+      // call id (CANCEL cancels it), and its `run()` awaits what is left at its end.
       state.handlers[frame.id] = Task {
         let request = Payload(data: Data(), serializer: frame.serializer)
         let compress =

@@ -31,6 +31,8 @@ public final class MemoryTransport: Transport {
       throw NodeError(code: .connectFailed, message: "nothing listens at \(key)")
     }
     let (dialer, listener) = MemoryChannel.pair(dialer: "memory-dialer", listener: key)
+    // Unstructured: the listener's side runs as the accepting node's link (it records it),
+    // not as part of this dial, which returns at once — as a socket's accept would.
     Task { await accept(listener) }
     return dialer
   }

@@ -337,6 +337,8 @@ public final class Node: Sendable {
     let link = Link(node: self, channel: channel, role: .dialer)
     let key = ObjectIdentifier(link)
     state.withLock { $0.unnamedLinks[key] = link }
+    // Unstructured: a dialed link outlives `connect` (it returns once the link is up); the
+    // node records the task and `stop` awaits it.
     let running = Task { [self] in
       await link.run()
       state.withLock { state in
@@ -410,6 +412,8 @@ public final class Node: Sendable {
     link.channel.established()
     if let replaced {
       replaced.terminate(reason: LinkEndReason(.replaced, "replaced by a new link"), error: nil)
+      // Unstructured: called under no task of the old link's; its channel closes on its own
+      // (its `run()`, recorded by the node, ends with it).
       Task { await replaced.channel.close() }
     }
     logger.debug("link up", metadata: ["peer": "\(peerID)", "remote": "\(link.channel.remoteDescription)"])

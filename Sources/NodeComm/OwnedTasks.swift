@@ -20,6 +20,7 @@ package final class OwnedTasks: Sendable {
       guard !state.closed else { return }
       state.next += 1
       let id = state.next
+      // Unstructured by design: this type is the owner (cancelled and awaited by `cancelAll`).
       state.tasks[id] = Task { [weak self] in
         await body()
         _ = self?.state.withLock { $0.tasks.removeValue(forKey: id) }

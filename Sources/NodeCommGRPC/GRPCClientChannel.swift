@@ -76,6 +76,7 @@ final class GRPCClientChannel: LinkChannel {
 
   private func start(maxMessageSize: Int) {
     let client = self.client
+    // Unstructured (both): the channel outlives `start`; `close()` cancels and awaits them.
     let connections = Task {
       _ = try? await client.runConnections()
     }

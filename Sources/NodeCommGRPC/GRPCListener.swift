@@ -42,6 +42,8 @@ final class GRPCListener: TransportListener {
         }
       })
     let server = GRPCServer(transport: transport, services: [LinkService(table: table, accept: accept)])
+    // Unstructured: `bind` returns once the port is bound while the server serves; `close()`
+    // and `waitUntilClosed()` await this task (a failure of it is the listener's failure).
     let serveTask = Task { try await server.serve() }
     let bound: GRPCNIOTransportCore.SocketAddress
     do {
@@ -70,6 +72,7 @@ final class GRPCListener: TransportListener {
     server.beginGracefulShutdown()
     let serveTask = self.serveTask
     // Links are closed by the node before the listener; don't wait forever for stragglers.
+    // (Unstructured: it must cut the wait below, which cancellation would not end.)
     let timer = Task {
       try await Task.sleep(for: .seconds(2))
       serveTask.cancel()

@@ -134,6 +134,8 @@ final class LocalProcess: Sendable {
 
   /// Waits at most `timeout` for it to end, then kills it.
   func wait(timeout: Duration) async -> (status: Int32, timedOut: Bool) {
+    // Unstructured: it must fire while the wait below (not cancellable) goes on; cancelled
+    // once the process ended.
     let killer = Task {
       try await Task.sleep(for: timeout)
       signal(SIGKILL)

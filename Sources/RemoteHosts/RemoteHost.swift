@@ -145,6 +145,8 @@ actor RemoteHost {
     viewer?.pid = pid.flatMap { Int(String(decoding: $0.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
     logger.info("agent started", metadata: ["connection": "\(id)", "node": "\(nodeID)", "url": "\(viewer?.url ?? "")"])
     let watched = session
+    // Unstructured: the agent's session outlives this start; the watcher ends with it, and
+    // `close()` ends the session.
     Task { [weak self] in
       let status = await watched.wait()
       await self?.sessionEnded(watched, status: status)

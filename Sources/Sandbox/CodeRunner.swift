@@ -142,6 +142,8 @@ public struct CodeRunner: Sendable {
 
     let timedOut = Atomic<Bool>(false)
     let cancelled = Atomic<Bool>(false)
+    // Unstructured: the timer must fire while this task waits for the child's exit (an
+    // await on a pidfd that cancellation does not end); it is cancelled once the child exited.
     let timer = Task {
       try await Task.sleep(for: .seconds(timeout))
       timedOut.store(true, ordering: .sequentiallyConsistent)
@@ -152,6 +154,7 @@ public struct CodeRunner: Sendable {
       await exit.exited()
     } onCancel: {
       cancelled.store(true, ordering: .sequentiallyConsistent)
+      // Unstructured: a cancellation handler cannot await; the kill ends the wait above.
       Task { await Self.stop(pid, mechanism: mechanism, exit: exit) }
     }
     timer.cancel()

@@ -28,6 +28,8 @@ final class PostgresBatcher<Item: Sendable, Answer: Sendable>: Sendable {
         defer { state.sending = true }
         return !state.sending
       }
+      // Unstructured: the sender serves every waiting caller's item (each awaits its own
+      // answer) and ends when none is left; no caller should lead the others' writes.
       if lead { Task { await self.drain(run: run, single: single) } }
     }
   }

@@ -13,6 +13,8 @@ extension PostgresTaskStore {
     listeners.withLock { state in
       state.subscribers[key] = continuation
       if state.live { continuation.yield(.resync) }
+      // Unstructured: one LISTEN connection for all subscribers, started by the first and
+      // cancelled by ``close()`` (the store's lifetime, not a subscriber's).
       if state.task == nil { state.task = Task { [weak self] in await self?.listen() } }
     }
     continuation.onTermination = { [weak self] _ in

@@ -366,6 +366,8 @@ private final class GroupCommit: Sendable {
         defer { state.writing = true }
         return !state.writing
       }
+      // Unstructured: the writer serves every waiting caller's change, not this caller's
+      // alone (each caller awaits its own answer), and ends when the queue is empty.
       if startWriter { Task.detached { await self.drain() } }
     }
   }

@@ -183,6 +183,8 @@ public final class TaskWorker: Sendable {
   func run(_ task: TaskAssignment) async -> TaskOutcome {
     let started = state.withLock { state -> Task<TaskOutcome, Never>? in
       if state.aborted.remove(task.id) != nil { return nil }
+      // Unstructured: an abort (`er.node.task.abort`, another call) must reach this run by
+      // its id, so the run is a task the worker records; the caller awaits it just below.
       let work = Task { await self.execute(task) }
       state.running[task.id] = work
       return work

@@ -35,6 +35,8 @@ final class RunningApplication: Sendable {
       binding.finish()
     }
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+    // Unstructured: `start()` returns once the port is bound while the server goes on;
+    // `stop()` shuts the group down and awaits this task.
     let task = Task {
       defer { binding.finish() }
       try await group.run()

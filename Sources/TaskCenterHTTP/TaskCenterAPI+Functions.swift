@@ -63,6 +63,8 @@ extension TaskCenterAPI {
       status: .ok, headers: [.contentType: "application/x-ndjson", .cacheControl: "no-cache"],
       body: ResponseBody { writer in
         let lines = LineStream()
+        // Unstructured: the gateway's stream is read while the body writer writes; the
+        // writer's end (or its failure) cancels it just below.
         let producer = Task {
           do {
             try await server.stream(invocation, timeout: .milliseconds(Int64(timeout * 1000))) { items in
