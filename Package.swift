@@ -212,8 +212,9 @@ let package = Package(
     .executableTarget(
       name: "async-stream-client", dependencies: ["EasyRemote", "ExampleFunctions"],
       path: "Examples/AsyncStream/Client", swiftSettings: strict),
-    // What the test targets share: a clock tests move, waiting on events, signals.
-    .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+    // What the test targets share: a clock tests move, waiting on events, signals, the programs
+    // tests start (under the spawner's die-with-parent rule).
+    .target(name: "TestSupport", dependencies: ["Sandbox"], path: "Tests/TestSupport", swiftSettings: strict),
     .testTarget(
       name: "NodeCommTests",
       dependencies: [

@@ -1,3 +1,4 @@
+import TestSupport
 import Foundation
 import Sandbox
 import Synchronization
@@ -355,13 +356,7 @@ struct ToolResult {
 }
 
 /// A built executable of this package (beside the test bundle).
-func productURL(_ name: String = "easyremote") -> URL {
-  var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-  while !FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path), directory.path != "/" {
-    directory = directory.deletingLastPathComponent()
-  }
-  return directory.appendingPathComponent(name)
-}
+func productURL(_ name: String = "easyremote") -> URL { ChildProgram.product(name) }
 
 /// Runs `easyremote` (or another product) to completion off the cooperative thread pool.
 func runTool(
@@ -430,130 +425,35 @@ func callInFlight(on node: String, gateway: String) async throws -> Bool {
   return false
 }
 
-/// Runs it from the spawner thread that lives as long as the test process, under `setpriv
-/// --pdeathsig KILL`: if the test process dies (a crash, a signal), the program dies with it —
-/// it never lives on holding the output `swift test` waits to end. Its stderr goes to a file
-/// of its own (``stderrPath``), not to the test process's.
-final class BackgroundProcess: Sendable {
-  let pid: Int32
-  private let exit: ChildExit
-  /// Its wait status, once collected.
-  private let status = Mutex<Int32?>(nil)
-  let readyLine: String
-  /// What it printed before its ready line.
-  let earlierLines: [String]
-  /// Where its stderr went.
-  let stderrPath: String
+/// `easyremote` (or another product) started by a test, once it said it is ready.
+typealias BackgroundProcess = ChildProgram
 
-  private init(pid: Int32, exit: ChildExit, readyLine: String, earlierLines: [String], stderrPath: String) {
-    self.pid = pid
-    self.exit = exit
-    self.readyLine = readyLine
-    self.earlierLines = earlierLines
-    self.stderrPath = stderrPath
-  }
-
+extension ChildProgram {
+  /// Starts a product of this package with the test's environment plus `environment`.
   static func start(
     _ arguments: [String], executable: String = "easyremote", environment: [String: String] = [:],
     readyPrefix: String, readyWithin seconds: Double = 60, stderr: URL? = nil
-  ) async throws -> BackgroundProcess {
-    let stderrPath =
-      stderr?.path
-      ?? FileManager.default.temporaryDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString).stderr").path
-    let errorFD = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard errorFD >= 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: stderrPath]) }
-    defer { close(errorFD) }
-    let output = try ProcessSpawner.pipe()
-    let pid: Int32
-    do {
-      pid = try await ProcessSpawner.shared.spawn(
-        ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", productURL(executable).path] + arguments,
-        environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, directory: nil,
-        stdout: output.write, stderr: errorFD)
-    } catch {
-      close(output.read)
-      close(output.write)
-      throw error
-    }
-    close(output.write)
-    let exit = ChildExit(pid: pid)
-    // A process that never prints its ready line is killed, which ends the read below.
-    let watchdog = Task {
-      try await Task.sleep(for: .seconds(seconds))
-      if !exit.hasExited { Foundation.kill(pid, SIGTERM) }
-    }
-    defer { watchdog.cancel() }
-    let lines: [String] = await withCheckedContinuation { continuation in
-      Thread.detachNewThread {
-        var lines: [String] = []
-        var line = [UInt8]()
-        var byte: UInt8 = 0
-        var resumed = false
-        while read(output.read, &byte, 1) == 1 {
-          if byte != UInt8(ascii: "\n") {
-            line.append(byte)
-            continue
-          }
-          lines.append(String(decoding: line, as: UTF8.self))
-          line = []
-          if lines.last!.hasPrefix(readyPrefix) {
-            continuation.resume(returning: lines)
-            resumed = true
-            break
-          }
-        }
-        if !resumed { continuation.resume(returning: lines) }
-        // Keep draining so the program never blocks on a full pipe.
-        while read(output.read, &byte, 1) == 1 {}
-        close(output.read)
-      }
-    }
-    guard let ready = lines.last, ready.hasPrefix(readyPrefix) else {
-      if !exit.hasExited { Foundation.kill(pid, SIGKILL) }
-      await exit.exited()
-      _ = exit.reap()
-      let said = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
-      throw CocoaError(
-        .fileReadCorruptFile,
-        userInfo: [NSLocalizedDescriptionKey: "\(executable) said: \((lines + [said]).joined(separator: "\n"))"])
-    }
-    return BackgroundProcess(
-      pid: pid, exit: exit, readyLine: ready, earlierLines: Array(lines.dropLast()), stderrPath: stderrPath)
+  ) async throws -> ChildProgram {
+    try await launch(
+      [productURL(executable).path] + arguments,
+      environment: ProcessInfo.processInfo.environment.merging(environment) { $1 }, readyPrefix: readyPrefix,
+      readyWithin: .seconds(seconds), stderr: stderr)
   }
 
   /// SIGTERM, without waiting: a graceful stop can take the grace period, and a test must not
   /// hold one of the few cooperative threads meanwhile (use ``exited()`` to wait).
-  func stop() {
-    if !exit.hasExited { Foundation.kill(pid, SIGTERM) }
-  }
+  func stop() { signal(SIGTERM) }
 
-  /// Waits until the process has exited (and collects it).
-  func exited() async {
-    await exit.exited()
-    // A zombie by now: collecting it does not block.
-    status.withLock { if $0 == nil { $0 = exit.reap() } }
-  }
-
-  /// Its exit code once ``exited()`` returned; `nil` if a signal ended it (or it runs still).
-  var exitCode: Int32? {
-    guard let raw = status.withLock({ $0 }), raw & 0x7f == 0 else { return nil }
-    return (raw >> 8) & 0xff
-  }
+  /// SIGKILL: no chance to clean up, as when a machine dies. Returns once it is gone.
+  func kill() async { await end(SIGKILL) }
 
   /// `easyremote gateway` on a free port with a task store of its own and no HTTP; returns
   /// the process and its `host:port`.
-  static func gateway(_ extra: [String] = []) async throws -> (BackgroundProcess, String) {
+  static func gateway(_ extra: [String] = []) async throws -> (ChildProgram, String) {
     let db = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString).sqlite").path
     let gateway = try await start(
       ["gateway", "--port", "0", "--no-http", "--db", db] + extra, readyPrefix: "gateway listening on ")
     return (gateway, gateway.readyLine.replacingOccurrences(of: "gateway listening on ", with: ""))
-  }
-
-  /// SIGKILL: no chance to clean up, as when a machine dies. Returns once it is gone (waiting
-  /// off the cooperative thread pool).
-  func kill() async {
-    if !exit.hasExited { Foundation.kill(pid, SIGKILL) }
-    await exited()
   }
 }
 

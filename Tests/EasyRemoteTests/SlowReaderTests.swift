@@ -1,3 +1,4 @@
+import TestSupport
 import EasyRemote
 import ExampleFunctions
 import Foundation

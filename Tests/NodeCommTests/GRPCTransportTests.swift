@@ -21,7 +21,7 @@ struct GRPCTransportTests {
   @Test("a peer process killed with SIGKILL mid-call fails the call fast with connection_lost")
   func killedPeerProcess() async throws {
     let peer = try await PeerProcess.start(id: "victim")
-    defer { peer.kill() }
+    defer { peer.program.signal(SIGKILL) }
     try await withNode(id: "caller", config: grpcConfig(listen: false)) { caller in
       let lost = Signal()
       caller.on(.disconnect) { event in
@@ -42,7 +42,7 @@ struct GRPCTransportTests {
       // The peer is a process of its own that says nothing when a call reaches it: a moment
       // for the call to be on its way before the peer dies.
       try await Task.sleep(for: .milliseconds(300))
-      peer.kill()
+      await peer.kill()
       let (elapsed, error) = await call.value
       #expect(elapsed < .seconds(10))
       #expect(error?.code == .connectionLost)

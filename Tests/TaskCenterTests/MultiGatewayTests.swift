@@ -115,7 +115,7 @@ struct MultiGatewayTests {
     }
 
     private func launch() async throws {
-      let binary = RemoteHostsTests.Stack.productsDirectory.appendingPathComponent("easyremote").path
+      let binary = ChildProgram.product().path
       var store = ["--db", url, "--lease-seconds", "\(leaseSeconds)"]
       if viaConfig {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("gateway-\(UUID().uuidString).yaml").path

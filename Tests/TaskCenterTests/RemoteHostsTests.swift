@@ -33,7 +33,7 @@ struct RemoteHostsTests {
       manager = RemoteHostManager(
         configuration: RemoteHostsConfiguration(
           gatewayAddress: fabric.address, gatewayToken: Self.token, sshConfigFile: configFile, knownHostsFile: ssh.knownHosts,
-          agentBinary: Self.productsDirectory.appendingPathComponent("easyremote").path,
+          agentBinary: ChildProgram.product().path,
           agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"], agentSocket: agentSocket),
         agentVersion: TaskCenterAPI.version)
       http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0, remoteHosts: manager)
@@ -42,13 +42,6 @@ struct RemoteHostsTests {
       validator = try OpenAPIValidator()
     }
 
-    static var productsDirectory: URL {
-      var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-      while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("easyremote").path), directory.path != "/" {
-        directory = directory.deletingLastPathComponent()
-      }
-      return directory
-    }
 
     func send(_ method: String, _ path: String, json: Any? = nil) async throws -> HTTPClient.Reply {
       let reply = try await HTTPClient(base: base).send(method, path, json: json, headers: ["Authorization": "Bearer \(Self.token)"])
@@ -444,7 +437,7 @@ struct RemoteHostsTests {
   /// then with a password on stdin), envs, start, status, ping, logs, stop, disconnect.
   @Test func commandLine() async throws {
     let stack = try await Stack()
-    let binary = Stack.productsDirectory.appendingPathComponent("easyremote").path
+    let binary = ChildProgram.product().path
     let api = ["--api", stack.base, "--token", Stack.token]
     func cli(_ arguments: [String], input: String? = nil) async throws -> String {
       try await SSHServer.run("/usr/bin/env", ["EASYREMOTE_LOG=error", binary] + arguments, input: input)
@@ -500,7 +493,7 @@ struct RemoteHostsTests {
   /// its SSH connections die with it, and so do the agents on the hosts.
   @Test func gatewayKilledTakesItsAgentsAlong() async throws {
     let ssh = try await SSHServer()
-    let binary = Stack.productsDirectory.appendingPathComponent("easyremote").path
+    let binary = ChildProgram.product().path
     let db = ssh.folder + "/gateway.sqlite"
     let gateway = try await RunningProgram.start(
       [binary, "gateway", "--port", "0", "--http-port", "0", "--db", db, "--token", Stack.token, "--known-hosts", ssh.knownHosts,

@@ -226,68 +226,17 @@ final class SSHServer: Sendable {
   }
 }
 
-/// A program started by a test that runs until the test ends it; ready once it printed a
-/// line starting with `readyPrefix` (its earlier lines are kept).
-final class RunningProgram: Sendable {
-  let pid: Int32
-  private let exit: ChildExit
-  let lines: [String]
+/// A server program a test starts (sshd's helpers, a gateway process), once it said it is ready.
+typealias RunningProgram = ChildProgram
 
-  private init(pid: Int32, exit: ChildExit, lines: [String]) {
-    self.pid = pid
-    self.exit = exit
-    self.lines = lines
-  }
-
-  static func start(_ command: [String], readyPrefix: String, environment: [String: String] = [:]) async throws -> RunningProgram {
-    let output = try ProcessSpawner.pipe()
+extension ChildProgram {
+  /// Starts `command` with a plain environment (PATH, HOME) plus `environment`.
+  static func start(_ command: [String], readyPrefix: String, environment: [String: String] = [:]) async throws -> ChildProgram {
     var env = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": NSHomeDirectory()]
     env.merge(environment) { $1 }
-    // It dies with the test process (the spawner's thread lives as long), and its stderr goes to
-    // a file: a program left behind by a test process that died must not hold the output
-    // `swift test` waits to end.
-    let errorPath = FileManager.default.temporaryDirectory.appendingPathComponent("program-\(UUID().uuidString).stderr").path
-    let errorFD = open(errorPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    defer { if errorFD >= 0 { close(errorFD) } }
-    let pid = try await ProcessSpawner.shared.spawn(
-      ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--"] + command, environment: env, directory: nil, stdout: output.write,
-      stderr: errorFD >= 0 ? errorFD : 2)
-    close(output.write)
-    let exit = ChildExit(pid: pid)
-    let lines: [String] = await withCheckedContinuation { continuation in
-      Thread.detachNewThread {
-        var lines: [String] = []
-        var line = [UInt8]()
-        var byte: UInt8 = 0
-        while read(output.read, &byte, 1) == 1 {
-          if byte != UInt8(ascii: "\n") {
-            line.append(byte)
-            continue
-          }
-          lines.append(String(decoding: line, as: UTF8.self))
-          line = []
-          if lines.last!.hasPrefix(readyPrefix) { break }
-        }
-        continuation.resume(returning: lines)
-        // Keep draining so the program never blocks on a full pipe.
-        while read(output.read, &byte, 1) == 1 {}
-        close(output.read)
-      }
-    }
-    guard lines.last?.hasPrefix(readyPrefix) == true else {
-      kill(pid, SIGKILL)
-      await exit.exited()
-      _ = exit.reap()
-      let said = (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? ""
-      throw SSHServer.Failure(message: "\(command[0]) ended without '\(readyPrefix)': \(lines) \(said)")
-    }
-    return RunningProgram(pid: pid, exit: exit, lines: lines)
+    return try await launch(command, environment: env, readyPrefix: readyPrefix)
   }
 
   /// Sends `signal` and waits for it to end.
-  func stop(_ signal: Int32 = SIGTERM) async {
-    if !exit.hasExited { kill(pid, signal) }
-    await exit.exited()
-    _ = exit.reap()
-  }
+  func stop(_ signal: Int32 = SIGTERM) async { await end(signal) }
 }

@@ -1,64 +1,20 @@
 import Foundation
+import TestSupport
 
-/// An `easyremote peer` in a child process, for tests that kill a real peer.
-final class PeerProcess: Sendable {
-  let process: Process
+/// An `easyremote peer` in a child process (dies with the test process), for tests that kill
+/// a real peer.
+struct PeerProcess: Sendable {
+  let program: ChildProgram
+  /// The `host:port` it listens on (its first line: `LISTENING host:port`).
   let address: String
 
-  private init(process: Process, address: String) {
-    self.process = process
-    self.address = address
-  }
-
-  /// The directory holding the built products (the test bundle sits beside them).
-  static var productsDirectory: URL {
-    let bundle = URL(fileURLWithPath: CommandLine.arguments[0])
-    var directory = bundle.deletingLastPathComponent()
-    while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("easyremote").path),
-      directory.path != "/"
-    {
-      directory = directory.deletingLastPathComponent()
-    }
-    return directory
-  }
-
-  /// Starts the peer and waits (off the cooperative thread pool) for its address.
   static func start(id: String) async throws -> PeerProcess {
-    try await withCheckedThrowingContinuation { continuation in
-      Thread.detachNewThread {
-        continuation.resume(with: Result { try startBlocking(id: id) })
-      }
-    }
+    let program = try await ChildProgram.launch(
+      [ChildProgram.product().path, "peer", "--id", id, "--port", "0"],
+      environment: ProcessInfo.processInfo.environment, readyPrefix: "LISTENING ", holdStdin: true)
+    return PeerProcess(program: program, address: String(program.readyLine.dropFirst("LISTENING ".count)))
   }
 
-  private static func startBlocking(id: String) throws -> PeerProcess {
-    let process = Process()
-    process.executableURL = productsDirectory.appendingPathComponent("easyremote")
-    process.arguments = ["peer", "--id", id, "--port", "0"]
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardInput = Pipe()
-    try process.run()
-    // The first line names the bound address.
-    var line = Data()
-    let handle = output.fileHandleForReading
-    while true {
-      let byte = handle.readData(ofLength: 1)
-      if byte.isEmpty || byte == Data("\n".utf8) { break }
-      line.append(byte)
-    }
-    let text = String(decoding: line, as: UTF8.self)
-    guard text.hasPrefix("LISTENING ") else {
-      process.terminate()
-      throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "peer said: \(text)"])
-    }
-    return PeerProcess(process: process, address: String(text.dropFirst("LISTENING ".count)))
-  }
-
-  func kill() {
-    if process.isRunning {
-      Foundation.kill(process.processIdentifier, SIGKILL)
-      process.waitUntilExit()
-    }
-  }
+  /// SIGKILL; returns once it is gone.
+  func kill() async { await program.end(SIGKILL) }
 }
