@@ -90,8 +90,7 @@ public final class NodeStatusServer: Service, Sendable {
   }
 
   public func run() async throws {
-    try? await gracefulShutdown()
-    await stop()
+    try await running.serveUntilShutdown(what: "the status page on \(address ?? "\(host):\(port)")")
   }
 
   public func stop() async { await running.stop() }

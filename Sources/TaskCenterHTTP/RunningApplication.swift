@@ -1,4 +1,5 @@
 import Hummingbird
+import NodeComm
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -9,7 +10,11 @@ import Synchronization
 /// API and a node's status page are both run this way.
 final class RunningApplication: Sendable {
   let logger: Logger
-  private let state = Mutex<(task: Task<Void, any Error>?, group: ServiceGroup?, address: String?)>((nil, nil, nil))
+  private let state = Mutex<(task: Task<Void, any Error>?, group: ServiceGroup?, address: String?, stopping: Bool)>(
+    (nil, nil, nil, false))
+  /// How its group ended, once it has (``ended()``).
+  private let endings: AsyncStream<Result<Void, any Error>>
+  private let ending: AsyncStream<Result<Void, any Error>>.Continuation
 
   init(logger: Logger?, label: String) {
     self.logger =
@@ -19,6 +24,15 @@ final class RunningApplication: Sendable {
         logger.logLevel = .warning
         return logger
       }()
+    (endings, ending) = AsyncStream.makeStream(of: Result<Void, any Error>.self, bufferingPolicy: .bufferingNewest(1))
+  }
+
+  /// How the application ended (its error, if one ended it) once it has; `nil` when the
+  /// waiting task is cancelled first. A service's `run()` waits here, so an HTTP server that
+  /// fails on its own fails its service group.
+  func ended() async -> Result<Void, any Error>? {
+    for await outcome in endings { return outcome }
+    return nil
   }
 
   /// `host:port` once started (the real port when 0 was asked for).
@@ -37,11 +51,18 @@ final class RunningApplication: Sendable {
     let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
     // Unstructured: `start()` returns once the port is bound while the server goes on;
     // `stop()` shuts the group down and awaits this task.
+    let ending = self.ending
     let task = Task {
       defer { binding.finish() }
-      try await group.run()
+      do {
+        try await group.run()
+        ending.yield(.success(()))
+      } catch {
+        ending.yield(.failure(error))
+        throw error
+      }
     }
-    state.withLock { $0 = (task, group, nil) }
+    state.withLock { $0 = (task, group, nil, false) }
     var iterator = bound.makeAsyncIterator()
     guard let address = await iterator.next() else {
       try await task.value
@@ -50,8 +71,24 @@ final class RunningApplication: Sendable {
     state.withLock { $0.address = address }
   }
 
+  /// Waits (as a service's `run()`) until graceful shutdown or cancellation, then stops; if
+  /// the application ends on its own first, stops and throws (its error, or one saying so).
+  func serveUntilShutdown(what: String) async throws {
+    let outcome = await cancelWhenGracefulShutdown { await self.ended() }
+    let asked = state.withLock { $0.stopping }  // (``stop()`` called from elsewhere)
+    await stop()
+    guard let outcome, !asked else { return }  // shut down, as asked
+    if case .failure(let error) = outcome {
+      throw NodeError(code: .listenerFailed, message: "\(what) stopped: \(error)")
+    }
+    throw NodeError(code: .listenerFailed, message: "\(what) stopped by itself")
+  }
+
   func stop() async {
-    let (task, group) = state.withLock { ($0.task, $0.group) }
+    let (task, group) = state.withLock { state in
+      state.stopping = true
+      return (state.task, state.group)
+    }
     await group?.triggerGracefulShutdown()
     _ = try? await task?.value
   }

@@ -83,11 +83,11 @@ public final class TaskCenterHTTPServer: Sendable {
 
 extension TaskCenterHTTPServer: Service {
   /// Runs the HTTP server as a service: starts it (unless ``start()`` was called already),
-  /// serves until graceful shutdown or cancellation, then stops.
+  /// serves until graceful shutdown or cancellation, then stops. A server that ends on its
+  /// own (its listener failed) throws, which stops the group.
   public func run() async throws {
     if address == nil { try await start() }
-    try? await gracefulShutdown()
-    await stop()
+    try await running.serveUntilShutdown(what: "the HTTP API on \(address ?? "\(host):\(port)")")
   }
 }
 

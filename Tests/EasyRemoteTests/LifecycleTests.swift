@@ -44,6 +44,22 @@ struct LifecycleTests {
 }
 
 extension LifecycleTests {
+  @Test("an easyremote gateway whose HTTP API listener dies exits non-zero and says why")
+  func httpListenerDies() async throws {
+    let db = FileManager.default.temporaryDirectory.appendingPathComponent("http-\(UUID().uuidString).sqlite").path
+    let gateway = try await BackgroundProcess.start(
+      ["gateway", "--port", "0", "--http-port", "0", "--db", db], readyPrefix: "gateway listening on ")
+    defer { gateway.stop() }
+    let http = try #require(gateway.lines.first { $0.hasPrefix("http api on ") }, "\(gateway.lines)")
+    let port = try #require(http.split(separator: ":").last.flatMap { Int($0) }, "\(http)")
+    let socket = try #require(ListeningSocket.find(port: port, in: gateway.pid), "no listening socket on port \(port)")
+    socket.fail()
+    await gateway.exited()
+    #expect(gateway.exitCode.map { $0 != 0 } == true, "exit code \(String(describing: gateway.exitCode))")
+    let said = (try? String(contentsOfFile: gateway.stderrPath, encoding: .utf8)) ?? ""
+    #expect(said.contains("listener_failed") && said.contains("the HTTP API on"), "\(said)")
+  }
+
   @Test("a client closes in bounded time when its gateway froze (SIGSTOP) after answering")
   func closeWhileTheGatewayIsFrozen() async throws {
     let (gateway, address) = try await BackgroundProcess.gateway()
