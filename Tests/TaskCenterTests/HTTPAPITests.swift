@@ -229,9 +229,10 @@ struct HTTPAPITests {
     let isolation = before["isolation"] as? [String: Any]
     #expect(isolation?["mechanism"] as? String == (CodeRunnerTests.hasBubblewrap ? "bubblewrap" : "namespaces"))
     #expect(isolation?["dies_with_node"] as? Bool == true)
-    let created = try await stack.post("/tasks", ["code": "import time\ntime.sleep(0.5)\nprint('real')"])
-    let id = try #require(created.object["task_id"] as? String)
-    #expect(try await stack.fabric.waitFor(id, .running))
+    // The task holds its worker until the test lets it go: it is running while the forgeries come.
+    let created = try await stack.post("/tasks", ["function": "hold"])
+    let id = try #require(created.object["task_id"] as? String, "\(created.text)")
+    #expect(await stack.fabric.holding.wait() == "linked")
 
     let forged = try await stack.post(
       "/internal/task/result", ["task_id": id, "node_id": "linked", "status": "success", "result": "forged"])
@@ -246,8 +247,9 @@ struct HTTPAPITests {
 
     // Nothing changed: the real result is the one stored, the node's resources are its own,
     // and tasks are still accepted.
+    stack.fabric.release.open()
     let task = try await stack.finished(id)
-    #expect(task["status"] as? String == "completed" && task["result"] as? String == "real")
+    #expect(task["status"] as? String == "completed" && task["result"] as? String == "linked", "\(task)")
     let after = try await stack.get("/nodes/linked").object
     #expect(after["resources"] as? NSDictionary == before["resources"] as? NSDictionary)
     #expect(try await stack.post("/tasks", ["code": "print(1)"]).status == 201)
