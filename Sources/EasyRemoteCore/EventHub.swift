@@ -16,8 +16,6 @@ final class EventHub: Sendable {
   /// A tick each time a subscriber comes or goes, from now until the sequence is dropped.
   func subscriberChanges() -> AsyncStream<Void> { feed.changes() }
 
-  private func subscribersChanged() { feed.changed() }
-
   /// Events (those `transform` keeps, as it makes them) from now on.
   func subscribe<Event: Sendable>(
     buffer: Int, _ transform: @escaping @Sendable (GatewayEvent) -> Event?
@@ -26,7 +24,7 @@ final class EventHub: Sendable {
     let key = UUID()
     continuation.onTermination = { [weak self] _ in
       _ = self?.subscribers.withLock { $0.removeValue(forKey: key) }
-      self?.subscribersChanged()
+      self?.feed.changed()
     }
     let deliver: Delivery = { event in
       guard let value = transform(event) else { return true }
@@ -37,7 +35,7 @@ final class EventHub: Sendable {
       return true
     }
     subscribers.withLock { $0[key] = (deliver, { continuation.finish() }) }
-    subscribersChanged()
+    feed.changed()
     return stream
   }
 
@@ -50,7 +48,7 @@ final class EventHub: Sendable {
     let event = try make()
     for (key, subscriber) in current where !subscriber.deliver(event) {
       _ = subscribers.withLock { $0.removeValue(forKey: key) }
-      subscribersChanged()
+      feed.changed()
     }
   }
 
@@ -61,6 +59,6 @@ final class EventHub: Sendable {
       return Array(state.values)
     }
     for subscriber in all { subscriber.finish() }  // (outside the lock: it calls back)
-    subscribersChanged()
+    feed.changed()
   }
 }

@@ -87,8 +87,8 @@ public final class ChildProgram: Sendable {
     let exit = ChildExit(pid: pid)
     // A program that never prints its ready line is killed, which ends the read below.
     let watchdog = Task {
-      try await Task.sleep(for: readyWithin)  // the limit, not a wait: its ready line ends it sooner
-      if !exit.hasExited { kill(pid, SIGTERM) }
+      await limitPassed(readyWithin)
+      if !Task.isCancelled, !exit.hasExited { kill(pid, SIGTERM) }
     }
     defer { watchdog.cancel() }
     let lines: [String] = await withCheckedContinuation { continuation in

@@ -24,7 +24,7 @@ public func until<each Events: AsyncSequence & Sendable>(
       }
     }
     group.addTask {
-      try? await Task.sleep(for: limit)  // the limit, not a wait: the events end it sooner
+      await limitPassed(limit)
       tick.finish()
     }
     defer { group.cancelAll() }
@@ -60,7 +60,7 @@ public final class Signal: Sendable {
         return nil
       }
       group.addTask {
-        try? await Task.sleep(for: limit)  // the limit: a signal that should come at once
+        await limitPassed(limit)
         return nil
       }
       defer { group.cancelAll() }
@@ -125,4 +125,11 @@ public final class Gate: Sendable {
       state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(throwing: CancellationError())
     }
   }
+}
+
+/// Returns when `limit` has passed (or the task is cancelled): the one bound on the waits
+/// above, so a broken part fails its test instead of hanging the suite. Not a wait itself:
+/// what is awaited ends it sooner.
+public func limitPassed(_ limit: Duration) async {
+  try? await Task.sleep(for: limit)
 }
