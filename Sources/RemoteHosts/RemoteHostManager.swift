@@ -100,6 +100,12 @@ public final class RemoteHostManager: Service, Sendable {
     try await host(id).ping()
   }
 
+  /// Returns when connection `id`'s SSH master has ended (lost or closed): from then on it is
+  /// listed as disconnected.
+  package func ended(_ id: String) async throws(RemoteHostError) {
+    try await host(id).connection.ended()
+  }
+
   private func host(_ id: String) throws(RemoteHostError) -> RemoteHost {
     guard let host = hosts.withLock({ $0[id] }) else {
       throw RemoteHostError(code: .connectionNotFound, message: "no connection '\(id)'")

@@ -39,9 +39,9 @@ struct GRPCTransportTests {
           return (ContinuousClock.now - start, error as? NodeError)
         }
       }
-      // The peer is a process of its own that says nothing when a call reaches it: a moment
-      // for the call to be on its way before the peer dies.
-      try await Task.sleep(for: .milliseconds(300))
+      // The peer answers `sleepers` once the sleep call runs there: then it dies mid-call.
+      let running: Int = try await caller.call("victim", "sleepers", ["atLeast": 1], timeout: .seconds(60))
+      #expect(running == 1)
       await peer.kill()
       let (elapsed, error) = await call.value
       #expect(elapsed < .seconds(10))

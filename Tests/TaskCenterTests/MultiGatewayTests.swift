@@ -157,9 +157,11 @@ struct MultiGatewayTests {
         members.append((node, worker))
       }
     }
-    // (The gateways are processes of their own: asked until they list their nodes.)
-    for gateway in gateways {
-      #expect(try await eventually(limit: .seconds(30)) { (try await gateway.http.get("/nodes")).text.contains("\"idle\"") })
+    // Each gateway has its nodes now: a node's start returns once its gateway acknowledged its
+    // announcement, and the worker's once the announcement with its task slots was.
+    for (g, gateway) in gateways.enumerated() {
+      let listed = (try await gateway.http.get("/nodes")).text
+      #expect(listed.contains("\"g\(g)-n0\"") && listed.contains("\"g\(g)-n1\""), "\(listed)")
     }
 
     let total = 10_000

@@ -344,9 +344,8 @@ struct RemoteHostsTests {
     await stack.ssh.dropConnections()
     #expect(await stack.ssh.untilNoUserProcesses(matching: " node "), "the agent outlived its connection")
     #expect(try await until(stack.fabric.server.changes()) { (try await stack.get("/nodes/\(secondNode)")).object["status"] as? String == "offline" })
-    // (The connection is an `ssh` master process of its own: asked until the gateway has seen
-    // it exit.)
-    #expect(try await eventually(limit: .seconds(30)) { (try await stack.get("/api/remote/connections")).text.contains("\"disconnected\"") })
+    try await stack.manager.ended(id)
+    #expect((try await stack.get("/api/remote/connections")).text.contains("\"disconnected\""))
     let lost = try await stack.get("/api/remote/health?connection_id=\(id)")
     #expect(lost.object["health"] as? String == "unhealthy", "\(lost.text)")
 
