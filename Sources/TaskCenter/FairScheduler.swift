@@ -63,13 +63,13 @@ public struct FairScheduler: Sendable {
 
   public let configuration: Configuration
 
-  public init(configuration: Configuration = Configuration()) {
+  package init(configuration: Configuration = Configuration()) {
     self.configuration = configuration
   }
 
   /// The score of a node that has waited `waitSeconds` and completed `completed` tasks (lower
   /// goes first), before the starvation rule.
-  public static func score(waitSeconds: Double, completed: Int) -> Double {
+  package static func score(waitSeconds: Double, completed: Int) -> Double {
     let contribution = min(Double(completed) * 0.1, 10)
     let newcomer = completed < 10 ? Double(20 - 2 * completed) : 0
     return -waitSeconds + contribution - newcomer
@@ -122,7 +122,7 @@ public struct FairScheduler: Sendable {
   /// The score of a node that has waited since `waitingSince` with `completed` tasks done —
   /// ``score(waitSeconds:completed:)``, or ahead of every other once it waited longer than
   /// ``Configuration/starvationAfter`` — for a node of this scheduler or another gateway's.
-  public func rank(waitingSince: Date, completed: Int, at now: Date) -> Double {
+  package func rank(waitingSince: Date, completed: Int, at now: Date) -> Double {
     let wait = max(0, now.timeIntervalSince(waitingSince))
     // Starving nodes go before every other, longest wait first.
     return wait > configuration.starvationAfter ? -1e12 - wait : Self.score(waitSeconds: wait, completed: completed)
@@ -136,7 +136,7 @@ public struct FairScheduler: Sendable {
 
   /// The queue entry of an idle node with this history — one of this scheduler's, or another
   /// gateway's (``PoolNode``) — as ``queue(at:)`` lists it.
-  public func entry(nodeID: String, waitingSince: Date, completed: Int, lastServedAt: Date?, at now: Date) -> QueueEntry {
+  package func entry(nodeID: String, waitingSince: Date, completed: Int, lastServedAt: Date?, at now: Date) -> QueueEntry {
     let wait = max(0, now.timeIntervalSince(waitingSince))
     let starving = wait > configuration.starvationAfter
     let score = rank(waitingSince: waitingSince, completed: completed, at: now)
@@ -161,7 +161,7 @@ public struct FairScheduler: Sendable {
 
 extension NodeResources {
   /// Whether a task asking for `request` fits on this machine at all.
-  public func fits(_ request: ResourceRequest) -> Bool {
+  package func fits(_ request: ResourceRequest) -> Bool {
     request.cpu <= Double(cores) && request.memoryMB <= memoryMB
   }
 }

@@ -4,25 +4,25 @@ import Synchronization
 /// What the other gateways on a shared store serve, as they last published it (their lease
 /// rows): the ``GatewayPeers`` a gateway forwards calls to. Refreshed by the task center with
 /// every lease renewal and whenever a gateway announces a change.
-public final class GatewayDirectory: GatewayPeers {
+package final class GatewayDirectory: GatewayPeers {
   /// This gateway's id: never a peer of itself.
-  public let own: String
+  package let own: String
   private let state = Mutex<[GatewayLease]>([])
 
-  public init(own: String) {
+  package init(own: String) {
     self.own = own
   }
 
   /// The other gateways, as last read.
-  public var gateways: [GatewayLease] { state.withLock { $0 } }
+  package var gateways: [GatewayLease] { state.withLock { $0 } }
 
   /// Replaces what is known with `leases` (this gateway's own left out).
-  public func update(_ leases: [GatewayLease]) {
+  package func update(_ leases: [GatewayLease]) {
     let others = leases.filter { $0.id != own && $0.address != nil }
     state.withLock { $0 = others }
   }
 
-  public func gateways(serving function: String, node target: String?) -> [PeerGateway] {
+  package func gateways(serving function: String, node target: String?) -> [PeerGateway] {
     state.withLock { $0 }.compactMap { lease -> PeerGateway? in
       guard let address = lease.address, lease.functions.contains(function),
         target.map({ lease.nodes.contains($0) }) ?? true
@@ -35,11 +35,11 @@ public final class GatewayDirectory: GatewayPeers {
     }
   }
 
-  public func serve(_ function: String) -> Bool {
+  package func serve(_ function: String) -> Bool {
     state.withLock { $0.contains { $0.functions.contains(function) } }
   }
 
-  public func nodes() -> [NodeInfo] {
+  package func nodes() -> [NodeInfo] {
     state.withLock { $0 }.flatMap { lease in
       lease.published.memberInfos.map { node in
         var node = node
@@ -49,7 +49,7 @@ public final class GatewayDirectory: GatewayPeers {
     }
   }
 
-  public func functions() -> [FunctionInfo] {
+  package func functions() -> [FunctionInfo] {
     FunctionInfo.merged(state.withLock { $0 }.flatMap(\.published.functionInfos))
   }
 }

@@ -24,7 +24,7 @@ public final class MemoryTaskStore: TaskStore {
 
   public init() {}
 
-  public func insert(_ task: TaskRecord) async throws {
+  package func insert(_ task: TaskRecord) async throws {
     try state.withLock { state in
       guard state.tasks[task.id] == nil else { throw TaskCenterError.duplicateTask(task.id) }
       state.put(task)
@@ -32,7 +32,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+  package func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     try state.withLock { state in
       if let (id, earlier) = state.idempotencyKeys[key], let existing = state.tasks[id] {
         return IdempotentInsert(task: existing, fingerprint: earlier, inserted: false)
@@ -45,18 +45,18 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+  package func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
     state.withLock { state in
       guard let (id, fingerprint) = state.idempotencyKeys[key], let task = state.tasks[id] else { return nil }
       return (task, fingerprint)
     }
   }
 
-  public func task(_ id: String) async throws -> TaskRecord? {
+  package func task(_ id: String) async throws -> TaskRecord? {
     state.withLock { $0.tasks[id] }
   }
 
-  public func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
+  package func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
     state.withLock { state in
       let matching = state.tasks.values.filter { status == nil || $0.status == status }
       let sorted = matching.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }
@@ -64,7 +64,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func queued(limit: Int) async throws -> [TaskRecord] {
+  package func queued(limit: Int) async throws -> [TaskRecord] {
     state.withLock { state in
       state.queue.removeAll { state.tasks[$0]?.status != .queued }
       let queued = state.queue.compactMap { state.tasks[$0] }
@@ -72,7 +72,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
+  package func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
     state.withLock { state in
       guard let started = state.tasks[id]?.starting(on: nodeID, at: date) else { return nil }
       state.put(started)
@@ -81,7 +81,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
+  package func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
     -> TaskRecord?
   {
     state.withLock { state in
@@ -91,7 +91,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+  package func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
     async throws -> TaskRecord?
   {
     state.withLock { state in
@@ -103,7 +103,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
+  package func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     state.withLock { state in
       guard let task = state.tasks[id], task.status == .running, task.nodeID == nodeID else { return nil }
       let changed = task.requeued(reason: reason, at: date)
@@ -113,7 +113,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
+  package func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     state.withLock { state in
       let running = state.tasks.values.filter { $0.status == .running && (nodeID == nil || $0.nodeID == nodeID) }
       return running.sorted { $0.createdAt < $1.createdAt }.map { task in
@@ -125,7 +125,7 @@ public final class MemoryTaskStore: TaskStore {
     }
   }
 
-  public func counts() async throws -> [TaskStatus: Int] {
+  package func counts() async throws -> [TaskStatus: Int] {
     state.withLock { $0.counts.filter { $0.value != 0 } }
   }
 }

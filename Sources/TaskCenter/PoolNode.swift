@@ -9,32 +9,32 @@ public import Foundation
 /// a gateway that reads the row after a task's notice reads it as of that change, and a write
 /// of the other kind never undoes one. A node that moves to another gateway takes its history
 /// along (``SharedTaskStore/poolNode(_:)``).
-public struct PoolNode: Sendable, Equatable {
-  public var id: String
-  public var gatewayID: String
+package struct PoolNode: Sendable, Equatable {
+  package var id: String
+  package var gatewayID: String
   /// Whether it is connected to ``gatewayID``.
-  public var online: Bool
+  package var online: Bool
   /// Whether it takes tasks now: `false` while its machine is busy with its owner's work (its
   /// load thresholds), or its workers with calls.
-  public var available: Bool
+  package var available: Bool
   /// Execution slots, and how many tasks it runs.
-  public var slots: Int
-  public var running: Int
+  package var slots: Int
+  package var running: Int
   /// Since when it has been waiting for work (its join, or its last task's start).
-  public var waitingSince: Date
-  public var lastServedAt: Date?
-  public var completed: Int
-  public var failed: Int
+  package var waitingSince: Date
+  package var lastServedAt: Date?
+  package var completed: Int
+  package var failed: Int
   /// Seconds of work done, all tasks together.
-  public var computeTime: Double
+  package var computeTime: Double
   /// What its machine has (a task's request must fit).
-  public var cores: Int
-  public var memoryMB: Int
+  package var cores: Int
+  package var memoryMB: Int
   /// Whether it runs code tasks, and the functions it serves (function tasks).
-  public var runsCode: Bool
-  public var functions: [String]
+  package var runsCode: Bool
+  package var functions: [String]
 
-  public init(
+  package init(
     id: String, gatewayID: String, online: Bool = true, available: Bool = true, slots: Int, running: Int = 0,
     waitingSince: Date,
     lastServedAt: Date? = nil, completed: Int = 0, failed: Int = 0, computeTime: Double = 0, cores: Int,
@@ -58,11 +58,11 @@ public struct PoolNode: Sendable, Equatable {
   }
 
   /// How many more tasks it could take now.
-  public var free: Int { online && available ? max(0, slots - running) : 0 }
+  package var free: Int { online && available ? max(0, slots - running) : 0 }
 
   /// Whether it could take `task` now (a free slot, the task's request fits, and it runs that
   /// kind of task).
-  public func canTake(_ task: TaskRecord) -> Bool {
+  package func canTake(_ task: TaskRecord) -> Bool {
     guard free > 0, NodeResources(cores: cores, memoryMB: memoryMB, platform: "").fits(task.resources) else {
       return false
     }

@@ -10,7 +10,7 @@ import Synchronization
 extension PostgresTaskStore {
   // MARK: SharedTaskStore
 
-  public func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool {
+  package func renewLease(for duration: Duration, publishing: GatewayPublication, announce: Bool) async throws -> Bool {
     let (address, functions, nodes) = (publishing.address, publishing.functions, publishing.nodes)
     func json(_ value: some Encodable) -> String {
       String(decoding: (try? JSONEncoder().encode(value)) ?? Data("[]".utf8), as: UTF8.self)
@@ -48,7 +48,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func reapExpiredLeases(reason: String, at date: Date) async throws -> [TaskRecord] {
+  package func reapExpiredLeases(reason: String, at date: Date) async throws -> [TaskRecord] {
     try await storing {
       try await self.transaction { connection -> [TaskRecord] in
         _ = try await self.counted(connection).query(
@@ -64,7 +64,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func publishNodes(_ nodes: [PoolNode]) async throws {
+  package func publishNodes(_ nodes: [PoolNode]) async throws {
     guard !nodes.isEmpty else { return }
     try await storing {
       try await client.withConnection { connection in
@@ -74,13 +74,13 @@ extension PostgresTaskStore {
     }
   }
 
-  public func idleNodes() async throws -> [PoolNode] {
+  package func idleNodes() async throws -> [PoolNode] {
     try await storing {
       try await nodes(PostgresQuery(unsafeSQL: PostgresNodeRow.json(of: PostgresNodeRow.othersSelect + " ORDER BY n.id")))
     }
   }
 
-  public func poolNode(_ id: String) async throws -> PoolNode? {
+  package func poolNode(_ id: String) async throws -> PoolNode? {
     try await storing {
       try await nodes(
         "SELECT coalesce(json_agg(o), '[]')::text FROM (SELECT \(unescaped: PostgresNodeRow.columns) FROM easyremote_node n WHERE n.id = \(id)) o"
@@ -98,7 +98,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func releaseLease() async throws {
+  package func releaseLease() async throws {
     try await storing {
       try await client.withConnection { connection in
         _ = try await self.counted(connection).query("DELETE FROM easyremote_gateway WHERE id = \(self.gatewayID)", logger: self.logger)
@@ -106,7 +106,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func gateways() async throws -> [GatewayLease] {
+  package func gateways() async throws -> [GatewayLease] {
     try await storing {
       try await client.withConnection { connection -> [GatewayLease] in
         let rows = try await self.counted(connection).query(

@@ -7,7 +7,7 @@ import Synchronization
 // LISTEN/NOTIFY: what other gateways change, as `TaskNotice`s; and the status counts.
 
 extension PostgresTaskStore {
-  public func notices() -> AsyncStream<TaskNotice> {
+  package func notices() -> AsyncStream<TaskNotice> {
     let (stream, continuation) = AsyncStream.makeStream(of: TaskNotice.self, bufferingPolicy: .bufferingNewest(65_536))
     let key = UUID()
     listeners.withLock { state in
@@ -66,7 +66,7 @@ extension PostgresTaskStore {
     return .changed(id: parts[0], status: status, gateway: gateway)
   }
 
-  public func counts() async throws -> [TaskStatus: Int] {
+  package func counts() async throws -> [TaskStatus: Int] {
     try await storing {
       try await client.withConnection { connection in
         var counts: [TaskStatus: Int] = [:]

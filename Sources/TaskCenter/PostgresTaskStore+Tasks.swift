@@ -11,7 +11,7 @@ extension PostgresTaskStore {
   // MARK: TaskStore
 
   /// Inserts arriving together go in one statement (``PostgresBatcher``).
-  public func insert(_ task: TaskRecord) async throws {
+  package func insert(_ task: TaskRecord) async throws {
     let inserted = try await storing {
       try await inserts.submit(task, run: { try await self.insertRows($0) }, single: { try await self.insertRows([$0])[0] })
     }
@@ -31,7 +31,7 @@ extension PostgresTaskStore {
     return tasks.map { inserted.remove($0.id) != nil }
   }
 
-  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+  package func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     try await storing {
       try await self.transaction { connection -> IdempotentInsert in
         let claimed = try await self.counted(connection).query(
@@ -59,7 +59,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+  package func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
     try await storing {
       try await client.withConnection { connection -> (task: TaskRecord, fingerprint: String)? in
         let rows = try await self.counted(connection).query(
@@ -72,11 +72,11 @@ extension PostgresTaskStore {
     }
   }
 
-  public func task(_ id: String) async throws -> TaskRecord? {
+  package func task(_ id: String) async throws -> TaskRecord? {
     try await storing { try await client.withConnection { try await self.fetch(id, on: $0) } }
   }
 
-  public func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
+  package func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
     try await storing {
       let limit = max(0, limit)
       let offset = max(0, offset)
@@ -90,7 +90,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func queued(limit: Int) async throws -> [TaskRecord] {
+  package func queued(limit: Int) async throws -> [TaskRecord] {
     try await storing {
       try await client.withConnection { connection in
         try await self.records(
@@ -102,7 +102,7 @@ extension PostgresTaskStore {
 
   /// One statement (one round trip): the row changes only while it is still queued, so of two
   /// gateways starting the same task one gets it and the other `nil`.
-  public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
+  package func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
     try await storing {
       try await client.withConnection { connection in
         try await self.records(
@@ -122,7 +122,7 @@ extension PostgresTaskStore {
   /// The oldest queued tasks `FOR UPDATE SKIP LOCKED` and the other gateways' free nodes are
   /// offered; the picks start in one statement, which also counts them running on their nodes
   /// (so another gateway reading the nodes after this commit sees those slots taken).
-  public func startQueued(
+  package func startQueued(
     limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord] {
     try await storing {
@@ -234,7 +234,7 @@ extension PostgresTaskStore {
     return finishes.map { changed.removeValue(forKey: $0.id) }
   }
 
-  public func count(_ status: TaskStatus) async throws -> Int {
+  package func count(_ status: TaskStatus) async throws -> Int {
     try await storing {
       try await client.withConnection { connection -> Int in
         let rows = try await self.counted(connection).query(
@@ -247,7 +247,7 @@ extension PostgresTaskStore {
 
   /// One statement, the same rule as ``TaskRecord/finishing(with:by:at:)``: only a task that
   /// is not final, and with `nodeID` only while it runs there.
-  public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
+  package func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws -> TaskRecord? {
     if let nodeID {
       // A node's answer (the hot path): answers arriving together go in one statement.
       let finish = Finish(id: id, nodeID: nodeID, outcome: outcome, date: date)
@@ -273,7 +273,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+  package func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
     async throws -> TaskRecord?
   {
     try await storing {
@@ -290,7 +290,7 @@ extension PostgresTaskStore {
     }
   }
 
-  public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
+  package func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     try await storing {
       try await self.transaction { connection -> TaskRecord? in
         try await self.requeue(
@@ -303,7 +303,7 @@ extension PostgresTaskStore {
 
   /// This gateway's running tasks only (of one node, or all): another gateway's are its own.
   /// Tasks started before gateways were tagged count as this gateway's.
-  public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
+  package func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     let query: PostgresQuery =
       if let nodeID {
         "SELECT \(unescaped: PostgresTaskRow.columns) FROM easyremote_task WHERE status = 'running' AND node_id = \(nodeID) AND (gateway_id = \(gatewayID) OR gateway_id IS NULL) ORDER BY created_at FOR UPDATE"

@@ -87,7 +87,7 @@ public final class SQLiteTaskStore: TaskStore {
   }
 
   /// SQLite's journal mode of the open file (`wal`).
-  public func journalMode() async throws -> String {
+  package func journalMode() async throws -> String {
     try await pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
   }
 
@@ -155,7 +155,7 @@ public final class SQLiteTaskStore: TaskStore {
     return migrator
   }
 
-  public func insert(_ task: TaskRecord) async throws {
+  package func insert(_ task: TaskRecord) async throws {
     try await writing { db in
       if try Row.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM task WHERE id = ?"), arguments: [task.id]) != nil {
         throw TaskCenterError.duplicateTask(task.id)
@@ -165,7 +165,7 @@ public final class SQLiteTaskStore: TaskStore {
     count(from: nil, to: task.status)
   }
 
-  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+  package func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     let result = try await writing { db -> IdempotentInsert in
       if let row = try Row.fetchOne(
         db.cachedStatement(sql: "SELECT taskID, fingerprint FROM idempotency_key WHERE key = ?"), arguments: [key]),
@@ -186,7 +186,7 @@ public final class SQLiteTaskStore: TaskStore {
     return result
   }
 
-  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
+  package func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? {
     try await reading { db -> (task: TaskRecord, fingerprint: String)? in
       guard
         let row = try Row.fetchOne(
@@ -197,11 +197,11 @@ public final class SQLiteTaskStore: TaskStore {
     }
   }
 
-  public func task(_ id: String) async throws -> TaskRecord? {
+  package func task(_ id: String) async throws -> TaskRecord? {
     try await reading { db in try TaskRow.fetch(db, id: id)?.record }
   }
 
-  public func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
+  package func tasks(status: TaskStatus?, limit: Int, offset: Int) async throws -> [TaskRecord] {
     try await reading { db in
       let filter = status == nil ? "" : "WHERE status = ?"
       let sql = "SELECT \(TaskRow.columnList) FROM task \(filter) ORDER BY createdAt DESC, id DESC LIMIT ? OFFSET ?"
@@ -211,36 +211,36 @@ public final class SQLiteTaskStore: TaskStore {
     }
   }
 
-  public func queued(limit: Int) async throws -> [TaskRecord] {
+  package func queued(limit: Int) async throws -> [TaskRecord] {
     try await reading { db in
       let sql = "SELECT \(TaskRow.columnList) FROM task WHERE status = 'queued' ORDER BY createdAt, id LIMIT ?"
       return try TaskRow.fetchAll(db.cachedStatement(sql: sql), arguments: [max(0, limit)]).map(\.record)
     }
   }
 
-  public func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
+  package func start(_ id: String, on nodeID: String, at date: Date) async throws -> TaskRecord? {
     try await changing(id) { $0.starting(on: nodeID, at: date) }
   }
 
-  public func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
+  package func finish(_ id: String, with outcome: TaskOutcome, by nodeID: String?, at date: Date) async throws
     -> TaskRecord?
   {
     try await changing(id) { $0.finishing(with: outcome, by: nodeID, at: date) }
   }
 
-  public func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
+  package func finishLate(_ id: String, attempt: Int, with outcome: TaskOutcome, by nodeID: String, at date: Date)
     async throws -> TaskRecord?
   {
     try await changing(id) { $0.finishingLate(with: outcome, attempt: attempt, by: nodeID, at: date) }
   }
 
-  public func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
+  package func requeue(_ id: String, from nodeID: String, reason: String, at date: Date) async throws -> TaskRecord? {
     try await changing(id) { task in
       task.status == .running && task.nodeID == nodeID ? task.requeued(reason: reason, at: date) : nil
     }
   }
 
-  public func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
+  package func requeueRunning(on nodeID: String?, reason: String, at date: Date) async throws -> [TaskRecord] {
     try await writing { db in
       let filter = nodeID == nil ? "" : "AND nodeID = ?"
       let sql = "SELECT \(TaskRow.columnList) FROM task WHERE status = 'running' \(filter) ORDER BY createdAt"
@@ -257,7 +257,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
   }
 
-  public func counts() async throws -> [TaskStatus: Int] {
+  package func counts() async throws -> [TaskStatus: Int] {
     statusCounts.withLock { $0.filter { $0.value != 0 } }
   }
 
@@ -299,7 +299,7 @@ public final class SQLiteTaskStore: TaskStore {
     }
   }
 
-  public func diskSpace() -> DiskSpace? { DiskSpace.of(path) }
+  package func diskSpace() -> DiskSpace? { DiskSpace.of(path) }
 
   private func reading<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
     do {

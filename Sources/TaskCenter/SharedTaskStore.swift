@@ -10,7 +10,7 @@ public import Foundation
 ///
 /// On such a store ``TaskStore/requeueRunning(on:reason:at:)`` touches this gateway's tasks
 /// only, and every change is announced to the others (``notices()``).
-public protocol SharedTaskStore: TaskStore {
+package protocol SharedTaskStore: TaskStore {
   /// This gateway's id, unique per process.
   var gatewayID: String { get }
 
@@ -53,19 +53,19 @@ public protocol SharedTaskStore: TaskStore {
 }
 
 /// What a gateway publishes with its lease.
-public struct GatewayPublication: Sendable, Equatable {
+package struct GatewayPublication: Sendable, Equatable {
   /// Where other gateways reach it (`host:port`).
-  public var address: String?
+  package var address: String?
   /// The functions its nodes serve, and the ids of its nodes (calls are forwarded by these).
-  public var functions: [String]
-  public var nodes: [String]
+  package var functions: [String]
+  package var nodes: [String]
   /// Its task-center nodes as `GET /nodes` shows them, and its functions as `GET /functions`.
-  public var nodeInfos: [TaskNodeInfo]
-  public var functionInfos: [FunctionInfo]
+  package var nodeInfos: [TaskNodeInfo]
+  package var functionInfos: [FunctionInfo]
   /// Its connected nodes as the clients' `listNodes` shows them.
-  public var memberInfos: [NodeInfo]
+  package var memberInfos: [NodeInfo]
 
-  public init(
+  package init(
     address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = [],
     functionInfos: [FunctionInfo] = [], memberInfos: [NodeInfo] = []
   ) {
@@ -83,7 +83,7 @@ public struct GatewayLease: Sendable, Equatable {
   public var id: String
   public var startedAt: Date
   public var leaseUntil: Date
-  public var published: GatewayPublication
+  package var published: GatewayPublication
 
   public var address: String? { published.address }
   public var functions: [String] { published.functions }
@@ -91,7 +91,7 @@ public struct GatewayLease: Sendable, Equatable {
 }
 
 /// A change announced by a shared store.
-public enum TaskNotice: Sendable, Equatable {
+package enum TaskNotice: Sendable, Equatable {
   /// Task `id` was submitted (it is queued) through `gateway`.
   case created(id: String, gateway: String)
   /// Task `id` now has `status`; `gateway` made the change.
@@ -108,7 +108,7 @@ public enum TaskNotice: Sendable, Equatable {
 extension SharedTaskStore {
   /// Renews the lease publishing nothing (no functions, no nodes).
   @discardableResult
-  public func renewLease(for duration: Duration, address: String?) async throws -> Bool {
+  package func renewLease(for duration: Duration, address: String?) async throws -> Bool {
     try await renewLease(for: duration, publishing: GatewayPublication(address: address), announce: false)
   }
 }

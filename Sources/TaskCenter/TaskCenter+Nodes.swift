@@ -117,12 +117,12 @@ extension TaskCenter {
 
   /// Who is speaking over HTTP: the node it names (if any), the key it presents (if any),
   /// and the IP address it speaks from. See ``PullRegistry`` for the rules.
-  public struct PullCaller: Sendable {
-    public var nodeID: String?
-    public var key: String?
-    public var address: String?
+  package struct PullCaller: Sendable {
+    package var nodeID: String?
+    package var key: String?
+    package var address: String?
 
-    public init(nodeID: String?, key: String? = nil, address: String? = nil) {
+    package init(nodeID: String?, key: String? = nil, address: String? = nil) {
       self.nodeID = nodeID
       self.key = key
       self.address = address
@@ -130,11 +130,11 @@ extension TaskCenter {
   }
 
   /// What a pulling node's heartbeat is answered with.
-  public struct PullHeartbeatReply: Sendable, Equatable {
+  package struct PullHeartbeatReply: Sendable, Equatable {
     /// It joined (or came back) with this heartbeat.
-    public var joined: Bool
+    package var joined: Bool
     /// Its key: in the answer to the first heartbeat of its id only.
-    public var nodeKey: String?
+    package var nodeKey: String?
   }
 
   /// Whether `nodeID` is a node on a link, or one that was (which nobody may speak for over HTTP).
@@ -146,7 +146,7 @@ extension TaskCenter {
   /// joins it. Throws ``TaskCenterError/Code/forbidden`` — changing nothing — for a node
   /// connected over a link, or a key that is missing or wrong.
   @discardableResult
-  public func pullHeartbeat(
+  package func pullHeartbeat(
     _ caller: PullCaller, resources: NodeResources, load: NodeLoad, slots: Int = 1
   ) throws(TaskCenterError) -> PullHeartbeatReply {
     guard let nodeID = caller.nodeID, !nodeID.isEmpty else { throw .invalid("node_id", "node_id is required") }
@@ -173,7 +173,7 @@ extension TaskCenter {
   /// The next code task for a pulling node, started on it; `nil` when it is not idle or
   /// nothing fits (`GET /internal/task/request`). A caller that names no node is the key-less
   /// node that last sent a heartbeat from its address.
-  public func claim(for caller: PullCaller) async throws -> TaskRecord? {
+  package func claim(for caller: PullCaller) async throws -> TaskRecord? {
     let now = self.now()
     let nodeID = try state.withLock { state throws(TaskCenterError) -> String in
       guard let named = caller.nodeID, !named.isEmpty else {
@@ -232,7 +232,7 @@ extension TaskCenter {
   /// address it heartbeats from. Anything else is ``TaskCenterError/Code/forbidden`` and
   /// changes nothing. A report for a task that is no longer running returns it as it is.
   @discardableResult
-  public func report(
+  package func report(
     _ taskID: String, from caller: PullCaller, attempt: Int? = nil, outcome: TaskOutcome
   ) async throws -> TaskRecord {
     try TaskCenterError.bounded { () throws(InputBoundsError) in

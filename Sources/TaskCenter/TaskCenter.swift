@@ -11,6 +11,9 @@ import Synchronization
 /// polling. Tasks live in a ``TaskStore`` (SQLite by default), so an accepted task survives a
 /// crash of the gateway; a task whose node goes away is queued again.
 ///
+/// Its store is one of ``SQLiteTaskStore`` (a file; the default), ``PostgresTaskStore`` (shared
+/// by several gateways) or ``MemoryTaskStore`` (lost with the process: tests, demos).
+///
 /// ```swift
 /// let server = Server(port: 8080)
 /// let center = TaskCenter(server: server, store: try SQLiteTaskStore())
@@ -128,11 +131,50 @@ public final class TaskCenter: Sendable {
     var started = false
   }
 
+  /// A task center that keeps its tasks in a SQLite file.
+  ///
   /// - Parameters:
   ///   - clock: what its loops sleep on; `now`: the wall time. Tests pass a clock they move,
   ///     with its wall time.
-  public init(
+  public convenience init(
+    server: Server, store: SQLiteTaskStore, configuration: Configuration = Configuration(),
+    clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
+    logger: Logger? = nil
+  ) {
+    self.init(server: server, anyStore: store, configuration: configuration, clock: clock, now: now, logger: logger)
+  }
+
+  /// A task center that shares its tasks with the other gateways on a PostgreSQL database.
+  /// Run the store as a service given before the task center (it closes after the center has
+  /// handed its tasks back), or ``PostgresTaskStore/close()`` it after ``stop()``.
+  public convenience init(
+    server: Server, store: PostgresTaskStore, configuration: Configuration = Configuration(),
+    clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
+    logger: Logger? = nil
+  ) {
+    self.init(server: server, anyStore: store, configuration: configuration, clock: clock, now: now, logger: logger)
+  }
+
+  /// A task center whose tasks live in memory only (lost when the process ends).
+  public convenience init(
+    server: Server, store: MemoryTaskStore, configuration: Configuration = Configuration(),
+    clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
+    logger: Logger? = nil
+  ) {
+    self.init(server: server, anyStore: store, configuration: configuration, clock: clock, now: now, logger: logger)
+  }
+
+  /// A task center on any store of the package (the gateway command picks one at run time).
+  package convenience init(
     server: Server, store: any TaskStore, configuration: Configuration = Configuration(),
+    clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
+    logger: Logger? = nil
+  ) {
+    self.init(server: server, anyStore: store, configuration: configuration, clock: clock, now: now, logger: logger)
+  }
+
+  private init(
+    server: Server, anyStore store: any TaskStore, configuration: Configuration = Configuration(),
     clock: any Clock<Duration> = ContinuousClock(), now: @escaping @Sendable () -> Date = { Date() },
     logger: Logger? = nil
   ) {

@@ -108,7 +108,7 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
   /// Seconds the last attempt ran.
   public var executionTime: Double?
 
-  public init(
+  package init(
     id: String = TaskRecord.newID(), kind: TaskKind, code: String? = nil, function: String? = nil,
     invocation: TaskPayload? = nil, timeout: Double = 300, resources: ResourceRequest = ResourceRequest(),
     maxAttempts: Int = 3, createdAt: Date = Date()
@@ -252,7 +252,7 @@ public struct TaskRecord: Codable, Sendable, Equatable, Identifiable {
   }
 
   /// `task_` and 24 hex digits: unique, and sortable by nothing (order by `createdAt`).
-  public static func newID() -> String {
+  package static func newID() -> String {
     let uuid = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
     return "task_" + uuid.prefix(24)
   }
@@ -268,7 +268,7 @@ public struct TaskOutcome: Codable, Sendable, Equatable {
   public var errorMessage: String?
   public var executionTime: Double?
 
-  public init(
+  package init(
     status: TaskStatus, output: TaskPayload? = nil, stderr: String? = nil, exitStatus: Int? = nil,
     errorMessage: String? = nil, executionTime: Double? = nil
   ) {
@@ -287,11 +287,11 @@ public struct TaskOutcome: Codable, Sendable, Equatable {
     case executionTime = "execution_time"
   }
 
-  public static func completed(_ output: TaskPayload, executionTime: Double? = nil) -> TaskOutcome {
+  package static func completed(_ output: TaskPayload, executionTime: Double? = nil) -> TaskOutcome {
     TaskOutcome(status: .completed, output: output, exitStatus: 0, executionTime: executionTime)
   }
 
-  public static func failed(_ message: String, executionTime: Double? = nil) -> TaskOutcome {
+  package static func failed(_ message: String, executionTime: Double? = nil) -> TaskOutcome {
     TaskOutcome(status: .failed, errorMessage: message, executionTime: executionTime)
   }
 }

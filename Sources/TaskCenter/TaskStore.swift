@@ -6,7 +6,7 @@ public import Foundation
 /// ``SQLiteTaskStore`` keeps them in a file (the default); ``MemoryTaskStore`` in memory (for
 /// tests and to measure what persistence costs). A PostgreSQL store implements the same
 /// protocol.
-public protocol TaskStore: Sendable {
+package protocol TaskStore: Sendable {
   /// Stores a new task (status `queued`). Once this returns, the task survives a crash.
   func insert(_ task: TaskRecord) async throws
 
@@ -77,11 +77,11 @@ public protocol TaskStore: Sendable {
 
 /// What the dispatcher chooses from: the oldest queued tasks, and (on a shared store) the
 /// other gateways' nodes that have a free slot.
-public struct QueueOffer: Sendable {
-  public var tasks: [TaskRecord]
-  public var others: [PoolNode]
+package struct QueueOffer: Sendable {
+  package var tasks: [TaskRecord]
+  package var others: [PoolNode]
 
-  public init(tasks: [TaskRecord], others: [PoolNode] = []) {
+  package init(tasks: [TaskRecord], others: [PoolNode] = []) {
     self.tasks = tasks
     self.others = others
   }
@@ -89,36 +89,36 @@ public struct QueueOffer: Sendable {
 
 /// What the dispatcher chose: a node for each task it starts, and the gateways to wake for
 /// tasks it left to their nodes (which the seed-004 rules serve first).
-public struct QueueChoice: Sendable, Equatable {
-  public var picks: [QueuePick]
-  public var wake: Set<String>
+package struct QueueChoice: Sendable, Equatable {
+  package var picks: [QueuePick]
+  package var wake: Set<String>
 
-  public init(picks: [QueuePick] = [], wake: Set<String> = []) {
+  package init(picks: [QueuePick] = [], wake: Set<String> = []) {
     self.picks = picks
     self.wake = wake
   }
 }
 
 /// A task the dispatcher chose a node for.
-public struct QueuePick: Sendable, Equatable {
-  public var taskID: String
-  public var nodeID: String
+package struct QueuePick: Sendable, Equatable {
+  package var taskID: String
+  package var nodeID: String
 
-  public init(taskID: String, nodeID: String) {
+  package init(taskID: String, nodeID: String) {
     self.taskID = taskID
     self.nodeID = nodeID
   }
 }
 
 /// What an insert under an idempotency key did.
-public struct IdempotentInsert: Sendable {
-  public var task: TaskRecord
+package struct IdempotentInsert: Sendable {
+  package var task: TaskRecord
   /// The fingerprint of the request the task was made for.
-  public var fingerprint: String
+  package var fingerprint: String
   /// Whether `task` was inserted now (false: it was there from an earlier request).
-  public var inserted: Bool
+  package var inserted: Bool
 
-  public init(task: TaskRecord, fingerprint: String, inserted: Bool) {
+  package init(task: TaskRecord, fingerprint: String, inserted: Bool) {
     self.task = task
     self.fingerprint = fingerprint
     self.inserted = inserted
@@ -126,20 +126,20 @@ public struct IdempotentInsert: Sendable {
 }
 
 /// Free and total bytes of a disk.
-public struct DiskSpace: Sendable, Equatable {
-  public var free: Int64
-  public var total: Int64
+package struct DiskSpace: Sendable, Equatable {
+  package var free: Int64
+  package var total: Int64
 
-  public init(free: Int64, total: Int64) {
+  package init(free: Int64, total: Int64) {
     self.free = free
     self.total = total
   }
 
   /// Too little left to write safely: under 64 MiB, or under 5 % of a small disk.
-  public var isLow: Bool { free < min(64 << 20, total / 20) }
+  package var isLow: Bool { free < min(64 << 20, total / 20) }
 
   /// The space free on the disk holding `path` (a file or a folder).
-  public static func of(_ path: String) -> DiskSpace? {
+  package static func of(_ path: String) -> DiskSpace? {
     var folder = path
     var isFolder: ObjCBool = false
     if !FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) || !isFolder.boolValue {
@@ -154,25 +154,25 @@ public struct DiskSpace: Sendable, Equatable {
 
 extension TaskStore {
   /// For stores that cannot say.
-  public func diskSpace() -> DiskSpace? { nil }
+  package func diskSpace() -> DiskSpace? { nil }
 
   /// For stores that keep no keys: none.
-  public func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? { nil }
+  package func task(idempotencyKey key: String) async throws -> (task: TaskRecord, fingerprint: String)? { nil }
 
   /// For stores that keep no keys: refuses, rather than insert twice.
-  public func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
+  package func insert(_ task: TaskRecord, idempotencyKey key: String, fingerprint: String) async throws -> IdempotentInsert {
     throw TaskCenterError(code: .internalError, message: "this task store does not keep idempotency keys")
   }
 
-  public func tasks(status: TaskStatus? = nil, limit: Int = 100) async throws -> [TaskRecord] {
+  package func tasks(status: TaskStatus? = nil, limit: Int = 100) async throws -> [TaskRecord] {
     try await tasks(status: status, limit: limit, offset: 0)
   }
 
-  public func count(_ status: TaskStatus) async throws -> Int { try await counts()[status] ?? 0 }
+  package func count(_ status: TaskStatus) async throws -> Int { try await counts()[status] ?? 0 }
 
   /// ``queued(limit:)``, then each pick's ``start(_:on:at:)`` at once (in the SQLite store they
   /// share one group commit). Throws only when no start succeeded and one failed.
-  public func startQueued(
+  package func startQueued(
     limit: Int, now: @escaping @Sendable () -> Date, choose: @escaping @Sendable (QueueOffer) -> QueueChoice
   ) async throws -> [TaskRecord] {
     let queued = try await queued(limit: limit)
