@@ -4,18 +4,6 @@ public import Foundation
 /// work in flight, the functions with their counters. The one source that metrics and a
 /// console read (``Server/snapshot(at:)``; the task center adds its queue and tasks).
 public struct GatewaySnapshot: Sendable, Equatable {
-  /// One connected compute node.
-  public struct Node: Sendable, Equatable {
-    public var id: String
-    public var functions: [String]
-    public var maxWorkers: Int
-    /// Calls routed to it and not yet answered.
-    public var calls: Int
-    /// Tasks of the task center running on it.
-    public var tasks: Int
-    public var joinedAt: Date
-  }
-
   /// One function of the pool, with what the gateway counted of its calls.
   public struct Function: Sendable, Equatable {
     public var name: String
@@ -29,12 +17,12 @@ public struct GatewaySnapshot: Sendable, Equatable {
   }
 
   public var takenAt: Date
-  /// Nodes by id.
-  public var nodes: [Node]
+  /// The connected nodes, by id.
+  public var nodes: [NodeInfo]
   /// Functions by name: those served now, and those called before whose nodes are gone.
   public var functions: [Function]
   public var totalRequests: Int
   public var failedRequests: Int
   /// Calls in flight, all nodes together.
-  public var callsInFlight: Int { nodes.reduce(0) { $0 + $1.calls } }
+  public var callsInFlight: Int { nodes.reduce(0) { $0 + $1.inFlight } }
 }

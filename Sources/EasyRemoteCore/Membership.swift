@@ -457,10 +457,7 @@ package struct Membership: Sendable {
 
   /// Every node on a link, sorted by id.
   package var nodeInfos: [NodeInfo] {
-    linked.map { member in
-      NodeInfo(
-        id: member.id, functions: member.functions.keys.sorted(), maxWorkers: member.maxWorkers, inFlight: member.calls,
-        tasks: member.tasks)
-    }.sorted { $0.id < $1.id }
+    let now = Date()
+    return linked.map { $0.info(at: now) }.sorted { $0.id < $1.id }
   }
 }

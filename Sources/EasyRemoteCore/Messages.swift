@@ -187,35 +187,3 @@ public struct HealthReport: Codable, Sendable, Equatable {
   }
 }
 
-/// A compute node as the gateway sees it.
-public struct NodeInfo: Codable, Sendable, Equatable {
-  public var id: String
-  public var functions: [String]
-  public var maxWorkers: Int
-  /// Calls routed to it and not yet answered.
-  public var inFlight: Int
-  /// Tasks of the task center running on it; they share its `maxWorkers` with the calls.
-  public var tasks: Int
-  /// The other gateway it is connected to (several gateways on one store); `nil` for the
-  /// gateway that answered.
-  public var gateway: String?
-
-  public init(id: String, functions: [String], maxWorkers: Int, inFlight: Int, tasks: Int = 0, gateway: String? = nil) {
-    self.id = id
-    self.functions = functions
-    self.maxWorkers = maxWorkers
-    self.inFlight = inFlight
-    self.tasks = tasks
-    self.gateway = gateway
-  }
-
-  public init(from decoder: any Decoder) throws {
-    let container = try decoder.container(keyedBy: CodingKeys.self)
-    id = try container.decode(String.self, forKey: .id)
-    functions = try container.decode([String].self, forKey: .functions)
-    maxWorkers = try container.decode(Int.self, forKey: .maxWorkers)
-    inFlight = try container.decode(Int.self, forKey: .inFlight)
-    tasks = try container.decodeIfPresent(Int.self, forKey: .tasks) ?? 0  // gateways before 0.9 do not say
-    gateway = try container.decodeIfPresent(String.self, forKey: .gateway)
-  }
-}

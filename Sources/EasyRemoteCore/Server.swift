@@ -198,11 +198,7 @@ public final class Server: Sendable {
           calls: counted.calls, failures: counted.failures,
           averageMilliseconds: counted.calls == 0 ? 0 : counted.totalMilliseconds / Double(counted.calls))
       }
-      let nodes = state.membership.linked.sorted { $0.id < $1.id }.map { member in
-        GatewaySnapshot.Node(
-          id: member.id, functions: member.functions.keys.sorted(), maxWorkers: member.maxWorkers, calls: member.calls,
-          tasks: member.tasks, joinedAt: member.joinedAt)
-      }
+      let nodes = state.membership.linked.sorted { $0.id < $1.id }.map { $0.info(at: now) }
       return GatewaySnapshot(
         takenAt: now, nodes: nodes, functions: functions, totalRequests: state.totalRequests,
         failedRequests: state.failedRequests)

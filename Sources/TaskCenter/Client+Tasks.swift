@@ -81,7 +81,7 @@ extension Client {
   }
 
   /// The nodes of the task center.
-  public func taskNodes() async throws -> [TaskNodeInfo] {
+  public func taskNodes() async throws -> [NodeInfo] {
     try await taskCall(TaskMethods.nodes, Empty())
   }
 

@@ -123,7 +123,7 @@ extension PostgresTaskStore {
             (try? JSONDecoder().decode(type, from: Data(text.utf8))) ?? []
           }
           let published = GatewayPublication(
-            address: address, functions: functions, nodes: nodes, nodeInfos: decoded(infos, as: [TaskNodeInfo].self),
+            address: address, functions: functions, nodes: nodes, nodeInfos: decoded(infos, as: [NodeInfo].self),
             functionInfos: decoded(functionInfos, as: [FunctionInfo].self),
             memberInfos: decoded(memberInfos, as: [NodeInfo].self))
           leases.append(

@@ -60,13 +60,13 @@ package struct GatewayPublication: Sendable, Equatable {
   package var functions: [String]
   package var nodes: [String]
   /// Its task-center nodes as `GET /nodes` shows them, and its functions as `GET /functions`.
-  package var nodeInfos: [TaskNodeInfo]
+  package var nodeInfos: [NodeInfo]
   package var functionInfos: [FunctionInfo]
   /// Its connected nodes as the clients' `listNodes` shows them.
   package var memberInfos: [NodeInfo]
 
   package init(
-    address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [TaskNodeInfo] = [],
+    address: String?, functions: [String] = [], nodes: [String] = [], nodeInfos: [NodeInfo] = [],
     functionInfos: [FunctionInfo] = [], memberInfos: [NodeInfo] = []
   ) {
     self.address = address

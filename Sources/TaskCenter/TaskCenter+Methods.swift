@@ -30,7 +30,7 @@ extension TaskCenter {
       guard let self else { throw Self.gone }
       return try await self.wire { try await self.cancel(query.id) }
     }
-    gateway.serve(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [TaskNodeInfo] in
+    gateway.serve(TaskMethods.nodes) { [weak self] (_: Empty, _) -> [NodeInfo] in
       self?.nodes() ?? []
     }
     // What a node finished is recorded before it announces itself: a task queued again after

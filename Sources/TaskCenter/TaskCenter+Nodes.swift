@@ -5,7 +5,7 @@ import NodeComm
 // The nodes of the task center: joining, leaving (their tasks requeued), what they look like, and the nodes that pull work over HTTP.
 extension TaskCenter {
   /// The nodes that joined the task center (offline ones too), by id.
-  public func nodes() -> [TaskNodeInfo] {
+  public func nodes() -> [NodeInfo] {
     let now = self.now()
     return server.withMembership { $0.taskNodes }.map { info(for: $0, now: now) }
   }
@@ -26,16 +26,8 @@ extension TaskCenter {
   }
 
   /// A task node as `GET /nodes/{id}` shows it.
-  func info(for member: Membership.Member, now: Date) -> TaskNodeInfo {
-    let status = member.taskStatus(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
-    let worker = member.worker ?? Membership.Worker(resources: NodeResources(cores: 0, memoryMB: 0, platform: ""), taskSlots: 0, runsCode: false)
-    let history = member.history
-    return TaskNodeInfo(
-      nodeID: member.id, status: status, resources: worker.resources, load: member.load, slots: worker.taskSlots,
-      running: member.tasks, completedTasks: history.completed, failedTasks: history.failed,
-      totalComputeTime: history.computeSeconds, lastHeartbeat: member.lastHeartbeat, joinedAt: member.joinedAt,
-      runsCode: worker.runsCode, idleSince: status == .idle ? history.waitingSince : nil, isolation: worker.isolation,
-      thresholds: worker.thresholds)
+  func info(for member: Membership.Member, now: Date) -> NodeInfo {
+    member.info(at: now, heartbeatTimeout: configuration.scheduler.heartbeatTimeout)
   }
 
   /// A linked node offers tasks now (its announcement's worker section, already in the
@@ -72,7 +64,7 @@ extension TaskCenter {
   }
 
   /// Node `id`. - Throws: `nodeNotFound`.
-  public func node(_ id: String) throws -> TaskNodeInfo {
+  public func node(_ id: String) throws -> NodeInfo {
     guard let member = server.withMembership({ $0.taskNode(id) }) else {
       throw TaskCenterError(code: .nodeNotFound, message: "node \(id) does not exist", details: "node_id: \(id)")
     }

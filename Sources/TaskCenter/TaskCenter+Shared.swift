@@ -1,4 +1,4 @@
-import EasyRemoteCore
+public import EasyRemoteCore
 import Foundation
 import Sandbox
 
@@ -11,28 +11,28 @@ extension TaskCenter {
   /// The nodes of every gateway on the store (each with its gateway): this one's as they are,
   /// the others' as they last published them (at most a lease renewal old). On a store of
   /// its own: ``nodes()``.
-  public func poolNodes() -> [TaskNodeInfo] {
+  public func poolNodes() -> [NodeInfo] {
     guard let shared, let directory else { return nodes() }
-    var all = nodes().map { node -> TaskNodeInfo in
+    var all = nodes().map { node -> NodeInfo in
       var node = node
       node.gateway = shared.gatewayID
       return node
     }
-    let local = Set(all.map(\.nodeID))
+    let local = Set(all.map(\.id))
     for lease in directory.gateways {
-      for var node in lease.published.nodeInfos where !local.contains(node.nodeID) {
+      for var node in lease.published.nodeInfos where !local.contains(node.id) {
         node.gateway = lease.id
         all.append(node)
       }
     }
-    return all.sorted { ($0.nodeID, $0.gateway ?? "") < ($1.nodeID, $1.gateway ?? "") }
+    return all.sorted { ($0.id, $0.gateway ?? "") < ($1.id, $1.gateway ?? "") }
   }
 
   /// Node `id` of any gateway on the store. - Throws: `nodeNotFound`.
-  public func poolNode(_ id: String) throws -> TaskNodeInfo {
+  public func poolNode(_ id: String) throws -> NodeInfo {
     guard shared != nil else { return try node(id) }
     // An online entry first (a node that moved may still be listed offline where it was).
-    let matching = poolNodes().filter { $0.nodeID == id }
+    let matching = poolNodes().filter { $0.id == id }
     guard let node = matching.first(where: { $0.status != .offline }) ?? matching.first else { return try node(id) }
     return node
   }
@@ -76,7 +76,7 @@ extension TaskCenter {
     let (functionInfos, memberInfos) = (server.localFunctions(), server.localNodes())
     let (functions, members) = (functionInfos.map(\.name), memberInfos.map(\.id))
     let infos = nodes().filter { $0.status != .offline }
-    let now = [functions, members, infos.map(\.nodeID)]
+    let now = [functions, members, infos.map(\.id)]
     let changed = published != now
     do {
       let publication = GatewayPublication(
@@ -168,12 +168,12 @@ extension TaskCenter {
     let before = directory.gateways
     directory.update(try await shared.gateways())
     guard server.eventSubscriberCount > 0 else { return }
-    func placed(_ leases: [GatewayLease]) -> [String: TaskNodeInfo] {
-      var nodes: [String: TaskNodeInfo] = [:]
+    func placed(_ leases: [GatewayLease]) -> [String: NodeInfo] {
+      var nodes: [String: NodeInfo] = [:]
       for lease in leases {
         for var node in lease.published.nodeInfos {
           node.gateway = lease.id
-          nodes[node.nodeID] = node
+          nodes[node.id] = node
         }
       }
       return nodes

@@ -78,7 +78,6 @@ extension TaskCenter {
   package func statsTick() async -> StatsTick {
     let gateway = server.stats()
     let counts = (try? await store.counts()) ?? [:]
-    let inFlight = Dictionary(uniqueKeysWithValues: server.localNodes().map { ($0.id, $0.inFlight) })
     return StatsTick(
       time: now(), callsTotal: gateway.totalRequests, callsFailed: gateway.failedRequests, callsInFlight: gateway.inFlight,
       functions: gateway.perFunction.mapValues(StatsTick.Function.init),
@@ -86,8 +85,7 @@ extension TaskCenter {
       queueLength: counts[.queued] ?? 0,
       nodes: nodes().map {
         StatsTick.Node(
-          nodeID: $0.nodeID, status: $0.status, load: $0.load, running: $0.running, slots: $0.slots,
-          calls: inFlight[$0.nodeID] ?? 0)
+          nodeID: $0.id, status: $0.status, load: $0.load, running: $0.tasks, slots: $0.slots, calls: $0.inFlight)
       },
       queue: await queue().map {
         StatsTick.QueueEntry(

@@ -7,7 +7,7 @@ public import Foundation
 public struct TaskCenterSnapshot: Sendable {
   public var gateway: GatewaySnapshot
   /// Every node that joined the task center (offline ones too), by id.
-  public var nodes: [TaskNodeInfo]
+  public var nodes: [NodeInfo]
   /// The idle nodes, next to be served first, with the reason.
   public var fairOrder: [FairScheduler.QueueEntry]
   /// Tasks by status (every status, zeros included).

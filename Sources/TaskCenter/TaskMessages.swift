@@ -88,44 +88,6 @@ struct TaskListQuery: Codable, Sendable {
   var offset: Int
 }
 
-/// A node as the task center shows it (`GET /nodes`).
-public struct TaskNodeInfo: Codable, Sendable, Equatable {
-  public var nodeID: String
-  public var status: NodeStatus
-  public var resources: NodeResources
-  public var load: NodeLoad
-  public var slots: Int
-  public var running: Int
-  public var completedTasks: Int
-  public var failedTasks: Int
-  public var totalComputeTime: Double
-  public var lastHeartbeat: Date
-  public var joinedAt: Date
-  public var runsCode: Bool
-  /// Since when it has been idle (waiting for work); `nil` while busy or offline.
-  public var idleSince: Date?
-  /// How its code tasks are isolated; `nil` when it runs none or did not say (HTTP pull).
-  public var isolation: SandboxIsolation?
-  /// Above these its machine is busy with its owner's work and gets no tasks.
-  public var thresholds: LoadThresholds = LoadThresholds()
-  /// The gateway it is connected to, on a store several gateways share (`nil` otherwise).
-  public var gateway: String?
-
-  enum CodingKeys: String, CodingKey {
-    case gateway
-    case nodeID = "node_id"
-    case status, resources, load, slots, running
-    case completedTasks = "completed_tasks"
-    case failedTasks = "failed_tasks"
-    case totalComputeTime = "total_compute_time"
-    case lastHeartbeat = "last_heartbeat"
-    case joinedAt = "joined_at"
-    case runsCode = "runs_code"
-    case idleSince = "idle_since"
-    case isolation, thresholds
-  }
-}
-
 /// Something that happened in the task center, as `GET /ws/updates` sends it.
 ///
 /// The data of a task or node event is the object `GET /tasks/{id}` or `GET /nodes/{id}`

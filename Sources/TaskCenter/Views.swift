@@ -1,3 +1,4 @@
+public import EasyRemoteCore
 public import Foundation
 
 // The JSON shapes of a task and a node, shared by the REST API (`GET /tasks/{id}`,
@@ -36,9 +37,9 @@ package struct TaskView: Encodable, Sendable {
 
 /// A node (`GET /nodes`, `GET /nodes/{id}`).
 package struct NodeView: Encodable, Sendable {
-  package var node: TaskNodeInfo
+  package var node: NodeInfo
 
-  package init(node: TaskNodeInfo) { self.node = node }
+  package init(node: NodeInfo) { self.node = node }
 
   struct Resources: Encodable {
     var cpuCores: Int
@@ -75,13 +76,13 @@ package struct NodeView: Encodable, Sendable {
 
   package func encode(to encoder: any Encoder) throws {
     var container = encoder.container(keyedBy: CodingKeys.self)
-    try container.encode(node.nodeID, forKey: .nodeID)
+    try container.encode(node.id, forKey: .nodeID)
     try container.encode(node.status, forKey: .status)
     try container.encode(node.resources.platform, forKey: .platform)
     try container.encode(Resources(cpuCores: node.resources.cores, memoryMB: node.resources.memoryMB), forKey: .resources)
     try container.encode(node.load, forKey: .currentLoad)
     try container.encode(node.slots, forKey: .slots)
-    try container.encode(node.running, forKey: .running)
+    try container.encode(node.tasks, forKey: .running)
     try container.encode(node.lastHeartbeat, forKey: .lastHeartbeat)
     try container.encode(node.joinedAt, forKey: .joinedAt)
     try container.encode(node.completedTasks, forKey: .completedTasks)

@@ -265,7 +265,7 @@ public struct TaskCenterAPI: Sendable {
   func topNodes(_ request: Request) throws -> Response {
     let limit = try integer(request.uri.queryParameters.get("limit"), field: "limit", default: 5, range: 1...1000)
     let nodes = center.poolNodes().sorted {
-      ($0.completedTasks, $0.totalComputeTime, $1.nodeID) > ($1.completedTasks, $1.totalComputeTime, $0.nodeID)
+      ($0.completedTasks, $0.totalComputeTime, $1.id) > ($1.completedTasks, $1.totalComputeTime, $0.id)
     }
     return JSONBody.response(["nodes": nodes.prefix(limit).map(NodeView.init)])
   }

@@ -37,7 +37,7 @@ struct TaskCenterTests {
     let listed = try await client.tasks(status: .completed)
     #expect(Set(listed.map(\.id)).isSuperset(of: [codeID, addID]))
     let nodes = try await client.taskNodes()
-    #expect(nodes.map(\.nodeID) == ["n1"])
+    #expect(nodes.map(\.id) == ["n1"])
     #expect(nodes.first?.completedTasks == 3)
     #expect(nodes.first?.status == .idle)
 
@@ -165,7 +165,7 @@ struct TaskCenterTests {
     #expect(task.nodeID == "second")
     #expect(task.attempts == 2)
     #expect(task.result == "done")
-    #expect(fabric.center.nodes().first { $0.nodeID == "first" }?.status == .offline)
+    #expect(fabric.center.nodes().first { $0.id == "first" }?.status == .offline)
 
     // Out of attempts: failed with the reason.
     let once = try await client.submit(TaskSubmission(code: "import time\ntime.sleep(30)", maxAttempts: 1))
@@ -276,14 +276,14 @@ struct TaskCenterTests {
     let gatewayNodes = Dictionary(uniqueKeysWithValues: snapshot.gateway.nodes.map { ($0.id, $0) })
     let busy = try #require(gatewayNodes[running.nodeID ?? ""])
     #expect(busy.tasks == 1)
-    #expect(gatewayNodes["snap"]?.calls == 1 && gatewayNodes["snap"]?.maxWorkers == 2)
+    #expect(gatewayNodes["snap"]?.inFlight == 1 && gatewayNodes["snap"]?.maxWorkers == 2)
     let add = try #require(snapshot.gateway.functions.first { $0.name == "sync_add" })
     #expect(add.calls == 2 && add.failures == 1 && add.nodes == ["idle", "snap"] && add.averageMilliseconds > 0)
     #expect(snapshot.gateway.functions.first { $0.name == "hold" }?.calls == 0, "counted when answered")
     #expect(snapshot.gateway.callsInFlight == 1)
     #expect(snapshot.tasks[.running] == 1 && snapshot.queueLength == 0 && snapshot.tasks[.completed] == 0)
-    #expect(snapshot.nodes.map(\.nodeID) == ["idle", "snap"])
-    #expect(snapshot.nodes.first { $0.nodeID == running.nodeID }?.running == 1)
+    #expect(snapshot.nodes.map(\.id) == ["idle", "snap"])
+    #expect(snapshot.nodes.first { $0.id == running.nodeID }?.tasks == 1)
     // The fair order lists the idle nodes only.
     #expect(Set(snapshot.fairOrder.map(\.nodeID)).isSubset(of: ["idle", "snap"]))
     #expect(!snapshot.fairOrder.contains { $0.nodeID == running.nodeID && running.nodeID == "idle" })
@@ -347,7 +347,7 @@ struct TaskCenterTests {
     #expect(pairs.count == 2)
     #expect(pairs.contains([.string("leaving"), .string("node leaving left")]))
     #expect(pairs.contains([.string("silent"), .string("node silent missed its heartbeats")]))
-    #expect(fabric.center.nodes().first { $0.nodeID == "leaving" }?.status == .offline)
+    #expect(fabric.center.nodes().first { $0.id == "leaving" }?.status == .offline)
     await fabric.stop()
   }
 
