@@ -2,6 +2,7 @@ import ArgumentParser
 import EasyRemote
 import NodeComm
 import TaskCenter
+import TaskCenterHTTP
 import Foundation
 import Synchronization
 
@@ -40,13 +41,13 @@ struct GatewayOptions: ParsableArguments {
 
   /// The YAML file's settings, parsed at each read (options keep no state): read it once per use.
   private var fileConfig: NodeConfig? {
-    (configFile ?? environment["EASYREMOTE_CONFIG"]).flatMap { try? NodeConfig.load(file: $0) }
+    (configFile ?? environment["EASYREMOTE_CONFIG"]).flatMap { try? NodeConfig.load(file: $0, otherSections: GatewaySettings.sections) }
   }
 
   func validate() throws {
     if let file = configFile ?? environment["EASYREMOTE_CONFIG"] {
       do {
-        _ = try NodeConfig.load(file: file)
+        _ = try NodeConfig.load(file: file, otherSections: GatewaySettings.sections)
       } catch {
         throw ValidationError("\(error)")
       }

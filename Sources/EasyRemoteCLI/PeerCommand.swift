@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import NodeComm
 import NodeCommGRPC
+import TaskCenterHTTP
 
 /// A node-layer peer in its own process, for tests and for trying links by hand.
 struct PeerCommand: AsyncParsableCommand {
@@ -17,7 +18,7 @@ struct PeerCommand: AsyncParsableCommand {
   @Option(help: "A YAML node configuration.") var config: String?
 
   func run() async throws {
-    var nodeConfig = try config.map { try NodeConfig.load(file: $0) } ?? .defaults
+    var nodeConfig = try config.map { try NodeConfig.load(file: $0, otherSections: GatewaySettings.sections) } ?? .defaults
     nodeConfig.transport.mode = .grpc
     nodeConfig.transport.host = host
     nodeConfig.transport.port = port

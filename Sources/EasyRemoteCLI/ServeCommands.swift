@@ -49,7 +49,8 @@ struct GatewayCommand: AsyncParsableCommand {
   func run() async throws {
     bootstrapLogging()
     FileLimit.raise()
-    let file = try config.map { try NodeConfig.load(file: $0) }
+    let file = try config.map { try NodeConfig.load(file: $0, otherSections: GatewaySettings.sections) }
+    let settings = try config.map { try GatewaySettings.load(file: $0) } ?? GatewaySettings()
     var nodeConfig = file ?? .defaults
     if let token = token ?? ProcessInfo.processInfo.environment["EASYREMOTE_TOKEN"] { nodeConfig.authToken = token }
     if let authFailuresPerMinute { nodeConfig.limits.authFailuresPerMinute = authFailuresPerMinute }
@@ -65,8 +66,8 @@ struct GatewayCommand: AsyncParsableCommand {
       host: host, port: port, balancing: balancing == "round-robin" ? .roundRobin : .leastInFlight, config: nodeConfig,
       metrics: metrics)
     // The flag, else the file's `tasks.db`.
-    let db = db ?? nodeConfig.tasks.database
-    let leaseSeconds = leaseSeconds ?? nodeConfig.tasks.leaseSeconds ?? 10
+    let db = db ?? settings.tasks.database
+    let leaseSeconds = leaseSeconds ?? settings.tasks.leaseSeconds ?? 10
     let store: any TaskStore =
       if let db, db.hasPrefix("postgres://") || db.hasPrefix("postgresql://") {
         try await PostgresTaskStore(url: db)
@@ -80,13 +81,13 @@ struct GatewayCommand: AsyncParsableCommand {
     let remoteHosts = remote.manager(gateway: server.address ?? "\(host):\(port)", token: nodeConfig.authToken)
     // HTTPS from the flags, else from the file's http.tls.
     let httpFiles = httpTlsCert.map { ($0, httpTlsKey ?? "") }
-      ?? nodeConfig.http.certificateFile.map { ($0, nodeConfig.http.keyFile ?? "") }
+      ?? settings.http.certificateFile.map { ($0, settings.http.keyFile ?? "") }
     let httpTLS = try httpFiles.map { try HTTPServerTLS(certificateFile: $0.0, keyFile: $0.1) }
     let http =
-      noHttp || !nodeConfig.http.enabled
+      noHttp || !settings.http.enabled
       ? nil
       : TaskCenterHTTPServer(
-        center: center, server: server, host: nodeConfig.http.host ?? host, port: httpPort ?? nodeConfig.http.port ?? 8000,
+        center: center, server: server, host: settings.http.host ?? host, port: httpPort ?? settings.http.port ?? 8000,
         configuration: .init(metricsPublic: metricsPublic), remoteHosts: remoteHosts, tls: httpTLS)
     try await center.prepare()  // its loops run in the group (run())
     try await http?.start()

@@ -2,7 +2,8 @@ import Foundation
 
 /// Everything a node needs to know, with defaults for each part.
 ///
-/// The same structure loads from YAML with ``NodeConfig/load(yaml:)`` (keys in snake case):
+/// The same structure loads from YAML with ``NodeConfig/load(yaml:baseDirectory:source:serializers:otherSections:)``
+/// (keys in snake case; decoded with Yams' `Decodable` decoder, unknown keys refused):
 ///
 /// ```yaml
 /// node_id: worker-1
@@ -49,11 +50,6 @@ public struct NodeConfig: Sendable, Equatable {
   public var maxWorkers: Int?
   /// Which payloads travel deflated, on links whose peer agreed to it in HELLO.
   public var compression = CompressionConfig()
-  /// The gateway's HTTP API (`http:` in YAML); the node layer itself has none, the
-  /// `easyremote gateway` command reads it.
-  public var http = HTTPAPIConfig()
-  /// The gateway's task store (YAML `tasks:`); the `--db`/`--lease-seconds` flags win.
-  public var tasks = TaskStoreConfig()
 
   public init(
     nodeID: String? = nil,
@@ -203,34 +199,6 @@ public struct CompressionConfig: Sendable, Equatable {
     guard !methods.isEmpty || !serializers.isEmpty else { return false }
     return methods.contains(method) || serializers.contains(serializer)
       || metadata[Self.functionKey].map(methods.contains) == true
-  }
-}
-
-/// Where and how a gateway serves its HTTP API, from the configuration file; command-line
-/// flags win over it.
-public struct HTTPAPIConfig: Sendable, Equatable {
-  /// Serve the HTTP API at all.
-  public var enabled: Bool = true
-  public var host: String?
-  public var port: Int?
-  /// HTTPS: the certificate chain and key files (PEM), as paths resolved against the
-  /// configuration file's folder.
-  public var certificateFile: String?
-  public var keyFile: String?
-
-  public init() {}
-}
-
-/// Where a gateway keeps its tasks (YAML `tasks: { db: …, lease_seconds: … }`).
-public struct TaskStoreConfig: Sendable, Equatable {
-  /// A SQLite file (relative to the configuration file's folder) or a `postgres://` URL.
-  public var database: String?
-  /// On a store several gateways share: how long this gateway's lease lasts (seconds).
-  public var leaseSeconds: Double?
-
-  public init(database: String? = nil, leaseSeconds: Double? = nil) {
-    self.database = database
-    self.leaseSeconds = leaseSeconds
   }
 }
 

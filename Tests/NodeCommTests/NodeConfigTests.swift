@@ -54,7 +54,7 @@ struct NodeConfigTests {
       auth:
         token: s3cret
       """.write(to: file, atomically: true, encoding: .utf8)
-    let config = try NodeConfig.load(file: file.path)
+    let config = try NodeConfig.load(file: file.path, otherSections: ["http", "tasks"])
     #expect(config.compression == CompressionConfig(enabled: true, methods: ["upload"], serializers: ["raw"], minimumSize: 2048))
     #expect(
       config.retry
@@ -62,9 +62,13 @@ struct NodeConfigTests {
           maxAttempts: 3, initialBackoff: .milliseconds(500), maxBackoff: .seconds(10), multiplier: 3, jitter: 0.1,
           idempotentMethods: ["get"]))
     #expect(config.collectMetrics && config.maxWorkers == 12)
-    #expect(config.tasks == TaskStoreConfig(database: "postgres://easyremote@db.local/tasks", leaseSeconds: 20))
-    #expect(config.http.port == 8443 && config.http.host == "0.0.0.0" && config.http.enabled)
-    #expect(config.http.certificateFile == directory.appendingPathComponent("node.pem").path)
+    // The gateway's sections are another layer's: refused unless the caller says so.
+    do {
+      _ = try NodeConfig.load(file: file.path)
+      Issue.record("the gateway's sections were taken by the node layer")
+    } catch let error as NodeError {
+      #expect(error.message.contains("unknown key 'http'"), "\(error.message)")
+    }
     #expect(config.nodeID == "worker-7")
     #expect(config.debug)
     #expect(config.defaultTimeout == .milliseconds(2500))
@@ -97,6 +101,8 @@ struct NodeConfigTests {
     #expect(wrongType.message.contains("heartbeat.interval"))
     let negative = try expectConfigError("default_timeout: -1\n")
     #expect(negative.message.contains("default_timeout"))
+    let list = try expectConfigError("- a\n- b\n")
+    #expect(list.message.contains("the file must be a mapping of keys to values"), "\(list.message)")
     let badMode = try expectConfigError("transport:\n  mode: carrier-pigeon\n")
     #expect(badMode.message.contains("invalid configuration"))
     let missingFile = try expectConfigError("transport:\n  tls:\n    cert: /nonexistent/cert.pem\n")
