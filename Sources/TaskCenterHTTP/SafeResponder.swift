@@ -1,4 +1,4 @@
-import Hummingbird
+package import Hummingbird
 import HTTPTypes
 import NodeComm
 
@@ -69,5 +69,13 @@ where Builder.Responder.Context == APIRequestContext {
 
   func buildResponder() -> SafeResponder<Builder.Responder> {
     SafeResponder(inner: router.buildResponder(), connections: connections)
+  }
+}
+
+extension TaskCenterAPI {
+  /// The API as the server answers it — its router inside the ``SafeResponder`` rules — for
+  /// an application with no socket of its own (HummingbirdTesting's router mode).
+  package func application() -> some ApplicationProtocol {
+    Application(router: SafeResponderBuilder(router: router(), connections: nil))
   }
 }

@@ -12,17 +12,17 @@ struct ConsoleAPITests {
   static let token = "console-token"
 
   /// With `stats` events every 100 ms.
-  static func stack() async throws -> HTTPStack {
+  static func stack(live: Bool = false) async throws -> HTTPStack {
     let fabric = try await TaskFabric(
       configuration: TaskCenter.Configuration(
         scheduler: .init(heartbeatTimeout: 3), maxCodeBytes: 10_000, maxTimeout: 600, expiryInterval: .milliseconds(100),
         statsInterval: .milliseconds(100)))
-    return try await HTTPStack(token: token, fabric: fabric)
+    return try await HTTPStack(token: token, fabric: fabric, live: live)
   }
 
   @Test("the console's pages and files are served without the token, with a strict CSP; the API stays closed")
   func pages() async throws {
-    let stack = try await ConsoleAPITests.stack()
+    let stack = try await ConsoleAPITests.stack(live: true)  // a raw path (`..`) a URL client would tidy
     for page in ["/web", "/web/monitor", "/web/tasks", "/web/submit"] {
       let reply = try await stack.send("GET", page, token: false)
       #expect(reply.status == 200, "\(page)")
@@ -47,7 +47,7 @@ struct ConsoleAPITests {
 
   @Test("GET / sends a browser to /web and answers API clients with JSON")
   func rootRedirect() async throws {
-    let stack = try await ConsoleAPITests.stack()
+    let stack = try await ConsoleAPITests.stack(live: true)
     let browser = try await RawHTTP.get(stack.http.address!, "/", headers: ["Accept": "text/html,application/xhtml+xml"])
     #expect(browser.hasPrefix("HTTP/1.1 302"), "\(browser)")
     #expect(browser.lowercased().contains("location: /web"))

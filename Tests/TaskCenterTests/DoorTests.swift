@@ -208,7 +208,7 @@ struct PullIdentityTests {
     var configuration = TaskFabric.configuration
     configuration.scheduler.heartbeatTimeout = 600
     configuration.pullNodes = policy
-    return try await Stack(configuration: configuration)
+    return try await Stack(configuration: configuration, live: true)  // the address a request comes from is the subject
   }
 
   @Test("another address cannot heartbeat, claim or report for a key-less worker; the key is handed out once")
@@ -287,7 +287,7 @@ struct PullIdentityTests {
 struct TokenGuessingTests {
   @Test("ten wrong tokens from one address, then even the right one is 429; another address is served")
   func guessing() async throws {
-    let stack = try await HTTPStack(token: "right-token")
+    let stack = try await HTTPStack(token: "right-token", live: true)
     for attempt in 1...10 {
       let guess = try await RawSocket.request(
         "GET", stack.base, "/tasks", headers: ["Authorization": "Bearer guess-\(attempt)"], from: "127.0.0.2")
@@ -315,7 +315,7 @@ struct TokenGuessingTests {
 struct SafeAnswerTests {
   @Test("every answer says nosniff and no-referrer; HEAD is answered as GET without the body")
   func headersAndHead() async throws {
-    let stack = try await HTTPStack(token: "answers-token")
+    let stack = try await HTTPStack(token: "answers-token", live: true)
     for (method, path, token, status) in [
       ("GET", "/health", false, 200), ("GET", "/tasks", true, 200), ("GET", "/tasks", false, 401), ("GET", "/nope", true, 404),
       ("HEAD", "/health", false, 200), ("HEAD", "/web", false, 200), ("HEAD", "/tasks", true, 200), ("HEAD", "/tasks", false, 401),

@@ -18,27 +18,47 @@ import Testing
 struct HTTPAPITests {
   /// A gateway with its task center and HTTP server; `client` checks every reply against the
   /// OpenAPI document.
+  ///
+  /// Its requests go to the API's responder with no socket (HummingbirdTesting's router
+  /// mode), unless `live`: then over a real socket to a server on a free port (`http`,
+  /// `base`) — for the tests whose subject is the connection (WebSockets, a slow reader).
   final class Stack {
     let fabric: TaskFabric
-    let http: TaskCenterHTTPServer
-    let base: String
+    let live: TaskCenterHTTPServer?
+    let router: RouterClient?
     let validator: OpenAPIValidator
     let problems = Mutex<[String]>([])
 
     init(
-      configuration: TaskCenter.Configuration = TaskFabric.configuration, databasePath: String = temporaryDatabasePath()
+      configuration: TaskCenter.Configuration = TaskFabric.configuration, databasePath: String = temporaryDatabasePath(),
+      live: Bool = false
     ) async throws {
       fabric = try await TaskFabric(databasePath: databasePath, configuration: configuration)
-      http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
-      try await http.start()
-      base = "http://\(http.address ?? "")"
       validator = try OpenAPIValidator()
+      if live {
+        let http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
+        try await http.start()
+        self.live = http
+        router = nil
+      } else {
+        self.live = nil
+        router = try await RouterClient.open(TaskCenterAPI(center: fabric.center, server: fabric.server))
+      }
     }
+
+    /// The live server (a stack made `live`).
+    var http: TaskCenterHTTPServer { live! }
+    var base: String { "http://\(http.address ?? "")" }
 
     func send(
       _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
     ) async throws -> HTTPClient.Reply {
-      let reply = try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
+      let reply =
+        if let router {
+          try await router.send(method, path, json: json, raw: raw, headers: headers)
+        } else {
+          try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
+        }
       let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
       problems.withLock { $0 += found }
       return reply
@@ -54,7 +74,8 @@ struct HTTPAPITests {
     }
 
     func stop() async {
-      await http.stop()
+      await router?.close()
+      await live?.stop()
       await fabric.stop()
     }
   }
@@ -461,7 +482,7 @@ struct HTTPAPITests {
 
   @Test("GET /ws/updates sends the gateway's events — node and task — to a real WebSocket client")
   func webSocket() async throws {
-    let stack = try await Stack()
+    let stack = try await Stack(live: true)
     let url = stack.base.replacingOccurrences(of: "http://", with: "ws://") + "/ws/updates"
     let received = Mutex<[String]>([])
     let connected = Signal()
@@ -598,7 +619,7 @@ struct HTTPAPITests {
 struct SlowWebSocketTests {
   @Test("a WebSocket client that stops reading is dropped; the gateway goes on")
   func slowClientDropped() async throws {
-    let stack = try await HTTPAPITests.Stack()
+    let stack = try await HTTPAPITests.Stack(live: true)
     let address = try #require(stack.http.address)
     let port = UInt16(address.split(separator: ":").last ?? "") ?? 0
     let socket = try RawSocket(port: port, receiveBuffer: 4096)
@@ -635,7 +656,7 @@ struct SlowWebSocketTests {
 extension SlowWebSocketTests {
   @Test("stopping the HTTP server does not wait for open WebSockets")
   func stopWithOpenSocket() async throws {
-    let stack = try await HTTPAPITests.Stack()
+    let stack = try await HTTPAPITests.Stack(live: true)
     let address = try #require(stack.http.address)
     let socket = try RawSocket(port: UInt16(address.split(separator: ":").last ?? "") ?? 0, receiveBuffer: 65536)
     defer { socket.close() }

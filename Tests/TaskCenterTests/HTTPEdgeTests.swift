@@ -15,31 +15,46 @@ import Testing
 struct HTTPEdgeTests {
   static let token = "edge-token"
 
+  /// The API in router mode (no socket), or `live` on a free port for the tests whose
+  /// subject is the connection: raw bytes, upgrades, keep-alive, slow clients.
   final class Stack: Sendable {
     let fabric: TaskFabric
-    let http: TaskCenterHTTPServer
-    let base: String
+    let live: TaskCenterHTTPServer?
+    let router: RouterClient?
 
-    init(token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits(), databasePath: String = temporaryDatabasePath())
-      async throws
-    {
+    init(
+      token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits(), databasePath: String = temporaryDatabasePath(),
+      live: Bool = false
+    ) async throws {
       fabric = try await TaskFabric(databasePath: databasePath, token: token)
-      http = TaskCenterHTTPServer(
-        center: fabric.center, server: fabric.server, port: 0, configuration: .init(limits: limits))
-      try await http.start()
-      base = "http://\(http.address ?? "")"
+      if live {
+        let http = TaskCenterHTTPServer(
+          center: fabric.center, server: fabric.server, port: 0, configuration: .init(limits: limits))
+        try await http.start()
+        self.live = http
+        router = nil
+      } else {
+        self.live = nil
+        router = try await RouterClient.open(
+          TaskCenterAPI(center: fabric.center, server: fabric.server, configuration: .init(limits: limits)))
+      }
     }
+
+    /// The live server (a stack made `live`).
+    var http: TaskCenterHTTPServer { live! }
+    var base: String { "http://\(http.address ?? "")" }
 
     func send(
       _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, token: Bool = true, headers: [String: String] = [:]
     ) async throws -> HTTPClient.Reply {
-      try await HTTPClient(base: base).send(
-        method, path, json: json, raw: raw,
-        headers: (token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:]).merging(headers) { $1 })
+      let headers = (token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:]).merging(headers) { $1 }
+      if let router { return try await router.send(method, path, json: json, raw: raw, headers: headers) }
+      return try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
     }
 
     func stop() async {
-      await http.stop()
+      await router?.close()
+      await live?.stop()
       await fabric.stop()
     }
   }
@@ -63,7 +78,7 @@ struct HTTPEdgeTests {
 
   @Test("/ws/updates: a plain GET is 426 (401 first without the token); an upgrade without the token is 401 with the error JSON")
   func webSocketEdges() async throws {
-    let stack = try await Stack()
+    let stack = try await Stack(live: true)
     let plain = try await stack.send("GET", "/ws/updates")
     #expect(plain.status == 426 && plain.errorCode == "UPGRADE_REQUIRED", "\(plain.text)")
     #expect(plain.headers["Upgrade"] == "websocket")
@@ -286,7 +301,7 @@ struct HTTPEdgeTests {
 
   @Test("malformed, oversized and smuggling requests are answered 400/414/431 with the error JSON and closed")
   func hostileRequests() async throws {
-    let stack = try await Stack(token: nil)
+    let stack = try await Stack(token: nil, live: true)
     let address = try #require(stack.http.address)
     let cases: [(String, [UInt8], String, String)] = [
       ("garbage", Array("GARBAGE\r\n\r\n".utf8), "400", "INVALID_REQUEST"),
@@ -311,7 +326,7 @@ struct HTTPEdgeTests {
 
   @Test("requests kept alive on one connection (a body, then another request in the same write) are each answered")
   func keepAliveFraming() async throws {
-    let stack = try await Stack(token: nil)
+    let stack = try await Stack(token: nil, live: true)
     let connection = try RawConnection(try #require(stack.http.address))
     let body = #"{"code": "print(1)"}"#
     await connection.send(
@@ -327,7 +342,7 @@ struct HTTPEdgeTests {
   @Test("slowloris: heads that trickle get 408 and are closed; silent connections are closed; past the cap, 503")
   func slowClientsAndTheConnectionCap() async throws {
     let stack = try await Stack(
-      token: nil, limits: HTTPLimits(headTimeout: .seconds(1), idleTimeout: .seconds(5), maxConnections: 40))
+      token: nil, limits: HTTPLimits(headTimeout: .seconds(1), idleTimeout: .seconds(5), maxConnections: 40), live: true)
     let address = try #require(stack.http.address)
     // 30 clients each send a head one byte at a time, far too slowly. Each sends its first
     // byte as soon as it is connected (so on a loaded machine none is taken for a silent one,
@@ -367,7 +382,7 @@ struct HTTPEdgeTests {
     // refused. (Long timeouts here: on a loaded machine the held connections must not time out
     // before the extra one arrives.)
     let capped = try await Stack(
-      token: nil, limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 40, firstRequestTimeout: .seconds(60)))
+      token: nil, limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 40, firstRequestTimeout: .seconds(60)), live: true)
     let cappedAddress = try #require(capped.http.address)
     var held = try (0..<40).map { _ in try RawConnection(cappedAddress) }
     for connection in held { await connection.send("G") }

@@ -12,7 +12,7 @@ struct HTTPFloodTests {
 
   @Test("HTTP/1.0 is answered and its connection closed at once; with keep-alive it stays")
   func http10() async throws {
-    let stack = try await Stack(token: nil)
+    let stack = try await Stack(token: nil, live: true)
     let address = try #require(stack.http.address)
     let plain = try RawConnection(address)
     await plain.send("GET /health HTTP/1.0\r\n\r\n")
@@ -29,7 +29,7 @@ struct HTTPFloodTests {
 
   @Test("a declared 10 GB body is 413 at once and closed; a chunked body past the limit is cut off")
   func hugeBodies() async throws {
-    let stack = try await Stack(token: nil)
+    let stack = try await Stack(token: nil, live: true)
     let address = try #require(stack.http.address)
     let declared = try RawConnection(address)
     await declared.send("POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10000000000\r\n\r\n")
@@ -58,7 +58,7 @@ struct HTTPFloodTests {
       token: nil,
       limits: HTTPLimits(
         headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 40, firstRequestTimeout: .seconds(60),
-        maxConnectionsPerAddress: 25))
+        maxConnectionsPerAddress: 25), live: true)
     let address = try #require(stack.http.address)
     // 26 silent connections from 127.0.0.2: one of them (the last the server sets up, not
     // always the last made) is 429 at once.
@@ -89,7 +89,7 @@ struct HTTPFloodTests {
   func idleAfterARequest() async throws {
     let stack = try await Stack(
       token: nil,
-      limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 20, firstRequestTimeout: .seconds(60)))
+      limits: HTTPLimits(headTimeout: .seconds(60), idleTimeout: .seconds(60), maxConnections: 20, firstRequestTimeout: .seconds(60)), live: true)
     let address = try #require(stack.http.address)
     // 19 connections each ask once (kept alive) and read the answer; one more begins a
     // request and stops half-way.
@@ -120,7 +120,7 @@ struct HTTPFloodTests {
   @Test("a connection that never sends a byte is closed after the first-request timeout, not the idle one")
   func silentConnectionClosesEarly() async throws {
     let stack = try await Stack(
-      token: nil, limits: HTTPLimits(idleTimeout: .seconds(120), firstRequestTimeout: .seconds(1)))
+      token: nil, limits: HTTPLimits(idleTimeout: .seconds(120), firstRequestTimeout: .seconds(1)), live: true)
     let silent = try RawConnection(try #require(stack.http.address))
     let started = ContinuousClock.now
     let (text, closed) = await silent.readToClose()

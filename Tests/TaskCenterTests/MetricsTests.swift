@@ -14,8 +14,8 @@ struct MetricsTests {
   static let promtool = "/usr/bin/promtool"
   static let prometheus = "/usr/bin/prometheus"
 
-  static func stack(metricsPublic: Bool = false) async throws -> HTTPStack {
-    try await HTTPStack(token: token, configuration: .init(metricsPublic: metricsPublic))
+  static func stack(metricsPublic: Bool = false, live: Bool = false) async throws -> HTTPStack {
+    try await HTTPStack(token: token, configuration: .init(metricsPublic: metricsPublic), live: live)
   }
 
   static func parse(_ text: String) -> [String: Double] {
@@ -158,11 +158,10 @@ struct MetricsTests {
     await open.stop()
 
     let fabric = try await TaskFabric(metrics: nil)
-    let http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
-    try await http.start()
-    let reply = try await HTTPClient(base: "http://\(http.address ?? "")").send("GET", "/metrics")
+    let api = try await RouterClient.open(TaskCenterAPI(center: fabric.center, server: fabric.server))
+    let reply = try await api.send("GET", "/metrics")
     #expect(reply.status == 404 && reply.errorCode == "NOT_FOUND", "\(reply.text)")
-    await http.stop()
+    await api.close()
     await fabric.stop()
   }
 
@@ -170,7 +169,7 @@ struct MetricsTests {
     "a real Prometheus scrapes the gateway (with the token) and its query API has the calls by function",
     .enabled(if: FileManager.default.isExecutableFile(atPath: MetricsTests.prometheus), "needs Debian's prometheus"))
   func scrapedByPrometheus() async throws {
-    let stack = try await MetricsTests.stack()
+    let stack = try await MetricsTests.stack(live: true)  // scraped by another process
     try await stack.fabric.addNode("p1", slots: 2)
     let client = stack.fabric.client()
     for _ in 0..<5 { _ = try await client.execute("sync_add", 1, 1) as Double }
