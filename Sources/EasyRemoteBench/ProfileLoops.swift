@@ -6,7 +6,7 @@ import NodeComm
 /// Hidden `--profile NAME`: one measurement alone, in a loop for `--seconds`, so that `perf`
 /// sees nothing else. Not part of any suite.
 enum ProfileLoops {
-  static let names = ["link-echo", "routed-echo", "routed-stream", "routed-slow"]
+  static let names = ["link-echo", "routed-echo", "routed-stream", "routed-slow", "routed-call64"]
 
   static func run(_ name: String, seconds: Double) async throws {
     let duration = Duration.milliseconds(Int64(seconds * 1000))
@@ -20,11 +20,12 @@ enum ProfileLoops {
       print("link-echo: \(Int(rate * 1.048576)) MB/s")
       await client.stop()
       await server.stop()
-    case "routed-echo", "routed-stream", "routed-slow":
+    case "routed-echo", "routed-stream", "routed-slow", "routed-call64":
       let server = Server(port: 0)
       try await server.start()
-      let node = ComputeNode(serverAddress: server.address!, nodeID: "profile-node", maxWorkers: 64)
+      let node = ComputeNode(serverAddress: server.address!, nodeID: "profile-node", maxWorkers: 256)
       node.register("echo", parameters: ["data"]) { (data: Data) in data }
+      node.register("add", parameters: ["a", "b"]) { (a: Int, b: Int) in a + b }
       node.registerStream("numbers", parameters: ["count"]) { (count: Int) in
         let next = Counter()
         return AsyncStream<Int> { next.take() < count ? 1 : nil }
@@ -34,6 +35,11 @@ enum ProfileLoops {
       try await client.connect()
       if name == "routed-slow" {
         for _ in 0..<4 { print(try await RoutedSuite.slowReader(client, gatewayRSS: { residentMegabytes() })) }  // growth must fade
+      } else if name == "routed-call64" {
+        let rate = try await throughput(concurrency: 64, duration: duration) {
+          let _: Int = try await client.execute("add", 1, 2)
+        }
+        print("routed-call64: \(Int(rate)) calls/s")
       } else if name == "routed-echo" {
         let megabyte = Data(repeating: 7, count: 1 << 20)
         let rate = try await throughput(concurrency: 1, duration: duration) {

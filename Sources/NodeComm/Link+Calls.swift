@@ -19,7 +19,7 @@ extension Link {
           id: id, type: .request, method: method, source: node.id, target: target, payload: payload.data,
           serializer: payload.serializer, timestampMicros: Frame.nowMicros(), metadata: metadata,
           timeoutMicros: timeout.map { $0.microseconds } ?? 0)
-        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let deadline = timeout.map { node.timeline.elapsed() + $0 }
         let outcome: (NodeError?, Wakeup?, CheckedContinuation<Void, Never>?) = state.withLock { state in
           if let error = state.refusal(peer: target, method: method) { return (error, nil, nil) }
           if Task.isCancelled {

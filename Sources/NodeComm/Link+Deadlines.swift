@@ -2,12 +2,14 @@
 // timer task per call. A call or stream with a timeout records its deadline in the link's
 // state; the loop sleeps until the earliest one and is woken only when a new deadline comes
 // before the one it sleeps for (with equal timeouts, once per link, not once per call).
+// Deadlines are points on the node's `Timeline` (the clock it was given), so a test that moves
+// the clock times calls out without waiting.
 
 extension Link {
   /// What the deadline loop knows: when it will wake, and how to wake it sooner.
   struct DeadlineClock {
     /// When the loop wakes next (`nil`: it waits for a deadline to be set).
-    var wake: ContinuousClock.Instant?
+    var wake: Duration?
     /// The loop, parked until `wake` or a sooner deadline.
     var waiter: CheckedContinuation<Void, Never>?
     /// A sooner deadline came while the loop was not parked: it must look again at once.
@@ -15,7 +17,7 @@ extension Link {
 
     /// Records that something is due at `deadline`; returns the parked loop to wake, if it
     /// must wake sooner than it planned.
-    mutating func due(at deadline: ContinuousClock.Instant) -> CheckedContinuation<Void, Never>? {
+    mutating func due(at deadline: Duration) -> CheckedContinuation<Void, Never>? {
       if let wake, wake <= deadline { return nil }
       wake = deadline
       guard let waiter else {
@@ -39,7 +41,7 @@ extension Link {
   /// that froze, seconds of a whole core, which starved the close itself.
   func deadlineLoop() async {
     while !Task.isCancelled {
-      let now = ContinuousClock.now
+      let now = node.timeline.elapsed()
       let (expired, next, closed) = state.withLock { state in
         let (expired, next) = state.takeExpired(at: now, peer: state.peerID ?? channel.remoteDescription)
         return (expired, next, state.closedReason != nil)
@@ -52,9 +54,10 @@ extension Link {
   }
 
   /// Returns at `deadline`, when a sooner deadline is set, or when the loop is cancelled.
-  private func parkUntil(_ deadline: ContinuousClock.Instant?) async {
+  private func parkUntil(_ deadline: Duration?) async {
+    let timeline = node.timeline
     await withTaskGroup(of: Void.self) { group in
-      if let deadline { group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) } }
+      if let deadline { group.addTask { try? await timeline.sleep(for: deadline - timeline.elapsed()) } }
       group.addTask { await self.waitForSoonerDeadline() }
       await group.next()
       group.cancelAll()
@@ -97,9 +100,9 @@ extension Link {
 extension Link.State {
   /// Takes the calls and streams due by `now`; returns them and the next deadline (which the
   /// loop will wake at).
-  mutating func takeExpired(at now: ContinuousClock.Instant, peer: String) -> (Link.Expired, ContinuousClock.Instant?) {
+  mutating func takeExpired(at now: Duration, peer: String) -> (Link.Expired, Duration?) {
     var expired = Link.Expired()
-    var next: ContinuousClock.Instant?
+    var next: Duration?
     for (id, call) in pending {
       guard let deadline = call.deadline else { continue }
       if deadline <= now {

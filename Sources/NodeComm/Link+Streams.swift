@@ -18,7 +18,8 @@ extension Link {
     /// Who produces it, and its timeout: when the deadline loop fails it (`nil`: never).
     var target = ""
     var timeout: Duration?
-    var deadline: ContinuousClock.Instant?
+    /// On the node's timeline (``Timeline/elapsed``).
+    var deadline: Duration?
   }
 
   /// A reader waiting for items: it takes up to `max` of them at once.
@@ -62,7 +63,7 @@ extension Link {
       throw NodeError.payloadTooLarge(size: payload.data.count, limit: limit, method: method)
     }
     let payload = packed(payload, method: method, metadata: metadata)
-    let deadline = timeout.map { ContinuousClock.now + $0 }
+    let deadline = timeout.map { node.timeline.elapsed() + $0 }
     let (id, wakeup, sooner): (UInt64, Wakeup?, CheckedContinuation<Void, Never>?) = try state.withLock { state in
       if let error = state.refusal(peer: target, method: method) { throw error }
       let id = state.allocateID()

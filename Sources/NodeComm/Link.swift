@@ -262,8 +262,8 @@ extension Link {
     let method: String
     let target: String
     let timeout: Duration?
-    /// When the deadline loop fails it (`nil`: never).
-    let deadline: ContinuousClock.Instant?
+    /// When the deadline loop fails it, on the node's timeline (`nil`: never).
+    let deadline: Duration?
   }
 
   struct WriterWaiter {

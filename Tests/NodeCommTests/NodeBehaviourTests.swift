@@ -454,6 +454,49 @@ struct NodeBehaviourTests {
     }
   }
 
+  @Test(
+    "a call's deadline is kept on its node's clock: it fails when that clock passes it, not before",
+    arguments: TransportKind.allCases)
+  func deadlineOnTheNodesClock(kind: TransportKind) async throws {
+    let clock = ManualClock()
+    let entered = Signal()
+    let ended = Signal()
+    let endedYet = Recorder<String>()
+    let quiet = HeartbeatConfig(enabled: false)  // the deadline loop is the one sleeper
+    try await TestCluster(kind, clock: clock).withPair(
+      configureA: { $0.heartbeat = quiet }, configureB: { $0.heartbeat = quiet },
+      setUp: { _, b in
+        b.register("slow") { (_: Empty, _) -> String in
+          entered.fire()
+          try await hang()
+        }
+        b.register("fast") { (_: Empty, _) in "ok" }
+      }
+    ) { a, _ in
+      // An hour of the node's clock: on the real one the call would outlive the test.
+      let call = Task {
+        do {
+          let _: String = try await a.call("b", "slow", Empty(), timeout: .seconds(3600))
+          endedYet.append("answered")
+          ended.fire("answered")
+        } catch {
+          let code = (error as? NodeError)?.code.description ?? "\(error)"
+          endedYet.append(code)
+          ended.fire(code)
+        }
+      }
+      #expect(await entered.wait() != nil)
+      await clock.sleepers(atLeast: 1)  // a's link sleeps until the call's deadline
+      await clock.advance(by: .seconds(3599))
+      let fine: String = try await a.call("b", "fast", Empty())  // a round trip after the move
+      #expect(fine == "ok")
+      #expect(endedYet.all.isEmpty, "3599 s of a 3600 s timeout")
+      await clock.advance(by: .seconds(2))
+      #expect(await ended.wait() == NodeError.Code.timedOut.description)
+      call.cancel()
+    }
+  }
+
   @Test("a peer stopping mid-call fails the caller fast, not at its timeout", arguments: TransportKind.allCases)
   func peerStoppedMidCall(kind: TransportKind) async throws {
     let cluster = TestCluster(kind)

@@ -42,30 +42,71 @@ public func hang() async throws -> Never {
   throw CancellationError()
 }
 
-/// A signal a handler fires and a test awaits, with a limit.
+/// A signal a handler fires and a test awaits, with a limit. Values fired while no one waits
+/// are kept, in order; a wait that gives up at its limit takes nothing, and the next wait
+/// still gets the next value.
 public final class Signal: Sendable {
-  private let stream: AsyncStream<String>
-  private let continuation: AsyncStream<String>.Continuation
+  private struct State {
+    var values: [String] = []
+    var waiters: [UInt64: CheckedContinuation<String?, Never>] = [:]
+    var abandoned: Set<UInt64> = []
+    var next: UInt64 = 0
+  }
+  private let state = Mutex(State())
 
-  public init() { (stream, continuation) = AsyncStream.makeStream(of: String.self) }
+  public init() {}
 
-  public func fire(_ value: String = "") { continuation.yield(value) }
+  public func fire(_ value: String = "") {
+    let waiter = state.withLock { state -> CheckedContinuation<String?, Never>? in
+      if let first = state.waiters.keys.min() { return state.waiters.removeValue(forKey: first) }
+      state.values.append(value)
+      return nil
+    }
+    waiter?.resume(returning: value)
+  }
 
   /// The next value fired, or nil when none comes within `limit`.
   public func wait(upTo limit: Duration = .seconds(30)) async -> String? {
-    let stream = self.stream
+    let id = state.withLock { state in
+      state.next += 1
+      return state.next
+    }
     return await withTaskGroup(of: String?.self) { group in
-      group.addTask {
-        for await value in stream { return value }
-        return nil
-      }
+      group.addTask { await self.take(id) }
       group.addTask {
         await limitPassed(limit)
+        if !Task.isCancelled { self.abandon(id) }  // (cancelled: the value came first)
         return nil
       }
       defer { group.cancelAll() }
       return await group.next()!
     }
+  }
+
+  private func take(_ id: UInt64) async -> String? {
+    await withTaskCancellationHandler {
+      await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+        let ready = state.withLock { state -> String?? in
+          if state.abandoned.remove(id) != nil { return .some(nil) }
+          if !state.values.isEmpty { return .some(state.values.removeFirst()) }
+          state.waiters[id] = continuation
+          return .none
+        }
+        if let ready { continuation.resume(returning: ready) }
+      }
+    } onCancel: {
+      abandon(id)
+    }
+  }
+
+  /// The wait `id` ends without a value (now, or as soon as it registers).
+  private func abandon(_ id: UInt64) {
+    let waiter = state.withLock { state -> CheckedContinuation<String?, Never>? in
+      if let waiter = state.waiters.removeValue(forKey: id) { return waiter }
+      state.abandoned.insert(id)
+      return nil
+    }
+    waiter?.resume(returning: nil)
   }
 }
 
