@@ -30,6 +30,10 @@ enum ArgumentReader {
         code: .invalidArguments, message: "the arguments of '\(function)' are in an unknown form: \(error.message)",
         function: function)
     }
+    // The common call — scalars by position, in JSON — without the decoder.
+    if serializer is JSONSerializer, let values = InvocationJSON.arguments(repeat (each A).self, from: payload.data) {
+      return values
+    }
     let box = Box<(repeat each A)>()
     let context = Context(function: function, parameters: parameters) { reader in
       box.value = (repeat try reader.next((each A).self))
@@ -156,6 +160,19 @@ struct TypedCall<each A: Encodable>: Encodable {
     for argument in repeat each args { try list.encode(argument) }
     try container.encode(kwargs, forKey: .kwargs)
     try container.encodeIfPresent(node, forKey: .node)
+  }
+
+  /// The call encoded for `method`: written directly when it goes as JSON and is of the
+  /// simple form (``InvocationJSON``), else by the serializer.
+  func payload(method: String, serializers: SerializerRegistry) throws(NodeError) -> Payload {
+    let explicit = serializer
+    if kwargs.isEmpty, serializers.name(for: method, explicit: explicit) == JSONSerializer.name,
+      (try? serializers.serializer(named: JSONSerializer.name)) is JSONSerializer,
+      let direct = InvocationJSON.encode(function: function, args: (repeat each args), node: node)
+    {
+      return Payload(data: direct, serializer: JSONSerializer.name)
+    }
+    return try serializers.encode(self, method: method, explicit: explicit)
   }
 
   /// MessagePack when an argument is bytes (they travel as they are), the default otherwise.

@@ -102,7 +102,7 @@ public final class Client: Sendable {
     // The argument list encoded once, each value straight with the call's serializer.
     let call = TypedCall(function: name, args: (repeat each arguments), kwargs: kwargs, node: target)
     let payload = try await send(name, node: target, timeout: timeout) {
-      try node.serializers.encode(call, method: Methods.execute, explicit: call.serializer)
+      try call.payload(method: Methods.execute, serializers: node.serializers)
     }
     do {
       return try node.serializers.decodeResult(R.self, from: payload, function: name)
@@ -157,7 +157,7 @@ public final class Client: Sendable {
   ) async throws -> some AsyncSequence<Item, any Error> & Sendable {
     let call = TypedCall(function: name, args: (repeat each arguments), kwargs: kwargs, node: target)
     let items = try await openStream(name, node: target, timeout: timeout) {
-      try node.serializers.encode(call, method: Methods.stream, explicit: call.serializer)
+      try call.payload(method: Methods.stream, serializers: node.serializers)
     }
     return DecodedStream<Item>(items: items, function: name, serializers: node.serializers)
   }

@@ -1,13 +1,13 @@
-import Foundation
+package import Foundation
 
 /// The JSON of single scalars without `JSONEncoder`/`JSONDecoder`. Each function returns nil
 /// when the value or text is not one of its simple forms, and the caller takes the general
 /// path, so the result is always what Foundation would produce or accept.
-enum JSONScalars {
+package enum JSONScalars {
   private static let quote = UInt8(ascii: "\"")
   private static let backslash = UInt8(ascii: "\\")
 
-  static func encode<T>(_ value: T) -> Data? {
+  package static func encode<T>(_ value: T) -> Data? {
     switch value {
     case let number as Int: return Data(String(number).utf8)
     case let number as Int64: return Data(String(number).utf8)
@@ -22,8 +22,9 @@ enum JSONScalars {
     }
   }
 
-  static func decode<T>(_ type: T.Type, from data: Data) -> T? {
+  package static func decode<T>(_ type: T.Type, from data: Data) -> T? {
     if T.self == Int.self { return integer(data).flatMap { Int(exactly: $0) } as? T }
+    if T.self == Double.self { return number(data) as? T }
     if T.self == Int64.self { return integer(data) as? T }
     if T.self == Bool.self {
       if data.elementsEqual("true".utf8) { return true as? T }
@@ -75,6 +76,34 @@ enum JSONScalars {
       return nil
     }
     return negative ? -value : value
+  }
+
+  /// A JSON number (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, at most 32 bytes) as a
+  /// `Double`, as `JSONDecoder` reads it.
+  private static func number(_ data: Data) -> Double? {
+    guard !data.isEmpty, data.count <= 32 else { return nil }
+    let bytes = Array(data)
+    var index = 0
+    func digits() -> Int {
+      let start = index
+      while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+      return index - start
+    }
+    if bytes[index] == UInt8(ascii: "-") { index += 1 }
+    let leading = index
+    let whole = digits()
+    guard whole > 0, whole == 1 || bytes[leading] != UInt8(ascii: "0") else { return nil }
+    if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+      index += 1
+      guard digits() > 0 else { return nil }
+    }
+    if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+      index += 1
+      if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+      guard digits() > 0 else { return nil }
+    }
+    guard index == bytes.count, let value = Double(String(decoding: bytes, as: UTF8.self)), value.isFinite else { return nil }
+    return value
   }
 
   /// The bytes between the quotes of a string with no escapes or control characters.
