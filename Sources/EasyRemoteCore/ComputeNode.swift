@@ -79,7 +79,7 @@ public final class ComputeNode: Sendable {
     let maxWorkers = InputBounds.clamp(maxWorkers ?? config.maxWorkers ?? 5, InputBounds.slots)
     self.maxWorkers = maxWorkers
     self.queueLimit = queueLimit ?? maxWorkers * 16
-    self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit, feed: feed)
+    self.workers = WorkerGate(limit: maxWorkers, queueLimit: self.queueLimit, feed: feed, timeline: Timeline(clock))
     var config = config
     config.transport.listen = false
     self.node = Node(id: nodeID ?? config.nodeID, config: config, transport: transport, logger: logger, clock: clock)

@@ -87,7 +87,9 @@ public final class Server: Sendable {
     self.maxWorkers = maxWorkers
     let feed = ChangeFeed()
     self.feed = feed
-    self.workers = maxWorkers.map { WorkerGate(limit: $0, queueLimit: queueLimit ?? $0 * 16, feed: feed) }
+    self.workers = maxWorkers.map {
+      WorkerGate(limit: $0, queueLimit: queueLimit ?? $0 * 16, feed: feed, timeline: Timeline(clock))
+    }
     var config = config
     config.transport.listen = true
     config.transport.host = host

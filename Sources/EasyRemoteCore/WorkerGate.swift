@@ -22,11 +22,14 @@ package final class WorkerGate: Sendable {
 
   private let state = Mutex(State())
   private let feed: ChangeFeed
+  /// What ``enter(within:refusal:)`` waits on: its owner's clock.
+  private let timeline: Timeline
 
   /// - Parameter feed: told of each change of ``running`` and ``queued`` (its owner's, to
   ///   tell of its other changes on the same feed).
-  package init(limit: Int, queueLimit: Int, feed: ChangeFeed = ChangeFeed()) {
+  package init(limit: Int, queueLimit: Int, feed: ChangeFeed = ChangeFeed(), timeline: Timeline = .continuous) {
     self.feed = feed
+    self.timeline = timeline
     self.limit = max(1, limit)
     self.queueLimit = max(0, queueLimit)
   }
@@ -93,8 +96,8 @@ package final class WorkerGate: Sendable {
         try await self.enter(refusal: refusal)
         return true
       }
-      group.addTask {
-        try await Task.sleep(for: timeout)
+      group.addTask { [timeline] in
+        try await timeline.sleep(for: timeout)
         return false
       }
       let entered = try await group.next() ?? false

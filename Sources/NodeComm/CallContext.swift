@@ -13,6 +13,9 @@ public struct CallContext: Sendable {
   public let deadline: ContinuousClock.Instant?
   /// True for notifications: nobody waits for the result.
   public let isNotification: Bool
+  /// The deadline on the serving node's `Timeline` (its injected clock), which ``remaining``
+  /// reads; nil for a context made without one.
+  private let ends: (at: Duration, on: Timeline)?
 
   public init(
     callerID: String, method: String, metadata: [String: String] = [:],
@@ -23,8 +26,25 @@ public struct CallContext: Sendable {
     self.metadata = metadata
     self.deadline = deadline
     self.isNotification = isNotification
+    ends = nil
   }
 
-  /// Time left before the deadline, nil when there is none.
-  public var remaining: Duration? { deadline.map { $0 - .now } }
+  /// A call `timeout` from now on `timeline` (the serving node's clock).
+  package init(
+    callerID: String, method: String, metadata: [String: String], timeout: Duration?, on timeline: Timeline,
+    isNotification: Bool = false
+  ) {
+    self.callerID = callerID
+    self.method = method
+    self.metadata = metadata
+    deadline = timeout.map { ContinuousClock.now + $0 }
+    self.isNotification = isNotification
+    ends = timeout.map { (timeline.elapsed() + $0, timeline) }
+  }
+
+  /// Time left before the deadline, nil when there is none (on the serving node's clock).
+  public var remaining: Duration? {
+    if let ends { return ends.at - ends.on.elapsed() }
+    return deadline.map { $0 - .now }
+  }
 }

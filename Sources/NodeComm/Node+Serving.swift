@@ -7,13 +7,13 @@ extension Node {
     let (handler, streamHandler, interceptors, running) = inboundRoute(frame.method)
     let isStream = streamHandler != nil
     guard running else { return .failure(.stopping(id, method: frame.method)) }
-    let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
+    let timeout: Duration? = frame.timeoutMicros > 0 ? .microseconds(frame.timeoutMicros) : nil
     do {
       let payload = try link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
       let call = InterceptedCall(
         direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
         isNotification: frame.type == .notify, remoteAddress: link.channel.remoteDescription)
-      let result = try await interceptors.run(call) { [id] call in
+      let result = try await interceptors.run(call) { [id, timeline] call in
         guard let handler else {
           if isStream {
             throw NodeError(
@@ -23,7 +23,7 @@ extension Node {
           throw NodeError.methodNotFound(call.method, on: id)
         }
         let context = CallContext(
-          callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline,
+          callerID: peerID, method: call.method, metadata: call.metadata, timeout: timeout, on: timeline,
           isNotification: call.isNotification)
         return try await handler(call.payload, context)
       }

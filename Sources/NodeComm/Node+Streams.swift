@@ -242,14 +242,14 @@ extension Node {
   func serveStream(_ frame: Frame, peerID: String, sink: StreamSink) async -> Result<Void, NodeError> {
     let (handler, streamHandler, interceptors, running) = inboundRoute(frame.method)
     guard running else { return .failure(.stopping(id, method: frame.method)) }
-    let deadline = frame.timeoutMicros > 0 ? ContinuousClock.now + .microseconds(frame.timeoutMicros) : nil
+    let timeout: Duration? = frame.timeoutMicros > 0 ? .microseconds(frame.timeoutMicros) : nil
     do {
       let payload = try sink.link.unpacked(Payload(data: frame.payload, serializer: frame.serializer), method: frame.method)
       let call = InterceptedCall(
         direction: .inbound, peerID: peerID, method: frame.method, payload: payload, metadata: frame.metadata,
         isNotification: false, remoteAddress: sink.link.channel.remoteDescription)
-      _ = try await interceptors.run(call) { [id] call in
-        let context = CallContext(callerID: peerID, method: call.method, metadata: call.metadata, deadline: deadline)
+      _ = try await interceptors.run(call) { [id, timeline] call in
+        let context = CallContext(callerID: peerID, method: call.method, metadata: call.metadata, timeout: timeout, on: timeline)
         if let streamHandler {
           try await streamHandler(call.payload, context, sink)
         } else if let handler {

@@ -1,3 +1,4 @@
+import NodeComm
 import Synchronization
 import TestSupport
 import Testing
@@ -67,6 +68,22 @@ struct WorkerGateTests {
     }
     #expect(inside.peak <= 2)
     #expect(gate.running == 0 && gate.queued == 0, "every place came back")
+  }
+
+  @Test("a wait for a place with a limit ends when its owner's clock passes the limit, holding nothing")
+  func limitOnTheClock() async throws {
+    let clock = ManualClock()
+    let gate = WorkerGate(limit: 1, queueLimit: 4, timeline: Timeline(clock))
+    try await gate.enter { Full() }  // the one place, held
+    let waiter = Task { try await gate.enter(within: .seconds(3600)) { Full() } }
+    await clock.sleepers(atLeast: 1)  // the wait's limit, on the clock
+    #expect(gate.queued == 1)
+    await clock.advance(by: .seconds(3600))
+    #expect(try await waiter.value == false)
+    #expect(gate.queued == 0 && gate.running == 1)
+    gate.leave()
+    #expect(try await gate.enter(within: .seconds(1)) { Full() })  // a free place at once
+    #expect(gate.running == 1)
   }
 
   @Test("a waiter cancelled in line leaves it and holds nothing")

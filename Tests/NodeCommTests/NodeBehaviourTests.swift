@@ -471,8 +471,12 @@ struct NodeBehaviourTests {
           try await hang()
         }
         b.register("fast") { (_: Empty, _) in "ok" }
+        // The time a handler has left is on its node's clock too.
+        b.register("left") { (_: Empty, context) -> Int64 in context.remaining?.components.seconds ?? -1 }
       }
     ) { a, _ in
+      let left: Int64 = try await a.call("b", "left", Empty(), timeout: .seconds(90))
+      #expect(left == 90, "the clock has not moved")
       // An hour of the node's clock: on the real one the call would outlive the test.
       let call = Task {
         do {
