@@ -24,8 +24,7 @@ struct HTTPAPITests {
   /// `base`) — for the tests whose subject is the connection (WebSockets, a slow reader).
   final class Stack {
     let fabric: TaskFabric
-    let live: TaskCenterHTTPServer?
-    let router: RouterClient?
+    let endpoint: APIEndpoint
     let validator: OpenAPIValidator
     let problems = Mutex<[String]>([])
 
@@ -35,30 +34,17 @@ struct HTTPAPITests {
     ) async throws {
       fabric = try await TaskFabric(databasePath: databasePath, configuration: configuration)
       validator = try OpenAPIValidator()
-      if live {
-        let http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0)
-        try await http.start()
-        self.live = http
-        router = nil
-      } else {
-        self.live = nil
-        router = try await RouterClient.open(TaskCenterAPI(center: fabric.center, server: fabric.server))
-      }
+      endpoint = try await APIEndpoint.open(center: fabric.center, server: fabric.server, live: live)
     }
 
     /// The live server (a stack made `live`).
-    var http: TaskCenterHTTPServer { live! }
-    var base: String { "http://\(http.address ?? "")" }
+    var http: TaskCenterHTTPServer { endpoint.server }
+    var base: String { endpoint.base }
 
     func send(
       _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
     ) async throws -> HTTPClient.Reply {
-      let reply =
-        if let router {
-          try await router.send(method, path, json: json, raw: raw, headers: headers)
-        } else {
-          try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
-        }
+      let reply = try await endpoint.send(method, path, json: json, raw: raw, headers: headers)
       let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
       problems.withLock { $0 += found }
       return reply
@@ -74,8 +60,7 @@ struct HTTPAPITests {
     }
 
     func stop() async {
-      await router?.close()
-      await live?.stop()
+      await endpoint.close()
       await fabric.stop()
     }
   }

@@ -19,42 +19,31 @@ struct HTTPEdgeTests {
   /// subject is the connection: raw bytes, upgrades, keep-alive, slow clients.
   final class Stack: Sendable {
     let fabric: TaskFabric
-    let live: TaskCenterHTTPServer?
-    let router: RouterClient?
+    let endpoint: APIEndpoint
 
     init(
       token: String? = HTTPEdgeTests.token, limits: HTTPLimits = HTTPLimits(), databasePath: String = temporaryDatabasePath(),
       live: Bool = false
     ) async throws {
       fabric = try await TaskFabric(databasePath: databasePath, token: token)
-      if live {
-        let http = TaskCenterHTTPServer(
-          center: fabric.center, server: fabric.server, port: 0, configuration: .init(limits: limits))
-        try await http.start()
-        self.live = http
-        router = nil
-      } else {
-        self.live = nil
-        router = try await RouterClient.open(
-          TaskCenterAPI(center: fabric.center, server: fabric.server, configuration: .init(limits: limits)))
-      }
+      endpoint = try await APIEndpoint.open(
+        center: fabric.center, server: fabric.server, configuration: .init(limits: limits), live: live)
     }
 
     /// The live server (a stack made `live`).
-    var http: TaskCenterHTTPServer { live! }
-    var base: String { "http://\(http.address ?? "")" }
+    var http: TaskCenterHTTPServer { endpoint.server }
+    var base: String { endpoint.base }
 
     func send(
       _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, token: Bool = true, headers: [String: String] = [:]
     ) async throws -> HTTPClient.Reply {
-      let headers = (token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:]).merging(headers) { $1 }
-      if let router { return try await router.send(method, path, json: json, raw: raw, headers: headers) }
-      return try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
+      try await endpoint.send(
+        method, path, json: json, raw: raw,
+        headers: (token ? ["Authorization": "Bearer \(HTTPEdgeTests.token)"] : [:]).merging(headers) { $1 })
     }
 
     func stop() async {
-      await router?.close()
-      await live?.stop()
+      await endpoint.close()
       await fabric.stop()
     }
   }

@@ -10,8 +10,7 @@ import TaskCenterHTTP
 /// bytes, a scraper in another process).
 final class HTTPStack: Sendable {
   let fabric: TaskFabric
-  let live: TaskCenterHTTPServer?
-  let router: RouterClient?
+  let endpoint: APIEndpoint
   let token: String
 
   init(
@@ -24,33 +23,24 @@ final class HTTPStack: Sendable {
     configuration.token = token
     self.fabric = fabric
     self.token = token
-    if live {
-      let http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0, configuration: configuration)
-      try await http.start()
-      self.live = http
-      router = nil
-    } else {
-      self.live = nil
-      router = try await RouterClient.open(TaskCenterAPI(center: fabric.center, server: fabric.server, configuration: configuration))
-    }
+    endpoint = try await APIEndpoint.open(
+      center: fabric.center, server: fabric.server, configuration: configuration, live: live)
   }
 
   /// The live server (a stack made `live`).
-  var http: TaskCenterHTTPServer { live! }
-  var base: String { "http://\(http.address ?? "")" }
+  var http: TaskCenterHTTPServer { endpoint.server }
+  var base: String { endpoint.base }
 
   /// One request, with the token unless `token` is false.
   func send(_ method: String, _ path: String, json: Any? = nil, token: Bool = true, headers: [String: String] = [:])
     async throws -> HTTPClient.Reply
   {
-    let headers = (token ? ["Authorization": "Bearer \(self.token)"] : [:]).merging(headers) { $1 }
-    if let router { return try await router.send(method, path, json: json, headers: headers) }
-    return try await HTTPClient(base: base).send(method, path, json: json, headers: headers)
+    try await endpoint.send(
+      method, path, json: json, headers: (token ? ["Authorization": "Bearer \(self.token)"] : [:]).merging(headers) { $1 })
   }
 
   func stop() async {
-    await router?.close()
-    await live?.stop()
+    await endpoint.close()
     await fabric.stop()
   }
 }

@@ -18,14 +18,16 @@ struct RemoteHostsTests {
   final class Stack {
     let ssh: SSHServer
     let fabric: TaskFabric
-    let http: TaskCenterHTTPServer
+    let endpoint: APIEndpoint
     let manager: RemoteHostManager
-    let base: String
     let validator: OpenAPIValidator
     let problems = Mutex<[String]>([])
     static let token = "remote-secret"
 
-    init(inNamespace: Bool = false, agentSocket: String? = nil, sshConfig: ((SSHServer) throws -> String)? = nil) async throws {
+    init(
+      inNamespace: Bool = false, agentSocket: String? = nil, sshConfig: ((SSHServer) throws -> String)? = nil,
+      live: Bool = false
+    ) async throws {
       ssh = try await SSHServer(inNamespace: inNamespace)
       let configFile = ssh.folder + "/ssh_config"
       try (sshConfig?(ssh) ?? "").write(toFile: configFile, atomically: true, encoding: .utf8)
@@ -36,15 +38,17 @@ struct RemoteHostsTests {
           agentBinary: ChildProgram.product().path,
           agentArguments: ["--max-cpu-percent", "101", "--max-memory-percent", "101"], agentSocket: agentSocket),
         agentVersion: TaskCenterAPI.version)
-      http = TaskCenterHTTPServer(center: fabric.center, server: fabric.server, port: 0, remoteHosts: manager)
-      try await http.start()
-      base = "http://\(http.address ?? "")"
+      endpoint = try await APIEndpoint.open(center: fabric.center, server: fabric.server, remoteHosts: manager, live: live)
       validator = try OpenAPIValidator()
     }
 
+    /// The live server (a stack made `live`: a program of its own calls the API).
+    var http: TaskCenterHTTPServer { endpoint.server }
+    var base: String { endpoint.base }
+
 
     func send(_ method: String, _ path: String, json: Any? = nil) async throws -> HTTPClient.Reply {
-      let reply = try await HTTPClient(base: base).send(method, path, json: json, headers: ["Authorization": "Bearer \(Self.token)"])
+      let reply = try await endpoint.send(method, path, json: json, headers: ["Authorization": "Bearer \(Self.token)"])
       let found = validator.problems(method: method, path: path, status: reply.status, body: reply.body)
       problems.withLock { $0 += found }
       return reply
@@ -77,7 +81,7 @@ struct RemoteHostsTests {
 
     func stop() async {
       await manager.stop()
-      await http.stop()
+      await endpoint.close()
       await fabric.stop()
       await ssh.stop()
       let found = problems.withLock { $0 }
@@ -207,7 +211,7 @@ struct RemoteHostsTests {
   }
 
   @Test func refusalsInTheSeedsShape() async throws {
-    let stack = try await Stack()
+    let stack = try await Stack(live: true)  // an open port of its own that speaks HTTP
     // A port that accepts TCP and never speaks SSH: the login times out.
     let (silent, silentPort) = SSHServer.boundSocket()
     defer { close(silent) }
@@ -418,7 +422,7 @@ struct RemoteHostsTests {
 
   /// The seed document's own Python client class runs its basic example against the gateway.
   @Test func seedsPythonClientRunsItsBasicExample() async throws {
-    let stack = try await Stack()
+    let stack = try await Stack(live: true)  // a Python program calls the API
     _ = try await stack.connect()  // the user accepted the host key once before
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/seed_remote_client.py").path
     let output = try await SSHServer.run(
@@ -435,7 +439,7 @@ struct RemoteHostsTests {
   /// `easyremote remote ...` drives the same API: connect (accepting the host key it prints,
   /// then with a password on stdin), envs, start, status, ping, logs, stop, disconnect.
   @Test func commandLine() async throws {
-    let stack = try await Stack()
+    let stack = try await Stack(live: true)  // the CLI, a program of its own, calls the API
     let binary = ChildProgram.product().path
     let api = ["--api", stack.base, "--token", Stack.token]
     func cli(_ arguments: [String], input: String? = nil) async throws -> String {

@@ -3,6 +3,9 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import EasyRemote
+import RemoteHosts
+import TaskCenter
 import TaskCenterHTTP
 import TestSupport
 
@@ -64,5 +67,54 @@ final class RouterClient: Sendable {
   func close() async {
     done.open()
     _ = try? await running.value
+  }
+}
+
+/// Where a test stack's requests go: the API's responder with no socket (``RouterClient``),
+/// or — `live`, for the tests whose subject is the socket or a program of its own — a server
+/// on a free port.
+enum APIEndpoint: Sendable {
+  case router(RouterClient)
+  case live(TaskCenterHTTPServer)
+
+  static func open(
+    center: TaskCenter, server: Server, configuration: TaskCenterAPI.Configuration = .init(),
+    remoteHosts: RemoteHostManager? = nil, live: Bool
+  ) async throws -> APIEndpoint {
+    guard live else {
+      return .router(
+        try await RouterClient.open(
+          TaskCenterAPI(center: center, server: server, configuration: configuration, remoteHosts: remoteHosts)))
+    }
+    let http = TaskCenterHTTPServer(
+      center: center, server: server, port: 0, configuration: configuration, remoteHosts: remoteHosts)
+    try await http.start()
+    return .live(http)
+  }
+
+  /// The live server (an endpoint opened `live`).
+  var server: TaskCenterHTTPServer {
+    guard case .live(let http) = self else { preconditionFailure("a router-mode stack has no server: open it live") }
+    return http
+  }
+
+  /// `http://host:port` of the live server.
+  var base: String { "http://\(server.address ?? "")" }
+
+  func send(
+    _ method: String, _ path: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
+  ) async throws -> HTTPClient.Reply {
+    switch self {
+    case .router(let client): try await client.send(method, path, json: json, raw: raw, headers: headers)
+    case .live(let http):
+      try await HTTPClient(base: "http://\(http.address ?? "")").send(method, path, json: json, raw: raw, headers: headers)
+    }
+  }
+
+  func close() async {
+    switch self {
+    case .router(let client): await client.close()
+    case .live(let http): await http.stop()
+    }
   }
 }
