@@ -88,7 +88,20 @@ enum InvocationJSON {
     }
 
     private mutating func skipSpace() {
-      while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+      while index < bytes.count, Self.isSpace(bytes[index]) { index += 1 }
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+
+    /// A byte of a number or of true/false (JSONScalars checks the token itself).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+      switch byte {
+      case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "e"),
+        UInt8(ascii: "E"), UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "f"), UInt8(ascii: "a"),
+        UInt8(ascii: "l"), UInt8(ascii: "s"):
+        true
+      default: false
+      }
     }
 
     private mutating func take(_ character: Unicode.Scalar) -> Bool {
@@ -98,12 +111,13 @@ enum InvocationJSON {
       return true
     }
 
-    private mutating func literal(_ word: String) -> Bool {
+    private mutating func literal(_ word: StaticString) -> Bool {
       skipSpace()
-      let utf8 = Array(word.utf8)
-      guard index + utf8.count <= bytes.count, Array(bytes[index..<(index + utf8.count)]) == utf8 else { return false }
-      index += utf8.count
-      return true
+      let count = word.utf8CodeUnitCount
+      guard index + count <= bytes.count else { return false }
+      let matches = word.withUTF8Buffer { bytes[index..<(index + count)].elementsEqual($0) }
+      if matches { index += count }
+      return matches
     }
 
     /// A string with no escapes or control characters.
@@ -132,8 +146,10 @@ enum InvocationJSON {
         if bytes[index] == UInt8(ascii: "\"") {
           guard plainString() != nil else { return nil }
         } else {
-          while index < bytes.count, !",] \t\n\r".utf8.contains(bytes[index]) {
-            guard "-+.0123456789eEtruefals".utf8.contains(bytes[index]) else { return nil }
+          while index < bytes.count, bytes[index] != UInt8(ascii: ","), bytes[index] != UInt8(ascii: "]"),
+            !Self.isSpace(bytes[index])
+          {
+            guard Self.isTokenByte(bytes[index]) else { return nil }
             index += 1
           }
           guard index > start else { return nil }

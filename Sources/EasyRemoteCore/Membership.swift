@@ -455,9 +455,8 @@ package struct Membership: Sendable {
   /// Calls in flight, all nodes together.
   package var callsInFlight: Int { members.values.reduce(0) { $0 + $1.calls } }
 
-  /// Every node on a link, sorted by id.
-  package var nodeInfos: [NodeInfo] {
-    let now = Date()
-    return linked.map { $0.info(at: now) }.sorted { $0.id < $1.id }
+  /// Every node on a link, sorted by id, as it is at `now`.
+  package func nodeInfos(at now: Date) -> [NodeInfo] {
+    linked.map { $0.info(at: now) }.sorted { $0.id < $1.id }
   }
 }

@@ -224,14 +224,14 @@ public final class Server: Sendable {
   /// The connected compute nodes; with other gateways to forward to (``forwarding(to:)``),
   /// theirs too, each with its ``NodeInfo/gateway``.
   public func nodes() -> [NodeInfo] {
-    let local = state.withLock { $0.membership.nodeInfos }
+    let local = state.withLock { $0.membership.nodeInfos(at: Date()) }
     guard let peers = peering.withLock({ $0.peers }) else { return local }
     let ids = Set(local.map(\.id))
     return local + peers.nodes().filter { !ids.contains($0.id) }
   }
 
   /// This gateway's own nodes.
-  public func localNodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos } }
+  public func localNodes() -> [NodeInfo] { state.withLock { $0.membership.nodeInfos(at: Date()) } }
 
   // MARK: - Methods
 

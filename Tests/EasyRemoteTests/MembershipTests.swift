@@ -133,8 +133,8 @@ struct MembershipTests {
     let second = membership.reserveTask(on: "a")
     #expect(first && second)
     #expect(try membership.routeCall("f").get().nodeID == "b")
-    #expect(membership.nodeInfos.map(\.tasks) == [2, 0])
-    #expect(membership.nodeInfos.map(\.inFlight) == [0, 1])
+    #expect(membership.nodeInfos(at: Self.t0).map(\.tasks) == [2, 0])
+    #expect(membership.nodeInfos(at: Self.t0).map(\.inFlight) == [0, 1])
   }
 
   @Test("a node lost mid-call and mid-task is gone from routing and from tasks at once")
@@ -254,7 +254,7 @@ struct MembershipTests {
     let joined = membership.pullHeartbeat(
       "puller", resources: Self.machine, load: NodeLoad(), slots: 2, heartbeatTimeout: 30, at: Self.t0)
     #expect(joined)
-    #expect(membership.nodeInfos.map(\.id) == ["linked"], "the gateway's node list is its links")
+    #expect(membership.nodeInfos(at: Self.t0).map(\.id) == ["linked"], "the gateway's node list is its links")
     #expect(membership.members["puller"]?.isLinked == false && membership.members["linked"]?.isLinked == true)
     #expect(throws: EasyRemoteError.self) { try membership.routeCall("f", target: "puller").get() }
     let r12 = membership.take("puller", at: Self.t0)

@@ -106,8 +106,7 @@ enum APIEndpoint: Sendable {
   ) async throws -> HTTPClient.Reply {
     switch self {
     case .router(let client): try await client.send(method, path, json: json, raw: raw, headers: headers)
-    case .live(let http):
-      try await HTTPClient(base: "http://\(http.address ?? "")").send(method, path, json: json, raw: raw, headers: headers)
+    case .live: try await HTTPClient(base: base).send(method, path, json: json, raw: raw, headers: headers)
     }
   }
 
